@@ -1,0 +1,25 @@
+use orderflow_config::{DatabaseSettings, HttpSettings, Validate};
+use serde::{Deserialize, Serialize};
+
+/// The registry's settings (`ORDERFLOW_HTTP__ADDR`, `ORDERFLOW_DATABASE__URL`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings { addr: "127.0.0.1:8081".into() },
+            database: DatabaseSettings::local("registry"),
+        }
+    }
+}
+
+impl Validate for Settings {
+    fn validate(&self) -> orderflow_config::Result<()> {
+        self.http.validate("http")?;
+        self.database.validate()
+    }
+}
