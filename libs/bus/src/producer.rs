@@ -1,0 +1,92 @@
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, Opts};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+
+use crate::headers::to_owned_headers;
+
+static PRODUCED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntCounterVec::new(
+            Opts::new("orderflow_bus_messages_produced_total", "Records confirmed by the broker, by topic and outcome"),
+            &["topic", "outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(#[source] KafkaError),
+    #[error("the broker did not confirm the record on {topic}: {source}")]
+    Delivery { topic: String, source: KafkaError },
+}
+
+/// An idempotent producer (`enable.idempotence`, `acks=all`): a record is
+/// written once and in order per partition even when librdkafka retries.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+impl Producer {
+    pub fn new(settings: &orderflow_config::KafkaSettings) -> Result<Self, ProducerError> {
+        let inner = crate::client_config(settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "30000")
+            .set("compression.type", "none")
+            .create()
+            .map_err(ProducerError::Create)?;
+        Ok(Self { inner })
+    }
+
+    /// Sends one record and waits for the broker's confirmation. A full
+    /// local queue is waited out (up to the message timeout), not dropped.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(i32, i64), ProducerError> {
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(to_owned_headers(headers));
+        match self.inner.send(record, Duration::from_secs(30)).await {
+            Ok(delivery) => {
+                PRODUCED.with_label_values(&[topic, "ok"]).inc();
+                Ok((delivery.partition, delivery.offset))
+            }
+            Err((source, _)) => {
+                PRODUCED.with_label_values(&[topic, "error"]).inc();
+                Err(ProducerError::Delivery { topic: topic.to_owned(), source })
+            }
+        }
+    }
+
+    /// Waits until everything queued is delivered (shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(error) = self.inner.flush(timeout) {
+            tracing::warn!(%error, "producer flush did not complete");
+        }
+    }
+
+    /// Whether the broker answers a metadata request (readiness).
+    pub async fn ping(&self) -> Result<(), String> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            inner.client().fetch_metadata(None, Duration::from_secs(3)).map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}

@@ -1,0 +1,128 @@
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
+
+use crate::{Contract, Family, SchemaFile};
+
+/// Why a message could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The registry could not be reached or answered an error. `retriable`
+    /// says whether trying again may help (network) or not (unknown id).
+    #[error("schema registry: {message}")]
+    Registry { message: String, retriable: bool },
+    #[error("payload is not a Confluent-framed Avro message: {0}")]
+    Malformed(String),
+    #[error("no {family} message is called {full_name}")]
+    UnknownType { family: &'static str, full_name: String },
+    #[error("{full_name} does not match this build's schema: {problem}")]
+    Mismatch { full_name: String, problem: String },
+}
+
+impl CodecError {
+    /// Whether retrying may help (the registry is unreachable) rather than
+    /// the message being bad.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CodecError::Registry { retriable: true, .. })
+    }
+}
+
+fn registry_error(error: SRCError) -> CodecError {
+    CodecError::Registry { message: error.to_string(), retriable: error.retriable }
+}
+
+/// This build's schemas, parsed once, by full name.
+static READERS: LazyLock<HashMap<&'static str, Schema>> = LazyLock::new(|| {
+    crate::all_schemas()
+        .into_iter()
+        .map(|s| (s.full_name, Schema::parse_str(s.text).expect("schemas/ holds valid Avro (tested)")))
+        .collect()
+});
+
+/// Resolves a decoded value to this build's schema of `T` and deserialises it.
+pub(crate) fn resolve<T: Contract>(value: Value) -> Result<T, CodecError> {
+    let mismatch = |problem: String| CodecError::Mismatch { full_name: T::FULL_NAME.to_owned(), problem };
+    let reader = READERS.get(T::FULL_NAME).ok_or_else(|| mismatch("not among this build's schemas".into()))?;
+    let resolved = value.resolve(reader).map_err(|e| mismatch(e.to_string()))?;
+    apache_avro::from_value::<T>(&resolved).map_err(|e| mismatch(e.to_string()))
+}
+
+/// Encodes and decodes orderflow messages in the Confluent wire format
+/// (magic byte, schema id, Avro body). Schemas are registered on first use
+/// and their ids cached.
+pub struct Codec {
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec").finish_non_exhaustive()
+    }
+}
+
+fn strategy(full_name: &str, text: &str) -> SubjectNameStrategy {
+    SubjectNameStrategy::RecordNameStrategyWithSchema(SuppliedSchema::new(
+        Some(full_name.to_owned()),
+        SchemaType::Avro,
+        text.to_owned(),
+    ))
+}
+
+impl Codec {
+    pub fn new(registry_url: &str) -> Self {
+        let settings = SrSettings::new(registry_url.trim_end_matches('/').to_owned());
+        Self { encoder: AvroEncoder::new(settings.clone()), decoder: AvroDecoder::new(settings) }
+    }
+
+    /// Registers every schema of `schemas/` (start-up: a schema the registry
+    /// refuses stops the service before it writes anything).
+    pub async fn register_all(&self) -> Result<(), CodecError> {
+        for SchemaFile { full_name, text, .. } in crate::all_schemas() {
+            self.encoder.get_schema_and_id(full_name, strategy(full_name, text)).await.map_err(|e| {
+                self.encoder.remove_errors_from_cache();
+                registry_error(e)
+            })?;
+        }
+        Ok(())
+    }
+
+    pub async fn encode<C: Contract>(&self, message: &C) -> Result<Vec<u8>, CodecError> {
+        self.encoder.encode_struct(message, &strategy(C::FULL_NAME, C::SCHEMA)).await.map_err(|e| {
+            if e.retriable {
+                self.encoder.remove_errors_from_cache();
+            }
+            registry_error(e)
+        })
+    }
+
+    /// Decodes a framed payload into the family's variant its schema names.
+    pub async fn decode<F: Family>(&self, payload: Option<&[u8]>) -> Result<F, CodecError> {
+        let payload = payload.ok_or_else(|| CodecError::Malformed("the message has no value".into()))?;
+        if payload.len() < 5 || payload[0] != 0 {
+            return Err(CodecError::Malformed(format!(
+                "{} bytes without the Confluent magic byte and schema id",
+                payload.len()
+            )));
+        }
+        let decoded = self.decoder.decode(Some(payload)).await.map_err(|e| {
+            if e.retriable {
+                self.decoder.remove_errors_from_cache();
+                registry_error(e)
+            } else {
+                CodecError::Malformed(e.to_string())
+            }
+        })?;
+        let name = decoded
+            .name
+            .map(|n| n.fullname(None))
+            .ok_or_else(|| CodecError::Malformed("the writer schema is not a named record".into()))?;
+        F::from_avro(&name, decoded.value)
+    }
+}

@@ -1,0 +1,98 @@
+//! The messages of orderflow.
+//!
+//! `schemas/**/*.avsc` is the source of truth; each schema is embedded here
+//! and mirrored by a Rust type implementing [`Contract`]. Several message
+//! types share a topic, so subjects follow the *record name strategy*: the
+//! subject of a message is its schema's full name
+//! (`orderflow.users.events.UserRegistered`), and a consumer learns the type
+//! of a message from the schema id in its Confluent framing.
+//!
+//! [`Codec`] encodes and decodes through `schema_registry_converter`
+//! against the registry, resolving every writer schema to this build's
+//! reader schema, so an older or newer (compatible) producer is understood.
+
+mod codec;
+pub mod users;
+
+pub use codec::{Codec, CodecError};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// One message type and its schema.
+pub trait Contract: Serialize + DeserializeOwned + Send + Sync {
+    /// The `message_type` header (`UserRegistered`).
+    const NAME: &'static str;
+    /// The schema's full name, also its registry subject.
+    const FULL_NAME: &'static str;
+    /// The schema text from `schemas/`.
+    const SCHEMA: &'static str;
+    /// The aggregate id: the Kafka key.
+    fn key(&self) -> String;
+}
+
+/// A schema of `schemas/` by full name.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaFile {
+    pub full_name: &'static str,
+    /// Path below `schemas/`.
+    pub path: &'static str,
+    pub text: &'static str,
+}
+
+/// A family of messages sharing a topic, decoded by full name.
+pub trait Family: Sized {
+    /// Picks the variant for `full_name` and deserialises the (already
+    /// resolved) Avro value into it.
+    fn from_avro(full_name: &str, value: apache_avro::types::Value) -> Result<Self, CodecError>;
+}
+
+/// Every schema of `schemas/`; the registry gets all of them at start-up.
+pub fn all_schemas() -> Vec<SchemaFile> {
+    users::SCHEMAS.to_vec()
+}
+
+macro_rules! contract {
+    ($ty:ident, $ns:literal, $dir:literal, $key:ident) => {
+        impl $crate::Contract for $ty {
+            const NAME: &'static str = stringify!($ty);
+            const FULL_NAME: &'static str = concat!($ns, ".", stringify!($ty));
+            const SCHEMA: &'static str =
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/", $dir, "/", stringify!($ty), ".avsc"));
+            fn key(&self) -> String {
+                self.$key.clone()
+            }
+        }
+    };
+}
+pub(crate) use contract;
+
+macro_rules! family {
+    ($family:ident { $($variant:ident($ty:ident)),+ $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $family {
+            $($variant($ty)),+
+        }
+
+        impl $crate::Family for $family {
+            fn from_avro(full_name: &str, value: apache_avro::types::Value) -> Result<Self, $crate::CodecError> {
+                $(
+                    if full_name == <$ty as $crate::Contract>::FULL_NAME {
+                        return $crate::codec::resolve::<$ty>(value).map($family::$variant);
+                    }
+                )+
+                Err($crate::CodecError::UnknownType { family: stringify!($family), full_name: full_name.to_owned() })
+            }
+        }
+
+        impl $family {
+            /// The `message_type` of the message inside.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $($family::$variant(_) => <$ty as $crate::Contract>::NAME),+
+                }
+            }
+        }
+    };
+}
+pub(crate) use family;

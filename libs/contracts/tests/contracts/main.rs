@@ -1,0 +1,4 @@
+//! The contracts against the schemas and a real registry.
+
+mod codec;
+mod evolution;
