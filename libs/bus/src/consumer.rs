@@ -41,6 +41,19 @@ pub struct InboundMessage {
     pub header_pairs: Vec<(String, Vec<u8>)>,
 }
 
+impl From<&rdkafka::message::BorrowedMessage<'_>> for InboundMessage {
+    fn from(m: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: m.topic().to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: m.payload().map(<[u8]>::to_vec),
+            header_pairs: pairs_of(m.headers()),
+        }
+    }
+}
+
 impl InboundMessage {
     /// The contract headers; an error names the missing or bad one.
     pub fn headers(&self) -> Result<Headers, HeaderError> {
@@ -189,14 +202,7 @@ pub async fn run<H: MessageHandler>(
             received = consumer.recv() => received,
         };
         let message = match received {
-            Ok(m) => InboundMessage {
-                topic: m.topic().to_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                payload: m.payload().map(<[u8]>::to_vec),
-                header_pairs: pairs_of(m.headers()),
-            },
+            Ok(m) => InboundMessage::from(&m),
             Err(error) => {
                 tracing::warn!(%error, group = %options.group, "consume error");
                 continue;

@@ -1,0 +1,54 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderflow_projector::{Settings, rebuild, run};
+use tokio_util::sync::CancellationToken;
+
+/// The read-model projector.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the projector (the default).
+    Run,
+    /// Rebuild every read model by replaying the topics from the beginning
+    /// into fresh tables, then switch readers to them. The running projector
+    /// does the work; this waits for it and reports the new generation.
+    Rebuild {
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
+    let cli = Cli::parse();
+    let settings: Settings = orderflow_config::load().context("projector settings")?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let listener = tokio::net::TcpListener::bind(&settings.http.addr)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
+            run(settings, listener, shutdown).await.context("projector")?;
+            tracing::info!("projector stopped");
+        }
+        Command::Rebuild { timeout } => {
+            let pool = orderflow_projector::connect(&settings).await.context("readmodels database")?;
+            let id = rebuild::request(&pool).await.context("requesting a rebuild")?;
+            println!("rebuild {id} requested; waiting for the running projector ...");
+            let generation = rebuild::wait(&pool, id, Duration::from_secs(timeout)).await?;
+            println!("rebuild {id} done: generation {generation} is live");
+        }
+    }
+    Ok(())
+}
