@@ -131,6 +131,7 @@ pg_start() {
     local data=$1 port=$2 logfile=$3 extra=${4:-}
     [ -x "$PG_BIN/initdb" ] || die "no Postgres binaries in $PG_BIN (set ORDERFLOW_PG_BIN)"
     mkdir -p "$data" "$(dirname "$logfile")"
+    data=$(cd "$data" && pwd)
     if as_root; then chown postgres:postgres "$data" "$(dirname "$logfile")"; touch "$logfile"; chown postgres "$logfile"; fi
     if [ ! -f "$data/PG_VERSION" ]; then
         pg initdb -D "$data" -U postgres --auth=trust --no-sync -E UTF8 >"$logfile.initdb" 2>&1 \

@@ -11,6 +11,9 @@
 //! test uses, and [`spawn_registry`] a schema registry of its own on port 0.
 //! Nothing is waited for with sleeps: [`eventually`] polls with a deadline.
 
+pub mod system;
+pub mod topic;
+
 use std::future::Future;
 use std::time::Duration;
 

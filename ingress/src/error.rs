@@ -1,0 +1,73 @@
+//! The one error shape of the API:
+//! `{"error": {"code": "SNAKE_CASE", "message": "...", "details": ...}}`.
+
+use std::borrow::Cow;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// SNAKE_CASE, stable: clients switch on it.
+    pub code: Cow<'static, str>,
+    pub message: String,
+    pub details: Value,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into(), details: Value::Null }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn validation(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED", format!("{field}: {problem}"))
+            .with_details(json!({ "field": field, "problem": problem }))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", what)
+    }
+
+    /// A failure of ours: logged here, once, and answered without internals.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, context, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "something went wrong on our side")
+    }
+
+    /// A dependency (broker, read models) is unavailable: worth retrying.
+    pub fn unavailable(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::warn!(%error, context, "dependency unavailable");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", format!("{context} is unavailable; retry later"))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::unavailable("the read model", error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}

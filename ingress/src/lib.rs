@@ -1,0 +1,168 @@
+//! The HTTP edge of orderflow.
+//!
+//! It authenticates (JWT), validates (newtypes in [`validate`]), hashes
+//! passwords, and turns each write into an Avro command on
+//! `<domain>.commands` ([`commands`]); it owns no business rules and no
+//! write-side tables. Queries read the projector's views (`rm.*`).
+//!
+//! A `202` means the command is durably in Kafka (idempotent producer,
+//! `acks=all`, confirmed); `Prefer: wait=N` waits for the outcome in the
+//! read model ([`waiter`]). Every error has one shape ([`error`]).
+
+pub mod commands;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod settings;
+pub mod status;
+pub mod validate;
+pub mod waiter;
+
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use futures::FutureExt;
+use orderflow_auth::Tokens;
+use orderflow_bus::{Producer, admin, topics};
+use orderflow_config::KafkaSettings;
+use orderflow_contracts::Codec;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::Settings;
+
+use crate::error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub producer: Producer,
+    pub codec: Arc<Codec>,
+    /// The readmodels database.
+    pub pool: PgPool,
+    pub tokens: Tokens,
+    pub kafka: KafkaSettings,
+    pub waiter: waiter::Waiter,
+    pub recent: Arc<commands::Recent>,
+    pub max_wait_seconds: u64,
+}
+
+impl AppState {
+    pub fn remember(&self, id: uuid::Uuid) {
+        self.recent.insert(id);
+    }
+}
+
+static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntCounterVec::new(
+            Opts::new("orderflow_http_requests_total", "HTTP requests, by method, route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric"),
+    )
+});
+static LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        HistogramVec::new(
+            HistogramOpts::new("orderflow_http_request_duration_seconds", "HTTP request latency, by method and route"),
+            &["method", "route"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+async fn observe(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let timer = LATENCY.with_label_values(&[&method, &route]).start_timer();
+    let response = next.run(request).await;
+    timer.observe_duration();
+    REQUESTS.with_label_values(&[&method, &route, response.status().as_str()]).inc();
+    response
+}
+
+/// The API routes.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    use routes::{auth, commands, users};
+    let api = Router::new()
+        .route("/users", post(users::register).get(users::list))
+        .route("/users/me", get(users::me))
+        .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
+        .route("/users/{id}/password", post(users::change_password))
+        .route("/auth/login", post(auth::login))
+        .route("/commands/{id}", get(commands::get));
+    Router::new()
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(observe))
+        .with_state(state)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot connect to the readmodels database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("schema registry: {0}")]
+    Registry(#[from] orderflow_contracts::CodecError),
+    #[error("kafka: {0}")]
+    Admin(#[from] orderflow_bus::admin::AdminError),
+    #[error("kafka: {0}")]
+    Producer(#[from] orderflow_bus::ProducerError),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the API (and health, metrics) on `listener` until `shutdown`.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.database.max_connections)
+        .connect(&settings.database.url)
+        .await?;
+    let codec = Arc::new(Codec::new(&settings.registry.url));
+    codec.register_all().await?;
+    admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
+    let producer = Producer::new(&settings.kafka)?;
+    let state = AppState {
+        producer: producer.clone(),
+        codec,
+        pool: pool.clone(),
+        tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
+        kafka: settings.kafka.clone(),
+        waiter: waiter::Waiter::start(pool.clone(), shutdown.clone()),
+        recent: Arc::default(),
+        max_wait_seconds: settings.max_wait_seconds,
+    };
+    let ready = {
+        let (pool, producer) = (pool.clone(), producer.clone());
+        Arc::new(move || {
+            let (pool, producer) = (pool.clone(), producer.clone());
+            async move {
+                sqlx::query("SELECT 1 FROM rm.users LIMIT 1")
+                    .execute(&pool)
+                    .await
+                    .map_err(|e| format!("read models: {e}"))?;
+                producer.ping().await.map_err(|e| format!("kafka: {e}"))
+            }
+            .boxed()
+        })
+    };
+    let app = router(state, settings.max_body_bytes).merge(orderflow_telemetry::ops_router(ready));
+    tracing::info!(addr = %listener.local_addr()?, "ingress listening");
+    orderflow_telemetry::serve(listener, app, shutdown).await?;
+    producer.flush(std::time::Duration::from_secs(5));
+    pool.close().await;
+    Ok(())
+}

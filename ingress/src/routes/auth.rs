@@ -1,0 +1,55 @@
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::validate::Email;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").field("email", &self.email).field("password", &"***").finish()
+    }
+}
+
+/// A real argon2id hash of nothing anyone knows: an unknown email costs the
+/// same time as a wrong password, so timing tells nothing.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8hj1FZ1ctZ0x7Qp0ZfdLsUAO2cyoDz6QZxBDtk1LqhY";
+
+/// `POST /api/v1/auth/login`: a JWT for valid credentials of an active user.
+/// Unknown email, wrong password and deactivated user answer the same 401.
+pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<Response> {
+    let invalid = || ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "email or password is wrong");
+    let email = Email::parse(&body.email).map_err(|_| invalid())?;
+    let found: Option<(uuid::Uuid, String, Vec<String>, bool)> =
+        sqlx::query_as("SELECT user_id, password_hash, roles, active FROM rm.credentials WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&state.pool)
+            .await?;
+    let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |(_, h, _, _)| h.clone());
+    let password = body.password;
+    let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::internal("password check", e))?;
+    let Some((user_id, _, roles, active)) = found else { return Err(invalid()) };
+    if !matches || !active {
+        return Err(invalid());
+    }
+    let token = state.tokens.issue(&user_id.to_string(), &roles).map_err(|e| ApiError::internal("token", e))?;
+    Ok(axum::Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_seconds(),
+        "user_id": user_id,
+    }))
+    .into_response())
+}

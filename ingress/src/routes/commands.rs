@@ -1,0 +1,29 @@
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// `GET /api/v1/commands/{id}`: pending, succeeded or rejected (with the
+/// reason). A command issued by a user is visible to that user and admins;
+/// an anonymous one (a registration) to whoever holds its id.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::validation("id", format!("`{id}` is not a command id")))?;
+    let found = crate::status::read(&state.pool, id).await?;
+    let Some(found) = found else {
+        if state.recent.contains(id) {
+            return Ok(axum::Json(json!({"command_id": id, "status": "pending"})).into_response());
+        }
+        return Err(ApiError::not_found(format!("no command {id}")));
+    };
+    if let Some(actor) = found.actor.as_deref().filter(|a| *a != "anonymous") {
+        let claims = crate::extract::claims_from(&headers, &state)?;
+        if claims.sub != actor && !claims.is_admin() {
+            return Err(ApiError::forbidden("this command belongs to another user"));
+        }
+    }
+    Ok(axum::Json(found).into_response())
+}

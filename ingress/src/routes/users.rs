@@ -1,0 +1,259 @@
+//! `/api/v1/users`: registration, profile, password, deactivation, lists.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use orderflow_contracts::users::{ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::commands::{respond, send};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, AuthUser, PreferWait};
+use crate::validate::{Email, Name, Password};
+
+/// A user as the API shows it (from the read model; never a credential).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub roles: Vec<String>,
+    pub active: bool,
+    pub version: i64,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, email, first_name, last_name, roles, active, version, registered_at, updated_at";
+
+async fn load(state: &AppState, id: Uuid) -> ApiResult<User> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM rm.users WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))
+}
+
+fn parse_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::validation("id", format!("`{raw}` is not a user id")))
+}
+
+/// Self or admin.
+fn may_access(claims: &orderflow_auth::Claims, id: Uuid) -> ApiResult<()> {
+    if claims.sub == id.to_string() || claims.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("you may only access your own user"))
+    }
+}
+
+fn ok_user(status: StatusCode, user: User) -> Response {
+    let location = format!("/api/v1/users/{}", user.id);
+    let mut response = (status, axum::Json(user)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    email: String,
+    password: String,
+    first_name: String,
+    last_name: String,
+}
+
+impl std::fmt::Debug for Register {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Register").field("email", &self.email).field("password", &"***").finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/v1/users`. The password is hashed here (argon2id) and only the
+/// hash leaves the ingress.
+pub async fn register(
+    State(state): State<AppState>,
+    PreferWait(wait): PreferWait,
+    ApiJson(body): ApiJson<Register>,
+) -> ApiResult<Response> {
+    let email = Email::parse(&body.email)?;
+    let password = Password::parse("password", body.password)?;
+    let first_name = Name::parse("first_name", &body.first_name)?;
+    let last_name = Name::parse("last_name", &body.last_name)?;
+    let password_hash = hash(password).await?;
+    let user_id = Uuid::now_v7();
+    let command = RegisterUser {
+        user_id: user_id.to_string(),
+        email: email.as_str().to_owned(),
+        password_hash,
+        first_name: first_name.into_inner(),
+        last_name: last_name.into_inner(),
+    };
+    let id = send(&state, &command, "anonymous").await?;
+    respond(&state, id, wait, || async { Ok(ok_user(StatusCode::CREATED, load(&state, user_id).await?)) }).await
+}
+
+async fn hash(password: Password) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || orderflow_auth::hash_password(password.expose()))
+        .await
+        .map_err(|e| ApiError::internal("password hashing", e))?
+        .map_err(|e| ApiError::internal("password hashing", e))
+}
+
+/// `GET /api/v1/users/me`.
+pub async fn me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> ApiResult<Response> {
+    let id = parse_id(&claims.sub)?;
+    Ok(ok_user(StatusCode::OK, load(&state, id).await?))
+}
+
+/// `GET /api/v1/users/{id}` (self or admin).
+pub async fn get(State(state): State<AppState>, AuthUser(claims): AuthUser, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    may_access(&claims, id)?;
+    Ok(ok_user(StatusCode::OK, load(&state, id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// `PATCH /api/v1/users/{id}`: names (self or admin).
+pub async fn patch(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    PreferWait(wait): PreferWait,
+    ApiJson(body): ApiJson<Patch>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    may_access(&claims, id)?;
+    if body.first_name.is_none() && body.last_name.is_none() {
+        return Err(ApiError::validation("body", "give first_name, last_name or both"));
+    }
+    let command = UpdateUserProfile {
+        user_id: id.to_string(),
+        first_name: body.first_name.as_deref().map(|n| Name::parse("first_name", n)).transpose()?.map(Name::into_inner),
+        last_name: body.last_name.as_deref().map(|n| Name::parse("last_name", n)).transpose()?.map(Name::into_inner),
+    };
+    let command_id = send(&state, &command, &claims.sub).await?;
+    respond(&state, command_id, wait, || async { Ok(ok_user(StatusCode::OK, load(&state, id).await?)) }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    old_password: String,
+    new_password: String,
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
+/// `POST /api/v1/users/{id}/password`: the user's own, with the old one.
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    PreferWait(wait): PreferWait,
+    ApiJson(body): ApiJson<NewPassword>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    if claims.sub != id.to_string() {
+        return Err(ApiError::forbidden("you may only change your own password"));
+    }
+    let new_password = Password::parse("new_password", body.new_password)?;
+    let current: Option<String> = sqlx::query_scalar("SELECT password_hash FROM rm.credentials WHERE user_id = $1")
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    let Some(current) = current else { return Err(ApiError::not_found(format!("no user {id}"))) };
+    let old = body.old_password;
+    let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&old, &current))
+        .await
+        .map_err(|e| ApiError::internal("password check", e))?;
+    if !matches {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "WRONG_PASSWORD", "old_password is not the current password"));
+    }
+    let command = ChangeUserPassword { user_id: id.to_string(), password_hash: hash(new_password).await? };
+    let command_id = send(&state, &command, &claims.sub).await?;
+    respond(&state, command_id, wait, || async {
+        Ok(axum::Json(json!({"command_id": command_id, "status": "succeeded"})).into_response())
+    })
+    .await
+}
+
+/// `DELETE /api/v1/users/{id}`: deactivate (self or admin).
+pub async fn deactivate(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    PreferWait(wait): PreferWait,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    may_access(&claims, id)?;
+    let command_id = send(&state, &DeactivateUser { user_id: id.to_string() }, &claims.sub).await?;
+    respond(&state, command_id, wait, || async { Ok(ok_user(StatusCode::OK, load(&state, id).await?)) }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    page: Option<i64>,
+    page_size: Option<i64>,
+    search: Option<String>,
+}
+
+/// `GET /api/v1/users?page=&page_size=&search=` (admin): a page, with totals.
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    if !claims.is_admin() {
+        return Err(ApiError::forbidden("listing users needs the admin role"));
+    }
+    let Query(query) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let page = query.page.unwrap_or(1);
+    let page_size = query.page_size.unwrap_or(20);
+    if page < 1 {
+        return Err(ApiError::validation("page", "must be 1 or more"));
+    }
+    if !(1..=100).contains(&page_size) {
+        return Err(ApiError::validation("page_size", "must be between 1 and 100"));
+    }
+    let pattern = query.search.as_deref().map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let filter = "($1::text IS NULL OR email ILIKE $1 OR first_name ILIKE $1 OR last_name ILIKE $1)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM rm.users WHERE {filter}")))
+        .bind(&pattern)
+        .fetch_one(&state.pool)
+        .await?;
+    let items: Vec<User> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {USER_COLUMNS} FROM rm.users WHERE {filter} ORDER BY registered_at, id LIMIT $2 OFFSET $3"
+    )))
+    .bind(&pattern)
+    .bind(page_size)
+    .bind((page - 1) * page_size)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(json!({
+        "items": items,
+        "page": page,
+        "page_size": page_size,
+        "total": total,
+        "total_pages": (total + page_size - 1) / page_size,
+    }))
+    .into_response())
+}

@@ -1,0 +1,77 @@
+//! Waiting for a command's outcome (`Prefer: wait=N`).
+//!
+//! The projector `NOTIFY`s `command_status` when it settles a command (and
+//! `*` when it switches generations); one listener per ingress fans that out
+//! to the requests waiting. A waiter subscribes *before* it reads the status,
+//! so no settlement can slip between the read and the wait, and it re-reads
+//! at least every half second in case the listener is reconnecting.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::status::{self, CommandStatus};
+
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    pool: PgPool,
+    events: broadcast::Sender<String>,
+}
+
+impl Waiter {
+    pub fn start(pool: PgPool, shutdown: CancellationToken) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let waiter = Self { pool, events };
+        tokio::spawn(waiter.clone().listen(shutdown));
+        waiter
+    }
+
+    async fn listen(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let listener = async {
+                let mut listener = PgListener::connect_with(&self.pool).await?;
+                listener.listen("command_status").await?;
+                // Anything settled while we were not listening: everyone re-checks.
+                let _ = self.events.send("*".into());
+                loop {
+                    let notification = listener.recv().await?;
+                    let _ = self.events.send(notification.payload().to_owned());
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                outcome = listener => if let Err(error) = outcome {
+                    tracing::warn!(%error, "command status listener failed; reconnecting");
+                },
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// The command's status once it is settled, or `None` after `seconds`.
+    pub async fn settled(&self, id: Uuid, seconds: u64) -> Result<Option<CommandStatus>, sqlx::Error> {
+        let mut events = self.events.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        loop {
+            if let Some(found) = status::read(&self.pool, id).await? {
+                if found.status != "pending" {
+                    return Ok(Some(found));
+                }
+            }
+            let wake = tokio::time::Instant::now() + Duration::from_millis(500);
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                _ = tokio::time::sleep_until(wake.min(deadline)) => {}
+                _ = events.recv() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Guarantee 7: no password and no hash on users.events, in a log line or in
+//! an HTTP response.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use orderflow_bus::topics::{USERS_CREDENTIALS, USERS_EVENTS};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::System;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
+    // Every log line of every component, at the most verbose level.
+    let logs = Capture::default();
+    let writer = logs.clone();
+    tracing_subscriber_init(move || writer.clone());
+
+    let system = System::start().await;
+    let password = "Sup3r-Secret-Passw0rd";
+    let new_password = "An0ther-Secret-Passw0rd";
+    let mut responses = Vec::new();
+    let (status, body) = system.register("secret@example.com", password).await;
+    assert_eq!(status, 201);
+    responses.push(body.to_string());
+    let id = body["id"].as_str().expect("id").to_owned();
+    let (status, login) = system
+        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": "secret@example.com", "password": password})))
+        .await;
+    assert_eq!(status, 200);
+    responses.push(login.to_string());
+    let token = login["access_token"].as_str().expect("token").to_owned();
+    let (_, changed) = system
+        .call_with(
+            Method::POST,
+            &format!("/api/v1/users/{id}/password"),
+            Some(&token),
+            Some(json!({"old_password": password, "new_password": new_password})),
+            &[("prefer", "wait=20")],
+        )
+        .await;
+    responses.push(changed.to_string());
+    let (_, me) = system.call(Method::GET, "/api/v1/users/me", Some(&token), None).await;
+    responses.push(me.to_string());
+
+    // The hashes that exist, from the user service's own table.
+    let pool = sqlx::PgPool::connect(&system.users_db).await.expect("users db");
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .expect("hash");
+    assert!(hash.starts_with("$argon2id$"));
+    // The credentials topic does carry it: that is where it belongs.
+    let credentials = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_CREDENTIALS)).await;
+    assert!(credentials.iter().any(|m| contains(m.payload.as_deref().unwrap_or_default(), hash.as_bytes())));
+
+    let secrets: Vec<&[u8]> = vec![password.as_bytes(), new_password.as_bytes(), hash.as_bytes(), b"$argon2"];
+    let events = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_EVENTS)).await;
+    assert!(events.len() >= 2, "registered and password changed");
+    for event in &events {
+        for secret in &secrets {
+            assert!(!contains(event.payload.as_deref().unwrap_or_default(), secret), "a secret on users.events");
+            for (_, value) in &event.header_pairs {
+                assert!(!contains(value, secret), "a secret in a users.events header");
+            }
+        }
+    }
+    for response in &responses {
+        for secret in &secrets {
+            assert!(!contains(response.as_bytes(), secret), "a secret in a response: {response}");
+        }
+    }
+    system.stop().await;
+    let logs = logs.0.lock().expect("lock").clone();
+    assert!(logs.len() > 1000, "logs were captured ({} bytes)", logs.len());
+    for secret in &secrets {
+        assert!(!contains(&logs, secret), "a secret in the logs: {}", String::from_utf8_lossy(secret));
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn tracing_subscriber_init<W>(make: impl Fn() -> W + Send + Sync + 'static)
+where
+    W: Write + 'static,
+{
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,h2=info,hyper=info,reqwest=info"))
+        .with_writer(make)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the first subscriber of this test process");
+}

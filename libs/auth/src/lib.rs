@@ -1,0 +1,139 @@
+//! Passwords and tokens.
+//!
+//! - [`hash_password`] / [`verify_password`]: argon2id in PHC string form.
+//!   Plaintext passwords exist only inside the ingress, only for the
+//!   duration of a request; what travels (on `users.commands` and
+//!   `users.credentials` only) is the hash.
+//! - [`Tokens`]: HS256 JWTs with `sub`, `roles`, `exp`, `iat`, `iss`.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("token could not be issued: {0}")]
+    Issue(String),
+    #[error("token is expired")]
+    Expired,
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Hashes a password with argon2id and a random salt.
+pub fn hash_password(plain: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(plain.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AuthError::Hash(e.to_string()))
+}
+
+/// Whether `plain` matches `hash`. A malformed hash never matches.
+pub fn verify_password(plain: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(plain.as_bytes(), &parsed).is_ok())
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    pub roles: Vec<String>,
+    pub exp: i64,
+    pub iat: i64,
+    pub iss: String,
+}
+
+impl Claims {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+/// Issues and checks tokens with one HS256 key.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    issuer: String,
+    ttl_seconds: i64,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens").field("issuer", &self.issuer).field("ttl_seconds", &self.ttl_seconds).finish()
+    }
+}
+
+impl Tokens {
+    pub fn new(secret: &str, issuer: &str, ttl_seconds: i64) -> Self {
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            issuer: issuer.to_owned(),
+            ttl_seconds,
+        }
+    }
+
+    pub fn ttl_seconds(&self) -> i64 {
+        self.ttl_seconds
+    }
+
+    pub fn issue(&self, user_id: &str, roles: &[String]) -> Result<String, AuthError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            roles: roles.to_vec(),
+            iat: now,
+            exp: now + self.ttl_seconds,
+            iss: self.issuer.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Issue(e.to_string()))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        validation.leeway = 0;
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() {
+        let hash = hash_password("correct horse").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn tokens_round_trip_and_reject_forgeries() {
+        let tokens = Tokens::new("secret-one", "orderflow", 60);
+        let token = tokens.issue("u1", &["user".into()]).expect("issue");
+        let claims = tokens.verify(&token).expect("verify");
+        assert_eq!((claims.sub.as_str(), claims.iss.as_str()), ("u1", "orderflow"));
+        assert!(claims.exp > claims.iat);
+        assert!(matches!(Tokens::new("other", "orderflow", 60).verify(&token), Err(AuthError::Invalid(_))));
+        assert!(matches!(Tokens::new("secret-one", "elsewhere", 60).verify(&token), Err(AuthError::Invalid(_))));
+        let expired = Tokens::new("secret-one", "orderflow", -10).issue("u1", &[]).expect("issue");
+        assert!(matches!(tokens.verify(&expired), Err(AuthError::Expired)));
+    }
+}

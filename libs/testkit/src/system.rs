@@ -1,0 +1,245 @@
+//! The whole system in one test: registry, user service, projector and
+//! ingress, each on a fresh database, all on one unique topic prefix.
+
+use std::time::Duration;
+
+use orderflow_config::{DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings};
+use reqwest::{Client, Method, Response};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{RegistryHandle, eventually, fresh_database, http_ok, kafka_brokers, spawn_registry, unique_prefix};
+
+/// One running in-process component.
+#[derive(Debug)]
+pub struct Component {
+    pub url: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Component {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, url)
+}
+
+fn database(url: &str) -> DatabaseSettings {
+    DatabaseSettings { url: url.to_owned(), max_connections: 5 }
+}
+
+#[derive(Debug)]
+pub struct System {
+    pub kafka: KafkaSettings,
+    pub registry: RegistryHandle,
+    pub users_db: String,
+    pub readmodels_db: String,
+    pub user: Option<Component>,
+    pub projector: Option<Component>,
+    pub ingress: Option<Component>,
+    pub api: String,
+    pub http: Client,
+    /// Emails that get the admin role.
+    pub admins: Vec<String>,
+}
+
+pub const ADMIN_EMAIL: &str = "root@orderflow.test";
+
+impl System {
+    /// Everything, in process.
+    pub async fn start() -> Self {
+        let mut system = Self::start_without_user_service().await;
+        system.start_user_service().await;
+        system
+    }
+
+    /// Registry, projector and ingress; the user service is the test's to
+    /// start (in process, or as a process it can kill).
+    pub async fn start_without_user_service() -> Self {
+        crate::init_tracing();
+        let kafka = KafkaSettings { brokers: kafka_brokers(), topic_prefix: unique_prefix(), ..KafkaSettings::default() };
+        let registry = spawn_registry().await;
+        let users_db = fresh_database("users").await;
+        let readmodels_db = fresh_database("readmodels").await;
+        let mut system = Self {
+            kafka,
+            registry,
+            users_db,
+            readmodels_db,
+            user: None,
+            projector: None,
+            ingress: None,
+            api: String::new(),
+            http: Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
+            admins: vec![ADMIN_EMAIL.into()],
+        };
+        system.start_projector().await;
+        system.start_ingress().await;
+        system
+    }
+
+    pub fn user_settings(&self) -> orderflow_user::Settings {
+        orderflow_user::Settings {
+            http: HttpSettings { addr: "127.0.0.1:0".into() },
+            database: database(&self.users_db),
+            kafka: self.kafka.clone(),
+            registry: RegistrySettings { url: self.registry.url.clone() },
+            group: format!("{}user-service", self.kafka.topic_prefix),
+            bootstrap_admins: self.admins.clone(),
+        }
+    }
+
+    /// The environment that makes the `user-service` binary join this system.
+    pub fn user_service_env(&self) -> Vec<(String, String)> {
+        let s = self.user_settings();
+        vec![
+            ("ORDERFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
+            ("ORDERFLOW_DATABASE__URL".into(), s.database.url),
+            ("ORDERFLOW_KAFKA__BROKERS".into(), s.kafka.brokers),
+            ("ORDERFLOW_KAFKA__TOPIC_PREFIX".into(), s.kafka.topic_prefix),
+            ("ORDERFLOW_REGISTRY__URL".into(), s.registry.url),
+            ("ORDERFLOW_GROUP".into(), s.group),
+            ("ORDERFLOW_BOOTSTRAP_ADMINS".into(), format!("[{}]", self.admins.join(","))),
+        ]
+    }
+
+    pub async fn start_user_service(&mut self) {
+        let (listener, url) = listener().await;
+        let settings = self.user_settings();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = orderflow_user::run(settings, listener, token).await {
+                panic!("user service failed: {error}");
+            }
+        });
+        wait_ready(&url, "the user service").await;
+        self.user = Some(Component { url, shutdown, task });
+    }
+
+    pub fn projector_settings(&self) -> orderflow_projector::Settings {
+        orderflow_projector::Settings {
+            http: HttpSettings { addr: "127.0.0.1:0".into() },
+            database: database(&self.readmodels_db),
+            kafka: self.kafka.clone(),
+            registry: RegistrySettings { url: self.registry.url.clone() },
+            batch_size: 200,
+        }
+    }
+
+    pub async fn start_projector(&mut self) {
+        let (listener, url) = listener().await;
+        let settings = self.projector_settings();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = orderflow_projector::run(settings, listener, token).await {
+                panic!("projector failed: {error}");
+            }
+        });
+        wait_ready(&url, "the projector").await;
+        // The views exist once the projector is active.
+        let pool = sqlx::PgPool::connect(&self.readmodels_db).await.expect("readmodels");
+        eventually("the read-model views exist", Duration::from_secs(30), || {
+            let pool = pool.clone();
+            async move { sqlx::query("SELECT 1 FROM rm.users LIMIT 1").execute(&pool).await.is_ok() }
+        })
+        .await;
+        self.projector = Some(Component { url, shutdown, task });
+    }
+
+    pub async fn start_ingress(&mut self) {
+        let (listener, url) = listener().await;
+        let settings = orderflow_ingress::Settings {
+            http: HttpSettings { addr: "127.0.0.1:0".into() },
+            database: database(&self.readmodels_db),
+            kafka: self.kafka.clone(),
+            registry: RegistrySettings { url: self.registry.url.clone() },
+            ..orderflow_ingress::Settings::default()
+        };
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = orderflow_ingress::run(settings, listener, token).await {
+                panic!("ingress failed: {error}");
+            }
+        });
+        wait_ready(&url, "the ingress").await;
+        self.api = url.clone();
+        self.ingress = Some(Component { url, shutdown, task });
+    }
+
+    /// A request to the ingress; returns status and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read(request.send().await.expect("request")).await
+    }
+
+    /// Registers (waiting for the outcome) and returns the response.
+    pub async fn register(&self, email: &str, password: &str) -> (u16, Value) {
+        let body = serde_json::json!({"email": email, "password": password, "first_name": "Test", "last_name": "User"});
+        self.call_with(Method::POST, "/api/v1/users", None, Some(body), &[("prefer", "wait=20")]).await
+    }
+
+    /// Logs in; returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> Option<String> {
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(serde_json::json!({"email": email, "password": password})))
+            .await;
+        (status == 200).then(|| body["access_token"].as_str().expect("token").to_owned())
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        self.kafka.topic(name)
+    }
+
+    pub async fn stop(mut self) {
+        for component in [self.ingress.take(), self.user.take(), self.projector.take()].into_iter().flatten() {
+            component.stop().await;
+        }
+        self.registry.stop().await;
+    }
+}
+
+async fn wait_ready(url: &str, what: &str) {
+    let probe = format!("{url}/health/ready");
+    eventually(&format!("{what} is ready"), Duration::from_secs(60), || {
+        let probe = probe.clone();
+        async move { http_ok(&probe).await }
+    })
+    .await;
+}
+
+pub async fn read(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
