@@ -1,0 +1,103 @@
+//! `kill -9` at the two dangerous moments: the failpoints abort the real
+//! binary (no destructors, no offset commit, no graceful anything), then a
+//! fresh process takes over.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use orderflow_bus::Headers;
+use orderflow_contracts::users::RegisterUser;
+use orderflow_testkit::system::System;
+use tokio::process::{Child, Command};
+
+use crate::{events, send};
+
+fn spawn_user_service(system: &System, failpoint: Option<&str>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_user-service"));
+    command.envs(system.user_service_env()).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+    if let Some(point) = failpoint {
+        command.env("ORDERFLOW_FAILPOINTS", point);
+    }
+    command.spawn().expect("start the user-service binary")
+}
+
+async fn crash_and_recover(failpoint: &str) -> (System, String, Vec<(String, orderflow_bus::InboundMessage)>) {
+    let system = System::start_without_user_service().await;
+    let mut doomed = spawn_user_service(&system, Some(failpoint));
+    let id = "0190a0a0-0000-7000-8000-0000000000c1".to_owned();
+    let command = RegisterUser {
+        user_id: id.clone(),
+        email: "crash@example.com".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+        first_name: "Crash".into(),
+        last_name: "Test".into(),
+    };
+    send(&system, &command, &Headers::new_root("RegisterUser", "anonymous")).await;
+    let status = tokio::time::timeout(Duration::from_secs(60), doomed.wait()).await.expect("the failpoint fired").expect("wait");
+    assert!(!status.success(), "the process died at {failpoint}: {status:?}");
+
+    let mut survivor = spawn_user_service(&system, None);
+    let pool = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
+    orderflow_testkit::eventually("the read model shows the user", Duration::from_secs(90), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rm.users").fetch_one(&pool).await.is_ok_and(|n| n == 1)
+        }
+    })
+    .await;
+    // Let any duplicate the restart might (wrongly) produce reach the bus.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = events(&system).await;
+    survivor.kill().await.expect("stop the survivor");
+    (system, id, seen)
+}
+
+async fn assert_one_user(system: &System, id: &str) {
+    let users = crate::users_db(system).await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&users).await.expect("count");
+    assert_eq!(count, 1, "exactly one user");
+    let readmodels = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
+    let (rm_id, version, email): (uuid::Uuid, i64, String) =
+        sqlx::query_as("SELECT id, version, email FROM rm.users").fetch_one(&readmodels).await.expect("read model");
+    let (db_version, db_email): (i64, String) =
+        sqlx::query_as("SELECT version, email FROM users").fetch_one(&users).await.expect("users");
+    assert_eq!((rm_id.to_string(), version, email), (id.to_owned(), db_version, db_email), "read model matches the users table");
+}
+
+#[tokio::test]
+async fn killed_between_database_commit_and_offset_commit() {
+    let (system, id, events) = crash_and_recover("consumer.after_commit").await;
+    assert_one_user(&system, &id).await;
+    // The command was redelivered to the new process; its inbox absorbed it.
+    let registered: Vec<_> = events.iter().filter(|(t, _)| t == "UserRegistered").collect();
+    assert_eq!(registered.len(), 1, "one effect, one event: {:?}", events.iter().map(|(t, _)| t).collect::<Vec<_>>());
+    assert!(!events.iter().any(|(t, _)| t == "UserRegistrationRejected"), "the redelivery was not treated as a new registration");
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(&crate::users_db(&system).await)
+        .await
+        .expect("inbox");
+    assert_eq!(inbox, 1);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn killed_between_broker_ack_and_marking_rows_published() {
+    let (system, id, events) = crash_and_recover("relay.after_ack").await;
+    assert_one_user(&system, &id).await;
+    // The relay republished what the broker had already acked: the same
+    // message (same message_id) twice. That is the at-least-once side of
+    // the outbox; the consumers make it exactly-once.
+    let registered: Vec<_> = events.iter().filter(|(t, _)| t == "UserRegistered").collect();
+    assert_eq!(registered.len(), 2, "the crash happened after the ack, so the event was sent again");
+    let ids: Vec<_> = registered.iter().map(|(_, m)| m.headers().expect("headers").message_id).collect();
+    assert_eq!(ids[0], ids[1], "a republished event keeps its message_id");
+    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&crate::users_db(&system).await)
+        .await
+        .expect("outbox");
+    assert_eq!(unpublished, 0, "the new relay marked everything");
+    let readmodels = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
+    let status: String = sqlx::query_scalar("SELECT status FROM rm.commands").fetch_one(&readmodels).await.expect("status");
+    assert_eq!(status, "succeeded");
+    system.stop().await;
+}

@@ -1,0 +1,48 @@
+//! The user service's guarantees against the real broker, registry and
+//! Postgres: exactly-once effects under redelivery and crashes, dead
+//! letters, per-user order with two replicas.
+
+mod crash;
+mod delivery;
+mod order;
+
+use std::time::Duration;
+
+use orderflow_bus::topics::{USERS_COMMANDS, USERS_EVENTS};
+use orderflow_bus::{Headers, InboundMessage, Producer};
+use orderflow_contracts::{Codec, Contract};
+use orderflow_testkit::system::System;
+
+/// Sends a command straight to users.commands, as the ingress would.
+pub async fn send<C: Contract>(system: &System, command: &C, headers: &Headers) {
+    let codec = Codec::new(&system.registry.url);
+    let payload = codec.encode(command).await.expect("encode");
+    let producer = Producer::new(&system.kafka).expect("producer");
+    producer
+        .send(&system.topic(USERS_COMMANDS), &command.key(), &payload, &headers.to_pairs())
+        .await
+        .expect("send");
+}
+
+pub async fn users_db(system: &System) -> sqlx::PgPool {
+    sqlx::PgPool::connect(&system.users_db).await.expect("users db")
+}
+
+/// Waits until `sql` (a scalar query on the users database) returns `want`.
+pub async fn until_users_db(system: &System, what: &str, sql: &'static str, want: i64) {
+    let pool = users_db(system).await;
+    orderflow_testkit::eventually(what, Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.is_ok_and(|n| n == want) }
+    })
+    .await;
+}
+
+/// The events on users.events, with their type header.
+pub async fn events(system: &System) -> Vec<(String, InboundMessage)> {
+    orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_EVENTS))
+        .await
+        .into_iter()
+        .map(|m| (m.headers().expect("contract headers").message_type, m))
+        .collect()
+}
