@@ -154,7 +154,7 @@ pg_stop() {
 pg_recreate() {
     local port=$1; shift
     for db in "$@"; do
-        psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
+        PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
             -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\"" >/dev/null \
             || die "cannot create database $db on port $port"
     done

@@ -55,7 +55,11 @@ impl ApiError {
     /// A dependency (broker, read models) is unavailable: worth retrying.
     pub fn unavailable(context: &str, error: impl std::fmt::Display) -> Self {
         tracing::warn!(%error, context, "dependency unavailable");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", format!("{context} is unavailable; retry later"))
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            format!("{context} is unavailable; retry later"),
+        )
     }
 }
 

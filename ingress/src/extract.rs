@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, StatusCode};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use orderflow_auth::{AuthError, Claims};
 use serde::de::DeserializeOwned;
 
@@ -30,7 +30,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 fn json_error(rejection: JsonRejection) -> ApiError {
     let detail = rejection.body_text();
     match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large"),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -96,7 +98,11 @@ impl FromRequestParts<AppState> for PreferWait {
             for token in text.split([',', ';']) {
                 if let Some(n) = token.trim().strip_prefix("wait=") {
                     let seconds: u64 = n.trim().parse().map_err(|_| {
-                        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PREFER", format!("`wait={n}` is not a number of seconds"))
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_PREFER",
+                            format!("`wait={n}` is not a number of seconds"),
+                        )
                     })?;
                     wait = Some(seconds.min(state.max_wait_seconds));
                 }

@@ -104,7 +104,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this endpoint does not take that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "this endpoint does not take that method",
+            )
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(observe))
@@ -127,10 +131,8 @@ pub enum ServeError {
 
 /// Serves the API (and health, metrics) on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool = PgPoolOptions::new()
-        .max_connections(settings.database.max_connections)
-        .connect(&settings.database.url)
-        .await?;
+    let pool =
+        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
     admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
@@ -150,6 +152,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         Arc::new(move || {
             let (pool, producer) = (pool.clone(), producer.clone());
             async move {
+                // Ready once the projector has created the views it answers from.
                 sqlx::query("SELECT 1 FROM rm.users LIMIT 1")
                     .execute(&pool)
                     .await

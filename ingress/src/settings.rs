@@ -1,4 +1,6 @@
-use orderflow_config::{ConfigError, DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings, Secret, Validate};
+use orderflow_config::{
+    ConfigError, DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings, Secret, Validate,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -26,7 +26,11 @@ impl Email {
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2
             || labels.iter().any(|l| {
-                l.is_empty() || l.len() > 63 || l.starts_with('-') || l.ends_with('-') || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                l.is_empty()
+                    || l.len() > 63
+                    || l.starts_with('-')
+                    || l.ends_with('-')
+                    || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             })
         {
             return Err(bad("the domain must be like example.com"));
@@ -97,7 +101,9 @@ mod tests {
     #[test]
     fn emails() {
         assert_eq!(Email::parse(" Ada@Example.COM ").expect("valid").as_str(), "ada@example.com");
-        for bad in ["", "ada", "@example.com", "ada@", "ada@example", "a..b@example.com", "ada@exa mple.com", "ada@-x.com"] {
+        for bad in
+            ["", "ada", "@example.com", "ada@", "ada@example", "a..b@example.com", "ada@exa mple.com", "ada@-x.com"]
+        {
             assert!(Email::parse(bad).is_err(), "{bad} must be refused");
         }
     }

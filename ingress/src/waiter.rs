@@ -61,10 +61,10 @@ impl Waiter {
         let mut events = self.events.subscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
         loop {
-            if let Some(found) = status::read(&self.pool, id).await? {
-                if found.status != "pending" {
-                    return Ok(Some(found));
-                }
+            if let Some(found) = status::read(&self.pool, id).await?
+                && found.status != "pending"
+            {
+                return Ok(Some(found));
             }
             let wake = tokio::time::Instant::now() + Duration::from_millis(500);
             tokio::select! {

@@ -23,12 +23,14 @@ impl std::fmt::Debug for Login {
 
 /// A real argon2id hash of nothing anyone knows: an unknown email costs the
 /// same time as a wrong password, so timing tells nothing.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8hj1FZ1ctZ0x7Qp0ZfdLsUAO2cyoDz6QZxBDtk1LqhY";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$8hj1FZ1ctZ0x7Qp0ZfdLsUAO2cyoDz6QZxBDtk1LqhY";
 
 /// `POST /api/v1/auth/login`: a JWT for valid credentials of an active user.
 /// Unknown email, wrong password and deactivated user answer the same 401.
 pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<Response> {
-    let invalid = || ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "email or password is wrong");
+    let invalid =
+        || ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "email or password is wrong");
     let email = Email::parse(&body.email).map_err(|_| invalid())?;
     let found: Option<(uuid::Uuid, String, Vec<String>, bool)> =
         sqlx::query_as("SELECT user_id, password_hash, roles, active FROM rm.credentials WHERE email = $1")

@@ -114,7 +114,11 @@ pub async fn me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> Ap
 }
 
 /// `GET /api/v1/users/{id}` (self or admin).
-pub async fn get(State(state): State<AppState>, AuthUser(claims): AuthUser, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     may_access(&claims, id)?;
     Ok(ok_user(StatusCode::OK, load(&state, id).await?))
@@ -234,7 +238,10 @@ pub async fn list(
     if !(1..=100).contains(&page_size) {
         return Err(ApiError::validation("page_size", "must be between 1 and 100"));
     }
-    let pattern = query.search.as_deref().map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let pattern = query
+        .search
+        .as_deref()
+        .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
     let filter = "($1::text IS NULL OR email ILIKE $1 OR first_name ILIKE $1 OR last_name ILIKE $1)";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM rm.users WHERE {filter}")))
         .bind(&pattern)

@@ -24,7 +24,13 @@ async fn register_login_me_update_password_deactivate() {
 
     // Profile update through the bus.
     let (status, updated) = system
-        .call_with(Method::PATCH, &format!("/api/v1/users/{id}"), Some(&token), Some(json!({"last_name": "King"})), &[("prefer", "wait=20")])
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&token),
+            Some(json!({"last_name": "King"})),
+            &[("prefer", "wait=20")],
+        )
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!((updated["first_name"].as_str(), updated["last_name"].as_str()), (Some("Test"), Some("King")));
@@ -59,17 +65,33 @@ async fn register_login_me_update_password_deactivate() {
         .await;
     assert_eq!((status, body["active"].as_bool()), (200, Some(false)), "{body}");
     let (status, refused) = system
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": "ada@example.com", "password": "a whole new secret"})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "ada@example.com", "password": "a whole new secret"})),
+        )
         .await;
     let (_, unknown) = system
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": "nobody@example.com", "password": "whatever123"})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "nobody@example.com", "password": "whatever123"})),
+        )
         .await;
     assert_eq!(status, 401);
     assert_eq!(refused, unknown, "deactivated, wrong and unknown look the same");
 
     // A command on a deactivated user is rejected, and the client learns why.
     let (status, body) = system
-        .call_with(Method::PATCH, &format!("/api/v1/users/{id}"), Some(&token), Some(json!({"first_name": "X"})), &[("prefer", "wait=20")])
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&token),
+            Some(json!({"first_name": "X"})),
+            &[("prefer", "wait=20")],
+        )
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("USER_DEACTIVATED")), "{body}");
     system.stop().await;
@@ -78,7 +100,8 @@ async fn register_login_me_update_password_deactivate() {
 #[tokio::test]
 async fn writes_answer_202_and_the_command_status_tells_the_outcome() {
     let system = System::start().await;
-    let body = json!({"email": "grace@example.com", "password": PASSWORD, "first_name": "Grace", "last_name": "Hopper"});
+    let body =
+        json!({"email": "grace@example.com", "password": PASSWORD, "first_name": "Grace", "last_name": "Hopper"});
     let (status, accepted) = system.call(Method::POST, "/api/v1/users", None, Some(body)).await;
     assert_eq!(status, 202, "{accepted}");
     let url = accepted["status_url"].as_str().expect("status url").to_owned();
@@ -117,7 +140,10 @@ async fn only_self_or_admin_reads_a_user_and_admins_list_with_pages() {
 
     let (status, page) = get(&system, "/api/v1/users?page=1&page_size=2", Some(&admin)).await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!((page["total"].as_i64(), page["total_pages"].as_i64(), page["page_size"].as_i64()), (Some(3), Some(2), Some(2)));
+    assert_eq!(
+        (page["total"].as_i64(), page["total_pages"].as_i64(), page["page_size"].as_i64()),
+        (Some(3), Some(2), Some(2))
+    );
     assert_eq!(page["items"].as_array().expect("items").len(), 2);
     let (_, last) = get(&system, "/api/v1/users?page=2&page_size=2", Some(&admin)).await;
     assert_eq!(last["items"].as_array().expect("items").len(), 1);

@@ -4,7 +4,8 @@ use orderflow_bus::topics::USERS_EVENTS;
 
 use crate::{PASSWORD, System};
 
-const HEADERS: [&str; 7] = ["message_id", "message_type", "correlation_id", "causation_id", "occurred_at", "traceparent", "actor"];
+const HEADERS: [&str; 7] =
+    ["message_id", "message_type", "correlation_id", "causation_id", "occurred_at", "traceparent", "actor"];
 
 #[tokio::test]
 async fn kcat_shows_key_and_headers_and_confluent_client_decodes_the_value() {
@@ -22,7 +23,8 @@ async fn kcat_shows_key_and_headers_and_confluent_client_decodes_the_value() {
         .expect("run scripts/kcat");
     let out = String::from_utf8_lossy(&kcat.stdout);
     assert!(kcat.status.success(), "kcat failed: {}", String::from_utf8_lossy(&kcat.stderr));
-    let line = out.lines().find(|l| l.contains("UserRegistered")).unwrap_or_else(|| panic!("no UserRegistered in {out}"));
+    let line =
+        out.lines().find(|l| l.contains("UserRegistered")).unwrap_or_else(|| panic!("no UserRegistered in {out}"));
     let (key, headers) = line.split_once('|').expect("key|headers");
     assert_eq!(key, id, "the user id is the key");
     for header in HEADERS {

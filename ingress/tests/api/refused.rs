@@ -38,7 +38,14 @@ async fn refused_requests_name_the_problem_and_send_nothing() {
     assert_eq!((s, code(&b)), (400, "MALFORMED_JSON"), "{b}");
     let (s, b) = raw_post(&system, "/api/v1/users", "text/plain", ok("x@example.com", PASSWORD).to_string()).await;
     assert_eq!((s, code(&b)), (415, "UNSUPPORTED_MEDIA_TYPE"), "{b}");
-    let (s, b) = system.call(Method::POST, "/api/v1/users", None, Some(json!({"email": 7, "password": PASSWORD, "first_name": "A", "last_name": "B"}))).await;
+    let (s, b) = system
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"email": 7, "password": PASSWORD, "first_name": "A", "last_name": "B"})),
+        )
+        .await;
     assert_eq!((s, code(&b)), (422, "INVALID_BODY"), "{b}");
     assert!(b["error"]["message"].as_str().expect("message").contains("email: invalid type"), "names the field: {b}");
     let mut extra = ok("x@example.com", PASSWORD);
@@ -50,14 +57,20 @@ async fn refused_requests_name_the_problem_and_send_nothing() {
     assert_eq!((s, code(&b)), (422, "INVALID_BODY"));
     assert!(b["error"]["message"].as_str().expect("message").contains("missing field"), "{b}");
     let (s, b) = system.call(Method::POST, "/api/v1/users", None, Some(ok("not-an-email", PASSWORD))).await;
-    assert_eq!((s, code(&b), b["error"]["details"]["field"].as_str()), (422, "VALIDATION_FAILED", Some("email")), "{b}");
+    assert_eq!(
+        (s, code(&b), b["error"]["details"]["field"].as_str()),
+        (422, "VALIDATION_FAILED", Some("email")),
+        "{b}"
+    );
     let (s, b) = system.call(Method::POST, "/api/v1/users", None, Some(ok("x@example.com", "short"))).await;
     assert_eq!((s, b["error"]["details"]["field"].as_str()), (422, Some("password")), "{b}");
     let mut long_name = ok("x@example.com", PASSWORD);
     long_name["first_name"] = json!("n".repeat(101));
     let (s, b) = system.call(Method::POST, "/api/v1/users", None, Some(long_name)).await;
     assert_eq!((s, b["error"]["details"]["field"].as_str()), (422, Some("first_name")), "{b}");
-    let (s, b) = raw_post(&system, "/api/v1/users", "application/json", format!("{{\"email\": \"{}\"}}", "x".repeat(64 * 1024))).await;
+    let (s, b) =
+        raw_post(&system, "/api/v1/users", "application/json", format!("{{\"email\": \"{}\"}}", "x".repeat(64 * 1024)))
+            .await;
     assert_eq!((s, code(&b)), (413, "PAYLOAD_TOO_LARGE"), "{b}");
 
     // Authentication and authorization.
@@ -69,19 +82,40 @@ async fn refused_requests_name_the_problem_and_send_nothing() {
         parts.join(".")
     };
     assert_eq!(get(&system, "/api/v1/users/me", Some(&forged)).await.0, 401);
-    let other_key = orderflow_auth::Tokens::new("some-other-secret-entirely", "orderflow", 3600).issue(&alice_id, &["admin".into()]).expect("token");
+    let other_key = orderflow_auth::Tokens::new("some-other-secret-entirely", "orderflow", 3600)
+        .issue(&alice_id, &["admin".into()])
+        .expect("token");
     assert_eq!(get(&system, "/api/v1/users/me", Some(&other_key)).await.0, 401, "a token signed with another key");
-    let expired = orderflow_auth::Tokens::new("orderflow-development-secret-change-me", "orderflow", -120).issue(&alice_id, &[]).expect("token");
+    let expired = orderflow_auth::Tokens::new("orderflow-development-secret-change-me", "orderflow", -120)
+        .issue(&alice_id, &[])
+        .expect("token");
     let (s, b) = get(&system, "/api/v1/users/me", Some(&expired)).await;
     assert_eq!(s, 401);
     assert!(b["error"]["message"].as_str().expect("message").contains("expired"), "{b}");
-    let (s, b) = system.call(Method::PATCH, &format!("/api/v1/users/{bob_id}"), Some(&alice), Some(json!({"first_name": "Mallory"}))).await;
+    let (s, b) = system
+        .call(Method::PATCH, &format!("/api/v1/users/{bob_id}"), Some(&alice), Some(json!({"first_name": "Mallory"})))
+        .await;
     assert_eq!((s, code(&b)), (403, "FORBIDDEN"));
-    let (s, b) = system.call(Method::POST, &format!("/api/v1/users/{bob_id}/password"), Some(&alice), Some(json!({"old_password": PASSWORD, "new_password": "stolen password"}))).await;
+    let (s, b) = system
+        .call(
+            Method::POST,
+            &format!("/api/v1/users/{bob_id}/password"),
+            Some(&alice),
+            Some(json!({"old_password": PASSWORD, "new_password": "stolen password"})),
+        )
+        .await;
     assert_eq!((s, code(&b)), (403, "FORBIDDEN"));
     assert_eq!(system.call(Method::DELETE, &format!("/api/v1/users/{bob_id}"), Some(&alice), None).await.0, 403);
     assert_eq!(get(&system, "/api/v1/nowhere", None).await.0, 404);
-    let (s, b) = system.call_with(Method::PATCH, &format!("/api/v1/users/{alice_id}"), Some(&alice), Some(json!({"first_name": "A"})), &[("prefer", "wait=soon")]).await;
+    let (s, b) = system
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/users/{alice_id}"),
+            Some(&alice),
+            Some(json!({"first_name": "A"})),
+            &[("prefer", "wait=soon")],
+        )
+        .await;
     assert_eq!((s, code(&b)), (400, "INVALID_PREFER"));
 
     let after = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &commands).await.len();

@@ -39,7 +39,12 @@ async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
     responses.push(body.to_string());
     let id = body["id"].as_str().expect("id").to_owned();
     let (status, login) = system
-        .call(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": "secret@example.com", "password": password})))
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "secret@example.com", "password": password})),
+        )
         .await;
     assert_eq!(status, 200);
     responses.push(login.to_string());
@@ -66,7 +71,8 @@ async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
         .expect("hash");
     assert!(hash.starts_with("$argon2id$"));
     // The credentials topic does carry it: that is where it belongs.
-    let credentials = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_CREDENTIALS)).await;
+    let credentials =
+        orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_CREDENTIALS)).await;
     assert!(credentials.iter().any(|m| contains(m.payload.as_deref().unwrap_or_default(), hash.as_bytes())));
 
     let secrets: Vec<&[u8]> = vec![password.as_bytes(), new_password.as_bytes(), hash.as_bytes(), b"$argon2"];

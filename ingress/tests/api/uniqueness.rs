@@ -22,9 +22,8 @@ async fn a_taken_email_is_refused_with_409() {
 async fn concurrent_registrations_of_one_email_make_one_user() {
     let system = System::start().await;
     let body = json!({"email": "race@example.com", "password": PASSWORD, "first_name": "R", "last_name": "C"});
-    let attempts = (0..6).map(|_| {
-        system.call_with(Method::POST, "/api/v1/users", None, Some(body.clone()), &[("prefer", "wait=25")])
-    });
+    let attempts = (0..6)
+        .map(|_| system.call_with(Method::POST, "/api/v1/users", None, Some(body.clone()), &[("prefer", "wait=25")]));
     let outcomes = futures::future::join_all(attempts).await;
     let created = outcomes.iter().filter(|(s, _)| *s == 201).count();
     let taken = outcomes.iter().filter(|(s, b)| *s == 409 && b["error"]["code"] == "EMAIL_TAKEN").count();

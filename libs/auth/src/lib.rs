@@ -6,9 +6,9 @@
 //!   `users.credentials` only) is the hash.
 //! - [`Tokens`]: HS256 JWTs with `sub`, `roles`, `exp`, `iat`, `iss`.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 

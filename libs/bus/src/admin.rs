@@ -22,16 +22,17 @@ pub async fn ensure_topics(
     settings: &orderflow_config::KafkaSettings,
     topics: &[(String, Retention)],
 ) -> Result<(), AdminError> {
-    let admin: AdminClient<DefaultClientContext> = crate::client_config(settings).create().map_err(AdminError::Client)?;
+    let admin: AdminClient<DefaultClientContext> =
+        crate::client_config(settings).create().map_err(AdminError::Client)?;
     let names: Vec<String> = topics.iter().map(|(name, _)| settings.topic(name)).collect();
     let configs: Vec<Vec<(&str, &str)>> = topics.iter().map(|(_, retention)| retention.configs()).collect();
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
         .zip(&configs)
         .map(|(name, config)| {
-            config.iter().fold(NewTopic::new(name, settings.partitions, TopicReplication::Fixed(1)), |t, (k, v)| {
-                t.set(k, v)
-            })
+            config
+                .iter()
+                .fold(NewTopic::new(name, settings.partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v))
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -91,8 +91,11 @@ pub trait MessageHandler: Send + Sync {
 
     /// Sends a message that keeps failing to the dead-letter topic (with its
     /// original headers, position and the error), durably, before returning.
-    fn dead_letter(&self, message: &InboundMessage, error: &str)
-    -> impl Future<Output = Result<(), HandlerError>> + Send;
+    fn dead_letter(
+        &self,
+        message: &InboundMessage,
+        error: &str,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 /// Which topics, as which group, and how patiently.

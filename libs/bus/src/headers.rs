@@ -101,7 +101,11 @@ impl Headers {
 /// Header pairs of a Kafka message, in order.
 pub fn pairs_of(headers: Option<&BorrowedHeaders>) -> Vec<(String, Vec<u8>)> {
     headers
-        .map(|h| h.iter().map(|Header { key, value }| (key.to_owned(), value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+        .map(|h| {
+            h.iter()
+                .map(|Header { key, value }| (key.to_owned(), value.map(<[u8]>::to_vec).unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

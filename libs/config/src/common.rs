@@ -13,10 +13,9 @@ pub struct HttpSettings {
 
 impl HttpSettings {
     pub fn validate(&self, name: &str) -> Result<()> {
-        self.addr
-            .parse::<std::net::SocketAddr>()
-            .map(|_| ())
-            .map_err(|e| ConfigError::invalid(format!("{name}.addr"), format!("`{}` is not host:port ({e})", self.addr)))
+        self.addr.parse::<std::net::SocketAddr>().map(|_| ()).map_err(|e| {
+            ConfigError::invalid(format!("{name}.addr"), format!("`{}` is not host:port ({e})", self.addr))
+        })
     }
 }
 
@@ -96,10 +95,7 @@ impl KafkaSettings {
             return Err(ConfigError::invalid("kafka.partitions", "must be at least 1"));
         }
         if self.session_timeout_ms >= self.max_poll_interval_ms {
-            return Err(ConfigError::invalid(
-                "kafka.session_timeout_ms",
-                "must be below kafka.max_poll_interval_ms",
-            ));
+            return Err(ConfigError::invalid("kafka.session_timeout_ms", "must be below kafka.max_poll_interval_ms"));
         }
         Ok(())
     }

@@ -85,10 +85,7 @@ mod tests {
 
     #[test]
     fn redacts_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://app:hunter2@db:5432/users"),
-            "postgres://app:***@db:5432/users"
-        );
+        assert_eq!(redact_url("postgres://app:hunter2@db:5432/users"), "postgres://app:***@db:5432/users");
         assert_eq!(redact_url("http://127.0.0.1:8081"), "http://127.0.0.1:8081/");
     }
 }

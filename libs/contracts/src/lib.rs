@@ -57,8 +57,14 @@ macro_rules! contract {
         impl $crate::Contract for $ty {
             const NAME: &'static str = stringify!($ty);
             const FULL_NAME: &'static str = concat!($ns, ".", stringify!($ty));
-            const SCHEMA: &'static str =
-                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/", $dir, "/", stringify!($ty), ".avsc"));
+            const SCHEMA: &'static str = include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../schemas/",
+                $dir,
+                "/",
+                stringify!($ty),
+                ".avsc"
+            ));
             fn key(&self) -> String {
                 self.$key.clone()
             }

@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{SchemaFile, contract, family};
 
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterUser {
     pub user_id: String,
@@ -171,4 +170,3 @@ schema_files!(
     UserCommandRejected,
     UserCredentials,
 );
-

@@ -1,4 +1,4 @@
-use orderflow_bus::{InboundMessage, dead_letter_headers, topics};
+use orderflow_bus::InboundMessage;
 use sqlx::PgPool;
 
 use crate::inbox::{self, Outcome};
@@ -11,19 +11,7 @@ pub async fn dead_letter(pool: &PgPool, message: &InboundMessage, error: &str, g
     let mut tx = pool.begin().await?;
     let message_type = message.headers().map(|h| h.message_type).unwrap_or_else(|_| "unknown".into());
     if inbox::claim(&mut tx, &message.identity(), &message.topic, &message_type, Outcome::DeadLettered).await? {
-        let letter = OutboxMessage {
-            topic: topics::dlq(&message.topic),
-            key: message.key.clone().unwrap_or_default(),
-            payload: message.payload.clone().unwrap_or_default(),
-            headers: dead_letter_headers(
-                &message.header_pairs,
-                &message.topic,
-                message.partition,
-                message.offset,
-                group,
-                error,
-            ),
-        };
+        let letter = OutboxMessage::dead_letter(message, group, error);
         enqueue(&mut tx, &[letter]).await?;
         tracing::warn!(topic = %message.topic, offset = message.offset, %error, "message dead-lettered");
     }

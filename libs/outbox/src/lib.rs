@@ -45,6 +45,44 @@ pub struct OutboxMessage {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl OutboxMessage {
+    /// The dead letter of `message`: its original key, value and headers on
+    /// `<topic>.dlq`, plus where it came from, which consumer gave up and why.
+    pub fn dead_letter(message: &orderflow_bus::InboundMessage, group: &str, error: &str) -> Self {
+        Self {
+            topic: orderflow_bus::topics::dlq(&message.topic),
+            key: message.key.clone().unwrap_or_default(),
+            payload: message.payload.clone().unwrap_or_default(),
+            headers: orderflow_bus::dead_letter_headers(
+                &message.header_pairs,
+                &message.topic,
+                message.partition,
+                message.offset,
+                group,
+                error,
+            ),
+        }
+    }
+}
+
+/// `/health/ready` for a process that needs its database and the broker:
+/// `probe` must succeed on the pool, and the broker must answer metadata.
+pub fn readiness(
+    pool: sqlx::PgPool,
+    producer: orderflow_bus::Producer,
+    probe: &'static str,
+) -> std::sync::Arc<dyn orderflow_telemetry::ReadinessCheck> {
+    use futures::FutureExt;
+    std::sync::Arc::new(move || {
+        let (pool, producer) = (pool.clone(), producer.clone());
+        async move {
+            sqlx::query(probe).execute(&pool).await.map_err(|e| format!("database: {e}"))?;
+            producer.ping().await.map_err(|e| format!("kafka: {e}"))
+        }
+        .boxed()
+    })
+}
+
 /// Writes `messages` in the caller's transaction and wakes the relay when
 /// it commits.
 pub async fn enqueue(tx: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
@@ -81,13 +119,13 @@ pub fn classify(error: sqlx::Error) -> HandlerError {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // connection exceptions, serialization failure, deadlock,
             // insufficient resources, operator intervention
-            code.starts_with("08") || code == "40001" || code == "40P01" || code.starts_with("53") || code.starts_with("57")
+            code.starts_with("08")
+                || code == "40001"
+                || code == "40P01"
+                || code.starts_with("53")
+                || code.starts_with("57")
         }),
         _ => false,
     };
-    if transient {
-        HandlerError::Transient(error.to_string())
-    } else {
-        HandlerError::Permanent(error.to_string())
-    }
+    if transient { HandlerError::Transient(error.to_string()) } else { HandlerError::Permanent(error.to_string()) }
 }

@@ -76,21 +76,26 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let records: Vec<(i64, String, String, Vec<u8>, Vec<(String, Vec<u8>)>)> = rows
+        let records: Vec<(i64, crate::OutboxMessage)> = rows
             .into_iter()
             .map(|row| {
                 let names: Vec<String> = row.get("header_names");
                 let values: Vec<Vec<u8>> = row.get("header_values");
-                (row.get("id"), row.get("topic"), row.get("message_key"), row.get("payload"), names.into_iter().zip(values).collect())
+                let message = crate::OutboxMessage {
+                    topic: row.get("topic"),
+                    key: row.get("message_key"),
+                    payload: row.get("payload"),
+                    headers: names.into_iter().zip(values).collect(),
+                };
+                (row.get("id"), message)
             })
             .collect();
         // Every send is queued (in id order) before any ack is awaited; the
         // idempotent producer keeps that order within each partition.
         let results =
-            join_all(records.iter().map(|(_, topic, key, payload, headers)| self.producer.send(topic, key, payload, headers)))
-                .await;
+            join_all(records.iter().map(|(_, m)| self.producer.send(&m.topic, &m.key, &m.payload, &m.headers))).await;
         let confirmed: Vec<i64> =
-            records.iter().zip(&results).take_while(|(_, result)| result.is_ok()).map(|((id, ..), _)| *id).collect();
+            records.iter().zip(&results).take_while(|(_, result)| result.is_ok()).map(|((id, _), _)| *id).collect();
         orderflow_bus::failpoint::hit("relay.after_ack");
         if !confirmed.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")

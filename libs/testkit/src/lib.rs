@@ -52,9 +52,8 @@ pub fn unique_prefix() -> String {
 pub async fn fresh_database(hint: &str) -> String {
     let admin = pg_admin_url();
     let name = format!("t_{hint}_{}", unique_id());
-    let mut conn = sqlx::PgConnection::connect(&format!("{admin}/postgres"))
-        .await
-        .expect("connect to the test Postgres");
+    let mut conn =
+        sqlx::PgConnection::connect(&format!("{admin}/postgres")).await.expect("connect to the test Postgres");
     // `name` is built from a fixed hint and hex digits only.
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&mut conn)

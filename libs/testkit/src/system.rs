@@ -65,7 +65,8 @@ impl System {
     /// start (in process, or as a process it can kill).
     pub async fn start_without_user_service() -> Self {
         crate::init_tracing();
-        let kafka = KafkaSettings { brokers: kafka_brokers(), topic_prefix: unique_prefix(), ..KafkaSettings::default() };
+        let kafka =
+            KafkaSettings { brokers: kafka_brokers(), topic_prefix: unique_prefix(), ..KafkaSettings::default() };
         let registry = spawn_registry().await;
         let users_db = fresh_database("users").await;
         let readmodels_db = fresh_database("readmodels").await;
@@ -212,7 +213,12 @@ impl System {
     /// Logs in; returns the token.
     pub async fn login(&self, email: &str, password: &str) -> Option<String> {
         let (status, body) = self
-            .call(Method::POST, "/api/v1/auth/login", None, Some(serde_json::json!({"email": email, "password": password})))
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"email": email, "password": password})),
+            )
             .await;
         (status == 200).then(|| body["access_token"].as_str().expect("token").to_owned())
     }

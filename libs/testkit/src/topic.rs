@@ -20,7 +20,8 @@ pub async fn read_topic(brokers: &str, topic: &str) -> Vec<InboundMessage> {
         let mut ends = Vec::new();
         let mut assignment = TopicPartitionList::new();
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (_, high) = consumer.fetch_watermarks(&topic, partition.id(), Duration::from_secs(5)).expect("watermarks");
+            let (_, high) =
+                consumer.fetch_watermarks(&topic, partition.id(), Duration::from_secs(5)).expect("watermarks");
             if high > 0 {
                 assignment.add_partition_offset(&topic, partition.id(), Offset::Beginning).expect("assign");
                 ends.push((partition.id(), high));

@@ -101,7 +101,7 @@ async fn apply_event(tx: &mut PgConnection, headers: &Headers, event: &UserEvent
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            settle(tx, headers, "succeeded", None, None).await
+            settle(tx, headers, ("RegisterUser", &e.user_id), "succeeded", None, None).await
         }
         UserEvent::ProfileUpdated(e) => {
             sqlx::query(
@@ -115,7 +115,7 @@ async fn apply_event(tx: &mut PgConnection, headers: &Headers, event: &UserEvent
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            settle(tx, headers, "succeeded", None, None).await
+            settle(tx, headers, ("UpdateUserProfile", &e.user_id), "succeeded", None, None).await
         }
         UserEvent::PasswordChanged(e) => {
             sqlx::query("UPDATE users SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
@@ -125,28 +125,37 @@ async fn apply_event(tx: &mut PgConnection, headers: &Headers, event: &UserEvent
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            settle(tx, headers, "succeeded", None, None).await
+            settle(tx, headers, ("ChangeUserPassword", &e.user_id), "succeeded", None, None).await
         }
         UserEvent::Deactivated(e) => {
-            sqlx::query("UPDATE users SET active = false, version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
-                .bind(uuid(&e.user_id)?)
-                .bind(e.version)
-                .bind(millis(e.deactivated_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            settle(tx, headers, "succeeded", None, None).await
+            sqlx::query(
+                "UPDATE users SET active = false, version = $2, updated_at = $3 WHERE id = $1 AND version < $2",
+            )
+            .bind(uuid(&e.user_id)?)
+            .bind(e.version)
+            .bind(millis(e.deactivated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            settle(tx, headers, ("DeactivateUser", &e.user_id), "succeeded", None, None).await
         }
-        UserEvent::RegistrationRejected(e) => settle(tx, headers, "rejected", Some(&e.reason), Some(&e.message)).await,
-        UserEvent::CommandRejected(e) => settle(tx, headers, "rejected", Some(&e.reason), Some(&e.message)).await,
+        UserEvent::RegistrationRejected(e) => {
+            settle(tx, headers, ("RegisterUser", &e.user_id), "rejected", Some(&e.reason), Some(&e.message)).await
+        }
+        UserEvent::CommandRejected(e) => {
+            settle(tx, headers, (&e.command_type, &e.user_id), "rejected", Some(&e.reason), Some(&e.message)).await
+        }
     }
 }
 
 /// Records the outcome of the command that caused an event, and tells the
-/// ingress (NOTIFY is delivered when the transaction commits).
+/// ingress (NOTIFY is delivered when the transaction commits). The event
+/// names its command (type, aggregate, actor), so the status is complete
+/// even when the event is projected before the command itself is seen.
 async fn settle(
     tx: &mut PgConnection,
     headers: &Headers,
+    (command_type, aggregate_id): (&str, &str),
     status: &str,
     reason: Option<&str>,
     message: Option<&str>,
@@ -155,11 +164,15 @@ async fn settle(
         return Ok(()); // caused by no command (e.g. a system job): nothing to settle
     };
     sqlx::query(
-        "INSERT INTO commands (command_id, status, reason, message, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
+        "INSERT INTO commands (command_id, command_type, aggregate_id, actor, status, reason, message, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
          ON CONFLICT (command_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,
            message = EXCLUDED.message, updated_at = EXCLUDED.updated_at",
     )
     .bind(command_id)
+    .bind(command_type)
+    .bind(aggregate_id)
+    .bind(&headers.actor)
     .bind(status)
     .bind(reason)
     .bind(message)

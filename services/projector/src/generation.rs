@@ -22,9 +22,11 @@ pub async fn create(pool: &PgPool) -> Result<i32, sqlx::Error> {
         .await?;
     let name = schema(generation);
     // `name` is gen_ plus an integer: safe to splice.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET LOCAL search_path TO {name};")))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET LOCAL search_path TO {name};"
+    )))
+    .execute(&mut *tx)
+    .await?;
     sqlx::raw_sql(TEMPLATE).execute(&mut *tx).await?;
     sqlx::query("SET LOCAL search_path TO public").execute(&mut *tx).await?;
     sqlx::query("INSERT INTO projection_generations (generation, status) VALUES ($1, 'building')")
@@ -62,8 +64,9 @@ pub async fn switch_to(pool: &PgPool, generation: i32) -> Result<(), sqlx::Error
 
 /// The live generation, creating generation 1 on first start.
 pub async fn live_or_create(pool: &PgPool) -> Result<i32, sqlx::Error> {
-    let live: Option<i32> =
-        sqlx::query_scalar("SELECT generation FROM projection_generations WHERE status = 'live'").fetch_optional(pool).await?;
+    let live: Option<i32> = sqlx::query_scalar("SELECT generation FROM projection_generations WHERE status = 'live'")
+        .fetch_optional(pool)
+        .await?;
     if let Some(generation) = live {
         return Ok(generation);
     }

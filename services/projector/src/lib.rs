@@ -26,7 +26,6 @@ pub mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use orderflow_bus::{Producer, admin, topics};
 use orderflow_contracts::Codec;
 use orderflow_outbox::{Relay, RelayOptions};
@@ -92,10 +91,8 @@ impl Projector {
 }
 
 pub async fn connect(settings: &Settings) -> Result<PgPool, ServeError> {
-    let pool = PgPoolOptions::new()
-        .max_connections(settings.database.max_connections)
-        .connect(&settings.database.url)
-        .await?;
+    let pool =
+        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
     sqlx::migrate!("../../migrations/readmodels").run(&pool).await?;
     Ok(pool)
 }
@@ -121,18 +118,9 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let pool = connect(&settings).await?;
     admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
     let producer = Producer::new(&settings.kafka)?;
-    let ready = {
-        let (pool, producer) = (pool.clone(), producer.clone());
-        Arc::new(move || {
-            let (pool, producer) = (pool.clone(), producer.clone());
-            async move {
-                sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| format!("database: {e}"))?;
-                producer.ping().await.map_err(|e| format!("kafka: {e}"))
-            }
-            .boxed()
-        })
-    };
-    let http = tokio::spawn(orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()));
+    let ready = orderflow_outbox::readiness(pool.clone(), producer.clone(), "SELECT 1");
+    let http =
+        tokio::spawn(orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()));
 
     let Some(_lock) = become_active(&pool, &shutdown).await? else {
         let _ = http.await;
@@ -176,11 +164,10 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         }
     }
     let _ = rebuilds.await;
-    let live = std::mem::replace(&mut *projector.live.lock().await, LiveRunner {
-        generation,
-        stop: CancellationToken::new(),
-        task: tokio::spawn(async { Ok(()) }),
-    });
+    let live = std::mem::replace(
+        &mut *projector.live.lock().await,
+        LiveRunner { generation, stop: CancellationToken::new(), task: tokio::spawn(async { Ok(()) }) },
+    );
     live.stop.cancel();
     if let Ok(Err(error)) = live.task.await {
         tracing::error!(%error, "projection ended with an error");

@@ -10,8 +10,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use orderflow_bus::topics::{USERS_COMMANDS, USERS_CREDENTIALS, USERS_EVENTS, dlq};
-use orderflow_bus::{HandlerError, InboundMessage, dead_letter_headers};
+use orderflow_bus::topics::{USERS_COMMANDS, USERS_CREDENTIALS, USERS_EVENTS};
+use orderflow_bus::{HandlerError, InboundMessage};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::Codec;
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
@@ -141,19 +141,7 @@ impl Runner {
     /// moves past it, in one transaction.
     async fn dead_letter(&self, message: &InboundMessage, error: &str) -> Result<(), HandlerError> {
         let mut tx = self.begin().await.map_err(classify)?;
-        let letter = OutboxMessage {
-            topic: dlq(&message.topic),
-            key: message.key.clone().unwrap_or_default(),
-            payload: message.payload.clone().unwrap_or_default(),
-            headers: dead_letter_headers(
-                &message.header_pairs,
-                &message.topic,
-                message.partition,
-                message.offset,
-                &format!("projector-gen-{}", self.generation),
-                error,
-            ),
-        };
+        let letter = OutboxMessage::dead_letter(message, &format!("projector-gen-{}", self.generation), error);
         enqueue(&mut tx, &[letter]).await.map_err(classify)?;
         let next = HashMap::from([((message.topic.clone(), message.partition), message.offset + 1)]);
         Self::store_offsets(&mut tx, &next).await.map_err(classify)?;

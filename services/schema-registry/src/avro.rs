@@ -94,19 +94,19 @@ pub fn check(level: Level, candidate: &Schema, existing: &[(i32, Schema)]) -> Ve
     };
     let mut problems = Vec::new();
     for (version, old) in against {
-        if level.backward() {
-            if let Some(problem) = can_read(old, candidate) {
-                problems.push(format!(
+        if level.backward()
+            && let Some(problem) = can_read(old, candidate)
+        {
+            problems.push(format!(
                     "{{readerVersion: new, writerVersion: {version}, direction: BACKWARD, problem: the new schema cannot read data written with version {version}: {problem}}}"
                 ));
-            }
         }
-        if level.forward() {
-            if let Some(problem) = can_read(candidate, old) {
-                problems.push(format!(
+        if level.forward()
+            && let Some(problem) = can_read(candidate, old)
+        {
+            problems.push(format!(
                     "{{readerVersion: {version}, writerVersion: new, direction: FORWARD, problem: version {version} cannot read data written with the new schema: {problem}}}"
                 ));
-            }
         }
     }
     problems
@@ -132,7 +132,8 @@ mod tests {
 
     const V1: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"}]}"#;
     const V2_DEFAULT: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"},{"name":"email","type":"string","default":""}]}"#;
-    const V2_REQUIRED: &str = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]}"#;
+    const V2_REQUIRED: &str =
+        r#"{"type":"record","name":"User","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]}"#;
 
     #[test]
     fn whitespace_and_attribute_order_do_not_change_identity() {

@@ -23,11 +23,17 @@ pub enum RegistryError {
     SubjectConfigNotFound(String),
     #[error("Invalid schema: {0}")]
     InvalidSchema(String),
-    #[error("The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"")]
+    #[error(
+        "The specified version '{0}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
+    )]
     InvalidVersion(String),
-    #[error("Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive; got '{0}'")]
+    #[error(
+        "Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive; got '{0}'"
+    )]
     InvalidCompatibilityLevel(String),
-    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details}")]
+    #[error(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: {details}"
+    )]
     Incompatible { subject: String, details: String },
     #[error("{0}")]
     BadRequest(String),

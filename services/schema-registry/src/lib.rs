@@ -42,10 +42,8 @@ pub enum ServeError {
 /// Connects to the database, applies the migrations and serves the API on
 /// `listener` until `shutdown` fires.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool = PgPoolOptions::new()
-        .max_connections(settings.database.max_connections)
-        .connect(&settings.database.url)
-        .await?;
+    let pool =
+        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
     sqlx::migrate!("../../migrations/registry").run(&pool).await?;
     let store = store::Store::new(pool.clone());
     let ready_pool = pool.clone();

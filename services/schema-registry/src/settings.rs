@@ -10,10 +10,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            http: HttpSettings { addr: "127.0.0.1:8081".into() },
-            database: DatabaseSettings::local("registry"),
-        }
+        Self { http: HttpSettings { addr: "127.0.0.1:8081".into() }, database: DatabaseSettings::local("registry") }
     }
 }
 

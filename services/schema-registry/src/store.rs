@@ -153,12 +153,10 @@ impl Store {
     }
 
     pub async fn subjects(&self, include_deleted: bool) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT subject FROM subject_versions WHERE $1 OR NOT deleted ORDER BY subject",
-        )
-        .bind(include_deleted)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar("SELECT DISTINCT subject FROM subject_versions WHERE $1 OR NOT deleted ORDER BY subject")
+            .bind(include_deleted)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<i32>> {
@@ -235,10 +233,7 @@ impl Store {
                 return Err(RegistryError::SubjectNotSoftDeleted(subject.to_owned()));
             }
             sqlx::query("DELETE FROM subject_versions WHERE subject = $1").bind(subject).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM compatibility_config WHERE subject = $1")
-                .bind(subject)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM compatibility_config WHERE subject = $1").bind(subject).execute(&mut *tx).await?;
             rows.iter().map(|(v, _)| *v).collect()
         } else {
             if live.is_empty() {
@@ -338,10 +333,11 @@ impl Store {
     /// The level configured for `subject` (`None`: no subject-level config),
     /// or the global one for `subject = None`.
     pub async fn configured_level(&self, subject: Option<&str>) -> Result<Option<Level>> {
-        let raw: Option<String> = sqlx::query_scalar("SELECT compatibility FROM compatibility_config WHERE subject = $1")
-            .bind(subject.unwrap_or(""))
-            .fetch_optional(&self.pool)
-            .await?;
+        let raw: Option<String> =
+            sqlx::query_scalar("SELECT compatibility FROM compatibility_config WHERE subject = $1")
+                .bind(subject.unwrap_or(""))
+                .fetch_optional(&self.pool)
+                .await?;
         raw.map(|r| Level::parse(&r)).transpose()
     }
 

@@ -38,7 +38,12 @@ fn domain_error(error: DomainError) -> HandlerError {
 }
 
 impl CommandHandler {
-    async fn outbox_message<C: Contract>(&self, topic: &str, cause: &Headers, event: &C) -> Result<OutboxMessage, HandlerError> {
+    async fn outbox_message<C: Contract>(
+        &self,
+        topic: &str,
+        cause: &Headers,
+        event: &C,
+    ) -> Result<OutboxMessage, HandlerError> {
         Ok(OutboxMessage {
             topic: self.kafka.topic(topic),
             key: event.key(),
@@ -76,9 +81,10 @@ impl MessageHandler for CommandHandler {
             )));
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let first_time = inbox::claim(&mut tx, &headers.message_id.to_string(), &message.topic, command.name(), Outcome::Handled)
-            .await
-            .map_err(classify)?;
+        let first_time =
+            inbox::claim(&mut tx, &headers.message_id.to_string(), &message.topic, command.name(), Outcome::Handled)
+                .await
+                .map_err(classify)?;
         if !first_time {
             tracing::info!(message_id = %headers.message_id, "duplicate command ignored");
             return tx.rollback().await.map_err(classify);

@@ -17,7 +17,6 @@ pub mod settings;
 
 use std::sync::Arc;
 
-use futures::FutureExt;
 use orderflow_bus::consumer::{self, ConsumerOptions};
 use orderflow_bus::topics::{self, USERS_COMMANDS};
 use orderflow_bus::{Producer, admin};
@@ -50,10 +49,8 @@ pub enum ServeError {
 /// Runs the service until `shutdown` fires: consumer, relay and ops HTTP on
 /// `listener`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool = PgPoolOptions::new()
-        .max_connections(settings.database.max_connections)
-        .connect(&settings.database.url)
-        .await?;
+    let pool =
+        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
     sqlx::migrate!("../../migrations/users").run(&pool).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
@@ -76,17 +73,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         tokio::spawn(async move { consumer::run(&kafka, &options, &handler, shutdown).await })
     };
 
-    let ready = {
-        let (pool, producer) = (pool.clone(), producer.clone());
-        Arc::new(move || {
-            let (pool, producer) = (pool.clone(), producer.clone());
-            async move {
-                sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| format!("database: {e}"))?;
-                producer.ping().await.map_err(|e| format!("kafka: {e}"))
-            }
-            .boxed()
-        })
-    };
+    let ready = orderflow_outbox::readiness(pool.clone(), producer.clone(), "SELECT 1");
     tracing::info!(addr = %listener.local_addr()?, "user service running");
     let served = orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()).await;
     shutdown.cancel();

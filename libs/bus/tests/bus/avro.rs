@@ -32,7 +32,10 @@ async fn avro_round_trip_through_broker_and_registry() {
     };
     let headers = Headers::new_root("UserRegistered", "system");
     let producer = Producer::new(&s).expect("producer");
-    producer.send(&topic, &event.user_id, &codec.encode(&event).await.expect("encode"), &headers.to_pairs()).await.expect("send");
+    producer
+        .send(&topic, &event.user_id, &codec.encode(&event).await.expect("encode"), &headers.to_pairs())
+        .await
+        .expect("send");
 
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
@@ -43,7 +46,8 @@ async fn avro_round_trip_through_broker_and_registry() {
         .create()
         .expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
-    let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("in time").expect("message");
+    let message =
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("in time").expect("message");
     assert_eq!(message.key(), Some(event.user_id.as_bytes()));
     let decoded: UserEvent = Codec::new(&registry.url).decode(message.payload()).await.expect("decode");
     assert_eq!(decoded, UserEvent::Registered(event));

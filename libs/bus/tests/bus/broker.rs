@@ -16,7 +16,7 @@ use crate::settings;
 #[derive(Clone, Default)]
 struct Recorder {
     name: &'static str,
-    seen: Arc<Mutex<Vec<(&'static str, i32, i64, String)>>>,
+    seen: Seen,
 }
 
 impl MessageHandler for Recorder {

@@ -11,11 +11,16 @@ use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers as _, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, Producer as _, ThreadedProducer, DefaultProducerContext};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer as _, ThreadedProducer,
+};
 
 use crate::settings;
 
-fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, Option<String>, Option<Vec<u8>>, Vec<(String, String)>)> {
+/// partition, offset, key, value, headers
+type Record = (i32, i64, Option<String>, Option<Vec<u8>>, Vec<(String, String)>);
+
+fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("probe-{}", orderflow_testkit::unique_id()))
@@ -36,9 +41,21 @@ fn read_all(brokers: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, Optio
                 idle = 0;
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
-                out.push((m.partition(), m.offset(), m.key().map(|k| String::from_utf8_lossy(k).into_owned()), m.payload().map(<[u8]>::to_vec), headers));
+                out.push((
+                    m.partition(),
+                    m.offset(),
+                    m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    m.payload().map(<[u8]>::to_vec),
+                    headers,
+                ));
             }
             Some(Err(e)) => panic!("consume: {e}"),
             None => idle += 1,

@@ -74,7 +74,8 @@ async fn reqwest_subjects(url: &str) -> Vec<String> {
     let body = tokio::task::spawn_blocking({
         let url = url.to_owned();
         move || {
-            let out = std::process::Command::new("curl").args(["-fsS", &format!("{url}/subjects")]).output().expect("curl");
+            let out =
+                std::process::Command::new("curl").args(["-fsS", &format!("{url}/subjects")]).output().expect("curl");
             String::from_utf8(out.stdout).expect("utf8")
         }
     })

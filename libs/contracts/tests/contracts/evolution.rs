@@ -32,10 +32,10 @@ fn git(args: &[&str]) -> Option<String> {
 /// changed it, else the one before the last commit that touched it.
 fn previous_version(path: &str) -> Option<String> {
     let current = std::fs::read_to_string(root().join(path)).ok()?;
-    if let Some(head) = git(&["show", &format!("HEAD:{path}")]) {
-        if head != current {
-            return Some(head);
-        }
+    if let Some(head) = git(&["show", &format!("HEAD:{path}")])
+        && head != current
+    {
+        return Some(head);
     }
     let commits = git(&["log", "--format=%H", "-n", "2", "--", path])?;
     let previous = commits.lines().nth(1)?;
@@ -69,7 +69,8 @@ fn every_file_in_schemas_is_a_contract() {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "avsc") {
-                let relative = path.strip_prefix(root().join("schemas")).expect("below schemas/").to_string_lossy().into_owned();
+                let relative =
+                    path.strip_prefix(root().join("schemas")).expect("below schemas/").to_string_lossy().into_owned();
                 assert!(known.contains(&relative), "{relative} is not registered by the contracts crate");
             }
         }
@@ -80,7 +81,8 @@ fn every_file_in_schemas_is_a_contract() {
 fn the_check_catches_a_breaking_change() {
     let v1 = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"string"}]}"#;
     let added_optional = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"string"},{"name":"n","type":["null","long"],"default":null}]}"#;
-    let added_required = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"string"},{"name":"n","type":"long"}]}"#;
+    let added_required =
+        r#"{"type":"record","name":"E","fields":[{"name":"id","type":"string"},{"name":"n","type":"long"}]}"#;
     let retyped = r#"{"type":"record","name":"E","fields":[{"name":"id","type":"long"}]}"#;
     assert_eq!(backward_problem(v1, added_optional), None);
     assert!(backward_problem(v1, added_required).is_some());

@@ -28,11 +28,17 @@ async fn traffic(codec: &Codec, producer: &Producer, topic: &str, n: usize) {
         last_name: format!("{n}"),
     };
     let headers = Headers::new_root("RegisterUser", "anonymous");
-    producer.send(topic, &register.key(), &codec.encode(&register).await.expect("encode"), &headers.to_pairs()).await.expect("send");
+    producer
+        .send(topic, &register.key(), &codec.encode(&register).await.expect("encode"), &headers.to_pairs())
+        .await
+        .expect("send");
     for k in 0..n % 3 {
         let update = UpdateUserProfile { user_id: user_id(n), first_name: Some(format!("v{k}")), last_name: None };
         let headers = Headers::new_root("UpdateUserProfile", &user_id(n));
-        producer.send(topic, &update.key(), &codec.encode(&update).await.expect("encode"), &headers.to_pairs()).await.expect("send");
+        producer
+            .send(topic, &update.key(), &codec.encode(&update).await.expect("encode"), &headers.to_pairs())
+            .await
+            .expect("send");
     }
 }
 
@@ -58,10 +64,14 @@ async fn caught_up(system: &System, readmodels: &sqlx::PgPool, expected_users: i
     orderflow_testkit::eventually("the read model caught up", Duration::from_secs(120), || {
         let (users, readmodels) = (users.clone(), readmodels.clone());
         async move {
-            let truth: Option<(i64, Option<i64>)> = sqlx::query_as("SELECT count(*), sum(version)::bigint FROM users").fetch_one(&users).await.ok();
-            let seen: Option<(i64, Option<i64>)> = sqlx::query_as("SELECT count(*), sum(version)::bigint FROM rm.users").fetch_one(&readmodels).await.ok();
-            let pending: Option<i64> =
-                sqlx::query_scalar("SELECT count(*) FROM rm.commands WHERE status = 'pending'").fetch_one(&readmodels).await.ok();
+            let truth: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT count(*), sum(version)::bigint FROM users").fetch_one(&users).await.ok();
+            let seen: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT count(*), sum(version)::bigint FROM rm.users").fetch_one(&readmodels).await.ok();
+            let pending: Option<i64> = sqlx::query_scalar("SELECT count(*) FROM rm.commands WHERE status = 'pending'")
+                .fetch_one(&readmodels)
+                .await
+                .ok();
             truth.is_some_and(|t| t.0 == expected_users) && truth == seen && pending == Some(0)
         }
     })
@@ -126,12 +136,25 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
     // And both agree with the user service's own table.
     let users = sqlx::PgPool::connect(&system.users_db).await.expect("users");
     let truth: Vec<(uuid::Uuid, String, String, String, bool, i64)> =
-        sqlx::query_as("SELECT id, email, first_name, last_name, active, version FROM users ORDER BY id").fetch_all(&users).await.expect("users");
+        sqlx::query_as("SELECT id, email, first_name, last_name, active, version FROM users ORDER BY id")
+            .fetch_all(&users)
+            .await
+            .expect("users");
     let seen: Vec<(uuid::Uuid, String, String, String, bool, i64)> =
-        sqlx::query_as("SELECT id, email, first_name, last_name, active, version FROM rm.users ORDER BY id").fetch_all(&readmodels).await.expect("rm");
+        sqlx::query_as("SELECT id, email, first_name, last_name, active, version FROM rm.users ORDER BY id")
+            .fetch_all(&readmodels)
+            .await
+            .expect("rm");
     assert_eq!(truth, seen);
     let generations: Vec<(i32, String)> =
-        sqlx::query_as("SELECT generation, status FROM projection_generations ORDER BY generation").fetch_all(&readmodels).await.expect("generations");
-    assert_eq!(generations, vec![(2, "retired".to_owned()), (3, "live".to_owned())], "the oldest generation was dropped");
+        sqlx::query_as("SELECT generation, status FROM projection_generations ORDER BY generation")
+            .fetch_all(&readmodels)
+            .await
+            .expect("generations");
+    assert_eq!(
+        generations,
+        vec![(2, "retired".to_owned()), (3, "live".to_owned())],
+        "the oldest generation was dropped"
+    );
     system.stop().await;
 }

@@ -35,10 +35,7 @@ pub fn router(store: Store) -> Router {
         .route("/compatibility/subjects/{subject}/versions", post(config::check_all))
         .route("/compatibility/subjects/{subject}/versions/{version}", post(config::check_version))
         .route("/config", get(config::get_global).put(config::put_global).delete(config::delete_global))
-        .route(
-            "/config/{subject}",
-            get(config::get_subject).put(config::put_subject).delete(config::delete_subject),
-        )
+        .route("/config/{subject}", get(config::get_subject).put(config::put_subject).delete(config::delete_subject))
         .route("/mode", get(|| async { registry_json(StatusCode::OK, &serde_json::json!({"mode": "READWRITE"})) }))
         .with_state(store)
 }
@@ -77,12 +74,12 @@ struct SchemaRequest {
 fn parse_schema_request(body: &Bytes) -> Result<ParsedSchema> {
     let request: SchemaRequest =
         serde_json::from_slice(body).map_err(|e| RegistryError::BadRequest(format!("Invalid request body: {e}")))?;
-    if let Some(kind) = &request.schema_type {
-        if !kind.eq_ignore_ascii_case("AVRO") {
-            return Err(RegistryError::InvalidSchema(format!(
-                "schema type {kind} is not supported by this registry; only AVRO is"
-            )));
-        }
+    if let Some(kind) = &request.schema_type
+        && !kind.eq_ignore_ascii_case("AVRO")
+    {
+        return Err(RegistryError::InvalidSchema(format!(
+            "schema type {kind} is not supported by this registry; only AVRO is"
+        )));
     }
     if !request.references.is_empty() {
         return Err(RegistryError::InvalidSchema("schema references are not supported by this registry".into()));

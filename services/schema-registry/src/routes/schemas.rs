@@ -34,7 +34,9 @@ pub async fn versions(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     let rows = store.versions_of_schema(parse_id(&id)?, Flags(q).flag("deleted")).await?;
-    let body: Vec<_> =
-        rows.into_iter().map(|(subject, version)| serde_json::json!({"subject": subject, "version": version})).collect();
+    let body: Vec<_> = rows
+        .into_iter()
+        .map(|(subject, version)| serde_json::json!({"subject": subject, "version": version}))
+        .collect();
     Ok(ok(serde_json::json!(body)))
 }

@@ -17,7 +17,8 @@ async fn register_is_idempotent_and_ids_are_shared_across_subjects() {
     let id = r.register("a-value", USER_V1).await;
     assert_eq!(r.register("a-value", USER_V1).await, id, "same schema, same subject: same id");
     // Whitespace and attribute order do not make a new schema.
-    let reordered = r#"{ "namespace":"t", "fields": [ {"type":"string","name":"id"} ], "name":"User", "type":"record" }"#;
+    let reordered =
+        r#"{ "namespace":"t", "fields": [ {"type":"string","name":"id"} ], "name":"User", "type":"record" }"#;
     assert_eq!(r.register("a-value", reordered).await, id);
     assert_eq!(r.get("/subjects/a-value/versions").await, (200, json!([1])));
     assert_eq!(r.register("b-value", USER_V1).await, id, "another subject reuses the id");
@@ -25,9 +26,12 @@ async fn register_is_idempotent_and_ids_are_shared_across_subjects() {
     assert_ne!(v2, id);
     assert_eq!(r.get("/subjects").await, (200, json!(["a-value", "b-value"])));
     assert_eq!(r.get("/subjects/a-value/versions").await, (200, json!([1, 2])));
-    assert_eq!(r.get(&format!("/schemas/ids/{id}/versions")).await.1, json!([
-        {"subject": "a-value", "version": 1}, {"subject": "b-value", "version": 1}
-    ]));
+    assert_eq!(
+        r.get(&format!("/schemas/ids/{id}/versions")).await.1,
+        json!([
+            {"subject": "a-value", "version": 1}, {"subject": "b-value", "version": 1}
+        ])
+    );
 }
 
 #[tokio::test]
@@ -36,13 +40,17 @@ async fn reads_by_id_subject_and_version() {
     let id = r.register("s", USER_V1).await;
     let (status, body) = r.get(&format!("/schemas/ids/{id}?deleted=true")).await;
     assert_eq!(status, 200);
-    let schema: serde_json::Value = serde_json::from_str(body["schema"].as_str().expect("schema string")).expect("json");
+    let schema: serde_json::Value =
+        serde_json::from_str(body["schema"].as_str().expect("schema string")).expect("json");
     assert_eq!(schema["name"], "User");
     assert_eq!(r.get(&format!("/schemas/ids/{id}/schema")).await.1["name"], "User");
 
     let (status, latest) = r.get("/subjects/s/versions/latest").await;
     assert_eq!(status, 200);
-    assert_eq!((latest["subject"].clone(), latest["version"].clone(), latest["id"].clone()), (json!("s"), json!(1), json!(id)));
+    assert_eq!(
+        (latest["subject"].clone(), latest["version"].clone(), latest["id"].clone()),
+        (json!("s"), json!(1), json!(id))
+    );
     assert_eq!(r.get("/subjects/s/versions/1").await.1, latest);
     assert_eq!(r.get("/subjects/s/versions/-1").await.1, latest);
     assert_eq!(r.get("/subjects/s/versions/1/schema").await.1["type"], "record");

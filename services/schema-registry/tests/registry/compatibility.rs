@@ -23,8 +23,13 @@ async fn every_level_accepts_a_compatible_and_refuses_an_incompatible_change() {
         r.register(&subject, USER_V1).await;
         assert_eq!(r.put(&format!("/config/{subject}"), json!({"compatibility": level})).await.0, 200);
         if let Some(bad) = incompatible {
-            let (status, body) = r.post(&format!("/compatibility/subjects/{subject}/versions/latest"), json!({"schema": bad})).await;
-            assert_eq!((status, body["is_compatible"].clone()), (200, json!(false)), "{level} check of an incompatible change");
+            let (status, body) =
+                r.post(&format!("/compatibility/subjects/{subject}/versions/latest"), json!({"schema": bad})).await;
+            assert_eq!(
+                (status, body["is_compatible"].clone()),
+                (200, json!(false)),
+                "{level} check of an incompatible change"
+            );
             let (status, body) = r.post(&format!("/subjects/{subject}/versions"), json!({"schema": bad})).await;
             assert_eq!((status, body["error_code"].clone()), (409, json!(409)), "{level} must refuse: {body}");
         }
@@ -54,13 +59,18 @@ async fn transitive_levels_judge_every_earlier_version() {
 async fn verbose_compatibility_says_why() {
     let r = Registry::start().await;
     r.register("s", USER_V1).await;
-    let (status, body) = r.post("/compatibility/subjects/s/versions/1?verbose=true", json!({"schema": USER_V2_REQUIRED})).await;
+    let (status, body) =
+        r.post("/compatibility/subjects/s/versions/1?verbose=true", json!({"schema": USER_V2_REQUIRED})).await;
     assert_eq!(status, 200);
     assert_eq!(body["is_compatible"], false);
     let messages = body["messages"].as_array().expect("messages");
     assert_eq!(messages.len(), 1);
     assert!(messages[0].as_str().expect("text").contains("email"), "names the field: {messages:?}");
-    let (_, body) = r.post("/compatibility/subjects/s/versions?verbose=true", json!({"schema": USER_V2_OPTIONAL})).await;
+    let (_, body) =
+        r.post("/compatibility/subjects/s/versions?verbose=true", json!({"schema": USER_V2_OPTIONAL})).await;
     assert_eq!(body, json!({"is_compatible": true, "messages": []}));
-    assert_eq!(r.post("/compatibility/subjects/none/versions/latest", json!({"schema": USER_V1})).await.1["error_code"], 40401);
+    assert_eq!(
+        r.post("/compatibility/subjects/none/versions/latest", json!({"schema": USER_V1})).await.1["error_code"],
+        40401
+    );
 }

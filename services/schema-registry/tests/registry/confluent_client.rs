@@ -31,11 +31,7 @@ async fn schema_registry_converter_registers_encodes_and_decodes() {
 fn python(script: &str, args: &[&str]) -> std::process::Output {
     let python = std::env::var("ORDERFLOW_TEST_PYTHON")
         .expect("ORDERFLOW_TEST_PYTHON is not set: run the tests with scripts/test");
-    std::process::Command::new(python)
-        .args(["-W", "ignore", "-c", script])
-        .args(args)
-        .output()
-        .expect("run python")
+    std::process::Command::new(python).args(["-W", "ignore", "-c", script]).args(args).output().expect("run python")
 }
 
 #[tokio::test]
@@ -85,7 +81,9 @@ assert c.delete_subject("py-value", permanent=True) == [1]
 print("confluent client ok")
 "#;
     let url = r.handle.url.clone();
-    let output = tokio::task::spawn_blocking(move || python(script, &[&url, USER_V1, USER_V2_REQUIRED])).await.expect("python task");
+    let output = tokio::task::spawn_blocking(move || python(script, &[&url, USER_V1, USER_V2_REQUIRED]))
+        .await
+        .expect("python task");
     assert!(
         output.status.success(),
         "python client failed:\nstdout: {}\nstderr: {}",

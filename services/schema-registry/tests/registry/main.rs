@@ -73,8 +73,8 @@ async fn read(response: Response) -> (u16, Value) {
     (status, body)
 }
 
-pub const USER_V1: &str =
-    r#"{"type":"record","name":"User","namespace":"t","fields":[{"name":"id","type":"string"}]}"#;
+pub const USER_V1: &str = r#"{"type":"record","name":"User","namespace":"t","fields":[{"name":"id","type":"string"}]}"#;
 pub const USER_V2_OPTIONAL: &str = r#"{"type":"record","name":"User","namespace":"t","fields":[{"name":"id","type":"string"},{"name":"email","type":["null","string"],"default":null}]}"#;
 pub const USER_V2_REQUIRED: &str = r#"{"type":"record","name":"User","namespace":"t","fields":[{"name":"id","type":"string"},{"name":"email","type":"string"}]}"#;
-pub const USER_V2_RENAMED_TYPE: &str = r#"{"type":"record","name":"User","namespace":"t","fields":[{"name":"id","type":"long"}]}"#;
+pub const USER_V2_RENAMED_TYPE: &str =
+    r#"{"type":"record","name":"User","namespace":"t","fields":[{"name":"id","type":"long"}]}"#;

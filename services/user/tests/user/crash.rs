@@ -14,7 +14,12 @@ use crate::{events, send};
 
 fn spawn_user_service(system: &System, failpoint: Option<&str>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_user-service"));
-    command.envs(system.user_service_env()).env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+    command
+        .envs(system.user_service_env())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
     if let Some(point) = failpoint {
         command.env("ORDERFLOW_FAILPOINTS", point);
     }
@@ -33,7 +38,8 @@ async fn crash_and_recover(failpoint: &str) -> (System, String, Vec<(String, ord
         last_name: "Test".into(),
     };
     send(&system, &command, &Headers::new_root("RegisterUser", "anonymous")).await;
-    let status = tokio::time::timeout(Duration::from_secs(60), doomed.wait()).await.expect("the failpoint fired").expect("wait");
+    let status =
+        tokio::time::timeout(Duration::from_secs(60), doomed.wait()).await.expect("the failpoint fired").expect("wait");
     assert!(!status.success(), "the process died at {failpoint}: {status:?}");
 
     let mut survivor = spawn_user_service(&system, None);
@@ -61,7 +67,11 @@ async fn assert_one_user(system: &System, id: &str) {
         sqlx::query_as("SELECT id, version, email FROM rm.users").fetch_one(&readmodels).await.expect("read model");
     let (db_version, db_email): (i64, String) =
         sqlx::query_as("SELECT version, email FROM users").fetch_one(&users).await.expect("users");
-    assert_eq!((rm_id.to_string(), version, email), (id.to_owned(), db_version, db_email), "read model matches the users table");
+    assert_eq!(
+        (rm_id.to_string(), version, email),
+        (id.to_owned(), db_version, db_email),
+        "read model matches the users table"
+    );
 }
 
 #[tokio::test]
@@ -71,7 +81,10 @@ async fn killed_between_database_commit_and_offset_commit() {
     // The command was redelivered to the new process; its inbox absorbed it.
     let registered: Vec<_> = events.iter().filter(|(t, _)| t == "UserRegistered").collect();
     assert_eq!(registered.len(), 1, "one effect, one event: {:?}", events.iter().map(|(t, _)| t).collect::<Vec<_>>());
-    assert!(!events.iter().any(|(t, _)| t == "UserRegistrationRejected"), "the redelivery was not treated as a new registration");
+    assert!(
+        !events.iter().any(|(t, _)| t == "UserRegistrationRejected"),
+        "the redelivery was not treated as a new registration"
+    );
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
         .fetch_one(&crate::users_db(&system).await)
         .await
@@ -97,7 +110,8 @@ async fn killed_between_broker_ack_and_marking_rows_published() {
         .expect("outbox");
     assert_eq!(unpublished, 0, "the new relay marked everything");
     let readmodels = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
-    let status: String = sqlx::query_scalar("SELECT status FROM rm.commands").fetch_one(&readmodels).await.expect("status");
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM rm.commands").fetch_one(&readmodels).await.expect("status");
     assert_eq!(status, "succeeded");
     system.stop().await;
 }

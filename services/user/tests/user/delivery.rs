@@ -35,11 +35,12 @@ async fn every_command_delivered_twice_has_one_effect() {
     until_users_db(&system, "the marker took effect", "SELECT count(*) FROM users WHERE last_name = 'Marker'", 1).await;
 
     let pool = crate::users_db(&system).await;
-    let (version, first_name): (i64, String) = sqlx::query_as("SELECT version, first_name FROM users WHERE id = $1::uuid")
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .expect("user");
+    let (version, first_name): (i64, String) =
+        sqlx::query_as("SELECT version, first_name FROM users WHERE id = $1::uuid")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("user");
     assert_eq!((version, first_name.as_str()), (3, "Once"), "register + one update + marker");
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&pool).await.expect("inbox");
     assert_eq!(inbox, 3, "three distinct message ids");

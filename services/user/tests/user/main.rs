@@ -18,10 +18,7 @@ pub async fn send<C: Contract>(system: &System, command: &C, headers: &Headers) 
     let codec = Codec::new(&system.registry.url);
     let payload = codec.encode(command).await.expect("encode");
     let producer = Producer::new(&system.kafka).expect("producer");
-    producer
-        .send(&system.topic(USERS_COMMANDS), &command.key(), &payload, &headers.to_pairs())
-        .await
-        .expect("send");
+    producer.send(&system.topic(USERS_COMMANDS), &command.key(), &payload, &headers.to_pairs()).await.expect("send");
 }
 
 pub async fn users_db(system: &System) -> sqlx::PgPool {

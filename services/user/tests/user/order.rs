@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use orderflow_bus::Headers;
-use orderflow_contracts::users::{RegisterUser, UpdateUserProfile, UserEvent};
 use orderflow_contracts::Codec;
+use orderflow_contracts::users::{RegisterUser, UpdateUserProfile, UserEvent};
 use orderflow_testkit::system::System;
 
 use crate::{events, send};
