@@ -61,17 +61,19 @@ pub fn rejection(status: &CommandStatus) -> ApiError {
 }
 
 /// Answers a write: 202 at once, or, if the client asked to wait, the
-/// outcome once the read model shows it (`on_success` renders it), the
+/// outcome once the read model shows it (`on_success` renders it, and may
+/// wait, until the deadline, for other read models to catch up), the
 /// rejection, or 202 when the wait runs out.
 pub async fn respond<F, Fut>(state: &AppState, id: Uuid, wait: Option<u64>, on_success: F) -> ApiResult<Response>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(tokio::time::Instant) -> Fut,
     Fut: Future<Output = ApiResult<Response>>,
 {
     let Some(seconds) = wait else { return Ok(accepted(id)) };
-    match state.waiter.settled(id, seconds).await? {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    match state.waiter.settled(id, deadline).await? {
         Some(status) if status.status == "succeeded" => {
-            let mut response = on_success().await?;
+            let mut response = on_success(deadline).await?;
             response.headers_mut().insert("preference-applied", HeaderValue::from_static("wait"));
             Ok(response)
         }

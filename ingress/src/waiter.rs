@@ -6,7 +6,10 @@
 //! so no settlement can slip between the read and the wait, and it re-reads
 //! at least every half second in case the listener is reconnecting.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -56,22 +59,51 @@ impl Waiter {
         }
     }
 
-    /// The command's status once it is settled, or `None` after `seconds`.
-    pub async fn settled(&self, id: Uuid, seconds: u64) -> Result<Option<CommandStatus>, sqlx::Error> {
+    /// Re-runs `check` whenever the projector reports progress (and at
+    /// least every half second) until it yields something or `deadline`.
+    pub async fn poll<T, F, Fut>(&self, deadline: Instant, mut check: F) -> Result<Option<T>, sqlx::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
+    {
+        // Subscribe first: progress between the check and the wait still wakes us.
         let mut events = self.events.subscribe();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
         loop {
-            if let Some(found) = status::read(&self.pool, id).await?
-                && found.status != "pending"
-            {
+            if let Some(found) = check().await? {
                 return Ok(Some(found));
             }
-            let wake = tokio::time::Instant::now() + Duration::from_millis(500);
+            let wake = Instant::now() + Duration::from_millis(500);
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
                 _ = tokio::time::sleep_until(wake.min(deadline)) => {}
                 _ = events.recv() => {}
             }
         }
+    }
+
+    /// The command's status once it is settled, or `None` at `deadline`.
+    pub async fn settled(&self, id: Uuid, deadline: Instant) -> Result<Option<CommandStatus>, sqlx::Error> {
+        self.poll(deadline, || async move {
+            Ok(status::read(&self.pool, id).await?.filter(|found| found.status != "pending"))
+        })
+        .await
+    }
+
+    /// Waits until the credentials read model (fed by its own topic) shows
+    /// `user_id` at `version` or later, so a login right after a register or
+    /// password change sees it. `false` if `deadline` came first.
+    pub async fn credentials_at(&self, user_id: Uuid, version: i64, deadline: Instant) -> Result<bool, sqlx::Error> {
+        let found = self
+            .poll(deadline, || async move {
+                let caught_up: Option<bool> =
+                    sqlx::query_scalar("SELECT version >= $2 FROM rm.credentials WHERE user_id = $1")
+                        .bind(user_id)
+                        .bind(version)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(caught_up.filter(|c| *c))
+            })
+            .await?;
+        Ok(found.is_some())
     }
 }

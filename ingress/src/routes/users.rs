@@ -97,7 +97,14 @@ pub async fn register(
         last_name: last_name.into_inner(),
     };
     let id = send(&state, &command, "anonymous").await?;
-    respond(&state, id, wait, || async { Ok(ok_user(StatusCode::CREATED, load(&state, user_id).await?)) }).await
+    let state = &state;
+    respond(state, id, wait, |deadline| async move {
+        let user = load(state, user_id).await?;
+        // The 201 promises a login will work: wait for the credentials too.
+        state.waiter.credentials_at(user_id, user.version, deadline).await?;
+        Ok(ok_user(StatusCode::CREATED, user))
+    })
+    .await
 }
 
 async fn hash(password: Password) -> ApiResult<String> {
@@ -150,7 +157,8 @@ pub async fn patch(
         last_name: body.last_name.as_deref().map(|n| Name::parse("last_name", n)).transpose()?.map(Name::into_inner),
     };
     let command_id = send(&state, &command, &claims.sub).await?;
-    respond(&state, command_id, wait, || async { Ok(ok_user(StatusCode::OK, load(&state, id).await?)) }).await
+    let state = &state;
+    respond(state, command_id, wait, |_| async move { Ok(ok_user(StatusCode::OK, load(state, id).await?)) }).await
 }
 
 #[derive(Deserialize)]
@@ -193,7 +201,11 @@ pub async fn change_password(
     }
     let command = ChangeUserPassword { user_id: id.to_string(), password_hash: hash(new_password).await? };
     let command_id = send(&state, &command, &claims.sub).await?;
-    respond(&state, command_id, wait, || async {
+    let state = &state;
+    respond(state, command_id, wait, |deadline| async move {
+        // The old password must stop working before we say it changed.
+        let user = load(state, id).await?;
+        state.waiter.credentials_at(id, user.version, deadline).await?;
         Ok(axum::Json(json!({"command_id": command_id, "status": "succeeded"})).into_response())
     })
     .await
@@ -209,7 +221,14 @@ pub async fn deactivate(
     let id = parse_id(&id)?;
     may_access(&claims, id)?;
     let command_id = send(&state, &DeactivateUser { user_id: id.to_string() }, &claims.sub).await?;
-    respond(&state, command_id, wait, || async { Ok(ok_user(StatusCode::OK, load(&state, id).await?)) }).await
+    let state = &state;
+    respond(state, command_id, wait, |deadline| async move {
+        // Login must fail once we answer: wait for the credentials too.
+        let user = load(state, id).await?;
+        state.waiter.credentials_at(id, user.version, deadline).await?;
+        Ok(ok_user(StatusCode::OK, user))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]

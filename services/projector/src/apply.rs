@@ -59,7 +59,9 @@ pub async fn apply(
         .execute(&mut *tx)
         .await
         .map_err(orderflow_outbox::classify)?;
-        Ok(())
+        // Whoever waits for this command (a 201 promising a working login)
+        // re-checks when this commits.
+        notify(tx, &headers.causation_id).await
     } else if message.topic == kafka.topic(USERS_COMMANDS) {
         // Only the headers: the command body (which may hold a hash) is not
         // needed to know that a command is pending.
@@ -180,8 +182,14 @@ async fn settle(
     .execute(&mut *tx)
     .await
     .map_err(orderflow_outbox::classify)?;
+    notify(tx, &command_id.to_string()).await
+}
+
+/// Tells the ingress that something about `command_id` changed; delivered
+/// when the transaction commits.
+async fn notify(tx: &mut PgConnection, command_id: &str) -> Result<(), HandlerError> {
     sqlx::query("SELECT pg_notify('command_status', $1)")
-        .bind(command_id.to_string())
+        .bind(command_id)
         .execute(&mut *tx)
         .await
         .map_err(orderflow_outbox::classify)?;
