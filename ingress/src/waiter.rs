@@ -36,26 +36,36 @@ impl Waiter {
     async fn listen(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            let listener = async {
-                let mut listener = PgListener::connect_with(&self.pool).await?;
-                listener.listen("command_status").await?;
-                // Anything settled while we were not listening: everyone re-checks.
-                let _ = self.events.send("*".into());
-                loop {
-                    let notification = listener.recv().await?;
-                    let _ = self.events.send(notification.payload().to_owned());
-                }
-                #[allow(unreachable_code)]
-                Ok::<(), sqlx::Error>(())
-            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                outcome = listener => if let Err(error) = outcome {
+                error = self.relay_notifications() => {
                     tracing::warn!(%error, "command status listener failed; reconnecting");
-                },
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Fans `command_status` notifications out to the waiters until the
+    /// connection fails; returns why.
+    async fn relay_notifications(&self) -> sqlx::Error {
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(listener) => listener,
+            Err(error) => return error,
+        };
+        if let Err(error) = listener.listen("command_status").await {
+            return error;
+        }
+        // Anything settled while we were not listening: everyone re-checks.
+        let _ = self.events.send("*".into());
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    let _ = self.events.send(notification.payload().to_owned());
+                }
+                Err(error) => return error,
+            }
         }
     }
 

@@ -129,17 +129,8 @@ where
     }
 }
 
-/// A minimal HTTP/1.1 GET that says whether the answer was 200, so the kit
-/// needs no HTTP client of its own.
+/// Whether a GET of `url` answers 200.
 pub async fn http_ok(url: &str) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(rest) = url.strip_prefix("http://") else { return false };
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
-    let Ok(mut stream) = tokio::net::TcpStream::connect(host).await else { return false };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.is_ok() && &head[9..12] == b"200"
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("http client");
+    client.get(url).send().await.is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
 }

@@ -68,20 +68,23 @@ pub struct Projector {
     live: tokio::sync::Mutex<LiveRunner>,
 }
 
-impl Projector {
-    fn spawn(&self, generation: i32) -> LiveRunner {
+impl LiveRunner {
+    /// Starts a runner for `generation` built like `template`.
+    fn spawn(template: &Runner, generation: i32) -> Self {
         let stop = CancellationToken::new();
-        let runner = Runner { generation, ..self.runner_template.clone() };
+        let runner = Runner { generation, ..template.clone() };
         LiveRunner { generation, stop: stop.clone(), task: tokio::spawn(runner.run(stop)) }
     }
+}
 
-    pub(crate) async fn ensure_live_running(&self) -> Result<(), sqlx::Error> {
+impl Projector {
+    /// Restarts the live runner if it stopped (on its own, or for a switch
+    /// that then failed).
+    pub(crate) async fn ensure_live_running(&self) {
         let mut live = self.live.lock().await;
         if live.task.is_finished() {
-            let generation = live.generation;
-            *live = self.spawn(generation);
+            *live = LiveRunner::spawn(&self.runner_template, live.generation);
         }
-        Ok(())
     }
 
     /// The live generation.
@@ -137,14 +140,9 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     };
     let projector = Arc::new(Projector {
         pool: pool.clone(),
-        live: tokio::sync::Mutex::new(LiveRunner {
-            generation,
-            stop: CancellationToken::new(),
-            task: tokio::spawn(async { Ok(()) }),
-        }),
+        live: tokio::sync::Mutex::new(LiveRunner::spawn(&template, generation)),
         runner_template: template,
     });
-    *projector.live.lock().await = projector.spawn(generation);
     tracing::info!(generation, "projector active");
 
     let relay = tokio::spawn(Relay::new(pool.clone(), producer.clone(), RelayOptions::default()).run(shutdown.clone()));
@@ -157,17 +155,16 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if let Err(error) = projector.ensure_live_running().await {
-                    tracing::warn!(%error, "cannot restart the projection");
-                }
+                projector.ensure_live_running().await;
             }
         }
     }
     let _ = rebuilds.await;
-    let live = std::mem::replace(
-        &mut *projector.live.lock().await,
-        LiveRunner { generation, stop: CancellationToken::new(), task: tokio::spawn(async { Ok(()) }) },
-    );
+    // The rebuild task has ended, so this is the last owner.
+    let live = match Arc::try_unwrap(projector) {
+        Ok(projector) => projector.live.into_inner(),
+        Err(_) => unreachable!("the projector is shared only with the rebuild task, which has ended"),
+    };
     live.stop.cancel();
     if let Ok(Err(error)) = live.task.await {
         tracing::error!(%error, "projection ended with an error");

@@ -142,7 +142,7 @@ impl Projector {
                     .execute(&self.pool)
                     .await?;
                 // If the live runner was stopped for the switch, start it again.
-                self.ensure_live_running().await?;
+                self.ensure_live_running().await;
                 Err(error)
             }
         }

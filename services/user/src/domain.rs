@@ -104,6 +104,7 @@ pub async fn register(
 
 /// The locked current row of a user, or why the command is refused.
 struct Current {
+    id: Uuid,
     email: String,
     password_hash: String,
     first_name: String,
@@ -139,6 +140,7 @@ async fn lock_active(
         return Ok(Err(reject("USER_DEACTIVATED", format!("user {raw_id} is deactivated"))));
     }
     Ok(Ok(Current {
+        id,
         email: row.get("email"),
         password_hash: row.get("password_hash"),
         first_name: row.get("first_name"),
@@ -158,7 +160,7 @@ pub async fn update_profile(tx: &mut PgConnection, cmd: &UpdateUserProfile) -> R
     let version = current.version + 1;
     let now = Utc::now();
     sqlx::query("UPDATE users SET first_name = $2, last_name = $3, version = $4, updated_at = $5 WHERE id = $1")
-        .bind(user_id(&cmd.user_id)?)
+        .bind(current.id)
         .bind(&first_name)
         .bind(&last_name)
         .bind(version)
@@ -182,7 +184,7 @@ pub async fn change_password(tx: &mut PgConnection, cmd: &ChangeUserPassword) ->
     let version = current.version + 1;
     let now = Utc::now();
     sqlx::query("UPDATE users SET password_hash = $2, version = $3, updated_at = $4 WHERE id = $1")
-        .bind(user_id(&cmd.user_id)?)
+        .bind(current.id)
         .bind(&cmd.password_hash)
         .bind(version)
         .bind(now)
@@ -213,7 +215,7 @@ pub async fn deactivate(tx: &mut PgConnection, cmd: &DeactivateUser) -> Result<V
     let version = current.version + 1;
     let now = Utc::now();
     sqlx::query("UPDATE users SET active = false, version = $2, updated_at = $3 WHERE id = $1")
-        .bind(user_id(&cmd.user_id)?)
+        .bind(current.id)
         .bind(version)
         .bind(now)
         .execute(&mut *tx)

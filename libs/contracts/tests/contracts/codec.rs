@@ -63,27 +63,13 @@ async fn every_schema_registers_and_messages_round_trip() {
     let error = codec.decode::<UserEvent>(Some(&[0, 0, 0, 9, 99, 2])).await.expect_err("unknown id");
     assert!(!error.is_transient(), "{error}");
 
-    let subjects: Vec<String> = reqwest_subjects(&registry.url).await;
+    let subjects = subjects(&registry.url).await;
     for schema in orderflow_contracts::all_schemas() {
         assert!(subjects.contains(&schema.full_name.to_owned()), "{} registered", schema.full_name);
     }
     assert_eq!(UserRegistered::FULL_NAME, "orderflow.users.events.UserRegistered");
 }
 
-async fn reqwest_subjects(url: &str) -> Vec<String> {
-    let body = tokio::task::spawn_blocking({
-        let url = url.to_owned();
-        move || {
-            let out =
-                std::process::Command::new("curl").args(["-fsS", &format!("{url}/subjects")]).output().expect("curl");
-            String::from_utf8(out.stdout).expect("utf8")
-        }
-    })
-    .await
-    .expect("task");
-    body.trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+async fn subjects(url: &str) -> Vec<String> {
+    reqwest::get(format!("{url}/subjects")).await.expect("GET /subjects").json().await.expect("a JSON list")
 }
