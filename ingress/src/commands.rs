@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderflow_bus::Headers;
-use orderflow_bus::topics::USERS_COMMANDS;
+
 use orderflow_contracts::Contract;
 use serde_json::json;
 use uuid::Uuid;
@@ -24,7 +24,12 @@ pub async fn send<C: Contract>(state: &AppState, command: &C, actor: &str) -> Ap
     let payload = state.codec.encode(command).await.map_err(|e| ApiError::unavailable("the schema registry", e))?;
     state
         .producer
-        .send(&state.kafka.topic(USERS_COMMANDS), &command.key(), &payload, &headers.to_pairs())
+        .send(
+            &state.kafka.topic(orderflow_contracts::users::COMMANDS.name),
+            &command.key(),
+            &payload,
+            &headers.to_pairs(),
+        )
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
     state.remember(headers.message_id);

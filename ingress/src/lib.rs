@@ -28,12 +28,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use futures::FutureExt;
 use orderflow_auth::Tokens;
-use orderflow_bus::{Producer, admin, topics};
+use orderflow_bus::{Producer, admin};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::Codec;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -131,11 +130,14 @@ pub enum ServeError {
 
 /// Serves the API (and health, metrics) on `listener` until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool =
-        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
+    let pool = orderflow_runtime::database::connect(&settings.database).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
-    admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
+    admin::ensure_topics(
+        &settings.kafka,
+        &orderflow_contracts::topics::with_dead_letters(orderflow_contracts::users::TOPICS),
+    )
+    .await?;
     let producer = Producer::new(&settings.kafka)?;
     let state = AppState {
         producer: producer.clone(),

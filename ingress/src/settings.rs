@@ -1,19 +1,27 @@
 use orderflow_config::{
-    ConfigError, DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings, Secret, Validate,
+    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Secret, Validate,
 };
+
+/// The development signing key: public knowledge, so accepted only when
+/// `environment` is `development`.
+const DEVELOPMENT_SECRET: &str = "orderflow-development-secret-change-me";
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// The HS256 signing key. The development default is public knowledge:
-    /// set `ORDERFLOW_JWT__SECRET` anywhere that matters.
+    /// The HS256 signing key, at least 32 bytes. The default is public
+    /// knowledge and refused unless `environment` is `development`: set
+    /// `ORDERFLOW_JWT__SECRET` everywhere else.
     pub secret: Secret,
     pub issuer: String,
     pub ttl_seconds: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub environment: Environment,
     pub http: HttpSettings,
     /// The `readmodels` database (read only: the views in schema `rm`).
     pub database: DatabaseSettings,
@@ -24,22 +32,23 @@ pub struct Settings {
     pub max_wait_seconds: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// A request taking longer than this (plus any `Prefer: wait`) is
+    /// answered 503 and its work dropped.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            environment: Environment::default(),
             http: HttpSettings { addr: "127.0.0.1:8080".into() },
             database: DatabaseSettings::local("readmodels"),
-            kafka: KafkaSettings::default(),
+            kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
-            jwt: JwtSettings {
-                secret: Secret::new("orderflow-development-secret-change-me"),
-                issuer: "orderflow".into(),
-                ttl_seconds: 3600,
-            },
+            jwt: JwtSettings { secret: Secret::new(DEVELOPMENT_SECRET), issuer: "orderflow".into(), ttl_seconds: 3600 },
             max_wait_seconds: 30,
             max_body_bytes: 16 * 1024,
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -50,8 +59,17 @@ impl Validate for Settings {
         self.database.validate()?;
         self.kafka.validate()?;
         self.registry.validate()?;
-        if self.jwt.secret.expose().len() < 16 {
-            return Err(ConfigError::invalid("jwt.secret", "must be at least 16 characters"));
+        if self.jwt.secret.expose().len() < 32 {
+            return Err(ConfigError::invalid("jwt.secret", "must be at least 32 bytes"));
+        }
+        if self.jwt.secret.expose() == DEVELOPMENT_SECRET && self.environment != Environment::Development {
+            return Err(ConfigError::invalid(
+                "jwt.secret",
+                "is the public development key; set ORDERFLOW_JWT__SECRET (or ORDERFLOW_ENVIRONMENT=development for a dev stack)",
+            ));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(ConfigError::invalid("request_timeout_ms", "must be at least 1"));
         }
         if self.jwt.ttl_seconds < 60 {
             return Err(ConfigError::invalid("jwt.ttl_seconds", "must be at least 60"));

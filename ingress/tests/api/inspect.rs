@@ -1,7 +1,5 @@
 //! What an operator sees with kcat and a Confluent client.
 
-use orderflow_bus::topics::USERS_EVENTS;
-
 use crate::{PASSWORD, System};
 
 const HEADERS: [&str; 7] =
@@ -13,8 +11,8 @@ async fn kcat_shows_key_and_headers_and_confluent_client_decodes_the_value() {
     let (status, body) = system.register("kcat@example.com", PASSWORD).await;
     assert_eq!(status, 201);
     let id = body["id"].as_str().expect("id").to_owned();
-    let topic = system.topic(USERS_EVENTS);
-    let root = std::env::var("ORDERFLOW_ROOT").expect("ORDERFLOW_ROOT is set by scripts/test");
+    let topic = system.topic(orderflow_contracts::users::EVENTS.name);
+    let root = std::env::var("OF_ROOT").expect("OF_ROOT is set by scripts/test");
 
     let kcat = tokio::process::Command::new(format!("{root}/scripts/kcat"))
         .args(["-b", &system.kafka.brokers, "-C", "-t", &topic, "-e", "-q", "-f", "%k|%h\n"])
@@ -51,7 +49,7 @@ value = des(m.value(), SerializationContext(topic, MessageField.VALUE))
 print(json.dumps(value, default=str))
 c.close()
 "#;
-    let python = std::env::var("ORDERFLOW_TEST_PYTHON").expect("ORDERFLOW_TEST_PYTHON is set by scripts/test");
+    let python = std::env::var("OF_TEST_PYTHON").expect("OF_TEST_PYTHON is set by scripts/test");
     let decoded = tokio::process::Command::new(python)
         .args(["-W", "ignore", "-c", script, &system.kafka.brokers, &system.registry.url, &topic])
         .output()

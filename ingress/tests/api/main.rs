@@ -9,7 +9,7 @@ mod uniqueness;
 
 use reqwest::Method;
 
-pub use orderflow_testkit::system::{ADMIN_EMAIL, System};
+pub use orderflow_harness::system::{ADMIN_EMAIL, System};
 
 pub const PASSWORD: &str = "correct horse battery";
 

@@ -1,7 +1,6 @@
 //! Bad input gets a clear error naming the problem, and nothing reaches Kafka.
 
-use orderflow_bus::topics::USERS_COMMANDS;
-use orderflow_testkit::system::read;
+use orderflow_harness::system::read;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -30,7 +29,7 @@ async fn refused_requests_name_the_problem_and_send_nothing() {
     let system = System::start().await;
     let (alice_id, alice) = user(&system, "alice@example.com").await;
     let (bob_id, _) = user(&system, "bob@example.com").await;
-    let commands = system.topic(USERS_COMMANDS);
+    let commands = system.topic(orderflow_contracts::users::COMMANDS.name);
     let before = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &commands).await.len();
 
     let ok = |e: &str, p: &str| json!({"email": e, "password": p, "first_name": "A", "last_name": "B"});

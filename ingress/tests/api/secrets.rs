@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use orderflow_bus::topics::{USERS_CREDENTIALS, USERS_EVENTS};
 use reqwest::Method;
 use serde_json::json;
 
@@ -71,12 +70,19 @@ async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
         .expect("hash");
     assert!(hash.starts_with("$argon2id$"));
     // The credentials topic does carry it: that is where it belongs.
-    let credentials =
-        orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_CREDENTIALS)).await;
+    let credentials = orderflow_testkit::topic::read_topic(
+        &system.kafka.brokers,
+        &system.topic(orderflow_contracts::users::CREDENTIALS.name),
+    )
+    .await;
     assert!(credentials.iter().any(|m| contains(m.payload.as_deref().unwrap_or_default(), hash.as_bytes())));
 
     let secrets: Vec<&[u8]> = vec![password.as_bytes(), new_password.as_bytes(), hash.as_bytes(), b"$argon2"];
-    let events = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_EVENTS)).await;
+    let events = orderflow_testkit::topic::read_topic(
+        &system.kafka.brokers,
+        &system.topic(orderflow_contracts::users::EVENTS.name),
+    )
+    .await;
     assert!(events.len() >= 2, "registered and password changed");
     for event in &events {
         for secret in &secrets {

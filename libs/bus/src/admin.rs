@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
+use orderflow_contracts::Retention;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-
-use crate::topics::Retention;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -16,8 +15,9 @@ pub enum AdminError {
     Create { topic: String, problem: String },
 }
 
-/// Creates the topics that do not exist yet (with the settings' partition
-/// count and the retention of their kind); existing ones are left alone.
+/// Creates the topics that do not exist yet, with the settings' partition
+/// count, replication factor and `min.insync.replicas` and the retention of
+/// their kind; existing ones are left alone.
 pub async fn ensure_topics(
     settings: &orderflow_config::KafkaSettings,
     topics: &[(String, Retention)],
@@ -25,14 +25,21 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> =
         crate::client_config(settings).create().map_err(AdminError::Client)?;
     let names: Vec<String> = topics.iter().map(|(name, _)| settings.topic(name)).collect();
-    let configs: Vec<Vec<(&str, &str)>> = topics.iter().map(|(_, retention)| retention.configs()).collect();
+    let min_isr = settings.min_insync_replicas.to_string();
+    let configs: Vec<Vec<(&str, String)>> = topics
+        .iter()
+        .map(|(_, retention)| {
+            let mut config = retention.configs();
+            config.push(("min.insync.replicas", min_isr.clone()));
+            config
+        })
+        .collect();
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
         .zip(&configs)
         .map(|(name, config)| {
-            config
-                .iter()
-                .fold(NewTopic::new(name, settings.partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v))
+            let replication = TopicReplication::Fixed(settings.replication_factor);
+            config.iter().fold(NewTopic::new(name, settings.partitions, replication), |t, (k, v)| t.set(k, v))
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -1,22 +1,39 @@
-//! The at-least-once consumer loop.
+//! The at-least-once consumer.
 //!
-//! Messages are handled one at a time, in partition order. A message's
-//! offset is stored (and later committed) only after [`MessageHandler::handle`]
-//! returned `Ok` — i.e. after the handler's database transaction committed —
-//! or after the message was dead-lettered. A crash anywhere before that
-//! redelivers the message, which the handler's inbox makes harmless.
+//! One task reads from the broker and hands each message to the worker of
+//! its partition (a bounded queue); workers run concurrently, each in its
+//! partition's order. A worker takes the run of messages waiting in its
+//! queue (up to `batch_size`) and gives it to [`MessageHandler::handle`],
+//! which commits all of it in one database transaction or nothing. Only
+//! then are the offsets stored (and later committed): a crash anywhere
+//! before that redelivers the messages, which the handler's inbox makes
+//! harmless.
+//!
+//! A run that fails permanently falls back to one message at a time, so
+//! only the failing message is retried (boundedly, with backoff) and then
+//! dead-lettered; the partition moves on. Transient failures (database
+//! down) are retried until they pass; nothing is skipped.
+//!
+//! On a rebalance the workers of revoked partitions finish the run in hand
+//! and stop; a worker for a partition that comes back waits for its
+//! predecessor, so one partition is never worked on twice at once. A worker
+//! that dies (panics) ends [`run`] with an error, so the owner learns of it.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::headers::{HeaderError, Headers, pairs_of};
 
@@ -25,6 +42,15 @@ static HANDLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         IntCounterVec::new(
             Opts::new("orderflow_bus_messages_consumed_total", "Messages consumed, by group, topic and outcome"),
             &["group", "topic", "outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+static ASSIGNED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntGaugeVec::new(
+            Opts::new("orderflow_bus_assigned_partitions", "Partitions this process owns, by group"),
+            &["group"],
         )
         .expect("valid metric"),
     )
@@ -84,10 +110,11 @@ pub enum HandlerError {
 }
 
 /// What a service does with its messages.
-pub trait MessageHandler: Send + Sync {
-    /// Handles one message, committing its effects (and its inbox row)
-    /// before returning `Ok`.
-    fn handle(&self, message: &InboundMessage) -> impl Future<Output = Result<(), HandlerError>> + Send;
+pub trait MessageHandler: Send + Sync + 'static {
+    /// Handles a run of consecutive messages of one partition, in order, as
+    /// one unit: every effect (and every inbox row) is committed before
+    /// `Ok`, or none is. A run of one is the fallback for a run that failed.
+    fn handle(&self, messages: &[InboundMessage]) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
     /// Sends a message that keeps failing to the dead-letter topic (with its
     /// original headers, position and the error), durably, before returning.
@@ -103,6 +130,10 @@ pub trait MessageHandler: Send + Sync {
 pub struct ConsumerOptions {
     pub group: String,
     pub topics: Vec<String>,
+    /// Messages of one partition handed to the handler at once, at most.
+    pub batch_size: usize,
+    /// Messages buffered per partition.
+    pub queue_capacity: usize,
     /// Attempts for a permanently failing message before it is dead-lettered.
     pub max_attempts: usize,
     /// First retry delay; doubles up to `max_backoff`.
@@ -112,12 +143,18 @@ pub struct ConsumerOptions {
 
 impl ConsumerOptions {
     pub fn new(group: impl Into<String>, topics: Vec<String>) -> Self {
+        Self::from_settings(&orderflow_config::ConsumerSettings::new(group), topics)
+    }
+
+    pub fn from_settings(settings: &orderflow_config::ConsumerSettings, topics: Vec<String>) -> Self {
         Self {
-            group: group.into(),
+            group: settings.group.clone(),
             topics,
-            max_attempts: 4,
-            base_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(5),
+            batch_size: settings.batch_size,
+            queue_capacity: settings.queue_capacity,
+            max_attempts: settings.max_attempts,
+            base_backoff: Duration::from_millis(settings.base_backoff_ms),
+            max_backoff: Duration::from_millis(settings.max_backoff_ms),
         }
     }
 
@@ -133,27 +170,37 @@ pub enum ConsumerError {
     Create { group: String, source: KafkaError },
     #[error("cannot subscribe group {group} to {topics:?}: {source}")]
     Subscribe { group: String, topics: Vec<String>, source: KafkaError },
+    #[error("the worker of {topic}[{partition}] in group {group} died: {cause}")]
+    WorkerDied { group: String, topic: String, partition: i32, cause: String },
 }
 
-/// Logs rebalances and commits what is stored before partitions go away, so
-/// the next owner starts right after the last committed effect.
-struct RebalanceContext {
+type Partition = (String, i32);
+
+/// Logs rebalances, commits what is stored before partitions go away (so
+/// the next owner starts right after the last committed effect) and tells
+/// the dispatcher which workers to retire.
+struct GroupContext {
     group: String,
+    revoked: Mutex<Vec<Partition>>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for GroupContext {}
 
-impl ConsumerContext for RebalanceContext {
+impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
-            tracing::info!(group = %self.group, partitions = partitions.count(), "partitions revoked");
+            tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions revoked");
             commit_stored(consumer, &self.group);
+            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+            ASSIGNED.with_label_values(&[&self.group]).set(0);
         }
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions assigned");
+            ASSIGNED.with_label_values(&[&self.group]).set(partitions.count() as i64);
         }
     }
 }
@@ -169,28 +216,30 @@ fn commit_stored<C: Consumer<X>, X: ConsumerContext>(consumer: &C, group: &str) 
     }
 }
 
-enum Outcome {
-    Done,
-    Stopped,
+/// One partition's worker, as the dispatcher sees it.
+struct Worker {
+    queue: mpsc::Sender<InboundMessage>,
+    stop: CancellationToken,
+    /// Cancelled when the worker has ended (also by a panic).
+    done: CancellationToken,
+    task: tokio::task::Id,
 }
 
-/// Consumes `options.topics` as `options.group` until `shutdown` fires.
+/// Consumes `options.topics` as `options.group` until `shutdown` fires,
+/// then lets every worker finish its run in hand and commits.
 pub async fn run<H: MessageHandler>(
     settings: &orderflow_config::KafkaSettings,
     options: &ConsumerOptions,
-    handler: &H,
+    handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
-    let consumer: StreamConsumer<RebalanceContext> = crate::client_config(settings)
+    let consumer: StreamConsumer<GroupContext> = crate::consumer_config(settings)
         .set("group.id", &options.group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
-        .set("max.poll.interval.ms", settings.max_poll_interval_ms.to_string())
-        .create_with_context(RebalanceContext { group: options.group.clone() })
+        .create_with_context(GroupContext { group: options.group.clone(), revoked: Mutex::default() })
         .map_err(|source| ConsumerError::Create { group: options.group.clone(), source })?;
+    let consumer = Arc::new(consumer);
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|source| ConsumerError::Subscribe {
         group: options.group.clone(),
@@ -199,9 +248,23 @@ pub async fn run<H: MessageHandler>(
     })?;
     tracing::info!(group = %options.group, topics = ?options.topics, "consumer started");
 
-    loop {
+    let mut workers: HashMap<Partition, Worker> = HashMap::new();
+    // Workers that were told to stop and may still be finishing their run.
+    let mut retiring: HashMap<Partition, CancellationToken> = HashMap::new();
+    let mut tasks: JoinSet<Partition> = JoinSet::new();
+    let outcome = loop {
+        retire_revoked(&consumer, &mut workers, &mut retiring);
         let received = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                match ended {
+                    Ok((id, partition)) if workers.get(&partition).is_some_and(|w| w.task == id) => {
+                        break Err(died(options, &partition, "it stopped on its own".into()));
+                    }
+                    Ok(_) => continue,
+                    Err(join) => break Err(died(options, &("?".into(), -1), join.to_string())),
+                }
+            }
             received = consumer.recv() => received,
         };
         let message = match received {
@@ -211,97 +274,244 @@ pub async fn run<H: MessageHandler>(
                 continue;
             }
         };
-        match process(options, handler, &message, &shutdown).await {
-            Outcome::Stopped => break,
-            Outcome::Done => {
-                crate::failpoint::hit("consumer.after_commit");
-                // librdkafka commits `offset + 1` for a stored offset: store
-                // the message's own offset (adding one here skips a message
-                // at every rebalance; the group test catches that).
-                if let Err(error) = consumer.store_offset(&message.topic, message.partition, message.offset) {
-                    // The partition was revoked meanwhile: its next owner
-                    // redelivers the message and the inbox absorbs it.
-                    tracing::warn!(%error, topic = %message.topic, partition = message.partition, "offset not stored");
-                }
-            }
+        retire_revoked(&consumer, &mut workers, &mut retiring);
+        let partition = (message.topic.clone(), message.partition);
+        let worker = workers.entry(partition.clone()).or_insert_with(|| {
+            let predecessor = retiring.remove(&partition);
+            spawn_worker(&mut tasks, partition.clone(), predecessor, &consumer, options, &handler)
+        });
+        // A full queue makes the dispatcher wait: backpressure, bounded memory.
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            sent = worker.queue.send(message) => sent,
+        };
+        if sent.is_err() {
+            // The worker is gone; the join arm above reports why.
+            tracing::debug!(topic = %partition.0, partition = partition.1, "worker queue closed");
+        }
+    };
+    // Shutdown (or a dead worker): every worker finishes its run in hand.
+    for worker in workers.values() {
+        worker.stop.cancel();
+    }
+    let mut panicked = None;
+    while let Some(ended) = tasks.join_next().await {
+        if let Err(join) = ended {
+            panicked.get_or_insert(join.to_string());
         }
     }
-    commit_stored(&consumer, &options.group);
+    commit_stored(consumer.as_ref(), &options.group);
+    drop(workers);
     // Dropping closes the consumer: a final revoke (which commits) and a
     // LeaveGroup, so the group rebalances at once instead of waiting out
-    // the session timeout.
+    // the session timeout. The workers held clones; all have ended.
     drop(consumer);
     tracing::info!(group = %options.group, "consumer stopped");
-    Ok(())
+    match (outcome, panicked) {
+        (Err(error), _) => Err(error),
+        (Ok(()), Some(cause)) => Err(died(options, &("?".into(), -1), cause)),
+        (Ok(()), None) => Ok(()),
+    }
 }
 
-async fn process<H: MessageHandler>(
-    options: &ConsumerOptions,
-    handler: &H,
-    message: &InboundMessage,
-    shutdown: &CancellationToken,
-) -> Outcome {
-    let span = tracing::info_span!(
-        "message",
-        group = %options.group,
-        topic = %message.topic,
-        partition = message.partition,
-        offset = message.offset,
-        correlation_id = tracing::field::Empty,
-    );
-    if let Ok(headers) = message.headers() {
-        span.record("correlation_id", headers.correlation_id.as_str());
+fn died(options: &ConsumerOptions, (topic, partition): &Partition, cause: String) -> ConsumerError {
+    ConsumerError::WorkerDied { group: options.group.clone(), topic: topic.clone(), partition: *partition, cause }
+}
+
+fn retire_revoked(
+    consumer: &StreamConsumer<GroupContext>,
+    workers: &mut HashMap<Partition, Worker>,
+    retiring: &mut HashMap<Partition, CancellationToken>,
+) {
+    let revoked = std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|p| p.into_inner()));
+    for partition in revoked {
+        if let Some(worker) = workers.remove(&partition) {
+            worker.stop.cancel();
+            retiring.insert(partition, worker.done);
+        }
     }
-    let _enter = span.enter();
-    let mut delays = options.backoff();
-    let mut attempts = 0;
-    loop {
-        let error = match handler.handle(message).await {
-            Ok(()) => {
-                HANDLED.with_label_values(&[&options.group, &message.topic, "ok"]).inc();
-                return Outcome::Done;
+    retiring.retain(|_, done| !done.is_cancelled());
+}
+
+fn spawn_worker<H: MessageHandler>(
+    tasks: &mut JoinSet<Partition>,
+    partition: Partition,
+    predecessor: Option<CancellationToken>,
+    consumer: &Arc<StreamConsumer<GroupContext>>,
+    options: &ConsumerOptions,
+    handler: &Arc<H>,
+) -> Worker {
+    let (queue, inbox) = mpsc::channel(options.queue_capacity);
+    let (stop, done) = (CancellationToken::new(), CancellationToken::new());
+    let work = PartitionWork {
+        partition: partition.clone(),
+        consumer: Arc::clone(consumer),
+        options: options.clone(),
+        handler: Arc::clone(handler),
+        stop: stop.clone(),
+    };
+    let guard = done.clone().drop_guard();
+    let task = tasks
+        .spawn(async move {
+            let _done = guard;
+            if let Some(predecessor) = predecessor {
+                predecessor.cancelled().await;
             }
-            Err(error) => error,
-        };
-        match &error {
-            HandlerError::Transient(reason) => tracing::warn!(%reason, "transient failure; retrying"),
-            HandlerError::Permanent(reason) => {
-                attempts += 1;
-                if attempts >= options.max_attempts {
-                    tracing::error!(%reason, attempts, "message keeps failing; dead-lettering it");
-                    return dead_letter(options, handler, message, reason, shutdown).await;
+            work.run(inbox).await;
+            partition
+        })
+        .id();
+    Worker { queue, stop, done, task }
+}
+
+/// The messages of one partition, worked through in order.
+struct PartitionWork<H> {
+    partition: Partition,
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    options: ConsumerOptions,
+    handler: Arc<H>,
+    stop: CancellationToken,
+}
+
+enum Outcome {
+    Done,
+    Stopped,
+}
+
+impl<H: MessageHandler> PartitionWork<H> {
+    async fn run(&self, mut inbox: mpsc::Receiver<InboundMessage>) {
+        loop {
+            let first = tokio::select! {
+                _ = self.stop.cancelled() => return,
+                next = inbox.recv() => match next { Some(m) => m, None => return },
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.options.batch_size {
+                match inbox.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
                 }
-                tracing::warn!(%reason, attempts, "message failed; retrying");
             }
-        }
-        let delay = delays.next().unwrap_or(options.max_backoff);
-        tokio::select! {
-            _ = shutdown.cancelled() => return Outcome::Stopped,
-            _ = tokio::time::sleep(delay) => {}
+            let span = tracing::info_span!(
+                "batch",
+                group = %self.options.group,
+                topic = %self.partition.0,
+                partition = self.partition.1,
+                first_offset = batch[0].offset,
+                messages = batch.len(),
+            );
+            if let Outcome::Stopped = self.process_batch(&batch).instrument(span).await {
+                return;
+            }
         }
     }
-}
 
-async fn dead_letter<H: MessageHandler>(
-    options: &ConsumerOptions,
-    handler: &H,
-    message: &InboundMessage,
-    reason: &str,
-    shutdown: &CancellationToken,
-) -> Outcome {
-    let mut delays = options.backoff();
-    loop {
-        match handler.dead_letter(message, reason).await {
-            Ok(()) => {
-                HANDLED.with_label_values(&[&options.group, &message.topic, "dead_lettered"]).inc();
-                return Outcome::Done;
-            }
-            Err(error) => tracing::warn!(%error, "dead-lettering failed; retrying"),
+    fn store(&self, message: &InboundMessage) {
+        crate::failpoint::hit("consumer.after_commit");
+        // librdkafka commits `offset + 1` for a stored offset: store the
+        // message's own offset (adding one here skips a message at every
+        // rebalance; the group test catches that).
+        if let Err(error) = self.consumer.store_offset(&message.topic, message.partition, message.offset) {
+            // The partition was revoked meanwhile: its next owner
+            // redelivers the message and the inbox absorbs it.
+            tracing::info!(%error, offset = message.offset, "offset not stored (partition revoked)");
         }
-        let delay = delays.next().unwrap_or(options.max_backoff);
+    }
+
+    async fn process_batch(&self, batch: &[InboundMessage]) -> Outcome {
+        if batch.len() > 1 {
+            let mut delays = self.options.backoff();
+            loop {
+                match self.handler.handle(batch).await {
+                    Ok(()) => {
+                        HANDLED
+                            .with_label_values(&[&self.options.group, &self.partition.0, "ok"])
+                            .inc_by(batch.len() as u64);
+                        if let Some(last) = batch.last() {
+                            self.store(last);
+                        }
+                        return Outcome::Done;
+                    }
+                    Err(HandlerError::Transient(reason)) => {
+                        tracing::warn!(%reason, "transient failure; retrying the run");
+                        if !self.pause(delays.next()).await {
+                            return Outcome::Stopped;
+                        }
+                    }
+                    Err(HandlerError::Permanent(reason)) => {
+                        tracing::info!(%reason, "the run failed; handling its messages one by one");
+                        break;
+                    }
+                }
+            }
+        }
+        for message in batch {
+            match self.process_one(message).await {
+                Outcome::Done => self.store(message),
+                Outcome::Stopped => return Outcome::Stopped,
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Waits out a backoff delay; `false` if told to stop meanwhile.
+    async fn pause(&self, delay: Option<Duration>) -> bool {
+        let delay = delay.unwrap_or(self.options.max_backoff);
         tokio::select! {
-            _ = shutdown.cancelled() => return Outcome::Stopped,
-            _ = tokio::time::sleep(delay) => {}
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    async fn process_one(&self, message: &InboundMessage) -> Outcome {
+        let span = tracing::info_span!("message", offset = message.offset, correlation_id = tracing::field::Empty);
+        if let Ok(headers) = message.headers() {
+            span.record("correlation_id", headers.correlation_id.as_str());
+        }
+        self.retry_then_dead_letter(message).instrument(span).await
+    }
+
+    async fn retry_then_dead_letter(&self, message: &InboundMessage) -> Outcome {
+        let mut delays = self.options.backoff();
+        let mut attempts = 0;
+        loop {
+            let error = match self.handler.handle(std::slice::from_ref(message)).await {
+                Ok(()) => {
+                    HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
+                    return Outcome::Done;
+                }
+                Err(error) => error,
+            };
+            match &error {
+                HandlerError::Transient(reason) => tracing::warn!(%reason, "transient failure; retrying"),
+                HandlerError::Permanent(reason) => {
+                    attempts += 1;
+                    if attempts >= self.options.max_attempts {
+                        tracing::error!(%reason, attempts, "message keeps failing; dead-lettering it");
+                        return self.dead_letter(message, reason).await;
+                    }
+                    tracing::warn!(%reason, attempts, "message failed; retrying");
+                }
+            }
+            if !self.pause(delays.next()).await {
+                return Outcome::Stopped;
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: &InboundMessage, reason: &str) -> Outcome {
+        let mut delays = self.options.backoff();
+        loop {
+            match self.handler.dead_letter(message, reason).await {
+                Ok(()) => {
+                    HANDLED.with_label_values(&[&self.options.group, &message.topic, "dead_lettered"]).inc();
+                    return Outcome::Done;
+                }
+                Err(error) => tracing::warn!(%error, "dead-lettering failed; retrying"),
+            }
+            if !self.pause(delays.next()).await {
+                return Outcome::Stopped;
+            }
         }
     }
 }

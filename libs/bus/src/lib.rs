@@ -5,29 +5,48 @@
 //!   `traceparent`, `actor`), readable with kcat.
 //! - [`Producer`]: idempotent, `acks=all`; [`Producer::send`] returns only
 //!   once the broker confirmed the record, never fire-and-forget.
-//! - [`consumer`]: the at-least-once loop every service uses. The offset of
-//!   a message is stored only after its handler committed its work; errors
-//!   are either transient (retried, nothing advances) or permanent (bounded
-//!   retries with backoff, then the handler dead-letters the message and
-//!   only then does the offset advance). Shutdown finishes the message in
-//!   hand and commits.
-//! - [`admin`]: creating the topics the contract names.
-//! - [`failpoint`]: crash points used by the crash tests.
+//! - [`consumer`]: the at-least-once consumer every service uses. Partitions
+//!   are worked on concurrently, each by its own worker, in order; a run of
+//!   one partition's messages is handed to the handler at once (one database
+//!   transaction), and its offsets are stored only after the handler
+//!   committed. Errors are transient (retried, nothing advances) or
+//!   permanent (the run falls back to one message at a time; the failing one
+//!   gets bounded retries with backoff, then is dead-lettered, and only then
+//!   does its offset advance).
+//! - [`admin`]: creating topics with the configured replication.
+//! - [`failpoint`]: crash points for the crash tests (feature `failpoints`).
 
 pub mod admin;
 pub mod consumer;
 pub mod failpoint;
 mod headers;
 mod producer;
-pub mod topics;
 
 pub use consumer::{ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
 pub use headers::{HeaderError, Headers, dead_letter_headers};
 pub use producer::{Producer, ProducerError};
 
-/// The client settings every orderflow client shares.
+/// The client settings every orderflow client shares: brokers, `client.id`
+/// and the passthrough properties (SASL, TLS, ...).
 pub fn client_config(settings: &orderflow_config::KafkaSettings) -> rdkafka::ClientConfig {
     let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", &settings.brokers).set("client.id", "orderflow");
+    config.set("bootstrap.servers", &settings.brokers).set("client.id", &settings.client_id);
+    for (name, value) in settings.librdkafka_properties() {
+        config.set(name, value);
+    }
+    config
+}
+
+/// [`client_config`] plus what every consumer needs: manual offset storing
+/// (an offset advances only after the work it covers is committed) and the
+/// fetch wait of the settings.
+pub fn consumer_config(settings: &orderflow_config::KafkaSettings) -> rdkafka::ClientConfig {
+    let mut config = client_config(settings);
+    config
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set("max.poll.interval.ms", settings.max_poll_interval_ms.to_string());
     config
 }

@@ -2,7 +2,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::headers::to_owned_headers;
@@ -23,6 +23,34 @@ pub enum ProducerError {
     Create(#[source] KafkaError),
     #[error("the broker did not confirm the record on {topic}: {source}")]
     Delivery { topic: String, source: KafkaError },
+}
+
+impl ProducerError {
+    /// Whether sending the same record again can never succeed (too large,
+    /// invalid, not allowed) — as opposed to the broker being unavailable
+    /// or slow, which passes.
+    pub fn is_permanent(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        let code = match self {
+            ProducerError::Create(_) => return false,
+            ProducerError::Delivery { source, .. } => source.rdkafka_error_code(),
+        };
+        matches!(
+            code,
+            Some(
+                C::MessageSizeTooLarge
+                    | C::InvalidMessageSize
+                    | C::InvalidMessage
+                    | C::InvalidRecord
+                    | C::MessageBatchTooLarge
+                    | C::TopicAuthorizationFailed
+                    | C::ClusterAuthorizationFailed
+                    | C::InvalidTopic
+                    | C::UnsupportedForMessageFormat
+                    | C::PolicyViolation
+            )
+        )
+    }
 }
 
 /// An idempotent producer (`enable.idempotence`, `acks=all`): a record is

@@ -1,11 +1,25 @@
 //! Setting groups shared by several processes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{ConfigError, Result};
 
+/// Where a process runs. Development defaults (above all the public JWT
+/// secret) are accepted only when this says `development` explicitly; the
+/// default is `production`, so a forgotten setting fails closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    #[default]
+    Production,
+}
+
 /// Where a process listens for HTTP (API, health and metrics).
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// `host:port`; port 0 picks a free port (tests).
     pub addr: String,
@@ -21,11 +35,26 @@ impl HttpSettings {
 
 /// How a process reaches its own Postgres database.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// A `postgres://` URL. May carry a password, so it is redacted in `Debug`.
     pub url: String,
     /// Upper bound of the connection pool.
     pub max_connections: u32,
+    /// `statement_timeout` of every connection: a runaway query is cancelled
+    /// instead of holding a connection (and its locks) forever.
+    pub statement_timeout_ms: u64,
+    /// `idle_in_transaction_session_timeout`: a transaction left open by a
+    /// stuck task is rolled back and its locks released.
+    pub idle_in_transaction_timeout_ms: u64,
+    /// How long a task waits for a free pooled connection before failing.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self::local("postgres")
+    }
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -33,13 +62,27 @@ impl std::fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &crate::redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("idle_in_transaction_timeout_ms", &self.idle_in_transaction_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .finish()
     }
 }
 
 impl DatabaseSettings {
     pub fn local(database: &str) -> Self {
-        Self { url: format!("postgres://postgres@127.0.0.1:5433/{database}"), max_connections: 10 }
+        Self {
+            url: format!("postgres://postgres@127.0.0.1:5433/{database}"),
+            max_connections: 10,
+            statement_timeout_ms: 30_000,
+            idle_in_transaction_timeout_ms: 60_000,
+            acquire_timeout_ms: 10_000,
+        }
+    }
+
+    /// The same settings for another database URL (tests).
+    pub fn at(url: impl Into<String>) -> Self {
+        Self { url: url.into(), ..Self::default() }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -49,53 +92,175 @@ impl DatabaseSettings {
         if self.max_connections == 0 {
             return Err(ConfigError::invalid("database.max_connections", "must be at least 1"));
         }
+        for (name, value) in [
+            ("database.statement_timeout_ms", self.statement_timeout_ms),
+            ("database.idle_in_transaction_timeout_ms", self.idle_in_transaction_timeout_ms),
+            ("database.acquire_timeout_ms", self.acquire_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(name, "must be at least 1 (milliseconds)"));
+            }
+        }
         Ok(())
     }
 }
 
 /// How a process reaches Kafka.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// The defaults suit a real cluster (replication 3, `min.insync.replicas`
+/// 2, librdkafka's own timeouts); the single-node development broker needs
+/// 1/1 and a short `fetch_wait_max_ms` (scripts/dev sets them).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
     /// `bootstrap.servers`.
     pub brokers: String,
+    /// `client.id`: names this process in broker logs and quotas.
+    pub client_id: String,
     /// Prepended to every topic name (`<prefix>users.commands`); empty in
     /// production, unique per test so tests never share a topic.
     pub topic_prefix: String,
-    /// Partitions for topics this process creates if they are missing.
+    /// Partitions for topics this process creates if they are missing: the
+    /// unit of parallelism of every consumer group.
     pub partitions: i32,
-    /// `session.timeout.ms`; must stay below `max_poll_interval_ms`.
+    /// Replicas of each topic this process creates. With `acks=all`, a
+    /// confirmed record is on `min_insync_replicas` brokers at least.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of each topic this process creates.
+    pub min_insync_replicas: i32,
+    /// `session.timeout.ms` of consumer groups; must stay below
+    /// `max_poll_interval_ms`.
     pub session_timeout_ms: u32,
-    /// `max.poll.interval.ms`. tansu waits this long for a second group
-    /// member to join, so it is short by default.
+    /// `max.poll.interval.ms`. tansu also waits this long for a second
+    /// group member to join, so the dev stack keeps it short.
     pub max_poll_interval_ms: u32,
+    /// `fetch.wait.max.ms`: how long the broker may hold a fetch that has
+    /// no data. Kafka answers early when data arrives; tansu does not, so
+    /// every consumer hop would wait this long there (dev: 10).
+    pub fetch_wait_max_ms: u32,
+    /// Any other librdkafka property, passed through as is (SASL, TLS, ...):
+    /// `ORDERFLOW_KAFKA__PROPERTIES__SASL_MECHANISM=PLAIN` sets
+    /// `sasl.mechanism` (underscores become dots). Values are never logged.
+    #[serde(deserialize_with = "scalars_as_strings")]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Environment values arrive typed (`acks=1` is a number); librdkafka wants
+/// every property as a string.
+fn scalars_as_strings<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::Text(s) => s,
+                Scalar::Bool(b) => b.to_string(),
+                Scalar::Int(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("client_id", &self.client_id)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("min_insync_replicas", &self.min_insync_replicas)
+            .field("session_timeout_ms", &self.session_timeout_ms)
+            .field("max_poll_interval_ms", &self.max_poll_interval_ms)
+            .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Default for KafkaSettings {
     fn default() -> Self {
         Self {
             brokers: "127.0.0.1:9092".into(),
+            client_id: "orderflow".into(),
             topic_prefix: String::new(),
-            partitions: 3,
-            session_timeout_ms: 6_000,
-            max_poll_interval_ms: 10_000,
+            partitions: 6,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            session_timeout_ms: 45_000,
+            max_poll_interval_ms: 300_000,
+            fetch_wait_max_ms: 500,
+            properties: BTreeMap::new(),
         }
     }
 }
 
+/// Properties orderflow sets itself for its guarantees; overriding them
+/// through `kafka.properties` would silently break one.
+const RESERVED: &[&str] =
+    &["enable.idempotence", "acks", "enable.auto.offset.store", "enable.auto.commit", "group.id", "bootstrap.servers"];
+
 impl KafkaSettings {
+    /// Settings for the single-node development broker (tansu): replication
+    /// 1, short group timeouts, short fetch waits.
+    pub fn development(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            session_timeout_ms: 6_000,
+            max_poll_interval_ms: 10_000,
+            fetch_wait_max_ms: 10,
+            ..Self::default()
+        }
+    }
+
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.topic_prefix)
+    }
+
+    /// The passthrough properties with their librdkafka names.
+    pub fn librdkafka_properties(&self) -> impl Iterator<Item = (String, &str)> {
+        self.properties.iter().map(|(k, v)| (k.replace('_', "."), v.as_str()))
     }
 
     pub fn validate(&self) -> Result<()> {
         if self.brokers.trim().is_empty() {
             return Err(ConfigError::invalid("kafka.brokers", "must name at least one broker"));
         }
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::invalid("kafka.client_id", "must not be empty"));
+        }
         if self.partitions < 1 {
             return Err(ConfigError::invalid("kafka.partitions", "must be at least 1"));
         }
+        if self.replication_factor < 1 {
+            return Err(ConfigError::invalid("kafka.replication_factor", "must be at least 1"));
+        }
+        if self.min_insync_replicas < 1 || self.min_insync_replicas > self.replication_factor {
+            return Err(ConfigError::invalid(
+                "kafka.min_insync_replicas",
+                format!("must be between 1 and kafka.replication_factor ({})", self.replication_factor),
+            ));
+        }
         if self.session_timeout_ms >= self.max_poll_interval_ms {
             return Err(ConfigError::invalid("kafka.session_timeout_ms", "must be below kafka.max_poll_interval_ms"));
+        }
+        if let Some((name, _)) = self.librdkafka_properties().find(|(name, _)| RESERVED.contains(&name.as_str())) {
+            return Err(ConfigError::invalid(
+                format!("kafka.properties.{name}"),
+                "is set by orderflow itself for its delivery guarantees and cannot be overridden",
+            ));
         }
         Ok(())
     }
@@ -103,6 +268,7 @@ impl KafkaSettings {
 
 /// Where the Confluent-compatible schema registry is.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     pub url: String,
 }

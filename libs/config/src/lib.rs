@@ -11,14 +11,21 @@
 //!
 //! The result is validated by the struct's [`Validate`] impl, so a bad value
 //! stops the process at start-up with a message that names the setting.
+//! Settings fail closed: every struct denies unknown fields, so a misspelt
+//! `ORDERFLOW_…` variable or file key stops the process naming it. Variables
+//! that are not settings use other prefixes (`OF_FAILPOINTS`, `OF_TEST_…`);
+//! the only non-settings under `ORDERFLOW_` are `ORDERFLOW_CONFIG_FILE` and
+//! `ORDERFLOW_LOG_FORMAT` (read before settings exist).
 //! Secrets ([`Secret`]) and URLs with credentials ([`redact_url`]) never reach
 //! a log line through `Debug`.
 
 mod common;
 mod secret;
+mod service;
 
-pub use common::{DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings};
+pub use common::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings};
 pub use secret::Secret;
+pub use service::{ConsumerSettings, Domain, RelaySettings, ServiceSettings};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -60,7 +67,7 @@ where
     if let Ok(path) = std::env::var("ORDERFLOW_CONFIG_FILE") {
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config_file"]));
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config_file", "log_format"]));
     let settings: T = figment.extract().map_err(Box::new)?;
     settings.validate()?;
     Ok(settings)
@@ -82,6 +89,70 @@ pub fn redact_url(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rules {
+        limit: u32,
+    }
+
+    impl Validate for Rules {
+        fn validate(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Domain for Rules {
+        const SERVICE: &'static str = "test-service";
+        const PORT: u16 = 1;
+        const DATABASE: &'static str = "test";
+    }
+
+    fn load_from(env: &[(&str, &str)]) -> Result<ServiceSettings<Rules>> {
+        let mut result = None;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (k, v) in env {
+                jail.set_env(k, v);
+            }
+            result = Some(load::<ServiceSettings<Rules>>());
+            Ok(())
+        });
+        result.expect("ran")
+    }
+
+    #[test]
+    fn a_misspelt_setting_stops_the_process_naming_it() {
+        let error = load_from(&[("ORDERFLOW_KAFKA__BROKER", "x:9092")]).expect_err("unknown setting");
+        assert!(error.to_string().contains("broker"), "{error}");
+        let error = load_from(&[("ORDERFLOW_NO_SUCH_THING", "1")]).expect_err("unknown setting");
+        assert!(error.to_string().contains("no_such_thing"), "{error}");
+    }
+
+    #[test]
+    fn known_settings_and_passthrough_properties_load() {
+        let settings = load_from(&[
+            ("ORDERFLOW_KAFKA__BROKERS", "k1:9092,k2:9092"),
+            ("ORDERFLOW_KAFKA__PROPERTIES__SASL_MECHANISM", "PLAIN"),
+            ("ORDERFLOW_DOMAIN__LIMIT", "7"),
+            ("ORDERFLOW_LOG_FORMAT", "json"),
+        ])
+        .expect("valid settings");
+        assert_eq!(settings.kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(settings.domain.limit, 7);
+        assert_eq!(settings.consumer.group, "test-service");
+        let props: Vec<_> = settings.kafka.librdkafka_properties().collect();
+        assert_eq!(props, vec![("sasl.mechanism".to_owned(), "PLAIN")]);
+        assert_eq!(settings.environment, Environment::Production, "production unless said otherwise");
+    }
+
+    #[test]
+    fn guarantees_cannot_be_overridden_by_passthrough() {
+        let error = load_from(&[("ORDERFLOW_KAFKA__PROPERTIES__ACKS", "1")]).expect_err("reserved");
+        assert!(error.to_string().contains("kafka.properties.acks"), "{error}");
+        let error = load_from(&[("ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS", "4")]).expect_err("bad isr");
+        assert!(error.to_string().contains("min_insync_replicas"), "{error}");
+    }
 
     #[test]
     fn redacts_passwords_only() {

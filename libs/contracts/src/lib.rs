@@ -12,9 +12,14 @@
 //! reader schema, so an older or newer (compatible) producer is understood.
 
 mod codec;
+pub mod topics;
 pub mod users;
 
 pub use codec::{Codec, CodecError};
+pub use topics::{Retention, Topic};
+
+use std::future::Future;
+use std::pin::Pin;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,6 +36,35 @@ pub trait Contract: Serialize + DeserializeOwned + Send + Sync {
     fn key(&self) -> String;
 }
 
+/// Any contract message with its type erased, so a service can return a
+/// mixed list of events to publish (the outbox encodes each on the way in).
+pub trait AnyMessage: Send + Sync + std::fmt::Debug {
+    /// The `message_type` header.
+    fn name(&self) -> &'static str;
+    /// The Kafka key (aggregate id).
+    fn key(&self) -> String;
+    /// Encodes in the Confluent wire format.
+    fn encode<'a>(&'a self, codec: &'a Codec)
+    -> Pin<Box<dyn Future<Output = Result<Vec<u8>, CodecError>> + Send + 'a>>;
+}
+
+impl<C: Contract + std::fmt::Debug + 'static> AnyMessage for C {
+    fn name(&self) -> &'static str {
+        C::NAME
+    }
+
+    fn key(&self) -> String {
+        Contract::key(self)
+    }
+
+    fn encode<'a>(
+        &'a self,
+        codec: &'a Codec,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, CodecError>> + Send + 'a>> {
+        Box::pin(codec.encode(self))
+    }
+}
+
 /// A schema of `schemas/` by full name.
 #[derive(Debug, Clone, Copy)]
 pub struct SchemaFile {
@@ -45,6 +79,10 @@ pub trait Family: Sized {
     /// Picks the variant for `full_name` and deserialises the (already
     /// resolved) Avro value into it.
     fn from_avro(full_name: &str, value: apache_avro::types::Value) -> Result<Self, CodecError>;
+    /// The `message_type` of the message inside.
+    fn name(&self) -> &'static str;
+    /// The aggregate id of the message inside: what its Kafka key must be.
+    fn key(&self) -> String;
 }
 
 /// Every schema of `schemas/`; the registry gets all of them at start-up.
@@ -89,13 +127,16 @@ macro_rules! family {
                 )+
                 Err($crate::CodecError::UnknownType { family: stringify!($family), full_name: full_name.to_owned() })
             }
-        }
 
-        impl $family {
-            /// The `message_type` of the message inside.
-            pub fn name(&self) -> &'static str {
+            fn name(&self) -> &'static str {
                 match self {
                     $($family::$variant(_) => <$ty as $crate::Contract>::NAME),+
+                }
+            }
+
+            fn key(&self) -> String {
+                match self {
+                    $($family::$variant(m) => $crate::Contract::key(m)),+
                 }
             }
         }

@@ -3,7 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{SchemaFile, contract, family};
+use crate::{SchemaFile, Topic, contract, family};
+
+/// Commands of the users domain (the ingress writes, the user service reads).
+pub const COMMANDS: Topic = Topic::commands("users.commands");
+/// Events of the users domain: never a credential.
+pub const EVENTS: Topic = Topic::events("users.events");
+/// Password hashes travel only here: a compacted topic (latest credentials
+/// per user) read by the credentials projection alone, so no hash ever
+/// appears on a general event topic.
+pub const CREDENTIALS: Topic = Topic::compacted("users.credentials");
+/// Every topic of the users domain.
+pub const TOPICS: &[Topic] = &[COMMANDS, EVENTS, CREDENTIALS];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterUser {

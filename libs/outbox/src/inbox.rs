@@ -1,6 +1,9 @@
 //! The idempotency inbox: one row per handled message id.
 
-use sqlx::PgConnection;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 /// How a message was finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,9 +21,16 @@ impl Outcome {
     }
 }
 
+/// A message to record in the inbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub message_id: &'a str,
+    pub topic: &'a str,
+    pub message_type: &'a str,
+}
+
 /// Records `message_id` in the caller's transaction. `false` means the
-/// message was handled before: the caller must change nothing else (and
-/// should commit or roll back, then acknowledge the message).
+/// message was handled before: the caller must change nothing else for it.
 pub async fn claim(
     tx: &mut PgConnection,
     message_id: &str,
@@ -28,16 +38,40 @@ pub async fn claim(
     message_type: &str,
     outcome: Outcome,
 ) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO inbox (message_id, topic, message_type, outcome) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(message_id)
-    .bind(topic)
-    .bind(message_type)
-    .bind(outcome.as_str())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    let claimed = claim_all(tx, &[Entry { message_id, topic, message_type }], outcome).await?;
+    Ok(claimed.contains(message_id))
+}
+
+/// Records every entry in one statement; returns the ids that were new
+/// (the others were handled before). A concurrent claim of the same id by
+/// another transaction waits for that one to finish, so two replicas never
+/// both act on one message.
+pub async fn claim_all(
+    tx: &mut PgConnection,
+    entries: &[Entry<'_>],
+    outcome: Outcome,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut claimed = HashSet::with_capacity(entries.len());
+    for chunk in entries.chunks(10_000) {
+        let mut insert: QueryBuilder<Postgres> =
+            QueryBuilder::new("INSERT INTO inbox (message_id, topic, message_type, outcome) ");
+        insert.push_values(chunk, |mut row, e| {
+            row.push_bind(e.message_id).push_bind(e.topic).push_bind(e.message_type).push_bind(outcome.as_str());
+        });
+        insert.push(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+        let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+        claimed.extend(ids);
+    }
+    Ok(claimed)
+}
+
+/// Deletes inbox rows older than `retention`, which must exceed how long
+/// any message they guard can still be delivered
+/// (`orderflow_contracts::topics::INBOX_RETENTION`). Returns how many.
+pub async fn prune(pool: &PgPool, retention: Duration) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM inbox WHERE handled_at < now() - make_interval(secs => $1)")
+        .bind(retention.as_secs_f64())
+        .execute(pool)
+        .await?
+        .rows_affected())
 }

@@ -1,21 +1,22 @@
 //! The transactional outbox and the idempotency inbox.
 //!
 //! Guarantee 1 (no dual writes): a service never publishes to Kafka itself.
-//! It writes its state change, its [`inbox`] row and its [`OutboxMessage`]s
+//! It writes its state change, its [`inbox`] rows and its [`OutboxMessage`]s
 //! in **one** Postgres transaction; the [`Relay`] later publishes committed
 //! outbox rows and marks them published only after the broker confirmed
 //! them. A crash between the broker's ack and the mark republishes the rows
 //! (same `message_id`), which every consumer's inbox absorbs.
 //!
-//! Guarantee 2 (exactly-once effects): [`inbox::claim`] records a message id
-//! in the same transaction as the effect; a redelivered message finds its id
-//! taken and changes nothing.
+//! Guarantee 2 (exactly-once effects): [`inbox::claim`] records message ids
+//! in the same transaction as the effect; a redelivered message finds its
+//! id taken and changes nothing.
 //!
 //! Dead letters go through the outbox too ([`dead_letter`]): the inbox row
 //! that marks the message as done and the dead letter commit together.
 //!
-//! The tables (`outbox`, `inbox`) are created by each service's own
-//! migrations; their shape is documented in `migrations/README.md`.
+//! The tables (`outbox`, `inbox`) belong to this crate: [`migrate`] applies
+//! `libs/outbox/migrations` to a service's database, tracked in a
+//! migrations table of its own so the service's migrations stay its own.
 
 mod dead_letter;
 pub mod inbox;
@@ -25,7 +26,7 @@ pub use dead_letter::dead_letter;
 pub use relay::{Relay, RelayOptions};
 
 use orderflow_bus::HandlerError;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -33,6 +34,15 @@ pub enum OutboxError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Publish(#[from] orderflow_bus::ProducerError),
+    #[error("the outbox relay lost its leadership (its lock connection failed): {0}")]
+    LostLeadership(sqlx::Error),
+}
+
+/// Creates or upgrades the `outbox` and `inbox` tables.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.dangerous_set_table_name("_orderflow_outbox_migrations");
+    migrator.run(pool).await
 }
 
 /// One record to publish once the surrounding transaction commits.
@@ -50,7 +60,7 @@ impl OutboxMessage {
     /// `<topic>.dlq`, plus where it came from, which consumer gave up and why.
     pub fn dead_letter(message: &orderflow_bus::InboundMessage, group: &str, error: &str) -> Self {
         Self {
-            topic: orderflow_bus::topics::dlq(&message.topic),
+            topic: orderflow_contracts::topics::dlq(&message.topic),
             key: message.key.clone().unwrap_or_default(),
             payload: message.payload.clone().unwrap_or_default(),
             headers: orderflow_bus::dead_letter_headers(
@@ -65,42 +75,21 @@ impl OutboxMessage {
     }
 }
 
-/// `/health/ready` for a process that needs its database and the broker:
-/// `probe` must succeed on the pool, and the broker must answer metadata.
-pub fn readiness(
-    pool: sqlx::PgPool,
-    producer: orderflow_bus::Producer,
-    probe: &'static str,
-) -> std::sync::Arc<dyn orderflow_telemetry::ReadinessCheck> {
-    use futures::FutureExt;
-    std::sync::Arc::new(move || {
-        let (pool, producer) = (pool.clone(), producer.clone());
-        async move {
-            sqlx::query(probe).execute(&pool).await.map_err(|e| format!("database: {e}"))?;
-            producer.ping().await.map_err(|e| format!("kafka: {e}"))
-        }
-        .boxed()
-    })
-}
-
-/// Writes `messages` in the caller's transaction and wakes the relay when
-/// it commits.
+/// Writes `messages` in the caller's transaction (one statement) and wakes
+/// the relay when it commits (one `NOTIFY`, delivered on commit only, so
+/// the relay never wakes for nothing).
 pub async fn enqueue(tx: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
-    for m in messages {
-        let (names, values): (Vec<String>, Vec<Vec<u8>>) = m.headers.iter().cloned().unzip();
-        sqlx::query(
-            "INSERT INTO outbox (topic, message_key, payload, header_names, header_values) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&m.topic)
-        .bind(&m.key)
-        .bind(&m.payload)
-        .bind(&names)
-        .bind(&values)
-        .execute(&mut *tx)
-        .await?;
+    // Five parameters a row; Postgres takes at most 65535 per statement.
+    for chunk in messages.chunks(10_000) {
+        let mut insert: QueryBuilder<Postgres> =
+            QueryBuilder::new("INSERT INTO outbox (topic, message_key, payload, header_names, header_values) ");
+        insert.push_values(chunk, |mut row, m| {
+            let (names, values): (Vec<String>, Vec<Vec<u8>>) = m.headers.iter().cloned().unzip();
+            row.push_bind(&m.topic).push_bind(&m.key).push_bind(&m.payload).push_bind(names).push_bind(values);
+        });
+        insert.build().execute(&mut *tx).await?;
     }
     if !messages.is_empty() {
-        // Delivered on commit only, so the relay never wakes for nothing.
         sqlx::query("SELECT pg_notify('outbox', '')").execute(&mut *tx).await?;
     }
     Ok(())
@@ -118,7 +107,8 @@ pub fn classify(error: sqlx::Error) -> HandlerError {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // connection exceptions, serialization failure, deadlock,
-            // insufficient resources, operator intervention
+            // insufficient resources, operator intervention (which includes
+            // statement timeouts: 57014)
             code.starts_with("08")
                 || code == "40001"
                 || code == "40P01"

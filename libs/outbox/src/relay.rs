@@ -1,3 +1,22 @@
+//! Publishing committed outbox rows, in id order, by one relay per database.
+//!
+//! - **Leadership, fenced.** One relay per database publishes (a session
+//!   advisory lock on a connection of its own), which keeps per-key order
+//!   across replicas. Every read and every mark goes through that same
+//!   connection, so a relay whose lock connection died (Postgres restarted,
+//!   the lock is gone) fails on its next statement and stops publishing
+//!   instead of racing a new leader.
+//! - **Confirmed, then marked.** Rows are marked published only after the
+//!   broker confirmed them; a crash in between republishes them (same
+//!   `message_id`), which consumers' inboxes absorb.
+//! - **Parking.** A row whose delivery keeps failing (`max_attempts`, or at
+//!   once for an error that can never pass: too large, not allowed) is
+//!   parked together with every later row of its key — per-key order holds —
+//!   and everything else flows on. `orderflow_outbox_parked_rows` shows it;
+//!   after fixing the cause, `UPDATE outbox SET parked_at = NULL, attempts = 0
+//!   WHERE parked_at IS NOT NULL` releases them.
+
+use std::collections::HashSet;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -5,7 +24,7 @@ use futures::future::join_all;
 use orderflow_bus::Producer;
 use prometheus::{IntCounter, IntGauge};
 use sqlx::postgres::PgListener;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::OutboxError;
@@ -16,33 +35,71 @@ static PUBLISHED: LazyLock<IntCounter> = LazyLock::new(|| {
             .expect("valid metric"),
     )
 });
+static FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntCounter::new("orderflow_outbox_delivery_failures_total", "Outbox rows the broker did not confirm")
+            .expect("valid metric"),
+    )
+});
 static LEADER: LazyLock<IntGauge> = LazyLock::new(|| {
     orderflow_telemetry::register(
         IntGauge::new("orderflow_outbox_relay_leader", "1 while this process is the active outbox relay")
             .expect("valid metric"),
     )
 });
+static UNPUBLISHED: LazyLock<IntGauge> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntGauge::new("orderflow_outbox_unpublished_rows", "Outbox rows waiting to be published (parked ones too)")
+            .expect("valid metric"),
+    )
+});
+static OLDEST: LazyLock<IntGauge> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntGauge::new(
+            "orderflow_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest outbox row not yet published (parked ones excluded)",
+        )
+        .expect("valid metric"),
+    )
+});
+static PARKED: LazyLock<IntGauge> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntGauge::new("orderflow_outbox_parked_rows", "Outbox rows parked after failing to publish")
+            .expect("valid metric"),
+    )
+});
 
-/// How the relay batches, polls and cleans up.
+/// How the relay batches, polls, parks and cleans up.
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
     /// Rows per batch; all are sent before any confirmation is awaited.
     pub batch_size: i64,
+    /// Failed deliveries before a row is parked.
+    pub max_attempts: i32,
     /// A safety net: the relay wakes on `NOTIFY outbox`, and at least this often.
     pub poll_interval: Duration,
     /// Published rows are deleted after this long.
     pub retention: Duration,
-    /// Advisory-lock key: one relay per database publishes at a time, which
-    /// keeps per-key order across replicas.
+    /// Inbox rows are deleted after this long (see `inbox::prune`).
+    pub inbox_retention: Duration,
+    /// Advisory-lock key: one relay per database publishes at a time.
     pub lock_key: i64,
 }
 
 impl Default for RelayOptions {
     fn default() -> Self {
+        Self::from_settings(&orderflow_config::RelaySettings::default())
+    }
+}
+
+impl RelayOptions {
+    pub fn from_settings(settings: &orderflow_config::RelaySettings) -> Self {
         Self {
-            batch_size: 500,
-            poll_interval: Duration::from_secs(1),
-            retention: Duration::from_secs(3600),
+            batch_size: settings.batch_size,
+            max_attempts: settings.max_attempts,
+            poll_interval: Duration::from_millis(settings.poll_interval_ms),
+            retention: Duration::from_secs(settings.retention_secs),
+            inbox_retention: orderflow_contracts::topics::INBOX_RETENTION,
             lock_key: 0x6f75_7462_6f78, // "outbox"
         }
     }
@@ -56,73 +113,164 @@ pub struct Relay {
     options: RelayOptions,
 }
 
+struct Row_ {
+    id: i64,
+    message: crate::OutboxMessage,
+}
+
 impl Relay {
     pub fn new(pool: PgPool, producer: Producer, options: RelayOptions) -> Self {
         Self { pool, producer, options }
     }
 
-    /// Publishes one batch; returns how many rows were published. Rows are
-    /// marked published only after the broker confirmed them, and only the
-    /// confirmed prefix: a row after a failure waits for the next batch, so
-    /// per-key order is never inverted.
+    /// Publishes one batch on a pooled connection (tests step the relay
+    /// with it); returns how many rows were published.
     pub async fn relay_once(&self) -> Result<usize, OutboxError> {
+        let mut conn = self.pool.acquire().await?;
+        self.publish_batch(&mut conn).await
+    }
+
+    /// Publishes one batch, reading and marking through `conn`.
+    async fn publish_batch(&self, conn: &mut PgConnection) -> Result<usize, OutboxError> {
+        // Rows of a key that has a parked row wait behind it.
         let rows = sqlx::query(
-            "SELECT id, topic, message_key, payload, header_names, header_values FROM outbox
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT o.id, o.topic, o.message_key, o.payload, o.header_names, o.header_values FROM outbox o
+             WHERE o.published_at IS NULL AND o.parked_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.parked_at IS NOT NULL AND p.published_at IS NULL
+                               AND p.topic = o.topic AND p.message_key = o.message_key)
+             ORDER BY o.id LIMIT $1",
         )
         .bind(self.options.batch_size)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let records: Vec<(i64, crate::OutboxMessage)> = rows
+        let rows: Vec<Row_> = rows
             .into_iter()
             .map(|row| {
                 let names: Vec<String> = row.get("header_names");
                 let values: Vec<Vec<u8>> = row.get("header_values");
-                let message = crate::OutboxMessage {
-                    topic: row.get("topic"),
-                    key: row.get("message_key"),
-                    payload: row.get("payload"),
-                    headers: names.into_iter().zip(values).collect(),
-                };
-                (row.get("id"), message)
+                Row_ {
+                    id: row.get("id"),
+                    message: crate::OutboxMessage {
+                        topic: row.get("topic"),
+                        key: row.get("message_key"),
+                        payload: row.get("payload"),
+                        headers: names.into_iter().zip(values).collect(),
+                    },
+                }
             })
             .collect();
         // Every send is queued (in id order) before any ack is awaited; the
         // idempotent producer keeps that order within each partition.
-        let results =
-            join_all(records.iter().map(|(_, m)| self.producer.send(&m.topic, &m.key, &m.payload, &m.headers))).await;
-        let confirmed: Vec<i64> =
-            records.iter().zip(&results).take_while(|(_, result)| result.is_ok()).map(|((id, _), _)| *id).collect();
+        let results = join_all(
+            rows.iter()
+                .map(|r| self.producer.send(&r.message.topic, &r.message.key, &r.message.payload, &r.message.headers)),
+        )
+        .await;
         orderflow_bus::failpoint::hit("relay.after_ack");
+        // A row after a failed row of the same key stays unpublished, so it
+        // is sent again after it: per-key order is never inverted for good.
+        let mut blocked: HashSet<(&str, &str)> = HashSet::new();
+        let mut confirmed = Vec::with_capacity(rows.len());
+        let mut first_error = None;
+        for (row, result) in rows.iter().zip(results) {
+            let key = (row.message.topic.as_str(), row.message.key.as_str());
+            match result {
+                Ok(_) if !blocked.contains(&key) => confirmed.push(row.id),
+                Ok(_) => {}
+                Err(error) => {
+                    FAILED.inc();
+                    blocked.insert(key);
+                    self.record_failure(conn, row, &error).await?;
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
         if !confirmed.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
                 .bind(&confirmed)
-                .execute(&self.pool)
+                .execute(&mut *conn)
                 .await?;
             PUBLISHED.inc_by(confirmed.len() as u64);
         }
-        if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
-            return Err(error.into());
+        match first_error {
+            // Some rows went out: carry on at once, the failures are recorded.
+            Some(error) if confirmed.is_empty() => Err(error.into()),
+            _ => Ok(confirmed.len()),
         }
-        Ok(confirmed.len())
     }
 
-    /// Deletes rows published longer ago than the retention.
+    /// Counts a failed delivery of `row`; parks it (with the later rows of
+    /// its key) once it has failed too often or can never succeed.
+    async fn record_failure(
+        &self,
+        conn: &mut PgConnection,
+        row: &Row_,
+        error: &orderflow_bus::ProducerError,
+    ) -> Result<(), sqlx::Error> {
+        let attempts: i32 = sqlx::query_scalar(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1 RETURNING attempts",
+        )
+        .bind(row.id)
+        .bind(error.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+        if error.is_permanent() || attempts >= self.options.max_attempts {
+            let parked = sqlx::query(
+                "UPDATE outbox SET parked_at = now() WHERE published_at IS NULL AND parked_at IS NULL
+                 AND topic = $1 AND message_key = $2 AND id >= $3",
+            )
+            .bind(&row.message.topic)
+            .bind(&row.message.key)
+            .bind(row.id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            tracing::error!(
+                %error, outbox_id = row.id, topic = %row.message.topic, key = %row.message.key, attempts, parked,
+                "outbox row cannot be published; parked it with the later rows of its key"
+            );
+        } else {
+            tracing::warn!(%error, outbox_id = row.id, attempts, "outbox row not confirmed; will retry");
+        }
+        Ok(())
+    }
+
+    /// Deletes rows published longer ago than the retention, and inbox rows
+    /// past theirs.
     pub async fn clean_up(&self) -> Result<u64, OutboxError> {
         let seconds = self.options.retention.as_secs_f64();
-        Ok(sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
+        let outbox = sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
             .bind(seconds)
             .execute(&self.pool)
             .await?
-            .rows_affected())
+            .rows_affected();
+        let inbox = crate::inbox::prune(&self.pool, self.options.inbox_retention).await?;
+        Ok(outbox + inbox)
+    }
+
+    /// Refreshes the backlog gauges.
+    async fn observe(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let (unpublished, parked, oldest): (i64, i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE parked_at IS NOT NULL),
+                    EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        UNPUBLISHED.set(unpublished);
+        PARKED.set(parked);
+        OLDEST.set(oldest.unwrap_or(0.0) as i64);
+        Ok(())
     }
 
     /// Runs until `shutdown`: waits to become the one active relay of this
-    /// database, then publishes whenever rows are committed.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// database, then publishes whenever rows are committed. Database and
+    /// broker outages are retried with backoff (the readiness check reports
+    /// them); a panic ends the task, which the supervisor reports.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), OutboxError> {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             match self.lead(&shutdown).await {
@@ -137,6 +285,7 @@ impl Relay {
                 }
             }
         }
+        Ok(())
     }
 
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), OutboxError> {
@@ -162,15 +311,24 @@ impl Relay {
 
     async fn publish_while_leader(
         &self,
-        lock: &mut sqlx::PgConnection,
+        lock: &mut PgConnection,
         shutdown: &CancellationToken,
     ) -> Result<(), OutboxError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("outbox").await?;
         tracing::info!("outbox relay is the active publisher");
         let mut cleaned = tokio::time::Instant::now();
+        let mut observed = tokio::time::Instant::now() - self.options.poll_interval;
         loop {
-            let published = self.relay_once().await?;
+            if observed.elapsed() >= self.options.poll_interval {
+                Self::observe(lock).await.map_err(OutboxError::LostLeadership)?;
+                observed = tokio::time::Instant::now();
+            }
+            let published = match self.publish_batch(lock).await {
+                Ok(n) => n,
+                Err(OutboxError::Database(error)) => return Err(OutboxError::LostLeadership(error)),
+                Err(error) => return Err(error),
+            };
             if published as i64 >= self.options.batch_size {
                 continue;
             }
@@ -181,10 +339,7 @@ impl Relay {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 notified = listener.recv() => { notified?; }
-                _ = tokio::time::sleep(self.options.poll_interval) => {
-                    // Still holding the lock? (The lock's connection may have died.)
-                    sqlx::query("SELECT 1").execute(&mut *lock).await?;
-                }
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
             }
         }
     }

@@ -7,7 +7,7 @@
 //! are upserts. A republished event (outbox relay crash) changes nothing.
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderflow_bus::topics::{USERS_COMMANDS, USERS_CREDENTIALS, USERS_EVENTS};
+
 use orderflow_bus::{HandlerError, Headers, InboundMessage};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::users::{CredentialsRecord, UserEvent};
@@ -39,10 +39,10 @@ pub async fn apply(
     message: &InboundMessage,
 ) -> Result<(), HandlerError> {
     let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    if message.topic == kafka.topic(USERS_EVENTS) {
+    if message.topic == kafka.topic(orderflow_contracts::users::EVENTS.name) {
         let event: UserEvent = codec.decode(message.payload.as_deref()).await.map_err(codec_error)?;
         apply_event(tx, &headers, &event).await
-    } else if message.topic == kafka.topic(USERS_CREDENTIALS) {
+    } else if message.topic == kafka.topic(orderflow_contracts::users::CREDENTIALS.name) {
         let CredentialsRecord::Credentials(c) = codec.decode(message.payload.as_deref()).await.map_err(codec_error)?;
         sqlx::query(
             "INSERT INTO credentials (user_id, email, password_hash, roles, active, version) VALUES ($1, $2, $3, $4, $5, $6)
@@ -62,7 +62,7 @@ pub async fn apply(
         // Whoever waits for this command (a 201 promising a working login)
         // re-checks when this commits.
         notify(tx, &headers.causation_id).await
-    } else if message.topic == kafka.topic(USERS_COMMANDS) {
+    } else if message.topic == kafka.topic(orderflow_contracts::users::COMMANDS.name) {
         // Only the headers: the command body (which may hold a hash) is not
         // needed to know that a command is pending.
         sqlx::query(

@@ -26,11 +26,10 @@ pub mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow_bus::{Producer, admin, topics};
+use orderflow_bus::{Producer, admin};
 use orderflow_contracts::Codec;
 use orderflow_outbox::{Relay, RelayOptions};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -94,8 +93,8 @@ impl Projector {
 }
 
 pub async fn connect(settings: &Settings) -> Result<PgPool, ServeError> {
-    let pool =
-        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
+    let pool = orderflow_runtime::database::connect(&settings.database).await?;
+    orderflow_outbox::migrate(&pool).await?;
     sqlx::migrate!("../../migrations/readmodels").run(&pool).await?;
     Ok(pool)
 }
@@ -119,9 +118,13 @@ async fn become_active(pool: &PgPool, shutdown: &CancellationToken) -> Result<Op
 /// Runs the projector until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
     let pool = connect(&settings).await?;
-    admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
+    admin::ensure_topics(
+        &settings.kafka,
+        &orderflow_contracts::topics::with_dead_letters(orderflow_contracts::users::TOPICS),
+    )
+    .await?;
     let producer = Producer::new(&settings.kafka)?;
-    let ready = orderflow_outbox::readiness(pool.clone(), producer.clone(), "SELECT 1");
+    let ready = orderflow_runtime::readiness(orderflow_runtime::Health::default(), pool.clone(), producer.clone());
     let http =
         tokio::spawn(orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()));
 

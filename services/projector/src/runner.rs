@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use orderflow_bus::topics::{USERS_COMMANDS, USERS_CREDENTIALS, USERS_EVENTS};
 use orderflow_bus::{HandlerError, InboundMessage};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::Codec;
@@ -45,7 +44,14 @@ pub enum RunnerError {
 
 /// The topics every generation is built from.
 pub fn topics(kafka: &KafkaSettings) -> Vec<String> {
-    [USERS_EVENTS, USERS_CREDENTIALS, USERS_COMMANDS].iter().map(|t| kafka.topic(t)).collect()
+    [
+        orderflow_contracts::users::EVENTS.name,
+        orderflow_contracts::users::CREDENTIALS.name,
+        orderflow_contracts::users::COMMANDS.name,
+    ]
+    .iter()
+    .map(|t| kafka.topic(t))
+    .collect()
 }
 
 /// `(topic, partition) -> high watermark` of `topics`.
@@ -153,7 +159,7 @@ impl Runner {
     /// Consumes and applies until `stop` fires. Stopping waits for the batch
     /// in hand to commit.
     pub async fn run(self, stop: CancellationToken) -> Result<(), RunnerError> {
-        let consumer: StreamConsumer = orderflow_bus::client_config(&self.kafka)
+        let consumer: StreamConsumer = orderflow_bus::consumer_config(&self.kafka)
             .set("group.id", format!("{}projector-gen-{}", self.kafka.topic_prefix, self.generation))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -1,8 +1,10 @@
-use orderflow_config::{DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings, Validate};
+use orderflow_config::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Validate};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub environment: Environment,
     /// Health and metrics.
     pub http: HttpSettings,
     /// The `readmodels` database.
@@ -16,9 +18,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            environment: Environment::default(),
             http: HttpSettings { addr: "127.0.0.1:8092".into() },
             database: DatabaseSettings::local("readmodels"),
-            kafka: KafkaSettings::default(),
+            kafka: KafkaSettings { client_id: "projector".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
             batch_size: 200,
         }

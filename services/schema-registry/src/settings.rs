@@ -1,16 +1,22 @@
-use orderflow_config::{DatabaseSettings, HttpSettings, Validate};
+use orderflow_config::{DatabaseSettings, Environment, HttpSettings, Validate};
 use serde::{Deserialize, Serialize};
 
 /// The registry's settings (`ORDERFLOW_HTTP__ADDR`, `ORDERFLOW_DATABASE__URL`, ...).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub environment: Environment,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { http: HttpSettings { addr: "127.0.0.1:8081".into() }, database: DatabaseSettings::local("registry") }
+        Self {
+            environment: Environment::default(),
+            http: HttpSettings { addr: "127.0.0.1:8081".into() },
+            database: DatabaseSettings::local("registry"),
+        }
     }
 }
 

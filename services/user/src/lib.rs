@@ -1,90 +1,83 @@
-//! The user service.
+//! The user service: its rules, its state, and the wiring to the kit.
 //!
-//! Consumes `users.commands` (group `user-service`), and for each command
-//! commits, in one transaction of its own `users` database: the inbox row
-//! (so a redelivery changes nothing), the change to `users`, and the
-//! resulting events in the outbox. The [`orderflow_outbox::Relay`] publishes
-//! them: `UserRegistered`, `UserProfileUpdated`, ... on `users.events` (no
-//! credentials there), the latest credentials on `users.credentials`.
+//! Consumes `users.commands`; for each command the kit commits, in one
+//! transaction of the `users` database, the inbox row, the change to
+//! `users` and the resulting events in the outbox, which its relay
+//! publishes: `UserRegistered`, `UserProfileUpdated`, ... on `users.events`
+//! (no credentials there), the latest credentials on `users.credentials`.
 //!
-//! - [`domain`]: what each command does and yields.
-//! - [`handler`]: decoding, the transaction, dead letters.
-//! - [`run`]: wires consumer, relay and the health/metrics endpoint.
+//! - [`rules`]: what each command means (pure decisions).
+//! - [`store`]: loading and saving users.
+//! - [`settings`]: the service's own setting (bootstrap admins).
 
-pub mod domain;
-pub mod handler;
+pub mod rules;
 pub mod settings;
+pub mod store;
 
-use std::sync::Arc;
+use chrono::Utc;
+use orderflow_contracts::users::{self, UserCommand};
+use orderflow_contracts::{Family, Topic};
+use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
+use sqlx::PgConnection;
 
-use orderflow_bus::consumer::{self, ConsumerOptions};
-use orderflow_bus::topics::{self, USERS_COMMANDS};
-use orderflow_bus::{Producer, admin};
-use orderflow_contracts::Codec;
-use orderflow_outbox::{Relay, RelayOptions};
-use sqlx::postgres::PgPoolOptions;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+pub use settings::{Rules, Settings};
 
-pub use settings::Settings;
+use crate::rules::Outcome;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot connect to the users database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot migrate the users database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("schema registry: {0}")]
-    Registry(#[from] orderflow_contracts::CodecError),
-    #[error("kafka: {0}")]
-    Admin(#[from] orderflow_bus::admin::AdminError),
-    #[error("kafka: {0}")]
-    Producer(#[from] orderflow_bus::ProducerError),
-    #[error("kafka: {0}")]
-    Consumer(#[from] orderflow_bus::consumer::ConsumerError),
-    #[error("HTTP server failed: {0}")]
-    Io(#[from] std::io::Error),
+/// The user service's rules, run by the kit.
+#[derive(Debug, Clone)]
+pub struct UserService {
+    admins: Vec<String>,
 }
 
-/// Runs the service until `shutdown` fires: consumer, relay and ops HTTP on
-/// `listener`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool =
-        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
-    sqlx::migrate!("../../migrations/users").run(&pool).await?;
-    let codec = Arc::new(Codec::new(&settings.registry.url));
-    codec.register_all().await?;
-    admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
-    let producer = Producer::new(&settings.kafka)?;
+impl Service for UserService {
+    type Domain = Rules;
+    type Input = UserCommand;
+    const PUBLISHES: &'static [Topic] = &[users::EVENTS, users::CREDENTIALS];
+    const CONSUMES: &'static [Topic] = &[users::COMMANDS];
 
-    let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::default());
-    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
-
-    let handler = handler::CommandHandler {
-        pool: pool.clone(),
-        codec,
-        kafka: settings.kafka.clone(),
-        group: settings.group.clone(),
-        admins: Arc::new(settings.bootstrap_admins.clone()),
-    };
-    let options = ConsumerOptions::new(settings.group.clone(), vec![settings.kafka.topic(USERS_COMMANDS)]);
-    let consumer_task = {
-        let (kafka, shutdown) = (settings.kafka.clone(), shutdown.clone());
-        tokio::spawn(async move { consumer::run(&kafka, &options, &handler, shutdown).await })
-    };
-
-    let ready = orderflow_outbox::readiness(pool.clone(), producer.clone(), "SELECT 1");
-    tracing::info!(addr = %listener.local_addr()?, "user service running");
-    let served = orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()).await;
-    shutdown.cancel();
-    let consumed = consumer_task.await;
-    let _ = relay_task.await;
-    producer.flush(std::time::Duration::from_secs(5));
-    pool.close().await;
-    served?;
-    match consumed {
-        Ok(result) => result?,
-        Err(join) => tracing::error!(%join, "consumer task panicked"),
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("../../migrations/users")
     }
-    Ok(())
+
+    fn new(settings: &Settings) -> Self {
+        Self { admins: settings.domain.bootstrap_admins.clone() }
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, UserCommand>) -> Result<Vec<Emit>, DomainError> {
+        let now = Utc::now();
+        let outcome = match &input.message {
+            UserCommand::Register(cmd) => {
+                let id = rules::user_id(&cmd.user_id)?;
+                let (user, events) = rules::register(cmd, id, &self.admins, now);
+                return Ok(match store::insert(tx, &user, now).await? {
+                    None => events,
+                    Some(conflict) => vec![rules::registration_conflict(cmd, conflict)],
+                });
+            }
+            UserCommand::UpdateProfile(cmd) => {
+                let current = store::load_for_update(tx, rules::user_id(&cmd.user_id)?).await?;
+                rules::update_profile(current, cmd, now)
+            }
+            UserCommand::ChangePassword(cmd) => {
+                let current = store::load_for_update(tx, rules::user_id(&cmd.user_id)?).await?;
+                rules::change_password(current, cmd, now)
+            }
+            UserCommand::Deactivate(cmd) => {
+                let current = store::load_for_update(tx, rules::user_id(&cmd.user_id)?).await?;
+                rules::deactivate(current, cmd, now)
+            }
+        };
+        match outcome {
+            Outcome::Changed { user, events } => {
+                store::update(tx, &user, now).await?;
+                Ok(events)
+            }
+            Outcome::Rejected(rejection) => Ok(vec![rejection]),
+        }
+    }
+
+    fn rejection(&self, input: &Inbound<'_, UserCommand>, refusal: &Refusal) -> Emit {
+        rules::refused(&input.message.key(), input.message.name(), refusal)
+    }
 }

@@ -1,17 +1,4 @@
-use anyhow::Context;
-use orderflow_user::{Settings, run};
-use tokio_util::sync::CancellationToken;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
-    let settings: Settings = orderflow_config::load().context("user service settings")?;
-    let listener = tokio::net::TcpListener::bind(&settings.http.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
-    run(settings, listener, shutdown).await.context("user service")?;
-    tracing::info!("user service stopped");
-    Ok(())
+    orderflow_runtime::main::<orderflow_user::UserService>().await
 }

@@ -1,45 +1,35 @@
-use orderflow_config::{DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings, Validate};
+use orderflow_config::{ConfigError, Domain, ServiceSettings, Validate};
 use serde::{Deserialize, Serialize};
 
-/// The user service's settings (`ORDERFLOW_*`, see `orderflow-config`).
+/// The user service's settings: the kit's shared groups plus [`Rules`].
+pub type Settings = ServiceSettings<Rules>;
+
+/// The user service's own settings (`ORDERFLOW_DOMAIN__...`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Settings {
-    /// Health and metrics.
-    pub http: HttpSettings,
-    pub database: DatabaseSettings,
-    pub kafka: KafkaSettings,
-    pub registry: RegistrySettings,
-    /// The consumer group of `users.commands`.
-    pub group: String,
+#[serde(deny_unknown_fields)]
+pub struct Rules {
     /// Emails that get the `admin` role when they register: how the first
-    /// admin comes to exist (`ORDERFLOW_BOOTSTRAP_ADMINS='["ops@example.com"]'`).
+    /// admin comes to exist
+    /// (`ORDERFLOW_DOMAIN__BOOTSTRAP_ADMINS='["ops@example.com"]'`).
     pub bootstrap_admins: Vec<String>,
 }
 
-impl Default for Settings {
+impl Default for Rules {
     fn default() -> Self {
-        Self {
-            http: HttpSettings { addr: "127.0.0.1:8091".into() },
-            database: DatabaseSettings::local("users"),
-            kafka: KafkaSettings::default(),
-            registry: RegistrySettings::default(),
-            group: "user-service".into(),
-            bootstrap_admins: vec!["admin@orderflow.local".into()],
-        }
+        Self { bootstrap_admins: vec!["admin@orderflow.local".into()] }
     }
 }
 
-impl Validate for Settings {
+impl Domain for Rules {
+    const SERVICE: &'static str = "user-service";
+    const PORT: u16 = 8091;
+    const DATABASE: &'static str = "users";
+}
+
+impl Validate for Rules {
     fn validate(&self) -> orderflow_config::Result<()> {
-        self.http.validate("http")?;
-        self.database.validate()?;
-        self.kafka.validate()?;
-        self.registry.validate()?;
-        if self.group.trim().is_empty() {
-            return Err(orderflow_config::ConfigError::invalid("group", "must not be empty"));
-        }
         if let Some(bad) = self.bootstrap_admins.iter().find(|e| !e.contains('@')) {
-            return Err(orderflow_config::ConfigError::invalid("bootstrap_admins", format!("`{bad}` is not an email")));
+            return Err(ConfigError::invalid("domain.bootstrap_admins", format!("`{bad}` is not an email")));
         }
         Ok(())
     }

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use orderflow_bus::admin::ensure_topics;
-use orderflow_bus::topics::Retention;
 use orderflow_bus::{Headers, Producer};
 use orderflow_contracts::Codec;
+use orderflow_contracts::Retention;
 use orderflow_contracts::users::{UserEvent, UserRegistered};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -17,7 +17,7 @@ use crate::settings;
 #[tokio::test]
 async fn avro_round_trip_through_broker_and_registry() {
     let s = settings();
-    let registry = orderflow_testkit::spawn_registry().await;
+    let registry = orderflow_harness::spawn_registry().await;
     ensure_topics(&s, &[("events".into(), Retention::Forever)]).await.expect("topics");
     let topic = s.topic("events");
     let codec = Codec::new(&registry.url);

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use orderflow_bus::admin::ensure_topics;
 use orderflow_bus::consumer::{self, ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
-use orderflow_bus::topics::Retention;
 use orderflow_bus::{Headers, Producer};
+use orderflow_contracts::Retention;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings;
@@ -20,9 +20,11 @@ struct Recorder {
 }
 
 impl MessageHandler for Recorder {
-    async fn handle(&self, message: &InboundMessage) -> Result<(), HandlerError> {
-        let body = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
-        self.seen.lock().expect("lock").push((self.name, message.partition, message.offset, body));
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+        for message in messages {
+            let body = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
+            self.seen.lock().expect("lock").push((self.name, message.partition, message.offset, body));
+        }
         Ok(())
     }
 
@@ -82,7 +84,7 @@ async fn two_members_split_partitions_see_everything_once_and_resume_from_commit
     for (name, stop) in ["a", "b"].into_iter().zip(stops.iter()) {
         let (s, options, stop) = (s.clone(), options.clone(), stop.clone());
         let recorder = Recorder { name, seen: Arc::clone(&seen) };
-        members.push(tokio::spawn(async move { consumer::run(&s, &options, &recorder, stop).await }));
+        members.push(tokio::spawn(async move { consumer::run(&s, &options, Arc::new(recorder), stop).await }));
     }
     // The second member's join rebalances the group; keep traffic coming
     // until both members have been handed work.
@@ -150,7 +152,7 @@ async fn two_members_split_partitions_see_everything_once_and_resume_from_commit
     let stop = CancellationToken::new();
     let task = {
         let (s, options, again, stop) = (s.clone(), options.clone(), again.clone(), stop.clone());
-        tokio::spawn(async move { consumer::run(&s, &options, &again, stop).await })
+        tokio::spawn(async move { consumer::run(&s, &options, Arc::new(again), stop).await })
     };
     orderflow_testkit::eventually("the 10 new messages arrive", Duration::from_secs(60), || {
         let seen = Arc::clone(&again.seen);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use orderflow_bus::admin::ensure_topics;
-use orderflow_bus::topics::Retention;
+use orderflow_contracts::Retention;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;

@@ -10,9 +10,5 @@ use orderflow_config::KafkaSettings;
 /// Kafka settings with a topic prefix no other test uses.
 pub fn settings() -> KafkaSettings {
     orderflow_testkit::init_tracing();
-    KafkaSettings {
-        brokers: orderflow_testkit::kafka_brokers(),
-        topic_prefix: orderflow_testkit::unique_prefix(),
-        ..KafkaSettings::default()
-    }
+    orderflow_testkit::kafka_settings()
 }

@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use orderflow_bus::topics::USERS_COMMANDS;
 use orderflow_bus::{Headers, Producer};
 use orderflow_contracts::users::{RegisterUser, UpdateUserProfile};
 use orderflow_contracts::{Codec, Contract};
+use orderflow_harness::system::System;
 use orderflow_projector::rebuild;
-use orderflow_testkit::system::System;
 use reqwest::Method;
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
@@ -84,7 +83,7 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
     let readmodels = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
     let codec = Arc::new(Codec::new(&system.registry.url));
     let producer = Producer::new(&system.kafka).expect("producer");
-    let topic = system.topic(USERS_COMMANDS);
+    let topic = system.topic(orderflow_contracts::users::COMMANDS.name);
     for n in 0..60 {
         traffic(&codec, &producer, &topic, n).await;
     }
@@ -165,7 +164,7 @@ async fn a_restarted_projector_resumes_from_its_stored_offsets() {
     let readmodels = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
     let codec = Codec::new(&system.registry.url);
     let producer = Producer::new(&system.kafka).expect("producer");
-    let topic = system.topic(USERS_COMMANDS);
+    let topic = system.topic(orderflow_contracts::users::COMMANDS.name);
     for n in 0..5 {
         traffic(&codec, &producer, &topic, n).await;
     }

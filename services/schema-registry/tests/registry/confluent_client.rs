@@ -29,8 +29,7 @@ async fn schema_registry_converter_registers_encodes_and_decodes() {
 
 /// Runs a Python script with the Confluent client from the test venv.
 fn python(script: &str, args: &[&str]) -> std::process::Output {
-    let python = std::env::var("ORDERFLOW_TEST_PYTHON")
-        .expect("ORDERFLOW_TEST_PYTHON is not set: run the tests with scripts/test");
+    let python = std::env::var("OF_TEST_PYTHON").expect("OF_TEST_PYTHON is not set: run the tests with scripts/test");
     std::process::Command::new(python).args(["-W", "ignore", "-c", script]).args(args).output().expect("run python")
 }
 

@@ -9,7 +9,7 @@ async fn ids_are_stable_across_restarts() {
     let db = orderflow_testkit::fresh_database("registry").await;
     let http = reqwest::Client::new();
 
-    let first = orderflow_testkit::spawn_registry_on(db.clone()).await;
+    let first = orderflow_harness::spawn_registry_on(db.clone()).await;
     let id: serde_json::Value = http
         .post(format!("{}/subjects/s/versions", first.url))
         .json(&json!({"schema": USER_V1}))
@@ -22,7 +22,7 @@ async fn ids_are_stable_across_restarts() {
     http.put(format!("{}/config", first.url)).json(&json!({"compatibility": "FULL"})).send().await.expect("config");
     first.stop().await;
 
-    let second = orderflow_testkit::spawn_registry_on(db).await;
+    let second = orderflow_harness::spawn_registry_on(db).await;
     let again: serde_json::Value = http
         .post(format!("{}/subjects/s/versions", second.url))
         .json(&json!({"schema": USER_V1}))

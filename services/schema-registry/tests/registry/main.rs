@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 /// A registry of this test's own plus a client for it.
 #[derive(Debug)]
 pub struct Registry {
-    pub handle: orderflow_testkit::RegistryHandle,
+    pub handle: orderflow_harness::RegistryHandle,
     pub http: Client,
 }
 
 impl Registry {
     pub async fn start() -> Self {
         orderflow_testkit::init_tracing();
-        Self { handle: orderflow_testkit::spawn_registry().await, http: Client::new() }
+        Self { handle: orderflow_harness::spawn_registry().await, http: Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use orderflow_bus::Headers;
 use orderflow_contracts::users::RegisterUser;
-use orderflow_testkit::system::System;
+use orderflow_harness::system::System;
 use tokio::process::{Child, Command};
 
 use crate::{events, send};

@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use orderflow_bus::Headers;
-use orderflow_bus::topics::{USERS_COMMANDS, dlq};
+use orderflow_contracts::topics::dlq;
 use orderflow_contracts::users::{RegisterUser, UpdateUserProfile};
-use orderflow_testkit::system::System;
+use orderflow_harness::system::System;
 
 use crate::{events, send, until_users_db};
 
@@ -70,7 +70,7 @@ async fn poison_commands_are_dead_lettered_with_their_headers_and_the_partition_
     let id = "0190a0a0-0000-7000-8000-0000000000e1";
     let producer = orderflow_bus::Producer::new(&system.kafka).expect("producer");
     let headers = Headers::new_root("RegisterUser", "anonymous");
-    let commands = system.topic(USERS_COMMANDS);
+    let commands = system.topic(orderflow_contracts::users::COMMANDS.name);
     // Not Avro at all; then a message without the contract headers.
     producer.send(&commands, id, b"{\"not\": \"avro\"}", &headers.to_pairs()).await.expect("send");
     producer.send(&commands, id, b"\0\0\0\0\x01garbage", &[]).await.expect("send");

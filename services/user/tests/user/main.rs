@@ -8,17 +8,19 @@ mod order;
 
 use std::time::Duration;
 
-use orderflow_bus::topics::{USERS_COMMANDS, USERS_EVENTS};
 use orderflow_bus::{Headers, InboundMessage, Producer};
 use orderflow_contracts::{Codec, Contract};
-use orderflow_testkit::system::System;
+use orderflow_harness::system::System;
 
 /// Sends a command straight to users.commands, as the ingress would.
 pub async fn send<C: Contract>(system: &System, command: &C, headers: &Headers) {
     let codec = Codec::new(&system.registry.url);
     let payload = codec.encode(command).await.expect("encode");
     let producer = Producer::new(&system.kafka).expect("producer");
-    producer.send(&system.topic(USERS_COMMANDS), &command.key(), &payload, &headers.to_pairs()).await.expect("send");
+    producer
+        .send(&system.topic(orderflow_contracts::users::COMMANDS.name), &command.key(), &payload, &headers.to_pairs())
+        .await
+        .expect("send");
 }
 
 pub async fn users_db(system: &System) -> sqlx::PgPool {
@@ -37,7 +39,7 @@ pub async fn until_users_db(system: &System, what: &str, sql: &'static str, want
 
 /// The events on users.events, with their type header.
 pub async fn events(system: &System) -> Vec<(String, InboundMessage)> {
-    orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(USERS_EVENTS))
+    orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(orderflow_contracts::users::EVENTS.name))
         .await
         .into_iter()
         .map(|m| (m.headers().expect("contract headers").message_type, m))

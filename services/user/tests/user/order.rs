@@ -7,7 +7,7 @@ use std::time::Duration;
 use orderflow_bus::Headers;
 use orderflow_contracts::Codec;
 use orderflow_contracts::users::{RegisterUser, UpdateUserProfile, UserEvent};
-use orderflow_testkit::system::System;
+use orderflow_harness::system::System;
 
 use crate::{events, send};
 

@@ -3,13 +3,16 @@
 
 use std::time::Duration;
 
-use orderflow_config::{DatabaseSettings, HttpSettings, KafkaSettings, RegistrySettings};
+use orderflow_config::{
+    ConsumerSettings, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings,
+};
+use orderflow_testkit::{eventually, fresh_database, http_ok};
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{RegistryHandle, eventually, fresh_database, http_ok, kafka_brokers, spawn_registry, unique_prefix};
+use crate::{RegistryHandle, spawn_registry};
 
 /// One running in-process component.
 #[derive(Debug)]
@@ -33,7 +36,7 @@ async fn listener() -> (TcpListener, String) {
 }
 
 fn database(url: &str) -> DatabaseSettings {
-    DatabaseSettings { url: url.to_owned(), max_connections: 5 }
+    DatabaseSettings { max_connections: 5, ..DatabaseSettings::at(url) }
 }
 
 #[derive(Debug)]
@@ -64,9 +67,8 @@ impl System {
     /// Registry, projector and ingress; the user service is the test's to
     /// start (in process, or as a process it can kill).
     pub async fn start_without_user_service() -> Self {
-        crate::init_tracing();
-        let kafka =
-            KafkaSettings { brokers: kafka_brokers(), topic_prefix: unique_prefix(), ..KafkaSettings::default() };
+        orderflow_testkit::init_tracing();
+        let kafka = orderflow_testkit::kafka_settings();
         let registry = spawn_registry().await;
         let users_db = fresh_database("users").await;
         let readmodels_db = fresh_database("readmodels").await;
@@ -89,12 +91,14 @@ impl System {
 
     pub fn user_settings(&self) -> orderflow_user::Settings {
         orderflow_user::Settings {
+            environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
             database: database(&self.users_db),
-            kafka: self.kafka.clone(),
+            kafka: KafkaSettings { client_id: "user-service".into(), ..self.kafka.clone() },
             registry: RegistrySettings { url: self.registry.url.clone() },
-            group: format!("{}user-service", self.kafka.topic_prefix),
-            bootstrap_admins: self.admins.clone(),
+            consumer: ConsumerSettings::new(format!("{}user-service", self.kafka.topic_prefix)),
+            relay: orderflow_config::RelaySettings::default(),
+            domain: orderflow_user::Rules { bootstrap_admins: self.admins.clone() },
         }
     }
 
@@ -102,13 +106,20 @@ impl System {
     pub fn user_service_env(&self) -> Vec<(String, String)> {
         let s = self.user_settings();
         vec![
+            ("ORDERFLOW_ENVIRONMENT".into(), "development".into()),
             ("ORDERFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
             ("ORDERFLOW_DATABASE__URL".into(), s.database.url),
+            ("ORDERFLOW_DATABASE__MAX_CONNECTIONS".into(), s.database.max_connections.to_string()),
             ("ORDERFLOW_KAFKA__BROKERS".into(), s.kafka.brokers),
             ("ORDERFLOW_KAFKA__TOPIC_PREFIX".into(), s.kafka.topic_prefix),
+            ("ORDERFLOW_KAFKA__REPLICATION_FACTOR".into(), s.kafka.replication_factor.to_string()),
+            ("ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS".into(), s.kafka.min_insync_replicas.to_string()),
+            ("ORDERFLOW_KAFKA__SESSION_TIMEOUT_MS".into(), s.kafka.session_timeout_ms.to_string()),
+            ("ORDERFLOW_KAFKA__MAX_POLL_INTERVAL_MS".into(), s.kafka.max_poll_interval_ms.to_string()),
+            ("ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS".into(), s.kafka.fetch_wait_max_ms.to_string()),
             ("ORDERFLOW_REGISTRY__URL".into(), s.registry.url),
-            ("ORDERFLOW_GROUP".into(), s.group),
-            ("ORDERFLOW_BOOTSTRAP_ADMINS".into(), format!("[{}]", self.admins.join(","))),
+            ("ORDERFLOW_CONSUMER__GROUP".into(), s.consumer.group),
+            ("ORDERFLOW_DOMAIN__BOOTSTRAP_ADMINS".into(), format!("[{}]", self.admins.join(","))),
         ]
     }
 
@@ -118,7 +129,7 @@ impl System {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            if let Err(error) = orderflow_user::run(settings, listener, token).await {
+            if let Err(error) = orderflow_runtime::run::<orderflow_user::UserService>(settings, listener, token).await {
                 panic!("user service failed: {error}");
             }
         });
@@ -128,6 +139,7 @@ impl System {
 
     pub fn projector_settings(&self) -> orderflow_projector::Settings {
         orderflow_projector::Settings {
+            environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
             database: database(&self.readmodels_db),
             kafka: self.kafka.clone(),
@@ -160,6 +172,7 @@ impl System {
     pub async fn start_ingress(&mut self) {
         let (listener, url) = listener().await;
         let settings = orderflow_ingress::Settings {
+            environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
             database: database(&self.readmodels_db),
             kafka: self.kafka.clone(),

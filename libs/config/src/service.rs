@@ -1,0 +1,152 @@
+//! The settings group every domain service shares, plus its own rules.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result, Validate,
+};
+
+/// What a domain service adds to the shared settings: its name, where it
+/// listens and which database it owns by default, and its own rules
+/// (`ORDERFLOW_DOMAIN__...`).
+pub trait Domain: Default + Serialize + DeserializeOwned + Validate + Clone + std::fmt::Debug {
+    /// The service's name: its consumer group and Kafka `client.id`.
+    const SERVICE: &'static str;
+    /// Its development port for health and metrics.
+    const PORT: u16;
+    /// Its development database.
+    const DATABASE: &'static str;
+}
+
+/// The consumer group and how patiently it handles messages.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// The consumer group (default: the service's name).
+    pub group: String,
+    /// Messages of one partition handled in one database transaction at most.
+    pub batch_size: usize,
+    /// Attempts for a message that fails permanently before it is dead-lettered.
+    pub max_attempts: usize,
+    /// First retry delay; doubles up to `max_backoff_ms`.
+    pub base_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Messages buffered per partition between the broker and its worker.
+    pub queue_capacity: usize,
+}
+
+impl ConsumerSettings {
+    pub fn new(group: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            batch_size: 100,
+            max_attempts: 4,
+            base_backoff_ms: 50,
+            max_backoff_ms: 5_000,
+            queue_capacity: 1_000,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.group.trim().is_empty() {
+            return Err(ConfigError::invalid("consumer.group", "must not be empty"));
+        }
+        for (name, value) in [
+            ("consumer.batch_size", self.batch_size),
+            ("consumer.max_attempts", self.max_attempts),
+            ("consumer.queue_capacity", self.queue_capacity),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(name, "must be at least 1"));
+            }
+        }
+        if self.base_backoff_ms == 0 || self.max_backoff_ms < self.base_backoff_ms {
+            return Err(ConfigError::invalid(
+                "consumer.max_backoff_ms",
+                "must be at least consumer.base_backoff_ms (> 0)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How the outbox relay publishes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Rows per batch; all are sent before any confirmation is awaited.
+    pub batch_size: i64,
+    /// Failed deliveries of one row before it (and the later rows of its
+    /// key, so per-key order holds) is parked and the rest flows on.
+    pub max_attempts: i32,
+    /// A safety net: the relay wakes on `NOTIFY outbox`, and at least this often.
+    pub poll_interval_ms: u64,
+    /// Published rows are deleted after this long.
+    pub retention_secs: u64,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self { batch_size: 500, max_attempts: 5, poll_interval_ms: 1_000, retention_secs: 3_600 }
+    }
+}
+
+impl RelaySettings {
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 1 {
+            return Err(ConfigError::invalid("relay.batch_size", "must be at least 1"));
+        }
+        if self.max_attempts < 1 {
+            return Err(ConfigError::invalid("relay.max_attempts", "must be at least 1"));
+        }
+        if self.poll_interval_ms == 0 {
+            return Err(ConfigError::invalid("relay.poll_interval_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The settings of a domain service: the shared groups plus `domain`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound = "D: Domain")]
+pub struct ServiceSettings<D: Domain> {
+    pub environment: Environment,
+    /// Health and metrics.
+    pub http: HttpSettings,
+    /// The service's own database.
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+    pub registry: RegistrySettings,
+    pub consumer: ConsumerSettings,
+    pub relay: RelaySettings,
+    /// The service's own rules.
+    pub domain: D,
+}
+
+impl<D: Domain> Default for ServiceSettings<D> {
+    fn default() -> Self {
+        Self {
+            environment: Environment::default(),
+            http: HttpSettings { addr: format!("127.0.0.1:{}", D::PORT) },
+            database: DatabaseSettings::local(D::DATABASE),
+            kafka: KafkaSettings { client_id: D::SERVICE.into(), ..KafkaSettings::default() },
+            registry: RegistrySettings::default(),
+            consumer: ConsumerSettings::new(D::SERVICE),
+            relay: RelaySettings::default(),
+            domain: D::default(),
+        }
+    }
+}
+
+impl<D: Domain> Validate for ServiceSettings<D> {
+    fn validate(&self) -> Result<()> {
+        self.http.validate("http")?;
+        self.database.validate()?;
+        self.kafka.validate()?;
+        self.registry.validate()?;
+        self.consumer.validate()?;
+        self.relay.validate()?;
+        self.domain.validate()
+    }
+}

@@ -1,0 +1,215 @@
+//! The transactional message handler: the part of every domain service
+//! that is not its rules.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use orderflow_bus::{HandlerError, Headers, InboundMessage, MessageHandler};
+use orderflow_config::{Domain, KafkaSettings, ServiceSettings};
+use orderflow_contracts::{AnyMessage, Codec, CodecError, Family, Topic};
+use orderflow_outbox::inbox::{self, Entry, Outcome};
+use orderflow_outbox::{OutboxMessage, classify, enqueue};
+use sqlx::{PgConnection, PgPool};
+
+/// A message a service decided to publish, and on which topic.
+#[derive(Debug)]
+pub struct Emit {
+    pub topic: Topic,
+    pub message: Box<dyn AnyMessage>,
+}
+
+impl Emit {
+    pub fn new(topic: Topic, message: impl AnyMessage + 'static) -> Self {
+        Self { topic, message: Box::new(message) }
+    }
+}
+
+/// A deterministic refusal: the input can never be acted on (a malformed
+/// id inside a command, an illegal state transition). It settles the
+/// command with the service's rejection event — the client sees why —
+/// instead of being retried and dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// SNAKE_CASE, e.g. `INVALID_USER_ID`; the HTTP edge maps it.
+    pub reason: String,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { reason: reason.into(), message: message.into() }
+    }
+}
+
+/// Why a service could not act on an input.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("refused ({}): {}", .0.reason, .0.message)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<Refusal> for DomainError {
+    fn from(refusal: Refusal) -> Self {
+        DomainError::Refused(refusal)
+    }
+}
+
+/// One decoded input with what the service may want to know about it.
+#[derive(Debug)]
+pub struct Inbound<'a, I> {
+    pub message: I,
+    pub headers: Headers,
+    /// Where it came from (the topic with any test prefix).
+    pub source: &'a InboundMessage,
+}
+
+/// A domain service: its rules, in terms of messages in and messages out.
+pub trait Service: Send + Sync + Sized + 'static {
+    /// Its own settings (`ORDERFLOW_DOMAIN__...`), its name and defaults.
+    type Domain: Domain;
+    /// The messages it consumes (commands, or events it reacts to): one
+    /// family, which may span several topics.
+    type Input: Family + Send + Sync + std::fmt::Debug;
+    /// The topics it publishes to; created at start-up if missing, each
+    /// with its dead-letter topic.
+    const PUBLISHES: &'static [Topic];
+    /// The topics it consumes (created too, so start-up order never matters).
+    const CONSUMES: &'static [Topic];
+
+    /// Its own migrations (its state; the outbox and inbox come from
+    /// `orderflow_outbox::migrate`).
+    fn migrator() -> sqlx::migrate::Migrator;
+
+    /// Builds the service from its settings.
+    fn new(settings: &ServiceSettings<Self::Domain>) -> Self;
+
+    /// Acts on one input inside the caller's transaction (which also holds
+    /// its inbox row and will hold its outbox rows) and returns what to
+    /// publish. Keep the decision itself a pure function of the loaded
+    /// state and the input, so it can be tested without a database.
+    fn handle(
+        &self,
+        tx: &mut PgConnection,
+        input: &Inbound<'_, Self::Input>,
+    ) -> impl Future<Output = Result<Vec<Emit>, DomainError>> + Send;
+
+    /// The rejection event that settles an input the service refused.
+    fn rejection(&self, input: &Inbound<'_, Self::Input>, refusal: &Refusal) -> Emit;
+}
+
+/// Runs a [`Service`] as the consumer's [`MessageHandler`].
+#[derive(Debug)]
+pub struct TransactionalHandler<S> {
+    pub service: Arc<S>,
+    pub pool: PgPool,
+    pub codec: Arc<Codec>,
+    pub kafka: KafkaSettings,
+    /// The consumer group, recorded on dead letters.
+    pub group: String,
+}
+
+fn codec_error(error: CodecError) -> HandlerError {
+    if error.is_transient() {
+        HandlerError::Transient(error.to_string())
+    } else {
+        HandlerError::Permanent(error.to_string())
+    }
+}
+
+impl<S: Service> TransactionalHandler<S> {
+    async fn decode<'m>(&self, message: &'m InboundMessage) -> Result<Inbound<'m, S::Input>, HandlerError> {
+        let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let decoded: S::Input = self.codec.decode(message.payload.as_deref()).await.map_err(codec_error)?;
+        if decoded.name() != headers.message_type {
+            return Err(HandlerError::Permanent(format!(
+                "header message_type {} does not match the payload's schema ({})",
+                headers.message_type,
+                decoded.name()
+            )));
+        }
+        let key = decoded.key();
+        if message.key.as_deref() != Some(key.as_str()) {
+            return Err(HandlerError::Permanent(format!(
+                "key {:?} is not the message's aggregate id {key}: per-entity order cannot hold",
+                message.key
+            )));
+        }
+        Ok(Inbound { message: decoded, headers, source: message })
+    }
+
+    async fn render(&self, cause: &Headers, emits: &[Emit], out: &mut Vec<OutboxMessage>) -> Result<(), HandlerError> {
+        for emit in emits {
+            out.push(OutboxMessage {
+                topic: self.kafka.topic(emit.topic.name),
+                key: emit.message.key(),
+                payload: emit.message.encode(&self.codec).await.map_err(codec_error)?,
+                headers: cause.caused(emit.message.name()).to_pairs(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records `input` as handled and publishes its rejection, in a
+    /// transaction of its own (the refused attempt's was rolled back).
+    async fn refuse(&self, input: &Inbound<'_, S::Input>, refusal: &Refusal) -> Result<(), HandlerError> {
+        tracing::info!(reason = %refusal.reason, message = %refusal.message, message_id = %input.headers.message_id, "input refused");
+        let mut outgoing = Vec::with_capacity(1);
+        self.render(&input.headers, &[self.service.rejection(input, refusal)], &mut outgoing).await?;
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let id = input.headers.message_id.to_string();
+        if inbox::claim(&mut tx, &id, &input.source.topic, input.message.name(), Outcome::Handled)
+            .await
+            .map_err(classify)?
+        {
+            enqueue(&mut tx, &outgoing).await.map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+}
+
+impl<S: Service> MessageHandler for TransactionalHandler<S> {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+        let mut inputs = Vec::with_capacity(messages.len());
+        for message in messages {
+            inputs.push(self.decode(message).await?);
+        }
+        let ids: Vec<String> = inputs.iter().map(|i| i.headers.message_id.to_string()).collect();
+        let entries: Vec<Entry<'_>> = inputs
+            .iter()
+            .zip(&ids)
+            .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.message.name() })
+            .collect();
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
+        let mut outgoing = Vec::with_capacity(inputs.len() * 2);
+        for (input, id) in inputs.iter().zip(&ids) {
+            if !first_time.contains(id) {
+                tracing::info!(message_id = %id, "duplicate ignored");
+                continue;
+            }
+            match self.service.handle(&mut tx, input).await {
+                Ok(emits) => self.render(&input.headers, &emits, &mut outgoing).await?,
+                Err(DomainError::Database(error)) => return Err(classify(error)),
+                Err(DomainError::Refused(refusal)) if inputs.len() == 1 => {
+                    tx.rollback().await.map_err(classify)?;
+                    return self.refuse(input, &refusal).await;
+                }
+                Err(DomainError::Refused(refusal)) => {
+                    // The refused input's partial writes share the run's
+                    // transaction: redo the run one by one.
+                    return Err(HandlerError::Permanent(format!("refused ({})", refusal.reason)));
+                }
+            }
+        }
+        enqueue(&mut tx, &outgoing).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        tracing::debug!(messages = messages.len(), events = outgoing.len(), "run committed");
+        Ok(())
+    }
+
+    async fn dead_letter(&self, message: &InboundMessage, error: &str) -> Result<(), HandlerError> {
+        orderflow_outbox::dead_letter(&self.pool, message, error, &self.group).await.map_err(classify)
+    }
+}

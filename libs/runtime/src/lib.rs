@@ -1,0 +1,27 @@
+//! The service kit: what every orderflow process shares, so a domain
+//! service is its rules, its schemas and a few lines of wiring.
+//!
+//! - [`Supervisor`]: owns every background task of a process. A task that
+//!   ends or panics while the process should be running makes
+//!   `/health/ready` fail at once, cancels the rest, is logged once with its
+//!   cause chain, and makes the process exit non-zero so an orchestrator
+//!   restarts it.
+//! - [`database::connect`]: a pool with statement and idle-in-transaction
+//!   timeouts on every connection.
+//! - [`Service`] and [`TransactionalHandler`]: the library decodes, checks
+//!   headers and key, opens one transaction for a run of messages, claims
+//!   their inbox rows, asks the service what each one means, encodes and
+//!   enqueues the resulting events in the outbox, and commits. A
+//!   deterministic refusal becomes the service's rejection event, which
+//!   settles the command; what keeps failing is dead-lettered.
+//! - [`run`]: the whole process of a domain service: migrations, topics,
+//!   schemas, consumer, relay, ops HTTP, supervised; [`main`] around it.
+
+pub mod database;
+mod handler;
+mod service;
+mod supervisor;
+
+pub use handler::{DomainError, Emit, Inbound, Refusal, Service, TransactionalHandler};
+pub use service::{RunError, main, readiness, run};
+pub use supervisor::{Health, Supervisor, TaskFailed};

@@ -1,0 +1,121 @@
+//! The whole process of a domain service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::FutureExt;
+use orderflow_bus::consumer::{self, ConsumerOptions};
+use orderflow_bus::{Producer, admin};
+use orderflow_config::ServiceSettings;
+use orderflow_contracts::{Codec, topics};
+use orderflow_outbox::{Relay, RelayOptions};
+use orderflow_telemetry::ReadinessCheck;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::supervisor::{Health, Supervisor, TaskFailed};
+use crate::{Service, TransactionalHandler, database};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot connect to the service database: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("cannot migrate the service database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("schema registry: {0}")]
+    Registry(#[from] orderflow_contracts::CodecError),
+    #[error("kafka: {0}")]
+    Admin(#[from] orderflow_bus::admin::AdminError),
+    #[error("kafka: {0}")]
+    Producer(#[from] orderflow_bus::ProducerError),
+    #[error("HTTP listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
+}
+
+/// `/health/ready`: every task alive, the database and the broker answer.
+pub fn readiness(health: Health, pool: PgPool, producer: Producer) -> Arc<dyn ReadinessCheck> {
+    Arc::new(move || {
+        let (health, pool, producer) = (health.clone(), pool.clone(), producer.clone());
+        async move {
+            health.check()?;
+            sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| format!("database: {e}"))?;
+            producer.ping().await.map_err(|e| format!("kafka: {e}"))
+        }
+        .boxed()
+    })
+}
+
+/// Runs service `S` until `shutdown` fires or one of its tasks dies:
+/// migrations, topics, schemas, then the consumer (its inputs through the
+/// [`TransactionalHandler`]), the outbox relay and the ops HTTP endpoint
+/// (`/health/*`, `/metrics`) on `listener`, all supervised.
+pub async fn run<S: Service>(
+    settings: ServiceSettings<S::Domain>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let pool = database::connect(&settings.database).await.map_err(RunError::Database)?;
+    orderflow_outbox::migrate(&pool).await?;
+    S::migrator().run(&pool).await?;
+    let codec = Arc::new(Codec::new(&settings.registry.url));
+    codec.register_all().await?;
+    let mut owned = S::PUBLISHES.to_vec();
+    owned.extend(S::CONSUMES.iter().filter(|t| !S::PUBLISHES.contains(t)));
+    admin::ensure_topics(&settings.kafka, &topics::with_dead_letters(&owned)).await?;
+    let producer = Producer::new(&settings.kafka)?;
+
+    let mut supervisor = Supervisor::new(shutdown.clone());
+    let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::from_settings(&settings.relay));
+    supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
+
+    let handler = Arc::new(TransactionalHandler {
+        service: Arc::new(S::new(&settings)),
+        pool: pool.clone(),
+        codec,
+        kafka: settings.kafka.clone(),
+        group: settings.consumer.group.clone(),
+    });
+    let topics = S::CONSUMES.iter().map(|t| settings.kafka.topic(t.name)).collect();
+    let options = ConsumerOptions::from_settings(&settings.consumer, topics);
+    let (kafka, token) = (settings.kafka.clone(), shutdown.clone());
+    supervisor.spawn("consumer", async move { consumer::run(&kafka, &options, handler, token).await });
+
+    let ready = readiness(supervisor.health(), pool.clone(), producer.clone());
+    let addr = listener.local_addr()?;
+    supervisor.spawn(
+        "ops http",
+        orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()),
+    );
+    tracing::info!(service = <S::Domain as orderflow_config::Domain>::SERVICE, %addr, "running");
+    let outcome = supervisor.wait().await;
+    producer.flush(Duration::from_secs(5));
+    pool.close().await;
+    Ok(outcome?)
+}
+
+/// The `main` of a domain service binary: tracing, settings (or, with
+/// `--check-config`, only checking them), the listener, SIGTERM, [`run`].
+/// An error — bad settings, a dead task — exits non-zero.
+pub async fn main<S: Service>() -> anyhow::Result<()> {
+    let name = <S::Domain as orderflow_config::Domain>::SERVICE;
+    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
+    let settings: ServiceSettings<S::Domain> = orderflow_config::load().with_context(|| format!("{name} settings"))?;
+    if std::env::args().any(|a| a == "--check-config") {
+        println!("{name}: configuration is valid");
+        return Ok(());
+    }
+    let listener = TcpListener::bind(&settings.http.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
+    let outcome = run::<S>(settings, listener, shutdown).await;
+    signals.abort();
+    outcome.with_context(|| name.to_owned())?;
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
