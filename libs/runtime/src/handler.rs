@@ -182,10 +182,12 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
             .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.message.name() })
             .collect();
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
+        // An id claimed now is acted on once: a copy later in the same run
+        // (a redelivery that arrived together with the original) is not.
+        let mut first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
         let mut outgoing = Vec::with_capacity(inputs.len() * 2);
         for (input, id) in inputs.iter().zip(&ids) {
-            if !first_time.contains(id) {
+            if !first_time.remove(id) {
                 tracing::info!(message_id = %id, "duplicate ignored");
                 continue;
             }

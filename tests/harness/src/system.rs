@@ -23,6 +23,11 @@ pub struct Component {
 }
 
 impl Component {
+    /// Starts a graceful shutdown without waiting for it.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.task.await;

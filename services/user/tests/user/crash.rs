@@ -21,7 +21,7 @@ fn spawn_user_service(system: &System, failpoint: Option<&str>) -> Child {
         .stderr(Stdio::null())
         .kill_on_drop(true);
     if let Some(point) = failpoint {
-        command.env("ORDERFLOW_FAILPOINTS", point);
+        command.env("OF_FAILPOINTS", point);
     }
     command.spawn().expect("start the user-service binary")
 }
@@ -113,5 +113,39 @@ async fn killed_between_broker_ack_and_marking_rows_published() {
     let status: String =
         sqlx::query_scalar("SELECT status FROM rm.commands").fetch_one(&readmodels).await.expect("status");
     assert_eq!(status, "succeeded");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_background_task_that_dies_stops_the_process_non_zero() {
+    let system = System::start_without_user_service().await;
+    // The relay panics the first time the broker acks a batch.
+    let mut doomed = spawn_user_service(&system, Some("relay.after_ack=panic"));
+    let command = RegisterUser {
+        user_id: "0190a0a0-0000-7000-8000-0000000000c9".into(),
+        email: "dies@example.com".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+        first_name: "Task".into(),
+        last_name: "Death".into(),
+    };
+    send(&system, &command, &Headers::new_root("RegisterUser", "anonymous")).await;
+    let status = tokio::time::timeout(Duration::from_secs(60), doomed.wait())
+        .await
+        .expect("the process stopped by itself once its relay died")
+        .expect("wait");
+    assert!(!status.success(), "a dead task ends the process non-zero: {status:?}");
+    assert!(status.code().is_some(), "it exited (non-zero), it was not killed: {status:?}");
+
+    // What the dead process committed is published by its successor.
+    let mut survivor = spawn_user_service(&system, None);
+    let pool = sqlx::PgPool::connect(&system.readmodels_db).await.expect("readmodels");
+    orderflow_testkit::eventually("the successor published the event", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rm.users").fetch_one(&pool).await.is_ok_and(|n| n == 1)
+        }
+    })
+    .await;
+    survivor.kill().await.expect("stop the survivor");
     system.stop().await;
 }

@@ -4,6 +4,7 @@
 
 mod crash;
 mod delivery;
+mod load;
 mod order;
 
 use std::time::Duration;
