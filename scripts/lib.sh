@@ -126,7 +126,8 @@ stop_pid() {
 # ---------------------------------------------------------------- postgres
 
 pg() { # runs a Postgres binary as the postgres user when we are root
-    if as_root; then runuser -u postgres -- "$PG_BIN/$1" "${@:2}"; else "$PG_BIN/$1" "${@:2}"; fi
+    # (from /, since that user may not be allowed into the current directory)
+    if as_root; then (cd / && runuser -u postgres -- "$PG_BIN/$1" "${@:2}"); else "$PG_BIN/$1" "${@:2}"; fi
 }
 
 # pg_locate STATE: says where the Postgres cluster of the stack whose state
