@@ -1,16 +1,19 @@
 # shellcheck shell=bash
-# Shared by scripts/dev, scripts/test and scripts/kcat: installing the tools the
-# stack needs (idempotently, cached outside the checkout) and starting and
-# stopping its processes by pid.
+# Shared by scripts/dev, scripts/test, scripts/bench and scripts/kcat:
+# installing the tools the stack needs (idempotently, cached outside the
+# checkout) and starting and stopping its processes by pid.
+#
+# Variables the scripts read are `OF_*`, never `ORDERFLOW_*`: that prefix
+# belongs to the processes' settings, which reject a name they do not know.
 
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${ORDERFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}
+CACHE=${OF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}
 TANSU_VERSION=0.6.0
 TANSU_ROOT=$CACHE/tansu-$TANSU_VERSION
 TANSU_BIN=$TANSU_ROOT/bin/tansu
-PG_BIN=${ORDERFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_BIN=${OF_PG_BIN:-/usr/lib/postgresql/15/bin}
 VENV=$CACHE/venv
 LIBRDKAFKA_DIR=$CACHE/librdkafka
 
@@ -123,31 +126,78 @@ stop_pid() {
 # ---------------------------------------------------------------- postgres
 
 pg() { # runs a Postgres binary as the postgres user when we are root
-    if as_root; then runuser -u postgres -- "$PG_BIN/$1" "${@:2}"; else "$PG_BIN/$1" "${@:2}"; fi
+    # (from /, since that user may not be allowed into the current directory)
+    if as_root; then (cd / && runuser -u postgres -- "$PG_BIN/$1" "${@:2}"); else "$PG_BIN/$1" "${@:2}"; fi
 }
 
-# pg_start DATA PORT LOG [EXTRA_OPTIONS]
-pg_start() {
-    local data=$1 port=$2 logfile=$3 extra=${4:-}
-    [ -x "$PG_BIN/initdb" ] || die "no Postgres binaries in $PG_BIN (set ORDERFLOW_PG_BIN)"
-    mkdir -p "$data" "$(dirname "$logfile")"
-    data=$(cd "$data" && pwd)
-    if as_root; then chown postgres:postgres "$data" "$(dirname "$logfile")"; touch "$logfile"; chown postgres "$logfile"; fi
-    if [ ! -f "$data/PG_VERSION" ]; then
-        pg initdb -D "$data" -U postgres --auth=trust --no-sync -E UTF8 >"$logfile.initdb" 2>&1 \
-            || die "initdb failed; see $logfile.initdb"
+# pg_locate STATE: says where the Postgres cluster of the stack whose state
+# lives in STATE (.dev, .test, .bench) keeps its data and log, in PG_DATA and
+# PG_LOG; the functions below work on that cluster.
+#
+# Normally both live in STATE. As root, Postgres runs as the postgres user,
+# who cannot reach a checkout in root's home (mode 0700, where a clone
+# usually lands), so they live in PG_HOME=/var/tmp/orderflow-<checkout>/<stack>
+# instead, and STATE/log/postgres.log links to the log.
+pg_locate() {
+    local state=$1
+    if as_root; then
+        PG_BASE=/var/tmp/orderflow-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)
+        PG_HOME=$PG_BASE/$(basename "$state" | tr -d .)
+        PG_DATA=$PG_HOME/pg
+        PG_LOG=$PG_HOME/postgres.log
+        mkdir -p "$state/log"
+        ln -sfn "$PG_LOG" "$state/log/postgres.log"
+    else
+        PG_BASE='' PG_HOME=''
+        PG_DATA=$state/pg
+        PG_LOG=$state/log/postgres.log
     fi
-    if pg pg_ctl -D "$data" status >/dev/null 2>&1; then return 0; fi
-    port_taken "$port" && die "Postgres cannot start: port $port is taken by another process"
-    pg pg_ctl -D "$data" -l "$logfile" -w -t 60 \
-        -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=400 $extra" start >/dev/null \
-        || { tail -n 20 "$logfile" >&2; die "Postgres did not start; its log is $logfile"; }
 }
+
+# pg_prepare: creates the directories Postgres writes to, owned by the user
+# it runs as.
+pg_prepare() {
+    if [ -z "$PG_HOME" ]; then mkdir -p "$PG_DATA" "$(dirname "$PG_LOG")"; return 0; fi
+    # /var/tmp is world-writable: use only a directory that root made.
+    [ -e "$PG_BASE" ] || mkdir -m 0755 "$PG_BASE"
+    if [ ! -d "$PG_BASE" ] || [ -L "$PG_BASE" ] || [ "$(stat -c %u "$PG_BASE")" != 0 ]; then
+        die "$PG_BASE is not a directory of root's; remove it"
+    fi
+    chmod 0755 "$PG_BASE"
+    mkdir -p "$PG_HOME" "$PG_DATA"
+    chown postgres:postgres "$PG_HOME" "$PG_DATA"
+    chmod 0700 "$PG_HOME" "$PG_DATA"
+    touch "$PG_LOG"
+    chown postgres:postgres "$PG_LOG"
+}
+
+# pg_start PORT [EXTRA_OPTIONS]: initialises (once) and starts the cluster.
+pg_start() {
+    local port=$1 extra=${2:-}
+    [ -x "$PG_BIN/initdb" ] || die "no Postgres binaries in $PG_BIN (set OF_PG_BIN)"
+    pg_prepare
+    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+        pg initdb -D "$PG_DATA" -U postgres --auth=trust --no-sync -E UTF8 >"$PG_LOG.initdb" 2>&1 \
+            || die "initdb failed; see $PG_LOG.initdb"
+    fi
+    if pg_running; then return 0; fi
+    port_taken "$port" && die "Postgres cannot start: port $port is taken by another process"
+    pg pg_ctl -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -k $PG_DATA -c max_connections=400 $extra" start >/dev/null \
+        || { tail -n 20 "$PG_LOG" >&2; die "Postgres did not start; its log is $PG_LOG"; }
+}
+
+pg_running() { [ -f "$PG_DATA/postmaster.pid" ] && pg pg_ctl -D "$PG_DATA" status >/dev/null 2>&1; }
 
 pg_stop() {
-    local data=$1
-    [ -f "$data/postmaster.pid" ] || return 0
-    pg pg_ctl -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+    [ -f "$PG_DATA/postmaster.pid" ] || return 0
+    pg pg_ctl -D "$PG_DATA" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+# pg_wipe: removes the (stopped) cluster and its log.
+pg_wipe() {
+    rm -rf "$PG_DATA" "$PG_LOG" "$PG_LOG.initdb"
+    if [ -n "$PG_HOME" ]; then rmdir "$PG_HOME" "$PG_BASE" 2>/dev/null || true; fi
 }
 
 # pg_recreate PORT DB...: drops and creates each database.
@@ -171,4 +221,92 @@ tansu_start() {
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         --storage-engine "memory://tansu/"
     wait_for tansu "$logfile" 30 port_taken "$port"
+}
+
+# ------------------------------------------------------------- the system
+
+# The orderflow processes in start order (the projector creates the
+# read-model views the ingress reads):
+#   name|port in the dev stack|binary|database|settings groups beyond http+database
+SERVICES=(
+    "schema-registry|8081|schema-registry|registry|"
+    "projector|8092|projector|readmodels|kafka,registry"
+    "user-service|8091|user-service|users|kafka,registry"
+    "ingress|8080|ingress|readmodels|kafka,registry"
+)
+# One database per service, including those of domains still to come.
+# shellcheck disable=SC2034 # read by the scripts that source this file
+DATABASES=(registry users orders payments audit readmodels)
+
+# A running system (scripts/dev, scripts/bench) is described by variables its
+# script sets before it calls the functions below:
+#   PG_PORT, KAFKA_PORT  its Postgres and broker
+#   PORT_OFFSET          added to every service's dev-stack port (0 in dev)
+#   BIN_DIR              where the service binaries are (target/debug, ...)
+#   RUN, LOGS            directories of the pid files and the logs
+
+# The settings of every process on one machine with the single-node
+# development broker: topics with one replica, and consumers that ask tansu
+# to answer a fetch within 10 ms, since it does not answer early when data
+# arrives (docs/tansu.md). One place, for scripts/dev and scripts/bench.
+dev_settings_env() { # GROUPS
+    echo ORDERFLOW_ENVIRONMENT=development
+    if [[ ",$1," == *,kafka,* ]]; then
+        echo ORDERFLOW_KAFKA__REPLICATION_FACTOR=1
+        echo ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS=1
+        echo ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS=10
+    fi
+}
+
+service_entry() { # NAME: prints its line of SERVICES
+    local entry
+    for entry in "${SERVICES[@]}"; do
+        [ "${entry%%|*}" = "$1" ] && { echo "$entry"; return 0; }
+    done
+    die "no service '$1'"
+}
+
+service_port() { # NAME
+    local port
+    IFS='|' read -r _ port _ _ _ <<<"$(service_entry "$1")"
+    echo $((port + PORT_OFFSET))
+}
+
+# service_env NAME [HTTP_PORT]: the environment of one service, one
+# NAME=VALUE a line. Only settings the process has: it rejects others.
+service_env() {
+    local name=$1 port db groups
+    IFS='|' read -r _ port _ db groups <<<"$(service_entry "$name")"
+    echo "ORDERFLOW_HTTP__ADDR=127.0.0.1:${2:-$((port + PORT_OFFSET))}"
+    echo "ORDERFLOW_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/$db"
+    if [[ ",$groups," == *,kafka,* ]]; then echo "ORDERFLOW_KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT"; fi
+    if [[ ",$groups," == *,registry,* ]]; then
+        echo "ORDERFLOW_REGISTRY__URL=http://127.0.0.1:$(service_port schema-registry)"
+    fi
+    dev_settings_env "$groups"
+}
+
+# start_services: starts each service that is not running, in order, each
+# once the one before is ready.
+start_services() {
+    local entry name port bin
+    for entry in "${SERVICES[@]}"; do
+        IFS='|' read -r name _ bin _ _ <<<"$entry"
+        port=$(service_port "$name")
+        pid_alive "$RUN/$name.pid" && continue
+        port_taken "$port" && die "$name cannot start: port $port is taken by another process"
+        local env_lines=()
+        mapfile -t env_lines < <(service_env "$name")
+        spawn "$name" "$RUN/$name.pid" "$LOGS/$name.log" env "${env_lines[@]}" "$BIN_DIR/$bin"
+        wait_for "$name" "$LOGS/$name.log" 60 http_ready "http://127.0.0.1:$port/health/ready"
+    done
+}
+
+# stop_services: stops them in reverse order.
+stop_services() {
+    local i name
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+        name=${SERVICES[$i]%%|*}
+        stop_pid "$name" "$RUN/$name.pid" 15
+    done
 }

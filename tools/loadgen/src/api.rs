@@ -1,0 +1,170 @@
+//! The few ingress calls the benchmark makes, over one shared HTTP client.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+/// A user the load acts as: profile updates are "self" writes.
+#[derive(Debug, Clone)]
+pub struct BenchUser {
+    pub id: String,
+    pub token: String,
+}
+
+/// What one write got back.
+#[derive(Debug)]
+pub enum Answer {
+    /// 200/201: the outcome was in the read model within the wait.
+    Settled,
+    /// 202: accepted, not settled within the wait; the command to ask about.
+    Accepted { command_id: Option<String> },
+    /// Any other 2xx (none is expected; counted as accepted, not settled).
+    OtherSuccess,
+    /// A 4xx/5xx answer.
+    Status(StatusCode),
+    /// No answer: connect, timeout, or another transport error.
+    Transport(&'static str),
+}
+
+impl Answer {
+    /// The label errors are counted under.
+    pub fn error_label(&self) -> Option<String> {
+        match self {
+            Self::Status(code) => Some(format!("http_{}", code.as_u16())),
+            Self::Transport(kind) => Some((*kind).to_owned()),
+            Self::Settled | Self::Accepted { .. } | Self::OtherSuccess => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    client: Client,
+    base: String,
+}
+
+impl Api {
+    /// `base` is the ingress root (`http://127.0.0.1:28080`); `timeout`
+    /// bounds every request (it must exceed the `Prefer: wait`).
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let client = Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            // An open-loop generator holds one connection per request in
+            // flight; keep them all for reuse rather than reconnecting.
+            .pool_max_idle_per_host(usize::MAX)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self { client, base: base.trim_end_matches('/').to_owned() })
+    }
+
+    /// Registers `count` users (`Prefer: wait=10`) and logs each in, a few at
+    /// a time (argon2 makes both deliberately expensive).
+    pub async fn create_users(&self, run: &str, count: usize) -> anyhow::Result<Vec<BenchUser>> {
+        futures::stream::iter(0..count)
+            .map(|i| self.create_user(format!("bench-{run}-{i}@example.com")))
+            .buffer_unordered(8)
+            .try_collect()
+            .await
+    }
+
+    async fn create_user(&self, email: String) -> anyhow::Result<BenchUser> {
+        const PASSWORD: &str = "bench-password-0123";
+        let response = self
+            .client
+            .post(format!("{}/api/v1/users", self.base))
+            .header("prefer", "wait=10")
+            .json(&json!({"email": email, "password": PASSWORD, "first_name": "Bench", "last_name": "User"}))
+            .send()
+            .await
+            .with_context(|| format!("registering {email}"))?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if status != StatusCode::CREATED {
+            bail!("registering {email} answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let user: Value = serde_json::from_slice(&body)?;
+        let id = user["id"].as_str().context("registration answer without id")?.to_owned();
+
+        let response = self
+            .client
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .with_context(|| format!("logging {email} in"))?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        if status != StatusCode::OK {
+            bail!("logging {email} in answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let login: Value = serde_json::from_slice(&body)?;
+        let token = login["access_token"].as_str().context("login answer without access_token")?.to_owned();
+        Ok(BenchUser { id, token })
+    }
+
+    /// `PATCH /api/v1/users/{id}` with `Prefer: wait=<wait>`.
+    pub async fn update_name(&self, user: &BenchUser, first_name: &str, wait: u64) -> Answer {
+        let request = self
+            .client
+            .patch(format!("{}/api/v1/users/{}", self.base, user.id))
+            .bearer_auth(&user.token)
+            .header("prefer", format!("wait={wait}"))
+            .json(&json!({"first_name": first_name}));
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Answer::Transport(transport_kind(&error)),
+        };
+        let status = response.status();
+        // The latency includes reading the answer in full.
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(error) => return Answer::Transport(transport_kind(&error)),
+        };
+        match status {
+            StatusCode::OK | StatusCode::CREATED => Answer::Settled,
+            StatusCode::ACCEPTED => Answer::Accepted {
+                command_id: serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["command_id"].as_str().map(str::to_owned)),
+            },
+            s if s.is_success() => Answer::OtherSuccess,
+            s => Answer::Status(s),
+        }
+    }
+
+    /// Whether `GET /api/v1/commands/{id}` still says `pending`. An error
+    /// counts as pending, so a drain waits for a flaky ingress rather than
+    /// declaring victory.
+    pub async fn is_pending(&self, user: &BenchUser, command_id: &str) -> bool {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/commands/{command_id}", self.base))
+            .bearer_auth(&user.token)
+            .send()
+            .await;
+        let Ok(response) = response else { return true };
+        if !response.status().is_success() {
+            return true;
+        }
+        match response.bytes().await {
+            Ok(body) => serde_json::from_slice::<Value>(&body).map_or(true, |v| v["status"] == "pending"),
+            Err(_) => true,
+        }
+    }
+}
+
+fn transport_kind(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    }
+}
