@@ -255,6 +255,9 @@ dev_settings_env() { # GROUPS
         echo ORDERFLOW_KAFKA__REPLICATION_FACTOR=1
         echo ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS=1
         echo ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS=10
+        # tansu waits max.poll.interval.ms for a joining member: keep it short.
+        echo ORDERFLOW_KAFKA__SESSION_TIMEOUT_MS=6000
+        echo ORDERFLOW_KAFKA__MAX_POLL_INTERVAL_MS=10000
     fi
 }
 

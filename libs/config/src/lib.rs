@@ -108,6 +108,8 @@ mod tests {
         const DATABASE: &'static str = "test";
     }
 
+    // figment's Jail closure type is fixed by figment.
+    #[allow(clippy::result_large_err)]
     fn load_from(env: &[(&str, &str)]) -> Result<ServiceSettings<Rules>> {
         let mut result = None;
         figment::Jail::expect_with(|jail| {
