@@ -149,3 +149,87 @@ async fn a_background_task_that_dies_stops_the_process_non_zero() {
     survivor.kill().await.expect("stop the survivor");
     system.stop().await;
 }
+
+/// Sends `rounds` profile updates to each of `ids`, `per_second` at a time.
+async fn steady_updates(system: &System, ids: &[String], rounds: usize, per_second: usize) {
+    use orderflow_contracts::Contract;
+    let codec = orderflow_contracts::Codec::new(&system.registry.url);
+    let producer = orderflow_bus::Producer::new(&system.kafka).expect("producer");
+    let topic = system.topic(orderflow_contracts::users::COMMANDS.name);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut pending = Vec::new();
+    for round in 1..=rounds {
+        for id in ids {
+            let update = orderflow_contracts::users::UpdateUserProfile {
+                user_id: id.clone(),
+                first_name: None,
+                last_name: Some(format!("r{round}")),
+            };
+            pending.push((update, Headers::new_root("UpdateUserProfile", id)));
+        }
+    }
+    for chunk in pending.chunks((per_second / 10).max(1)) {
+        tick.tick().await;
+        let sends = chunk.iter().map(|(command, headers)| {
+            let (codec, producer, topic) = (&codec, &producer, &topic);
+            async move {
+                let payload = codec.encode(command).await.expect("encode");
+                producer.send(topic, &command.key(), &payload, &headers.to_pairs()).await.expect("send");
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+#[tokio::test]
+async fn killed_under_load_and_restarted_at_once_it_owns_its_partitions_again() {
+    let system = System::start_without_user_service().await;
+    let mut doomed = spawn_user_service(&system, None);
+    let ids: Vec<String> = (0..30).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let command = RegisterUser {
+            user_id: id.clone(),
+            email: format!("steady{i}@example.com"),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".into(),
+            first_name: "Steady".into(),
+            last_name: "r0".into(),
+        };
+        send(&system, &command, &Headers::new_root("RegisterUser", "anonymous")).await;
+    }
+    let users = crate::users_db(&system).await;
+    orderflow_testkit::eventually("the first process works", Duration::from_secs(60), || {
+        let users = users.clone();
+        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&users).await.is_ok_and(|n| n == 30) }
+    })
+    .await;
+
+    // 300 updates a second for 6 s; at 2 s the process is killed (no
+    // LeaveGroup, no commit) and a new one started at once, long before
+    // the broker's session timeout notices the dead member.
+    let rounds = 60;
+    let load = steady_updates(&system, &ids, rounds, 300);
+    let crash = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        doomed.start_kill().expect("SIGKILL");
+        doomed.wait().await.expect("reaped");
+        spawn_user_service(&system, None)
+    };
+    let ((), mut survivor) = tokio::join!(load, crash);
+    // Every accepted command settles, soon: the new member got partitions.
+    let want = rounds as i64 + 1;
+    orderflow_testkit::eventually("every update took effect after the restart", Duration::from_secs(60), || {
+        let users = users.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users WHERE version = $1")
+                .bind(want)
+                .fetch_one(&users)
+                .await
+                .is_ok_and(|n| n == 30)
+        }
+    })
+    .await;
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&users).await.expect("inbox");
+    assert_eq!(inbox, 30 * want, "every command exactly once");
+    survivor.kill().await.expect("stop the survivor");
+    system.stop().await;
+}
