@@ -51,14 +51,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub kafka: KafkaSettings,
     pub waiter: waiter::Waiter,
-    pub recent: Arc<commands::Recent>,
     pub max_wait_seconds: u64,
-}
-
-impl AppState {
-    pub fn remember(&self, id: uuid::Uuid) {
-        self.recent.insert(id);
-    }
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -137,14 +130,18 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     codec.register_all().await?;
     admin::ensure_topics(&settings.kafka, &topics::user_topics()).await?;
     let producer = Producer::new(&settings.kafka)?;
+    let waiter = waiter::Waiter::new(pool.clone());
+    // Wakes `Prefer: wait` requests; stops when serving ends, however it ends.
+    let listening = shutdown.child_token();
+    let _stop_listening = listening.clone().drop_guard();
+    let listener_task = tokio::spawn(waiter.clone().listen(listening.clone()));
     let state = AppState {
         producer: producer.clone(),
         codec,
         pool: pool.clone(),
         tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
         kafka: settings.kafka.clone(),
-        waiter: waiter::Waiter::start(pool.clone(), shutdown.clone()),
-        recent: Arc::default(),
+        waiter,
         max_wait_seconds: settings.max_wait_seconds,
     };
     let ready = {
@@ -164,7 +161,10 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     };
     let app = router(state, settings.max_body_bytes).merge(orderflow_telemetry::ops_router(ready));
     tracing::info!(addr = %listener.local_addr()?, "ingress listening");
-    orderflow_telemetry::serve(listener, app, shutdown).await?;
+    let served = orderflow_telemetry::serve(listener, app, shutdown).await;
+    listening.cancel();
+    let _ = listener_task.await;
+    served?;
     producer.flush(std::time::Duration::from_secs(5));
     pool.close().await;
     Ok(())
