@@ -133,6 +133,12 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
     let rebuilt = dump(&readmodels).await;
     assert_eq!(live.lines().count(), rebuilt.lines().count());
     assert!(live == rebuilt, "the rebuilt read model equals the live-built one");
+    let unversioned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rm.commands WHERE status = 'succeeded' AND version IS NULL")
+            .fetch_one(&readmodels)
+            .await
+            .expect("commands");
+    assert_eq!(unversioned, 0, "every succeeded command records the version it produced");
 
     // And both agree with the user service's own table.
     let users = sqlx::PgPool::connect(&system.users_db).await.expect("users");
