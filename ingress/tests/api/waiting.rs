@@ -32,8 +32,8 @@ async fn with_the_credentials_projection_stopped_a_register_answers_202_not_201(
     // The projector again, but with its credentials part stopped.
     system.projector.take().expect("projector").stop().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let projection = UsersProjection::new(Arc::new(Codec::new(&system.registry.url)), system.kafka.clone())
-        .without_credentials();
+    let projection =
+        UsersProjection::new(Arc::new(Codec::new(&system.registry.url)), system.kafka.clone()).without_credentials();
     let stop = CancellationToken::new();
     let projector =
         tokio::spawn(orderflow_projector::run_with(system.projector_settings(), listener, stop.clone(), projection));
@@ -74,12 +74,10 @@ async fn with_the_credentials_projection_stopped_a_register_answers_202_not_201(
 #[tokio::test]
 async fn many_concurrent_waiters_are_each_answered_when_their_command_settles() {
     let system = System::start().await;
-    let registrations = futures::future::join_all(
-        (0..12).map(|n| {
-            let system = &system;
-            async move { (n, system.register(&format!("waiter{n}@example.com"), PASSWORD).await) }
-        }),
-    )
+    let registrations = futures::future::join_all((0..12).map(|n| {
+        let system = &system;
+        async move { (n, system.register(&format!("waiter{n}@example.com"), PASSWORD).await) }
+    }))
     .await;
     for (n, (status, body)) in &registrations {
         assert_eq!(*status, 201, "waiter{n}: {body}");

@@ -147,7 +147,11 @@ impl<P: Projection> Engine<P> {
             Some((g, _)) => {
                 // Its tables have another shape than the code expects:
                 // readers keep the old one (not fed) until the rebuild switches.
-                tracing::warn!(projection = self.name(), generation = g, "the live generation was made from another template; rebuilding it");
+                tracing::warn!(
+                    projection = self.name(),
+                    generation = g,
+                    "the live generation was made from another template; rebuilding it"
+                );
                 candidate = Some(self.start_candidate(None, epoch).await?);
             }
             None => {
@@ -225,7 +229,12 @@ impl<P: Projection> Engine<P> {
                 return Err(error);
             }
         };
-        tracing::info!(projection = self.name(), generation, ?request, "rebuild started: replaying up to the current end of every topic");
+        tracing::info!(
+            projection = self.name(),
+            generation,
+            ?request,
+            "rebuild started: replaying up to the current end of every topic"
+        );
         Ok(Candidate { request, runner: self.runner(generation, epoch).spawn(), target })
     }
 
@@ -266,7 +275,12 @@ impl<P: Projection> Engine<P> {
         };
         match switched {
             Ok(()) => {
-                tracing::info!(projection = self.name(), generation, ?previous, "rebuild finished; the rebuilt generation is live");
+                tracing::info!(
+                    projection = self.name(),
+                    generation,
+                    ?previous,
+                    "rebuild finished; the rebuilt generation is live"
+                );
                 self.finish_request(rebuilt.request, Ok(generation)).await;
                 *live = Some(rebuilt.runner);
                 if let Some(previous) = previous

@@ -29,12 +29,11 @@ pub fn fingerprint(template: &str) -> String {
 pub async fn create(pool: &PgPool, definition: &Definition) -> Result<i32, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(7072, hashtext($1))").bind(&definition.name).execute(&mut *tx).await?;
-    let generation: i32 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection.generations WHERE projection = $1",
-    )
-    .bind(&definition.name)
-    .fetch_one(&mut *tx)
-    .await?;
+    let generation: i32 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(generation), 0) + 1 FROM projection.generations WHERE projection = $1")
+            .bind(&definition.name)
+            .fetch_one(&mut *tx)
+            .await?;
     let name = schema(&definition.name, generation);
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET LOCAL search_path TO {name};"

@@ -78,12 +78,11 @@ impl Lease {
 /// In a transaction that is about to write: holds the lease row `FOR SHARE`
 /// until it ends, and fails if `epoch` is not the current one.
 pub(crate) async fn hold(tx: &mut PgConnection, name: &str, epoch: i64) -> Result<(), FenceError> {
-    let current: Option<i64> =
-        sqlx::query_scalar("SELECT epoch FROM projection.lease WHERE projection = $1 FOR SHARE")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(FenceError::Database)?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT epoch FROM projection.lease WHERE projection = $1 FOR SHARE")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(FenceError::Database)?;
     if current == Some(epoch) { Ok(()) } else { Err(FenceError::Fenced { current }) }
 }
 

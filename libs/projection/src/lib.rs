@@ -160,7 +160,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("projection `{projection}` was fenced: its epoch is {mine}, the lease says {current:?}; another instance took over")]
+    #[error(
+        "projection `{projection}` was fenced: its epoch is {mine}, the lease says {current:?}; another instance took over"
+    )]
     Fenced { projection: String, mine: i64, current: Option<i64> },
     #[error("projection `{projection}` lost the connection holding its lock: {source}")]
     LockLost { projection: String, source: sqlx::Error },

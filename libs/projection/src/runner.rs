@@ -247,7 +247,12 @@ impl<P: Projection> Runner<P> {
         }
         consumer.assign(&assignment)?;
         progress.send_replace(stored);
-        tracing::info!(projection = self.name(), generation = self.generation, partitions = assignment.count(), "projection running");
+        tracing::info!(
+            projection = self.name(),
+            generation = self.generation,
+            partitions = assignment.count(),
+            "projection running"
+        );
 
         let advance = |next: &Offsets| {
             progress.send_modify(|all| {

@@ -81,7 +81,8 @@ pub async fn run_with(
     let mut http =
         tokio::spawn(orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), tasks.clone()));
     // The projector publishes nothing but dead letters, through its outbox.
-    let mut relay = tokio::spawn(Relay::new(pool.clone(), producer.clone(), RelayOptions::default()).run(tasks.clone()));
+    let mut relay =
+        tokio::spawn(Relay::new(pool.clone(), producer.clone(), RelayOptions::default()).run(tasks.clone()));
     let options = Options { batch_size: settings.batch_size, ..Options::new(settings.kafka.clone()) };
     let engine = Engine::new(pool.clone(), projection, options).run(tasks.clone());
     tokio::pin!(engine);

@@ -144,9 +144,12 @@ impl Harness {
             topic_prefix: format!("t{}.", unique_id()),
             ..KafkaSettings::default()
         };
-        orderflow_bus::admin::ensure_topics(&kafka, &[("items".into(), Retention::Forever), (dlq("items"), Retention::Week)])
-            .await
-            .expect("topics");
+        orderflow_bus::admin::ensure_topics(
+            &kafka,
+            &[("items".into(), Retention::Forever), (dlq("items"), Retention::Week)],
+        )
+        .await
+        .expect("topics");
         let producer = Producer::new(&kafka).expect("producer");
         Self { pool: fresh_database().await, topic: kafka.topic("items"), kafka, producer }
     }
