@@ -28,7 +28,11 @@ pub fn fingerprint(template: &str) -> String {
 /// Creates an empty generation (status `building`) and returns its number.
 pub async fn create(pool: &PgPool, definition: &Definition) -> Result<i32, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7072, hashtext($1))").bind(&definition.name).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(crate::LOCK_CREATE)
+        .bind(&definition.name)
+        .execute(&mut *tx)
+        .await?;
     let generation: i32 =
         sqlx::query_scalar("SELECT COALESCE(MAX(generation), 0) + 1 FROM projection.generations WHERE projection = $1")
             .bind(&definition.name)

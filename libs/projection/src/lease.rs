@@ -35,7 +35,8 @@ impl Lease {
     pub async fn acquire(pool: &PgPool, name: &str, shutdown: &CancellationToken) -> Result<Option<Self>, Error> {
         let mut conn = pool.acquire().await?.detach();
         loop {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7072, hashtext($1))")
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+                .bind(crate::LOCK_ACTIVE)
                 .bind(name)
                 .fetch_one(&mut conn)
                 .await?;

@@ -178,12 +178,21 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Advisory lock classes (the first key; the second is `hashtext(name)`):
+/// being the active instance of a projection (held by a session) ...
+pub(crate) const LOCK_ACTIVE: i32 = 7072;
+/// ... creating a generation (held by a transaction; must not be the same
+/// lock, which the active instance holds) ...
+pub(crate) const LOCK_CREATE: i32 = 7073;
+/// ... and installing the bookkeeping tables.
+pub(crate) const LOCK_INSTALL: i32 = 7074;
+
 /// Creates the library's bookkeeping tables (schema `projection`) if they
 /// are missing. Safe to call from several processes at once.
 pub async fn install(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Concurrent `CREATE ... IF NOT EXISTS` can still collide; serialise them.
-    sqlx::query("SELECT pg_advisory_xact_lock(7072, 0)").execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, 0)").bind(LOCK_INSTALL).execute(&mut *tx).await?;
     sqlx::raw_sql(include_str!("bookkeeping.sql")).execute(&mut *tx).await?;
     tx.commit().await
 }

@@ -164,6 +164,7 @@ async fn a_rebuild_under_steady_load_converges() {
     assert_eq!(generation, 2);
     load.0.cancel();
     let sent = load.1.await.expect("load");
+    assert!(sent > 220, "the load ran during the rebuild ({sent} sent)");
     h.wait_for_items(sent).await;
     running.stop().await.expect("clean stop");
 }
