@@ -2,7 +2,7 @@
 //! 202 or (with `Prefer: wait=N`) the outcome.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,6 @@ pub async fn send<C: Contract>(state: &AppState, command: &C, actor: &str) -> Ap
         )
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
-    state.remember(headers.message_id);
     tracing::info!(command = C::NAME, message_id = %headers.message_id, key = %command.key(), "command accepted");
     Ok(headers.message_id)
 }
@@ -66,19 +65,20 @@ pub fn rejection(status: &CommandStatus) -> ApiError {
 }
 
 /// Answers a write: 202 at once, or, if the client asked to wait, the
-/// outcome once the read model shows it (`on_success` renders it, and may
-/// wait, until the deadline, for other read models to catch up), the
-/// rejection, or 202 when the wait runs out.
+/// outcome once the read model shows it (`on_success` renders it from the
+/// settled status, and may wait, until the deadline, for other read models
+/// to catch up — answering 202 itself if they do not), the rejection, or
+/// 202 when the wait runs out.
 pub async fn respond<F, Fut>(state: &AppState, id: Uuid, wait: Option<u64>, on_success: F) -> ApiResult<Response>
 where
-    F: FnOnce(tokio::time::Instant) -> Fut,
+    F: FnOnce(CommandStatus, tokio::time::Instant) -> Fut,
     Fut: Future<Output = ApiResult<Response>>,
 {
     let Some(seconds) = wait else { return Ok(accepted(id)) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
     match state.waiter.settled(id, deadline).await? {
         Some(status) if status.status == "succeeded" => {
-            let mut response = on_success(deadline).await?;
+            let mut response = on_success(status, deadline).await?;
             response.headers_mut().insert("preference-applied", HeaderValue::from_static("wait"));
             Ok(response)
         }
@@ -87,27 +87,43 @@ where
     }
 }
 
-/// Commands this ingress sent recently, so their status reads `pending`
-/// even before the projector has seen them.
-#[derive(Debug, Default)]
-pub struct Recent {
-    sent: std::sync::Mutex<std::collections::HashMap<Uuid, Instant>>,
+/// How long after its id was minted a command the read model does not know
+/// yet still reads as `pending` rather than 404: longer than any healthy
+/// projection lag, and shorter than anyone keeps polling for a typo.
+pub const PENDING_WINDOW: Duration = Duration::from_secs(600);
+
+/// Clocks of ingress replicas may disagree by this much.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Whether `id` may be a command sent within [`PENDING_WINDOW`] before
+/// `now`. The ingress mints UUIDv7 command ids, which carry their time, so
+/// every replica answers alike and nothing needs remembering.
+pub fn recently_minted(id: Uuid, now: SystemTime) -> bool {
+    if id.get_version() != Some(uuid::Version::SortRand) {
+        return false;
+    }
+    let Some(timestamp) = id.get_timestamp() else { return false };
+    let (seconds, nanos) = timestamp.to_unix();
+    let minted = SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos);
+    match now.duration_since(minted) {
+        Ok(age) => age <= PENDING_WINDOW,
+        Err(ahead) => ahead.duration() <= CLOCK_SKEW,
+    }
 }
 
-const REMEMBER: Duration = Duration::from_secs(600);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Recent {
-    pub fn insert(&self, id: Uuid) {
-        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if sent.len() > 10_000 {
-            sent.retain(|_, at| now.duration_since(*at) < REMEMBER);
-        }
-        sent.insert(id, now);
-    }
-
-    pub fn contains(&self, id: Uuid) -> bool {
-        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        sent.get(&id).is_some_and(|at| at.elapsed() < REMEMBER)
+    #[test]
+    fn only_fresh_v7_ids_count_as_recently_minted() {
+        let now = SystemTime::now();
+        assert!(recently_minted(Uuid::now_v7(), now));
+        assert!(!recently_minted(Uuid::now_v7(), now + PENDING_WINDOW + Duration::from_secs(1)));
+        assert!(recently_minted(Uuid::now_v7(), now + PENDING_WINDOW - Duration::from_secs(1)));
+        assert!(!recently_minted(Uuid::now_v7(), now - CLOCK_SKEW - Duration::from_secs(5)), "too far ahead");
+        assert!(!recently_minted(Uuid::nil(), now));
+        assert!(!recently_minted(Uuid::parse_str("0190a0a0-0000-7000-8000-000000000000").expect("uuid"), now));
+        assert!(!recently_minted(Uuid::from_u128(0x0190a0a0_0000_4000_8000_000000000000), now), "v4");
     }
 }

@@ -34,6 +34,13 @@ impl ApiError {
             .with_details(json!({ "field": field, "problem": problem }))
     }
 
+    /// A query parameter out of range (400, naming it).
+    pub fn bad_query(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", format!("{field}: {problem}"))
+            .with_details(json!({ "field": field, "problem": problem }))
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
     }

@@ -24,13 +24,14 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::FutureExt;
 use orderflow_auth::Tokens;
 use orderflow_bus::{Producer, admin};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::Codec;
+use orderflow_runtime::Supervisor;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -50,14 +51,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub kafka: KafkaSettings,
     pub waiter: waiter::Waiter,
-    pub recent: Arc<commands::Recent>,
     pub max_wait_seconds: u64,
-}
-
-impl AppState {
-    pub fn remember(&self, id: uuid::Uuid) {
-        self.recent.insert(id);
-    }
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -89,8 +83,20 @@ async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
-/// The API routes.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// Answers 503 (in the one error shape) for a request that takes longer
+/// than `limit`, and drops its work.
+async fn time_limit(limit: std::time::Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "TIMEOUT", "the request took too long; retry later")
+            .into_response(),
+    }
+}
+
+/// The API routes. A request may take `request_timeout` plus the
+/// `Prefer: wait` it asked for (at most `max_wait_seconds`).
+pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time::Duration) -> Router {
+    let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
     use routes::{auth, commands, users};
     let api = Router::new()
         .route("/users", post(users::register).get(users::list))
@@ -110,6 +116,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
         .layer(axum::middleware::from_fn(observe))
         .with_state(state)
 }
@@ -126,6 +133,8 @@ pub enum ServeError {
     Producer(#[from] orderflow_bus::ProducerError),
     #[error("HTTP server failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] orderflow_runtime::TaskFailed),
 }
 
 /// Serves the API (and health, metrics) on `listener` until `shutdown`.
@@ -139,21 +148,29 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     )
     .await?;
     let producer = Producer::new(&settings.kafka)?;
+    let waiter = waiter::Waiter::new(pool.clone());
+    let mut supervisor = Supervisor::new(shutdown.clone());
+    // Wakes `Prefer: wait` requests.
+    let listening = waiter.clone().listen(shutdown.clone());
+    supervisor.spawn("command status listener", async move {
+        listening.await;
+        Ok::<_, std::convert::Infallible>(())
+    });
     let state = AppState {
         producer: producer.clone(),
         codec,
         pool: pool.clone(),
         tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
         kafka: settings.kafka.clone(),
-        waiter: waiter::Waiter::start(pool.clone(), shutdown.clone()),
-        recent: Arc::default(),
+        waiter,
         max_wait_seconds: settings.max_wait_seconds,
     };
     let ready = {
-        let (pool, producer) = (pool.clone(), producer.clone());
+        let (health, pool, producer) = (supervisor.health(), pool.clone(), producer.clone());
         Arc::new(move || {
-            let (pool, producer) = (pool.clone(), producer.clone());
+            let (health, pool, producer) = (health.clone(), pool.clone(), producer.clone());
             async move {
+                health.check()?;
                 // Ready once the projector has created the views it answers from.
                 sqlx::query("SELECT 1 FROM rm.users LIMIT 1")
                     .execute(&pool)
@@ -164,10 +181,13 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
             .boxed()
         })
     };
-    let app = router(state, settings.max_body_bytes).merge(orderflow_telemetry::ops_router(ready));
+    let timeout = std::time::Duration::from_millis(settings.request_timeout_ms);
+    let app = router(state, settings.max_body_bytes, timeout).merge(orderflow_telemetry::ops_router(ready));
     tracing::info!(addr = %listener.local_addr()?, "ingress listening");
-    orderflow_telemetry::serve(listener, app, shutdown).await?;
+    supervisor.spawn("api http", orderflow_telemetry::serve(listener, app, shutdown.clone()));
+    let outcome = supervisor.wait().await;
     producer.flush(std::time::Duration::from_secs(5));
     pool.close().await;
+    outcome?;
     Ok(())
 }

@@ -16,13 +16,15 @@ pub struct CommandStatus {
     pub status: String,
     pub reason: Option<String>,
     pub message: Option<String>,
+    /// The aggregate version a succeeded command produced.
+    pub version: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 pub async fn read(pool: &PgPool, id: Uuid) -> Result<Option<CommandStatus>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT command_id, command_type, aggregate_id, actor, status, reason, message, created_at, updated_at
+        "SELECT command_id, command_type, aggregate_id, actor, status, reason, message, version, created_at, updated_at
          FROM rm.commands WHERE command_id = $1",
     )
     .bind(id)

@@ -1,39 +1,115 @@
 //! Waiting for a command's outcome (`Prefer: wait=N`).
 //!
-//! The projector `NOTIFY`s `command_status` when it settles a command (and
-//! `*` when it switches generations); one listener per ingress fans that out
-//! to the requests waiting. A waiter subscribes *before* it reads the status,
-//! so no settlement can slip between the read and the wait, and it re-reads
-//! at least every half second in case the listener is reconnecting.
+//! The projector announces on `command_status`, once per transaction, the
+//! ids of the commands it settled (comma-separated, over several
+//! notifications if many), and `*` when it switches generations. One
+//! listener per ingress feeds a registry keyed by command id: a waiter is
+//! woken only by its own id (or `*`), then re-reads the read model once.
+//! Nothing polls on a timer.
+//!
+//! A waiter registers *before* its first read, so a settlement between the
+//! read and the wait still wakes it; it leaves the registry when it stops
+//! waiting (answer, deadline, or the client went away). While the listener
+//! is reconnecting nobody is woken; once it listens again it wakes everyone
+//! (`*`), since anything may have been settled meanwhile.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::status::{self, CommandStatus};
 
+/// The channel the projector announces on.
+pub const CHANNEL: &str = "command_status";
+
+/// Waiting requests by command id. A `watch` per id: a wake-up marks the
+/// value changed for every receiver, so one that is not polling at that
+/// moment still sees it at its next wait.
+#[derive(Debug, Default)]
+struct Registry {
+    waiting: Mutex<HashMap<Uuid, watch::Sender<()>>>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, watch::Sender<()>>> {
+        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn subscribe(self: &Arc<Self>, id: Uuid) -> Subscription {
+        let receiver = self.lock().entry(id).or_insert_with(|| watch::channel(()).0).subscribe();
+        Subscription { id, receiver: Some(receiver), registry: Arc::clone(self) }
+    }
+
+    /// Wakes the waiters of every id in `payload` (`*`: everyone).
+    fn wake(&self, payload: &str) {
+        let waiting = self.lock();
+        if payload == "*" {
+            waiting.values().for_each(|sender| sender.send_replace(()));
+            return;
+        }
+        for id in payload.split(',').filter_map(|raw| Uuid::parse_str(raw.trim()).ok()) {
+            if let Some(sender) = waiting.get(&id) {
+                sender.send_replace(());
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// One request's place in the registry; leaving it (drop) removes the id
+/// once nobody else waits for it.
+#[derive(Debug)]
+struct Subscription {
+    id: Uuid,
+    receiver: Option<watch::Receiver<()>>,
+    registry: Arc<Registry>,
+}
+
+impl Subscription {
+    /// Until the id is announced (or `*`) after the previous call.
+    async fn woken(&mut self) {
+        if let Some(receiver) = self.receiver.as_mut() {
+            // The sender lives as long as any receiver does, in the registry.
+            let _ = receiver.changed().await;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.receiver.take());
+        let mut waiting = self.registry.lock();
+        if waiting.get(&self.id).is_some_and(|sender| sender.receiver_count() == 0) {
+            waiting.remove(&self.id);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Waiter {
     pool: PgPool,
-    events: broadcast::Sender<String>,
+    registry: Arc<Registry>,
 }
 
 impl Waiter {
-    pub fn start(pool: PgPool, shutdown: CancellationToken) -> Self {
-        let (events, _) = broadcast::channel(1024);
-        let waiter = Self { pool, events };
-        tokio::spawn(waiter.clone().listen(shutdown));
-        waiter
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, registry: Arc::default() }
     }
 
-    async fn listen(self, shutdown: CancellationToken) {
+    /// Feeds the registry from `command_status` until `shutdown`,
+    /// reconnecting after failures.
+    pub async fn listen(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             tokio::select! {
@@ -42,69 +118,81 @@ impl Waiter {
                     tracing::warn!(%error, "command status listener failed; reconnecting");
                 }
             }
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
-    /// Fans `command_status` notifications out to the waiters until the
-    /// connection fails; returns why.
+    /// Wakes waiters by id until the connection fails; returns why.
     async fn relay_notifications(&self) -> sqlx::Error {
         let mut listener = match PgListener::connect_with(&self.pool).await {
             Ok(listener) => listener,
             Err(error) => return error,
         };
-        if let Err(error) = listener.listen("command_status").await {
+        if let Err(error) = listener.listen(CHANNEL).await {
             return error;
         }
         // Anything settled while we were not listening: everyone re-checks.
-        let _ = self.events.send("*".into());
+        self.registry.wake("*");
         loop {
             match listener.recv().await {
-                Ok(notification) => {
-                    let _ = self.events.send(notification.payload().to_owned());
-                }
+                Ok(notification) => self.registry.wake(notification.payload()),
                 Err(error) => return error,
             }
         }
     }
 
-    /// Re-runs `check` whenever the projector reports progress (and at
-    /// least every half second) until it yields something or `deadline`.
-    pub async fn poll<T, F, Fut>(&self, deadline: Instant, mut check: F) -> Result<Option<T>, sqlx::Error>
+    /// How many command ids requests are waiting for right now.
+    pub fn waiting(&self) -> usize {
+        self.registry.len()
+    }
+
+    /// Runs `check` now and again each time command `id` is announced,
+    /// until it yields something, or `None` at `deadline`.
+    pub async fn until<T, F, Fut>(&self, id: Uuid, deadline: Instant, mut check: F) -> Result<Option<T>, sqlx::Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
     {
-        // Subscribe first: progress between the check and the wait still wakes us.
-        let mut events = self.events.subscribe();
+        // Register first: an announcement between the check and the wait
+        // still marks the subscription changed.
+        let mut subscription = self.registry.subscribe(id);
         loop {
             if let Some(found) = check().await? {
                 return Ok(Some(found));
             }
-            let wake = Instant::now() + Duration::from_millis(500);
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
-                _ = tokio::time::sleep_until(wake.min(deadline)) => {}
-                _ = events.recv() => {}
+                _ = subscription.woken() => {}
             }
         }
     }
 
     /// The command's status once it is settled, or `None` at `deadline`.
     pub async fn settled(&self, id: Uuid, deadline: Instant) -> Result<Option<CommandStatus>, sqlx::Error> {
-        self.poll(deadline, || async move {
+        self.until(id, deadline, || async move {
             Ok(status::read(&self.pool, id).await?.filter(|found| found.status != "pending"))
         })
         .await
     }
 
     /// Waits until the credentials read model (fed by its own topic) shows
-    /// `user_id` at `version` or later, so a login right after a register or
-    /// password change sees it. `false` if `deadline` came first.
-    pub async fn credentials_at(&self, user_id: Uuid, version: i64, deadline: Instant) -> Result<bool, sqlx::Error> {
+    /// `user_id` at `version` or later — the version command `command_id`
+    /// produced, whose credentials record the projector announces under the
+    /// command's id — so a login right after the answer sees it. `false` if
+    /// `deadline` came first.
+    pub async fn credentials_at(
+        &self,
+        command_id: Uuid,
+        user_id: Uuid,
+        version: i64,
+        deadline: Instant,
+    ) -> Result<bool, sqlx::Error> {
         let found = self
-            .poll(deadline, || async move {
+            .until(command_id, deadline, || async move {
                 let caught_up: Option<bool> =
                     sqlx::query_scalar("SELECT version >= $2 FROM rm.credentials WHERE user_id = $1")
                         .bind(user_id)
@@ -115,5 +203,38 @@ impl Waiter {
             })
             .await?;
         Ok(found.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiter_is_woken_by_its_own_id_or_a_star_and_leaves_no_trace() {
+        let registry = Arc::new(Registry::default());
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut first = registry.subscribe(a);
+        let mut second = registry.subscribe(a);
+        let mut other = registry.subscribe(b);
+        assert_eq!(registry.len(), 2);
+
+        // Announced before anyone waits: still seen at the next wait.
+        registry.wake(&format!("{},{}", Uuid::now_v7(), a));
+        let soon = Duration::from_millis(50);
+        assert!(tokio::time::timeout(soon, first.woken()).await.is_ok());
+        assert!(tokio::time::timeout(soon, second.woken()).await.is_ok());
+        assert!(tokio::time::timeout(soon, other.woken()).await.is_err(), "b was not announced");
+        assert!(tokio::time::timeout(soon, first.woken()).await.is_err(), "one announcement wakes once");
+
+        registry.wake("*");
+        assert!(tokio::time::timeout(soon, other.woken()).await.is_ok());
+        registry.wake("not-a-uuid,,");
+
+        drop(first);
+        assert_eq!(registry.len(), 2, "a is still awaited by the second waiter");
+        drop(second);
+        drop(other);
+        assert_eq!(registry.len(), 0);
     }
 }

@@ -1,5 +1,8 @@
 -- The tables of one read-model generation. Not a migration: the projector
--- runs it with search_path set to a new, empty generation schema.
+-- (libs/projection) runs it with search_path set to a new, empty generation
+-- schema, and adds its own `projection_offsets` table. Changing it is how the
+-- read models change shape: a generation made from another text of this file
+-- is rebuilt by replay, then the `rm` views switch to it.
 
 CREATE TABLE users (
     id             UUID PRIMARY KEY,
@@ -36,15 +39,9 @@ CREATE TABLE commands (
     status         TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'rejected')),
     reason         TEXT,
     message        TEXT,
+    -- The aggregate version a succeeded command produced: its credentials
+    -- record carries the same one, so the ingress can wait for the login.
+    version        BIGINT,
     created_at     TIMESTAMPTZ NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL
-);
-
--- Where this generation is in each topic partition; advanced in the same
--- transaction as the changes, so a restart resumes exactly here.
-CREATE TABLE offsets (
-    topic        TEXT NOT NULL,
-    partition    INTEGER NOT NULL,
-    next_offset  BIGINT NOT NULL,
-    PRIMARY KEY (topic, partition)
 );

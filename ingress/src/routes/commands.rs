@@ -9,12 +9,14 @@ use crate::error::{ApiError, ApiResult};
 
 /// `GET /api/v1/commands/{id}`: pending, succeeded or rejected (with the
 /// reason). A command issued by a user is visible to that user and admins;
-/// an anonymous one (a registration) to whoever holds its id.
+/// an anonymous one (a registration) to whoever holds its id. An id the
+/// read model does not know yet reads `pending` while it is a fresh UUIDv7
+/// (the projector may not have seen the command yet), 404 otherwise.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::validation("id", format!("`{id}` is not a command id")))?;
     let found = crate::status::read(&state.pool, id).await?;
     let Some(found) = found else {
-        if state.recent.contains(id) {
+        if crate::commands::recently_minted(id, std::time::SystemTime::now()) {
             return Ok(axum::Json(json!({"command_id": id, "status": "pending"})).into_response());
         }
         return Err(ApiError::not_found(format!("no command {id}")));

@@ -10,9 +10,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::commands::{respond, send};
+use crate::commands::{accepted, respond, send};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, PreferWait};
+use crate::status::CommandStatus;
 use crate::validate::{Email, Name, Password};
 
 /// A user as the API shows it (from the read model; never a credential).
@@ -98,13 +99,33 @@ pub async fn register(
     };
     let id = send(&state, &command, "anonymous").await?;
     let state = &state;
-    respond(state, id, wait, |deadline| async move {
-        let user = load(state, user_id).await?;
+    respond(state, id, wait, |settled, deadline| async move {
         // The 201 promises a login will work: wait for the credentials too.
-        state.waiter.credentials_at(user_id, user.version, deadline).await?;
-        Ok(ok_user(StatusCode::CREATED, user))
+        if !credentials_caught_up(state, &settled, user_id, deadline).await? {
+            return Ok(accepted(id));
+        }
+        Ok(ok_user(StatusCode::CREATED, load(state, user_id).await?))
     })
     .await
+}
+
+/// Whether the credentials read model (login) shows what the succeeded
+/// command `settled` produced, waiting for it until `deadline`. It is fed by
+/// its own topic, so it may lag behind the users read model; the version is
+/// the command's own (a later profile update bumps the user's version but
+/// writes no credentials).
+async fn credentials_caught_up(
+    state: &AppState,
+    settled: &CommandStatus,
+    user_id: Uuid,
+    deadline: tokio::time::Instant,
+) -> ApiResult<bool> {
+    let Some(version) = settled.version else {
+        // Settled by a projector that did not record versions: nothing to
+        // wait for that would mean anything, so promise nothing.
+        return Ok(false);
+    };
+    Ok(state.waiter.credentials_at(settled.command_id, user_id, version, deadline).await?)
 }
 
 async fn hash(password: Password) -> ApiResult<String> {
@@ -158,7 +179,7 @@ pub async fn patch(
     };
     let command_id = send(&state, &command, &claims.sub).await?;
     let state = &state;
-    respond(state, command_id, wait, |_| async move { Ok(ok_user(StatusCode::OK, load(state, id).await?)) }).await
+    respond(state, command_id, wait, |_, _| async move { Ok(ok_user(StatusCode::OK, load(state, id).await?)) }).await
 }
 
 #[derive(Deserialize)]
@@ -202,10 +223,11 @@ pub async fn change_password(
     let command = ChangeUserPassword { user_id: id.to_string(), password_hash: hash(new_password).await? };
     let command_id = send(&state, &command, &claims.sub).await?;
     let state = &state;
-    respond(state, command_id, wait, |deadline| async move {
+    respond(state, command_id, wait, |settled, deadline| async move {
         // The old password must stop working before we say it changed.
-        let user = load(state, id).await?;
-        state.waiter.credentials_at(id, user.version, deadline).await?;
+        if !credentials_caught_up(state, &settled, id, deadline).await? {
+            return Ok(accepted(command_id));
+        }
         Ok(axum::Json(json!({"command_id": command_id, "status": "succeeded"})).into_response())
     })
     .await
@@ -222,11 +244,12 @@ pub async fn deactivate(
     may_access(&claims, id)?;
     let command_id = send(&state, &DeactivateUser { user_id: id.to_string() }, &claims.sub).await?;
     let state = &state;
-    respond(state, command_id, wait, |deadline| async move {
+    respond(state, command_id, wait, |settled, deadline| async move {
         // Login must fail once we answer: wait for the credentials too.
-        let user = load(state, id).await?;
-        state.waiter.credentials_at(id, user.version, deadline).await?;
-        Ok(ok_user(StatusCode::OK, user))
+        if !credentials_caught_up(state, &settled, id, deadline).await? {
+            return Ok(accepted(command_id));
+        }
+        Ok(ok_user(StatusCode::OK, load(state, id).await?))
     })
     .await
 }
@@ -238,6 +261,10 @@ pub struct ListQuery {
     page_size: Option<i64>,
     search: Option<String>,
 }
+
+/// The highest page number a list accepts: far beyond any real list, and
+/// small enough that `(page - 1) * page_size` always fits.
+pub const MAX_PAGE: i64 = 1_000_000_000;
 
 /// `GET /api/v1/users?page=&page_size=&search=` (admin): a page, with totals.
 pub async fn list(
@@ -256,6 +283,10 @@ pub async fn list(
     }
     if !(1..=100).contains(&page_size) {
         return Err(ApiError::validation("page_size", "must be between 1 and 100"));
+    }
+    // Bounded, so the offset below cannot overflow (it did: a 503).
+    if page > MAX_PAGE {
+        return Err(ApiError::bad_query("page", format!("must be at most {MAX_PAGE}")));
     }
     let pattern = query
         .search

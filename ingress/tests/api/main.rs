@@ -6,6 +6,7 @@ mod inspect;
 mod refused;
 mod secrets;
 mod uniqueness;
+mod waiting;
 
 use reqwest::Method;
 

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orderflow_projector::{Settings, rebuild, run};
+use orderflow_projector::{Settings, run};
 use tokio_util::sync::CancellationToken;
 
 /// The read-model projector.
@@ -44,9 +44,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Rebuild { timeout } => {
             let pool = orderflow_projector::connect(&settings).await.context("readmodels database")?;
-            let id = rebuild::request(&pool).await.context("requesting a rebuild")?;
+            let id = orderflow_projector::request_rebuild(&pool).await.context("requesting a rebuild")?;
             println!("rebuild {id} requested; waiting for the running projector ...");
-            let generation = rebuild::wait(&pool, id, Duration::from_secs(timeout)).await?;
+            let generation = orderflow_projection::wait_for_rebuild(&pool, id, Duration::from_secs(timeout)).await?;
             println!("rebuild {id} done: generation {generation} is live");
         }
     }

@@ -8,7 +8,8 @@ use orderflow_bus::{Headers, Producer};
 use orderflow_contracts::users::{RegisterUser, UpdateUserProfile};
 use orderflow_contracts::{Codec, Contract};
 use orderflow_harness::system::System;
-use orderflow_projector::rebuild;
+use orderflow_projection::wait_for_rebuild;
+use orderflow_projector::request_rebuild;
 use reqwest::Method;
 
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
@@ -106,13 +107,13 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
             n
         })
     };
-    let request = rebuild::request(&readmodels).await.expect("request");
+    let request = request_rebuild(&readmodels).await.expect("request");
     let mut reads = 0;
     let generation = loop {
         let (status, _) = system.call(Method::GET, "/api/v1/users/me", Some(&token), None).await;
         assert_eq!(status, 200, "the API keeps serving during the rebuild");
         reads += 1;
-        if let Ok(generation) = rebuild::wait(&readmodels, request, Duration::from_millis(100)).await {
+        if let Ok(generation) = wait_for_rebuild(&readmodels, request, Duration::from_millis(100)).await {
             break generation;
         }
     };
@@ -125,12 +126,18 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
     let live = dump(&readmodels).await;
 
     // The same topics replayed again, now with nothing arriving.
-    let again = rebuild::request(&readmodels).await.expect("request");
-    assert_eq!(rebuild::wait(&readmodels, again, Duration::from_secs(120)).await.expect("second rebuild"), 3);
+    let again = request_rebuild(&readmodels).await.expect("request");
+    assert_eq!(wait_for_rebuild(&readmodels, again, Duration::from_secs(120)).await.expect("second rebuild"), 3);
     caught_up(&system, &readmodels, sent + 1).await;
     let rebuilt = dump(&readmodels).await;
     assert_eq!(live.lines().count(), rebuilt.lines().count());
     assert!(live == rebuilt, "the rebuilt read model equals the live-built one");
+    let unversioned: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM rm.commands WHERE status = 'succeeded' AND version IS NULL")
+            .fetch_one(&readmodels)
+            .await
+            .expect("commands");
+    assert_eq!(unversioned, 0, "every succeeded command records the version it produced");
 
     // And both agree with the user service's own table.
     let users = sqlx::PgPool::connect(&system.users_db).await.expect("users");
@@ -146,10 +153,7 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
             .expect("rm");
     assert_eq!(truth, seen);
     let generations: Vec<(i32, String)> =
-        sqlx::query_as("SELECT generation, status FROM projection_generations ORDER BY generation")
-            .fetch_all(&readmodels)
-            .await
-            .expect("generations");
+        orderflow_projection::generation::list(&readmodels, "users").await.expect("generations");
     assert_eq!(
         generations,
         vec![(2, "retired".to_owned()), (3, "live".to_owned())],
@@ -173,7 +177,7 @@ async fn a_restarted_projector_resumes_from_its_stored_offsets() {
     // Tamper with the live read model behind the projector's back: a replay
     // from the beginning would bring the row back, resuming would not.
     system.projector.take().expect("projector").stop().await;
-    sqlx::query("DELETE FROM gen_1.users WHERE id = $1::uuid")
+    sqlx::query("DELETE FROM users_gen_1.users WHERE id = $1::uuid")
         .bind(user_id(0))
         .execute(&readmodels)
         .await

@@ -199,7 +199,9 @@ async fn killed_under_load_and_restarted_at_once_it_owns_its_partitions_again() 
     let users = crate::users_db(&system).await;
     orderflow_testkit::eventually("the first process works", Duration::from_secs(60), || {
         let users = users.clone();
-        async move { sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&users).await.is_ok_and(|n| n == 30) }
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users").fetch_one(&users).await.is_ok_and(|n| n == 30)
+        }
     })
     .await;
 

@@ -52,7 +52,8 @@ async fn thousands_of_commands_across_a_rebalance_settle_exactly_once() {
         let updates: Vec<_> = ids
             .iter()
             .map(|id| {
-                let command = UpdateUserProfile { user_id: id.clone(), first_name: None, last_name: Some(format!("u{round}")) };
+                let command =
+                    UpdateUserProfile { user_id: id.clone(), first_name: None, last_name: Some(format!("u{round}")) };
                 (command, Headers::new_root("UpdateUserProfile", id))
             })
             .collect();

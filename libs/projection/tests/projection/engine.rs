@@ -1,0 +1,170 @@
+//! Batches, notifications, dead letters, offsets, rebuild and switch.
+
+use std::time::Duration;
+
+use orderflow_projection::generation::{self, Offsets};
+use orderflow_projection::{request_rebuild, wait_for_rebuild};
+use sqlx::postgres::PgListener;
+
+use crate::{Harness, V1, V2, eventually};
+
+#[tokio::test]
+async fn a_batch_announces_what_it_settled_once_per_transaction() {
+    let h = Harness::new().await;
+    let ids: Vec<String> = (0..60).map(|n| format!("item-{n:03}")).collect();
+    for id in &ids {
+        h.send(id, "v").await;
+    }
+    let mut listener = PgListener::connect_with(&h.pool).await.expect("listener");
+    listener.listen("items_changed").await.expect("listen");
+    let running = h.start(V1);
+    h.wait_for_items(60).await;
+
+    let mut announced = Vec::new();
+    let mut notifications = 0;
+    while announced.len() < ids.len() {
+        let n = tokio::time::timeout(Duration::from_secs(10), listener.recv()).await.expect("notified").expect("recv");
+        notifications += 1;
+        if n.payload() != "*" {
+            announced.extend(n.payload().split(',').map(str::to_owned));
+        }
+    }
+    announced.sort();
+    assert_eq!(announced, ids, "every settled key is announced, once");
+    assert!(notifications < 30, "{notifications} notifications for 60 messages: not one per message");
+    running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_is_dead_lettered_and_the_rest_flows_on() {
+    let h = Harness::new().await;
+    h.send("a", "1").await;
+    h.send("b", "poison").await;
+    h.send("c", "3").await;
+    let running = h.start(V1);
+    h.wait_for_items(2).await;
+    assert_eq!(h.items().await, vec!["a=1", "c=3"]);
+    let letters: Vec<(String, String)> =
+        sqlx::query_as("SELECT topic, message_key FROM outbox").fetch_all(&h.pool).await.expect("outbox");
+    assert_eq!(letters, vec![(format!("{}.dlq", h.topic), "b".to_owned())]);
+    running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn offsets_never_move_backwards() {
+    let h = Harness::new().await;
+    orderflow_projection::install(&h.pool).await.expect("install");
+    let definition = crate::Items::new(&h.topic, V1);
+    let g = generation::create(&h.pool, orderflow_projection::Projection::definition(&definition)).await.expect("gen");
+    let store = |offset: i64| {
+        let (pool, topic) = (h.pool.clone(), h.topic.clone());
+        async move {
+            let mut tx = pool.begin().await.expect("tx");
+            sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL search_path TO {}", generation::schema("items", g))))
+                .execute(&mut *tx)
+                .await
+                .expect("path");
+            generation::store_offsets(&mut tx, &Offsets::from([((topic, 0), offset)])).await.expect("store");
+            tx.commit().await.expect("commit");
+        }
+    };
+    store(10).await;
+    store(4).await; // a stale runner, or a batch replayed after a takeover
+    let mut conn = h.pool.acquire().await.expect("conn");
+    assert_eq!(generation::offsets(&mut conn, "items", g).await.expect("offsets")[&(h.topic.clone(), 0)], 10);
+    store(11).await;
+    assert_eq!(generation::offsets(&mut conn, "items", g).await.expect("offsets")[&(h.topic.clone(), 0)], 11);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_where_the_last_commit_left_off() {
+    let h = Harness::new().await;
+    h.send("a", "1").await;
+    let running = h.start(V1);
+    h.wait_for_items(1).await;
+    running.stop().await.expect("clean stop");
+    // Behind the projection's back: a replay from the start would bring it back.
+    sqlx::query("DELETE FROM items_gen_1.items").execute(&h.pool).await.expect("delete");
+    h.send("b", "2").await;
+    let running = h.start(V1);
+    h.wait_for_items(1).await;
+    assert_eq!(h.items().await, vec!["b=2"]);
+    running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_new_table_shape_is_rebuilt_by_replay_and_the_views_switch_to_it() {
+    let h = Harness::new().await;
+    for (id, value) in [("a", "x"), ("b", "yy"), ("a", "zzz")] {
+        h.send(id, value).await;
+    }
+    let running = h.start(V1);
+    h.wait_for_items(2).await;
+    running.stop().await.expect("clean stop");
+
+    // New code, new shape: the live generation is not written into but
+    // rebuilt, and the views (other columns now) switch to the rebuilt one.
+    let running = h.start(V2);
+    let pool = h.pool.clone();
+    eventually("the views show the new column", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT id || '=' || length FROM views.items ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .is_ok_and(|rows| rows == ["a=3", "b=2"])
+        }
+    })
+    .await;
+    assert_eq!(
+        generation::list(&h.pool, "items").await.expect("generations"),
+        vec![(1, "retired".to_owned()), (2, "live".to_owned())]
+    );
+    // It goes on as the live one.
+    h.send("c", "four").await;
+    h.wait_for_items(3).await;
+
+    // An explicit rebuild of the same shape switches too, and drops gen 1.
+    let request = request_rebuild(&h.pool, "items").await.expect("request");
+    assert_eq!(wait_for_rebuild(&h.pool, request, Duration::from_secs(60)).await.expect("rebuild"), 3);
+    assert_eq!(h.items().await, vec!["a=zzz", "b=yy", "c=four"]);
+    assert_eq!(
+        generation::list(&h.pool, "items").await.expect("generations"),
+        vec![(2, "retired".to_owned()), (3, "live".to_owned())]
+    );
+    running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_rebuild_under_steady_load_converges() {
+    let h = Harness::new().await;
+    for n in 0..200 {
+        h.send(&format!("k{n:04}"), "v").await;
+    }
+    let running = h.start(V1);
+    h.wait_for_items(200).await;
+    // Load never stops while the rebuild runs: watermarks taken once still converge.
+    let load = {
+        let (kafka, topic) = (h.kafka.clone(), h.topic.clone());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let producer = orderflow_bus::Producer::new(&kafka).expect("producer");
+            let mut n = 200;
+            while !token.is_cancelled() {
+                producer.send(&topic, &format!("k{n:04}"), b"v", &[]).await.expect("send");
+                n += 1;
+            }
+            n
+        });
+        (stop, task)
+    };
+    let request = request_rebuild(&h.pool, "items").await.expect("request");
+    let generation = wait_for_rebuild(&h.pool, request, Duration::from_secs(90)).await.expect("rebuild converged");
+    assert_eq!(generation, 2);
+    load.0.cancel();
+    let sent = load.1.await.expect("load");
+    assert!(sent > 220, "the load ran during the rebuild ({sent} sent)");
+    h.wait_for_items(sent).await;
+    running.stop().await.expect("clean stop");
+}
