@@ -8,6 +8,7 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 
+use crate::compatibility::Config;
 use crate::{Contract, Family, SchemaFile};
 
 /// Why a message could not be encoded or decoded.
@@ -59,6 +60,8 @@ pub(crate) fn resolve<T: Contract>(value: Value) -> Result<T, CodecError> {
 pub struct Codec {
     encoder: AvroEncoder,
     decoder: AvroDecoder,
+    /// For the `/config` calls `schema_registry_converter` does not make.
+    registry_url: String,
 }
 
 impl std::fmt::Debug for Codec {
@@ -77,13 +80,20 @@ fn strategy(full_name: &str, text: &str) -> SubjectNameStrategy {
 
 impl Codec {
     pub fn new(registry_url: &str) -> Self {
-        let settings = SrSettings::new(registry_url.trim_end_matches('/').to_owned());
-        Self { encoder: AvroEncoder::new(settings.clone()), decoder: AvroDecoder::new(settings) }
+        let registry_url = registry_url.trim_end_matches('/').to_owned();
+        let settings = SrSettings::new(registry_url.clone());
+        Self { encoder: AvroEncoder::new(settings.clone()), decoder: AvroDecoder::new(settings), registry_url }
     }
 
     /// Registers every schema of `schemas/` (start-up: a schema the registry
-    /// refuses stops the service before it writes anything).
+    /// refuses stops the service before it writes anything). Event subjects
+    /// are set to `BACKWARD_TRANSITIVE` first, so the registry checks a new
+    /// event schema against every earlier version, not only the latest.
     pub async fn register_all(&self) -> Result<(), CodecError> {
+        let config = Config::new(&self.registry_url)?;
+        for schema in crate::all_schemas().iter().filter(|s| s.is_event()) {
+            config.require_event_level(schema.full_name).await?;
+        }
         for SchemaFile { full_name, text, .. } in crate::all_schemas() {
             self.encoder.get_schema_and_id(full_name, strategy(full_name, text)).await.map_err(|e| {
                 self.encoder.remove_errors_from_cache();

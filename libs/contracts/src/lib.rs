@@ -10,12 +10,16 @@
 //! [`Codec`] encodes and decodes through `schema_registry_converter`
 //! against the registry, resolving every writer schema to this build's
 //! reader schema, so an older or newer (compatible) producer is understood.
+//! At start-up it registers every schema, event subjects at
+//! `BACKWARD_TRANSITIVE` (see [`SchemaFile::is_event`]).
 
 mod codec;
+mod compatibility;
 pub mod topics;
 pub mod users;
 
 pub use codec::{Codec, CodecError};
+pub use compatibility::EVENT_LEVEL;
 pub use topics::{Retention, Topic};
 
 use std::future::Future;
@@ -72,6 +76,25 @@ pub struct SchemaFile {
     /// Path below `schemas/`.
     pub path: &'static str,
     pub text: &'static str,
+}
+
+impl SchemaFile {
+    /// The schema's namespace: its full name without the record name
+    /// (`orderflow.users.events`).
+    pub fn namespace(&self) -> &'static str {
+        self.full_name.rsplit_once('.').map_or("", |(namespace, _)| namespace)
+    }
+
+    /// Whether messages of this schema are events (namespace `….events`, or
+    /// `….credentials` for the credentials records): data that is replayed
+    /// from the beginning of its topic, so every earlier version of the
+    /// schema must stay readable and its subject is registered at
+    /// [`EVENT_LEVEL`]. Commands (`….commands`) are read once, by the
+    /// current consumer, and keep the registry's default level.
+    pub fn is_event(&self) -> bool {
+        let namespace = self.namespace();
+        namespace.ends_with(".events") || namespace.ends_with(".credentials")
+    }
 }
 
 /// A family of messages sharing a topic, decoded by full name.
@@ -143,3 +166,25 @@ macro_rules! family {
     };
 }
 pub(crate) use family;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_credentials_are_events_commands_are_not() {
+        let is_event = |name: &str| {
+            all_schemas().into_iter().find(|s| s.full_name == name).unwrap_or_else(|| panic!("{name}")).is_event()
+        };
+        assert!(is_event("orderflow.users.events.UserRegistered"));
+        assert!(is_event("orderflow.users.credentials.UserCredentials"));
+        assert!(!is_event("orderflow.users.commands.RegisterUser"));
+        for schema in all_schemas() {
+            assert!(
+                schema.is_event() || schema.namespace().ends_with(".commands"),
+                "{} is neither an event nor a command: decide which before it is registered",
+                schema.full_name
+            );
+        }
+    }
+}

@@ -107,22 +107,47 @@ async fn topics_are_created_with_their_partition_count() {
     assert_eq!(metadata.topics()[0].partitions().len(), s.partitions as usize);
 }
 
-/// Probe: which topic configs the broker reports back (informational).
+/// Configs `ensure_topics` sets (cleanup policy, retention, and
+/// `min.insync.replicas`, which makes `acks=all` mean something on a
+/// cluster) are stored per topic and reported back by DescribeConfigs.
 #[tokio::test]
-async fn probe_topic_configs() {
-    let s = settings();
-    ensure_topics(&s, &[("cfg".into(), Retention::Compacted)]).await.expect("create");
+async fn topic_configs_are_stored_and_reported() {
+    // 2, not the dev stack's 1: a broker that reported a default would be caught.
+    let s = orderflow_config::KafkaSettings { min_insync_replicas: 2, ..settings() };
+    let kinds = [("week", Retention::Week), ("forever", Retention::Forever), ("compacted", Retention::Compacted)];
+    let topics: Vec<(String, Retention)> = kinds.iter().map(|(name, kind)| ((*name).to_owned(), *kind)).collect();
+    ensure_topics(&s, &topics).await.expect("create");
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", &s.brokers).create().expect("admin");
-    let topic = s.topic("cfg");
-    let result = admin.describe_configs([&ResourceSpecifier::Topic(&topic)], &AdminOptions::new()).await;
-    eprintln!("describe_configs: {result:?}");
+    let names: Vec<String> = kinds.iter().map(|(name, _)| s.topic(name)).collect();
+    let specifiers: Vec<ResourceSpecifier<'_>> = names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
+    let described =
+        admin.describe_configs(specifiers.iter(), &AdminOptions::new()).await.expect("DescribeConfigs answers");
+    assert_eq!(described.len(), kinds.len());
+    for ((name, kind), resource) in kinds.iter().zip(described) {
+        let resource = resource.unwrap_or_else(|e| panic!("DescribeConfigs of {name}: {e}"));
+        let mut expected = kind.configs();
+        expected.push(("min.insync.replicas", "2".into()));
+        for (key, value) in expected {
+            assert_eq!(
+                resource.get(key).and_then(|entry| entry.value.as_deref()),
+                Some(value.as_str()),
+                "{name} ({kind:?}): {key} as set at creation; docs/tansu.md says configs are stored and reported \
+                 (entries: {:?})",
+                resource.entries
+            );
+        }
+    }
 }
 
-/// Probe: does the broker compact? (informational: orderflow does not rely
-/// on compaction for correctness, only for size.)
+/// tansu accepts and reports `cleanup.policy=compact` but never compacts:
+/// 10 writes of one key stay 10 records. (orderflow relies on compaction
+/// only for size; the credentials consumer keeps the latest version per
+/// user anyway.) Kafka would not compact these yet either (it never cleans
+/// the active segment): this pins that every record stays readable, the
+/// part of the finding a test can see.
 #[tokio::test]
-async fn probe_compaction_and_transactions() {
+async fn compaction_is_accepted_but_not_performed() {
     let s = settings();
     ensure_topics(&s, &[("compact".into(), Retention::Compacted)]).await.expect("create");
     let topic = s.topic("compact");
@@ -134,21 +159,48 @@ async fn probe_compaction_and_transactions() {
     }
     producer.flush(Duration::from_secs(10)).expect("flush");
     let read = read_all(&s.brokers, &topic, s.partitions);
-    eprintln!("compacted topic after 10 writes of one key holds {} records", read.len());
+    let values: Vec<String> = read
+        .iter()
+        .map(|(_, _, _, v, _)| String::from_utf8_lossy(v.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(
+        values,
+        (0..10).map(|i| format!("v{i}")).collect::<Vec<_>>(),
+        "docs/tansu.md says tansu keeps every record of a compacted topic; if it now compacts, update the doc"
+    );
+    assert!(read.iter().all(|(_, _, key, _, _)| key.as_deref() == Some("k")));
+}
 
+/// tansu has no Kafka transactions: `InitProducerId` with a
+/// `transactional.id` succeeds, but `EndTxn` is not supported, so a
+/// transaction can be neither committed nor aborted. orderflow uses no
+/// Kafka transactions (exactly-once effects come from outbox + inbox).
+#[tokio::test]
+async fn transactions_cannot_be_completed() {
+    let s = settings();
+    ensure_topics(&s, &[("tx".into(), Retention::Week)]).await.expect("create");
+    let topic = s.topic("tx");
     let tx: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("transactional.id", format!("probe-{}", orderflow_testkit::unique_id()))
         .create()
         .expect("tx producer");
-    let outcome = tx.init_transactions(Duration::from_secs(10));
-    eprintln!("init_transactions: {outcome:?}");
-    if outcome.is_ok() {
-        eprintln!("begin: {:?}", tx.begin_transaction());
-        let r = tx.send(FutureRecord::to(&topic).key("t").payload("aborted"), Duration::from_secs(5)).await;
-        eprintln!("send in tx: {:?}", r.map(|d| d.offset));
-        eprintln!("abort: {:?}", tx.abort_transaction(Duration::from_secs(10)));
-        let consumer_read = read_all(&s.brokers, &topic, s.partitions);
-        eprintln!("records visible after an aborted tx (read_uncommitted): {}", consumer_read.len());
+    tx.init_transactions(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("docs/tansu.md says InitProducerId with a transactional.id succeeds: {e}"));
+    tx.begin_transaction().expect("begin (client side)");
+    // Whether the record is stored is beside the point: the transaction
+    // cannot end either way.
+    let _ = tx.send(FutureRecord::to(&topic).key("t").payload("in a transaction"), Duration::from_secs(5)).await;
+    match tx.abort_transaction(Duration::from_secs(10)) {
+        Ok(()) => panic!(
+            "tansu now completes a transaction (EndTxn): docs/tansu.md says it cannot; update the doc and this test"
+        ),
+        Err(error) => {
+            let text = error.to_string();
+            assert!(
+                text.contains("EndTxn") && text.contains("not supported"),
+                "EndTxn is refused as unsupported: {text}"
+            );
+        }
     }
 }

@@ -1,4 +1,5 @@
 //! The contracts against the schemas and a real registry.
 
 mod codec;
+mod compatibility;
 mod evolution;
