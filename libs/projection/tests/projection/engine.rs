@@ -144,8 +144,9 @@ async fn a_rebuild_under_steady_load_converges() {
     let running = h.start(V1);
     h.wait_for_items(200).await;
     // Load never stops while the rebuild runs: watermarks taken once still converge.
+    let sent_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(200));
     let load = {
-        let (kafka, topic) = (h.kafka.clone(), h.topic.clone());
+        let (kafka, topic, counter) = (h.kafka.clone(), h.topic.clone(), sent_so_far.clone());
         let stop = tokio_util::sync::CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -154,17 +155,22 @@ async fn a_rebuild_under_steady_load_converges() {
             while !token.is_cancelled() {
                 producer.send(&topic, &format!("k{n:04}"), b"v", &[]).await.expect("send");
                 n += 1;
+                counter.store(n, std::sync::atomic::Ordering::SeqCst);
             }
             n
         });
         (stop, task)
     };
+    let load_flows = || sent_so_far.load(std::sync::atomic::Ordering::SeqCst);
+    orderflow_testkit::eventually("the load flows", Duration::from_secs(30), || async { load_flows() >= 220 }).await;
     let request = request_rebuild(&h.pool, "items").await.expect("request");
+    let at_request = load_flows();
     let generation = wait_for_rebuild(&h.pool, request, Duration::from_secs(90)).await.expect("rebuild converged");
     assert_eq!(generation, 2);
+    let at_switch = load_flows();
     load.0.cancel();
     let sent = load.1.await.expect("load");
-    assert!(sent > 220, "the load ran during the rebuild ({sent} sent)");
+    assert!(at_switch > at_request, "the load ran during the rebuild ({at_request} then {at_switch} sent)");
     h.wait_for_items(sent).await;
     running.stop().await.expect("clean stop");
 }
