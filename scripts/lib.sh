@@ -258,6 +258,13 @@ dev_settings_env() { # GROUPS
         # tansu waits max.poll.interval.ms for a joining member: keep it short.
         echo ORDERFLOW_KAFKA__SESSION_TIMEOUT_MS=6000
         echo ORDERFLOW_KAFKA__MAX_POLL_INTERVAL_MS=10000
+        # tansu counts only heartbeats as signs of life, and can orphan
+        # partitions: heartbeat often, rejoin a wedged group (docs/tansu.md).
+        echo ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS=1000
+        echo ORDERFLOW_KAFKA__REJOIN_AFTER_MS=10000
+        # tansu skips the rest of a record batch when a consumer resumes
+        # inside it: one record per batch (docs/tansu.md).
+        echo ORDERFLOW_KAFKA__SINGLE_RECORD_BATCHES=true
     fi
 }
 

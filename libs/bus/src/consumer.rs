@@ -174,14 +174,15 @@ pub enum ConsumerError {
     WorkerDied { group: String, topic: String, partition: i32, cause: String },
 }
 
-type Partition = (String, i32);
+use crate::watchdog::{Membership, Partition, Watchdog};
 
 /// Logs rebalances, commits what is stored before partitions go away (so
-/// the next owner starts right after the last committed effect) and tells
-/// the dispatcher which workers to retire.
-struct GroupContext {
+/// the next owner starts right after the last committed effect), tells
+/// the dispatcher which workers to retire and the watchdog what it owns.
+pub(crate) struct GroupContext {
     group: String,
     revoked: Mutex<Vec<Partition>>,
+    pub(crate) membership: Mutex<Membership>,
 }
 
 impl ClientContext for GroupContext {}
@@ -193,14 +194,29 @@ impl ConsumerContext for GroupContext {
             commit_stored(consumer, &self.group);
             let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
             revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+            self.membership.lock().unwrap_or_else(|p| p.into_inner()).revoked();
             ASSIGNED.with_label_values(&[&self.group]).set(0);
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions assigned");
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                let committed = consumer.committed_offsets((*partitions).clone(), std::time::Duration::from_secs(5));
+                let committed: Vec<String> = committed
+                    .map(|l| {
+                        l.elements()
+                            .iter()
+                            .map(|e| format!("{}[{}]={:?}", e.topic(), e.partition(), e.offset()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                tracing::debug!(group = %self.group, ?committed, "committed offsets at assignment");
+            }
             ASSIGNED.with_label_values(&[&self.group]).set(partitions.count() as i64);
+            let owned = partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+            self.membership.lock().unwrap_or_else(|p| p.into_inner()).assigned(owned);
         }
     }
 }
@@ -237,7 +253,11 @@ pub async fn run<H: MessageHandler>(
         .set("group.id", &options.group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
-        .create_with_context(GroupContext { group: options.group.clone(), revoked: Mutex::default() })
+        .create_with_context(GroupContext {
+            group: options.group.clone(),
+            revoked: Mutex::default(),
+            membership: Mutex::default(),
+        })
         .map_err(|source| ConsumerError::Create { group: options.group.clone(), source })?;
     let consumer = Arc::new(consumer);
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
@@ -252,6 +272,9 @@ pub async fn run<H: MessageHandler>(
     // Workers that were told to stop and may still be finishing their run.
     let mut retiring: HashMap<Partition, CancellationToken> = HashMap::new();
     let mut tasks: JoinSet<Partition> = JoinSet::new();
+    let mut watchdog = Watchdog::new(settings.rejoin_after_ms);
+    let mut check = tokio::time::interval(Duration::from_secs(2));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         retire_revoked(&consumer, &mut workers, &mut retiring);
         let received = tokio::select! {
@@ -264,6 +287,21 @@ pub async fn run<H: MessageHandler>(
                     Ok(_) => continue,
                     Err(join) => break Err(died(options, &("?".into(), -1), join.to_string())),
                 }
+            }
+            _ = check.tick(), if watchdog.is_some() => {
+                let Some(dog) = watchdog.as_mut() else { continue };
+                if let Some(reason) = dog.check(&consumer, &options.group, &options.topics).await {
+                    tracing::warn!(group = %options.group, %reason, "the consumer group looks wedged; rejoining it");
+                    consumer.unsubscribe();
+                    if let Err(source) = consumer.subscribe(&topics) {
+                        break Err(ConsumerError::Subscribe {
+                            group: options.group.clone(),
+                            topics: options.topics.clone(),
+                            source,
+                        });
+                    }
+                }
+                continue;
             }
             received = consumer.recv() => received,
         };
@@ -411,6 +449,7 @@ impl<H: MessageHandler> PartitionWork<H> {
         // librdkafka commits `offset + 1` for a stored offset: store the
         // message's own offset (adding one here skips a message at every
         // rebalance; the group test catches that).
+        tracing::debug!(topic = %message.topic, partition = message.partition, offset = message.offset, "storing offset");
         if let Err(error) = self.consumer.store_offset(&message.topic, message.partition, message.offset) {
             // The partition was revoked meanwhile: its next owner
             // redelivers the message and the inbox absorbs it.

@@ -21,6 +21,7 @@ pub mod consumer;
 pub mod failpoint;
 mod headers;
 mod producer;
+mod watchdog;
 
 pub use consumer::{ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
 pub use headers::{HeaderError, Headers, dead_letter_headers};
@@ -47,6 +48,7 @@ pub fn consumer_config(settings: &orderflow_config::KafkaSettings) -> rdkafka::C
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", settings.heartbeat_interval_ms.to_string())
         .set("max.poll.interval.ms", settings.max_poll_interval_ms.to_string());
     config
 }

@@ -68,7 +68,11 @@ impl std::fmt::Debug for Producer {
 
 impl Producer {
     pub fn new(settings: &orderflow_config::KafkaSettings) -> Result<Self, ProducerError> {
-        let inner = crate::client_config(settings)
+        let mut config = crate::client_config(settings);
+        if settings.single_record_batches {
+            config.set("batch.num.messages", "1");
+        }
+        let inner = config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")

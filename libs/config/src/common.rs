@@ -134,6 +134,25 @@ pub struct KafkaSettings {
     /// `max.poll.interval.ms`. tansu also waits this long for a second
     /// group member to join, so the dev stack keeps it short.
     pub max_poll_interval_ms: u32,
+    /// `heartbeat.interval.ms`. tansu only counts a successful heartbeat as
+    /// a sign of life and pauses rejoining members for 3 s, so with its
+    /// 6 s sessions the dev stack heartbeats every second (docs/tansu.md).
+    pub heartbeat_interval_ms: u32,
+    /// A consumer whose group looks wedged rejoins it (LeaveGroup, then a
+    /// fresh JoinGroup): no assignment for this long after a revoke, an
+    /// empty assignment while partitions outnumber members, or a partition
+    /// nobody consumes although it has messages and its committed offset has
+    /// not moved for this long. Real Kafka never needs it; the default
+    /// (session + poll interval) lets it act only when something is wrong.
+    /// tansu's coordinator can orphan partitions (docs/tansu.md): 10 s there.
+    pub rejoin_after_ms: u32,
+    /// Producers send every record in a batch of its own
+    /// (`batch.num.messages=1`). tansu 0.6.0 answers a fetch from an offset
+    /// inside a record batch with the *next* batch, so a consumer that
+    /// resumes mid-batch (after a rebalance) would skip the batch's rest;
+    /// with one record per batch there is no "inside". Never needed on
+    /// Kafka (docs/tansu.md).
+    pub single_record_batches: bool,
     /// `fetch.wait.max.ms`: how long the broker may hold a fetch that has
     /// no data. Kafka answers early when data arrives; tansu does not, so
     /// every consumer hop would wait this long there (dev: 10).
@@ -182,7 +201,10 @@ impl std::fmt::Debug for KafkaSettings {
             .field("min_insync_replicas", &self.min_insync_replicas)
             .field("session_timeout_ms", &self.session_timeout_ms)
             .field("max_poll_interval_ms", &self.max_poll_interval_ms)
+            .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
+            .field("rejoin_after_ms", &self.rejoin_after_ms)
             .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
+            .field("single_record_batches", &self.single_record_batches)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -199,6 +221,9 @@ impl Default for KafkaSettings {
             min_insync_replicas: 2,
             session_timeout_ms: 45_000,
             max_poll_interval_ms: 300_000,
+            heartbeat_interval_ms: 3_000,
+            rejoin_after_ms: 345_000,
+            single_record_batches: false,
             fetch_wait_max_ms: 500,
             properties: BTreeMap::new(),
         }
@@ -220,6 +245,9 @@ impl KafkaSettings {
             min_insync_replicas: 1,
             session_timeout_ms: 6_000,
             max_poll_interval_ms: 10_000,
+            heartbeat_interval_ms: 1_000,
+            rejoin_after_ms: 10_000,
+            single_record_batches: true,
             fetch_wait_max_ms: 10,
             ..Self::default()
         }
@@ -255,6 +283,18 @@ impl KafkaSettings {
         }
         if self.session_timeout_ms >= self.max_poll_interval_ms {
             return Err(ConfigError::invalid("kafka.session_timeout_ms", "must be below kafka.max_poll_interval_ms"));
+        }
+        if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms * 3 > self.session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "kafka.heartbeat_interval_ms",
+                "must be between 1 and a third of kafka.session_timeout_ms",
+            ));
+        }
+        if self.rejoin_after_ms != 0 && self.rejoin_after_ms < self.session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "kafka.rejoin_after_ms",
+                "must be at least kafka.session_timeout_ms (or 0 to never rejoin on our own)",
+            ));
         }
         if let Some((name, _)) = self.librdkafka_properties().find(|(name, _)| RESERVED.contains(&name.as_str())) {
             return Err(ConfigError::invalid(

@@ -204,3 +204,75 @@ async fn transactions_cannot_be_completed() {
         }
     }
 }
+
+/// The offsets a fresh consumer reads from `start` on (one partition).
+fn read_from(brokers: &str, topic: &str, start: i64) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("probe-{}", orderflow_testkit::unique_id()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, rdkafka::Offset::Offset(start)).expect("add");
+    consumer.assign(&list).expect("assign");
+    let mut offsets = Vec::new();
+    let mut idle = 0;
+    while idle < 8 {
+        match consumer.poll(Duration::from_millis(250)) {
+            Some(Ok(m)) => {
+                idle = 0;
+                offsets.push(m.offset());
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => idle += 1,
+        }
+    }
+    offsets
+}
+
+/// tansu answers a fetch from an offset *inside* a record batch with the
+/// next batch (or nothing): a consumer resuming mid-batch after a rebalance
+/// would skip the batch's rest. Our producers therefore send one record per
+/// batch against tansu (`kafka.single_record_batches`); this pins both the
+/// bug (if tansu fixes it, the doc and the setting can go) and the cure.
+#[tokio::test]
+async fn resuming_inside_a_record_batch_skips_it_unless_batches_hold_one_record() {
+    let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
+    ensure_topics(&s, &[("batched".into(), Retention::Week), ("single".into(), Retention::Week)])
+        .await
+        .expect("topics");
+    let (batched, single) = (s.topic("batched"), s.topic("single"));
+    let lingering: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "50")
+        .create()
+        .expect("producer");
+    let sends = (0..50).map(|i| {
+        let body = i.to_string();
+        let lingering = &lingering;
+        let batched = &batched;
+        async move {
+            lingering
+                .send(FutureRecord::to(batched).key("k").payload(&body), Duration::from_secs(10))
+                .await
+                .expect("send")
+        }
+    });
+    futures::future::join_all(sends).await;
+    let ours = orderflow_bus::Producer::new(&s).expect("producer");
+    assert!(s.single_record_batches, "the test broker is tansu");
+    for i in 0..50 {
+        ours.send(&single, "k", i.to_string().as_bytes(), &[]).await.expect("send");
+    }
+    let (brokers, batched_topic, single_topic) = (s.brokers.clone(), batched.clone(), single.clone());
+    let (from_batched, from_single) = tokio::task::spawn_blocking(move || {
+        (read_from(&brokers, &batched_topic, 25), read_from(&brokers, &single_topic, 25))
+    })
+    .await
+    .expect("readers");
+    assert_ne!(from_batched.first(), Some(&25), "tansu skips a batch entered in the middle: {from_batched:?}");
+    assert_eq!(from_single, (25..50).collect::<Vec<i64>>(), "one record per batch: nothing is skipped");
+}

@@ -14,14 +14,24 @@ use orderflow_harness::system::System;
 const USERS: usize = 200;
 const UPDATES_PER_USER: usize = 14;
 
-async fn send_all<C: Contract>(producer: &Producer, codec: &Codec, topic: &str, commands: &[(C, Headers)]) {
+/// Sends every command; returns where each landed: (message id, partition, offset).
+async fn send_all<C: Contract>(
+    producer: &Producer,
+    codec: &Codec,
+    topic: &str,
+    commands: &[(C, Headers)],
+) -> Vec<(String, i32, i64)> {
+    let mut landed = Vec::with_capacity(commands.len());
     for chunk in commands.chunks(250) {
         let sends = chunk.iter().map(|(command, headers)| async move {
             let payload = codec.encode(command).await.expect("encode");
-            producer.send(topic, &command.key(), &payload, &headers.to_pairs()).await.expect("send")
+            let (partition, offset) =
+                producer.send(topic, &command.key(), &payload, &headers.to_pairs()).await.expect("send");
+            (headers.message_id.to_string(), partition, offset)
         });
-        join_all(sends).await;
+        landed.extend(join_all(sends).await);
     }
+    landed
 }
 
 #[tokio::test]
@@ -45,7 +55,7 @@ async fn thousands_of_commands_across_a_rebalance_settle_exactly_once() {
             (command, Headers::new_root("RegisterUser", "anonymous"))
         })
         .collect();
-    send_all(&producer, &codec, &topic, &registers).await;
+    let mut landed = send_all(&producer, &codec, &topic, &registers).await;
 
     let first = system.user.take();
     for round in 1..=UPDATES_PER_USER {
@@ -57,7 +67,7 @@ async fn thousands_of_commands_across_a_rebalance_settle_exactly_once() {
                 (command, Headers::new_root("UpdateUserProfile", id))
             })
             .collect();
-        send_all(&producer, &codec, &topic, &updates).await;
+        landed.extend(send_all(&producer, &codec, &topic, &updates).await);
         if round == 4 {
             // A second replica joins: the group rebalances mid-stream.
             system.start_user_service().await;
@@ -72,17 +82,54 @@ async fn thousands_of_commands_across_a_rebalance_settle_exactly_once() {
     let total = USERS * (UPDATES_PER_USER + 1);
     let pool = crate::users_db(&system).await;
     let want = (UPDATES_PER_USER + 1) as i64;
-    orderflow_testkit::eventually("every command took effect", Duration::from_secs(180), || {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users WHERE version = $1")
-                .bind(want)
-                .fetch_one(&pool)
-                .await
-                .is_ok_and(|n| n == USERS as i64)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE version = $1")
+            .bind(want)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        if done == USERS as i64 {
+            break;
         }
-    })
-    .await;
+        if tokio::time::Instant::now() > deadline {
+            let versions: Vec<(i64, i64)> = sqlx::query_as("SELECT version, count(*) FROM users GROUP BY 1 ORDER BY 1")
+                .fetch_all(&pool)
+                .await
+                .expect("v");
+            let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&pool).await.expect("inbox");
+            let behind: Vec<(String, i64)> =
+                sqlx::query_as("SELECT last_name, count(*) FROM users WHERE version < $1 GROUP BY 1 ORDER BY 1")
+                    .bind(want)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("behind");
+            eprintln!("users behind, by last name: {behind:?}");
+            let handled: std::collections::HashSet<String> = sqlx::query_scalar("SELECT message_id FROM inbox")
+                .fetch_all(&pool)
+                .await
+                .expect("ids")
+                .into_iter()
+                .collect();
+            let mut missing: Vec<(i32, i64)> =
+                landed.iter().filter(|(id, _, _)| !handled.contains(id)).map(|(_, p, o)| (*p, *o)).collect();
+            missing.sort();
+            eprintln!("never handled (partition, offset): {missing:?}");
+            let commands = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &topic).await.len();
+            let per_partition: Vec<(i32, usize)> = {
+                let all = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &topic).await;
+                let mut m = std::collections::BTreeMap::new();
+                for msg in all {
+                    *m.entry(msg.partition).or_insert(0) += 1;
+                }
+                m.into_iter().collect()
+            };
+            panic!(
+                "not every command took effect: versions {versions:?}, inbox {inbox} of {total}, {commands} commands on the topic {per_partition:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(&pool).await.expect("inbox");
     assert_eq!(inbox, total as i64, "one inbox row per command");
 
