@@ -1,7 +1,8 @@
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounter, IntCounterVec, Opts};
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
@@ -14,6 +15,13 @@ static PRODUCED: LazyLock<IntCounterVec> = LazyLock::new(|| {
             &["topic", "outcome"],
         )
         .expect("valid metric"),
+    )
+});
+
+static FATAL: LazyLock<IntCounter> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntCounter::new("orderflow_bus_producer_renewals_total", "Producers replaced after a fatal error")
+            .expect("valid metric"),
     )
 });
 
@@ -55,9 +63,16 @@ impl ProducerError {
 
 /// An idempotent producer (`enable.idempotence`, `acks=all`): a record is
 /// written once and in order per partition even when librdkafka retries.
+///
+/// An idempotent producer that hits a *fatal* error (the broker fenced its
+/// producer id, a sequence gap) refuses every later record. Rather than
+/// failing every request from then on, the producer is replaced by a fresh
+/// one (a new producer id) the first time a send sees it; the failed send
+/// is reported to its caller, who has not acknowledged anything.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: Arc<RwLock<FutureProducer>>,
+    config: Arc<ClientConfig>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -72,15 +87,36 @@ impl Producer {
         if settings.single_record_batches {
             config.set("batch.num.messages", "1");
         }
-        let inner = config
+        config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
             .set("message.timeout.ms", "30000")
-            .set("compression.type", "none")
-            .create()
-            .map_err(ProducerError::Create)?;
-        Ok(Self { inner })
+            .set("compression.type", "none");
+        let inner = config.create().map_err(ProducerError::Create)?;
+        Ok(Self { inner: Arc::new(RwLock::new(inner)), config: Arc::new(config) })
+    }
+
+    fn current(&self) -> FutureProducer {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces `failed` by a fresh producer if it has a fatal error (and
+    /// nobody replaced it yet).
+    fn renew_if_fatal(&self, failed: &FutureProducer) {
+        let Some((code, reason)) = failed.client().fatal_error() else { return };
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if !std::ptr::eq(inner.client().native_ptr(), failed.client().native_ptr()) {
+            return; // another send renewed it already
+        }
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                FATAL.inc();
+                tracing::error!(?code, %reason, "the producer hit a fatal error; replaced it with a fresh one");
+                *inner = fresh;
+            }
+            Err(error) => tracing::error!(%error, "the producer hit a fatal error and cannot be replaced"),
+        }
     }
 
     /// Sends one record and waits for the broker's confirmation. A full
@@ -93,13 +129,15 @@ impl Producer {
         headers: &[(String, Vec<u8>)],
     ) -> Result<(i32, i64), ProducerError> {
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(to_owned_headers(headers));
-        match self.inner.send(record, Duration::from_secs(30)).await {
+        let producer = self.current();
+        match producer.send(record, Duration::from_secs(30)).await {
             Ok(delivery) => {
                 PRODUCED.with_label_values(&[topic, "ok"]).inc();
                 Ok((delivery.partition, delivery.offset))
             }
             Err((source, _)) => {
                 PRODUCED.with_label_values(&[topic, "error"]).inc();
+                self.renew_if_fatal(&producer);
                 Err(ProducerError::Delivery { topic: topic.to_owned(), source })
             }
         }
@@ -107,14 +145,14 @@ impl Producer {
 
     /// Waits until everything queued is delivered (shutdown).
     pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.inner.flush(timeout) {
+        if let Err(error) = self.current().flush(timeout) {
             tracing::warn!(%error, "producer flush did not complete");
         }
     }
 
     /// Whether the broker answers a metadata request (readiness).
     pub async fn ping(&self) -> Result<(), String> {
-        let inner = self.inner.clone();
+        let inner = self.current();
         tokio::task::spawn_blocking(move || {
             inner.client().fetch_metadata(None, Duration::from_secs(3)).map(|_| ()).map_err(|e| e.to_string())
         })

@@ -1,5 +1,7 @@
 //! Guarantee 3: everything about one user is handled in order, also with two
-//! replicas of the service sharing the partitions.
+//! replicas of the service sharing the partitions — and both do share them:
+//! the second replica is a process of its own, so each one's metrics count
+//! only its own work.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,15 +13,45 @@ use orderflow_harness::system::System;
 
 use crate::{events, send};
 
+/// The value of `metric` for `group` on a `/metrics` page (0 when absent).
+async fn metric(url: &str, metric: &str, group: &str) -> f64 {
+    let Ok(response) = reqwest::get(format!("{url}/metrics")).await else { return 0.0 };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l.contains(&format!("group=\"{group}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn per_user_order_holds_with_two_replicas() {
-    let mut system = System::start().await;
-    // A second replica in the same group.
-    let first = system.user.take();
-    system.start_user_service().await;
-    let second = system.user.take();
+    let system = System::start().await;
+    let group = system.user_settings().consumer.group;
+    let first = system.user.as_ref().expect("the in-process replica").url.clone();
+    // A second replica in the same group, as a process of its own.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+    let mut env = system.user_service_env();
+    env.retain(|(k, _)| k != "ORDERFLOW_HTTP__ADDR");
+    let mut second_process = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"))
+        .envs(env)
+        .env("ORDERFLOW_HTTP__ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the second replica");
+    let second = format!("http://127.0.0.1:{port}");
+    orderflow_testkit::eventually("both replicas own partitions", Duration::from_secs(60), || {
+        let (first, second, group) = (first.clone(), second.clone(), group.clone());
+        async move {
+            metric(&first, "orderflow_bus_assigned_partitions", &group).await > 0.0
+                && metric(&second, "orderflow_bus_assigned_partitions", &group).await > 0.0
+        }
+    })
+    .await;
 
-    let users: Vec<String> = (0..6).map(|i| format!("0190a0a0-0000-7000-8000-0000000001{i:02}")).collect();
+    let users: Vec<String> = (0..12).map(|_| uuid::Uuid::now_v7().to_string()).collect();
     for (i, id) in users.iter().enumerate() {
         let register = RegisterUser {
             user_id: id.clone(),
@@ -44,7 +76,7 @@ async fn per_user_order_holds_with_two_replicas() {
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users WHERE last_name = 'n8' AND version = 9")
                 .fetch_one(&pool)
                 .await
-                .is_ok_and(|n| n == 6)
+                .is_ok_and(|n| n == 12)
         }
     })
     .await;
@@ -55,7 +87,7 @@ async fn per_user_order_holds_with_two_replicas() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let all = events(&system).await;
-        if all.len() >= 6 * (updates + 1) || tokio::time::Instant::now() > deadline {
+        if all.len() >= 12 * (updates + 1) || tokio::time::Instant::now() > deadline {
             for (_, message) in all {
                 let event: UserEvent = codec.decode(message.payload.as_deref()).await.expect("decode");
                 let (user, version) = match event {
@@ -72,8 +104,11 @@ async fn per_user_order_holds_with_two_replicas() {
     for id in &users {
         assert_eq!(versions.get(id), Some(&(1..=9).collect::<Vec<i64>>()), "user {id} in order");
     }
-    for replica in [first, second].into_iter().flatten() {
-        replica.stop().await;
+    // Both replicas did part of the work.
+    for (name, url) in [("in-process", &first), ("second process", &second)] {
+        let handled = metric(url, "orderflow_bus_messages_consumed_total", &group).await;
+        assert!(handled > 0.0, "the {name} replica handled messages too ({handled})");
     }
+    second_process.kill().await.expect("stop the second replica");
     system.stop().await;
 }
