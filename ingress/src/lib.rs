@@ -26,7 +26,6 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures::FutureExt;
 use orderflow_auth::Tokens;
 use orderflow_bus::{Producer, admin};
 use orderflow_config::KafkaSettings;
@@ -165,22 +164,9 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         waiter,
         max_wait_seconds: settings.max_wait_seconds,
     };
-    let ready = {
-        let (health, pool, producer) = (supervisor.health(), pool.clone(), producer.clone());
-        Arc::new(move || {
-            let (health, pool, producer) = (health.clone(), pool.clone(), producer.clone());
-            async move {
-                health.check()?;
-                // Ready once the projector has created the views it answers from.
-                sqlx::query("SELECT 1 FROM rm.users LIMIT 1")
-                    .execute(&pool)
-                    .await
-                    .map_err(|e| format!("read models: {e}"))?;
-                producer.ping().await.map_err(|e| format!("kafka: {e}"))
-            }
-            .boxed()
-        })
-    };
+    // Ready once the projector has created the views it answers from.
+    let probe = "SELECT 1 FROM rm.users LIMIT 1";
+    let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
     let timeout = std::time::Duration::from_millis(settings.request_timeout_ms);
     let app = router(state, settings.max_body_bytes, timeout).merge(orderflow_telemetry::ops_router(ready));
     tracing::info!(addr = %listener.local_addr()?, "ingress listening");

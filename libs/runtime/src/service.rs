@@ -36,13 +36,15 @@ pub enum RunError {
     Task(#[from] TaskFailed),
 }
 
-/// `/health/ready`: every task alive, the database and the broker answer.
-pub fn readiness(health: Health, pool: PgPool, producer: Producer) -> Arc<dyn ReadinessCheck> {
+/// `/health/ready`: every task alive, `probe` answers on the database (the
+/// ingress asks for the read-model views it serves from), and the broker
+/// answers.
+pub fn readiness(health: Health, pool: PgPool, producer: Producer, probe: &'static str) -> Arc<dyn ReadinessCheck> {
     Arc::new(move || {
         let (health, pool, producer) = (health.clone(), pool.clone(), producer.clone());
         async move {
             health.check()?;
-            sqlx::query("SELECT 1").execute(&pool).await.map_err(|e| format!("database: {e}"))?;
+            sqlx::query(probe).execute(&pool).await.map_err(|e| format!("database: {e}"))?;
             producer.ping().await.map_err(|e| format!("kafka: {e}"))
         }
         .boxed()
@@ -84,7 +86,7 @@ pub async fn run<S: Service>(
     let (kafka, token) = (settings.kafka.clone(), shutdown.clone());
     supervisor.spawn("consumer", async move { consumer::run(&kafka, &options, handler, token).await });
 
-    let ready = readiness(supervisor.health(), pool.clone(), producer.clone());
+    let ready = readiness(supervisor.health(), pool.clone(), producer.clone(), "SELECT 1");
     let addr = listener.local_addr()?;
     supervisor.spawn(
         "ops http",

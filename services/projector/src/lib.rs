@@ -78,7 +78,7 @@ pub async fn run_with(
     .await?;
     let producer = Producer::new(&settings.kafka)?;
     let mut supervisor = Supervisor::new(shutdown.clone());
-    let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone());
+    let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), "SELECT 1");
     supervisor.spawn(
         "ops http",
         orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()),
