@@ -22,7 +22,6 @@ pub mod store;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -42,8 +41,7 @@ pub enum ServeError {
 /// Connects to the database, applies the migrations and serves the API on
 /// `listener` until `shutdown` fires.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool =
-        PgPoolOptions::new().max_connections(settings.database.max_connections).connect(&settings.database.url).await?;
+    let pool = orderflow_runtime::database::connect(&settings.database).await?;
     sqlx::migrate!("../../migrations/registry").run(&pool).await?;
     let store = store::Store::new(pool.clone());
     let ready_pool = pool.clone();
