@@ -15,13 +15,31 @@ use orderflow_harness::system::System;
 
 /// Sends a command straight to users.commands, as the ingress would.
 pub async fn send<C: Contract>(system: &System, command: &C, headers: &Headers) {
-    let codec = Codec::new(&system.registry.url);
-    let payload = codec.encode(command).await.expect("encode");
-    let producer = Producer::new(&system.kafka).expect("producer");
-    producer
-        .send(&system.topic(orderflow_contracts::users::COMMANDS.name), &command.key(), &payload, &headers.to_pairs())
-        .await
-        .expect("send");
+    Commands::new(system).send(command, headers).await;
+}
+
+/// A producer of commands for many sends (a new idempotent producer per
+/// send costs the broker a producer id and the test most of a second).
+#[derive(Debug)]
+pub struct Commands {
+    codec: Codec,
+    producer: Producer,
+    topic: String,
+}
+
+impl Commands {
+    pub fn new(system: &System) -> Self {
+        Self {
+            codec: Codec::new(&system.registry.url),
+            producer: Producer::new(&system.kafka).expect("producer"),
+            topic: system.topic(orderflow_contracts::users::COMMANDS.name),
+        }
+    }
+
+    pub async fn send<C: Contract>(&self, command: &C, headers: &Headers) {
+        let payload = self.codec.encode(command).await.expect("encode");
+        self.producer.send(&self.topic, &command.key(), &payload, &headers.to_pairs()).await.expect("send");
+    }
 }
 
 pub async fn users_db(system: &System) -> sqlx::PgPool {

@@ -11,7 +11,7 @@ use orderflow_contracts::Codec;
 use orderflow_contracts::users::{RegisterUser, UpdateUserProfile, UserEvent};
 use orderflow_harness::system::System;
 
-use crate::{events, send};
+use crate::events;
 
 /// The value of `metric` for `group` on a `/metrics` page (0 when absent).
 async fn metric(url: &str, metric: &str, group: &str) -> f64 {
@@ -51,6 +51,7 @@ async fn per_user_order_holds_with_two_replicas() {
     })
     .await;
 
+    let commands = crate::Commands::new(&system);
     let users: Vec<String> = (0..12).map(|_| uuid::Uuid::now_v7().to_string()).collect();
     for (i, id) in users.iter().enumerate() {
         let register = RegisterUser {
@@ -60,13 +61,13 @@ async fn per_user_order_holds_with_two_replicas() {
             first_name: "Order".into(),
             last_name: "n0".into(),
         };
-        send(&system, &register, &Headers::new_root("RegisterUser", "anonymous")).await;
+        commands.send(&register, &Headers::new_root("RegisterUser", "anonymous")).await;
     }
     let updates = 8;
     for n in 1..=updates {
         for id in &users {
             let update = UpdateUserProfile { user_id: id.clone(), first_name: None, last_name: Some(format!("n{n}")) };
-            send(&system, &update, &Headers::new_root("UpdateUserProfile", id)).await;
+            commands.send(&update, &Headers::new_root("UpdateUserProfile", id)).await;
         }
     }
     let pool = crate::users_db(&system).await;
