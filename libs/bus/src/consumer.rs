@@ -109,6 +109,18 @@ pub enum HandlerError {
     Permanent(String),
 }
 
+/// A message that cannot be encoded or decoded: transient while the
+/// registry is unreachable, permanent when the message itself is bad.
+impl From<orderflow_contracts::CodecError> for HandlerError {
+    fn from(error: orderflow_contracts::CodecError) -> Self {
+        if error.is_transient() {
+            HandlerError::Transient(error.to_string())
+        } else {
+            HandlerError::Permanent(error.to_string())
+        }
+    }
+}
+
 /// What a service does with its messages.
 pub trait MessageHandler: Send + Sync + 'static {
     /// Handles a run of consecutive messages of one partition, in order, as
@@ -169,7 +181,7 @@ pub enum ConsumerError {
     #[error("cannot create the Kafka consumer for group {group}: {source}")]
     Create { group: String, source: KafkaError },
     #[error("cannot subscribe group {group} to {topics:?}: {source}")]
-    Subscribe { group: String, topics: Vec<String>, source: KafkaError },
+    Subscribe { group: String, topics: Vec<String>, source: Box<KafkaError> },
     #[error("the worker of {topic}[{partition}] in group {group} died: {cause}")]
     WorkerDied { group: String, topic: String, partition: i32, cause: String },
 }
@@ -199,21 +211,9 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions assigned");
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                let committed = consumer.committed_offsets((*partitions).clone(), std::time::Duration::from_secs(5));
-                let committed: Vec<String> = committed
-                    .map(|l| {
-                        l.elements()
-                            .iter()
-                            .map(|e| format!("{}[{}]={:?}", e.topic(), e.partition(), e.offset()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                tracing::debug!(group = %self.group, ?committed, "committed offsets at assignment");
-            }
             ASSIGNED.with_label_values(&[&self.group]).set(partitions.count() as i64);
             let owned = partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
             self.membership.lock().unwrap_or_else(|p| p.into_inner()).assigned(owned);
@@ -260,12 +260,7 @@ pub async fn run<H: MessageHandler>(
         })
         .map_err(|source| ConsumerError::Create { group: options.group.clone(), source })?;
     let consumer = Arc::new(consumer);
-    let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(|source| ConsumerError::Subscribe {
-        group: options.group.clone(),
-        topics: options.topics.clone(),
-        source,
-    })?;
+    subscribe(&consumer, options)?;
     tracing::info!(group = %options.group, topics = ?options.topics, "consumer started");
 
     let mut workers: HashMap<Partition, Worker> = HashMap::new();
@@ -293,12 +288,8 @@ pub async fn run<H: MessageHandler>(
                 if let Some(reason) = dog.check(&consumer, &options.group, &options.topics).await {
                     tracing::warn!(group = %options.group, %reason, "the consumer group looks wedged; rejoining it");
                     consumer.unsubscribe();
-                    if let Err(source) = consumer.subscribe(&topics) {
-                        break Err(ConsumerError::Subscribe {
-                            group: options.group.clone(),
-                            topics: options.topics.clone(),
-                            source,
-                        });
+                    if let Err(error) = subscribe(&consumer, options) {
+                        break Err(error);
                     }
                 }
                 continue;
@@ -350,6 +341,15 @@ pub async fn run<H: MessageHandler>(
         (Ok(()), Some(cause)) => Err(died(options, &("?".into(), -1), cause)),
         (Ok(()), None) => Ok(()),
     }
+}
+
+fn subscribe(consumer: &StreamConsumer<GroupContext>, options: &ConsumerOptions) -> Result<(), ConsumerError> {
+    let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|source| ConsumerError::Subscribe {
+        group: options.group.clone(),
+        topics: options.topics.clone(),
+        source: Box::new(source),
+    })
 }
 
 fn died(options: &ConsumerOptions, (topic, partition): &Partition, cause: String) -> ConsumerError {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use orderflow_bus::{HandlerError, Headers, InboundMessage, MessageHandler};
 use orderflow_config::{Domain, KafkaSettings, ServiceSettings};
-use orderflow_contracts::{AnyMessage, Codec, CodecError, Family, Topic};
+use orderflow_contracts::{AnyMessage, Codec, Family, Topic};
 use orderflow_outbox::inbox::{self, Entry, Outcome};
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
 use sqlx::{PgConnection, PgPool};
@@ -110,18 +110,10 @@ pub struct TransactionalHandler<S> {
     pub group: String,
 }
 
-fn codec_error(error: CodecError) -> HandlerError {
-    if error.is_transient() {
-        HandlerError::Transient(error.to_string())
-    } else {
-        HandlerError::Permanent(error.to_string())
-    }
-}
-
 impl<S: Service> TransactionalHandler<S> {
     async fn decode<'m>(&self, message: &'m InboundMessage) -> Result<Inbound<'m, S::Input>, HandlerError> {
         let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
-        let decoded: S::Input = self.codec.decode(message.payload.as_deref()).await.map_err(codec_error)?;
+        let decoded: S::Input = self.codec.decode(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         if decoded.name() != headers.message_type {
             return Err(HandlerError::Permanent(format!(
                 "header message_type {} does not match the payload's schema ({})",
@@ -144,7 +136,7 @@ impl<S: Service> TransactionalHandler<S> {
             out.push(OutboxMessage {
                 topic: self.kafka.topic(emit.topic.name),
                 key: emit.message.key(),
-                payload: emit.message.encode(&self.codec).await.map_err(codec_error)?,
+                payload: emit.message.encode(&self.codec).await.map_err(HandlerError::from)?,
                 headers: cause.caused(emit.message.name()).to_pairs(),
             });
         }

@@ -17,8 +17,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use orderflow_bus::{HandlerError, Headers, InboundMessage};
 use orderflow_config::KafkaSettings;
+use orderflow_contracts::Codec;
 use orderflow_contracts::users::{self, CredentialsRecord, UserEvent};
-use orderflow_contracts::{Codec, CodecError};
 use orderflow_projection::{Applied, Definition, Projection};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -78,14 +78,6 @@ impl Projection for UsersProjection {
     }
 }
 
-fn codec_error(error: CodecError) -> HandlerError {
-    if error.is_transient() {
-        HandlerError::Transient(error.to_string())
-    } else {
-        HandlerError::Permanent(error.to_string())
-    }
-}
-
 fn millis(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
 }
@@ -103,10 +95,11 @@ async fn apply(
 ) -> Result<Applied, HandlerError> {
     let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
     if message.topic == kafka.topic(orderflow_contracts::users::EVENTS.name) {
-        let event: UserEvent = codec.decode(message.payload.as_deref()).await.map_err(codec_error)?;
+        let event: UserEvent = codec.decode(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         apply_event(tx, &headers, &event).await
     } else if message.topic == kafka.topic(orderflow_contracts::users::CREDENTIALS.name) {
-        let CredentialsRecord::Credentials(c) = codec.decode(message.payload.as_deref()).await.map_err(codec_error)?;
+        let CredentialsRecord::Credentials(c) =
+            codec.decode(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         sqlx::query(
             "INSERT INTO credentials (user_id, email, password_hash, roles, active, version) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, password_hash = EXCLUDED.password_hash,
