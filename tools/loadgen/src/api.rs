@@ -75,37 +75,41 @@ impl Api {
 
     async fn create_user(&self, email: String) -> anyhow::Result<BenchUser> {
         const PASSWORD: &str = "bench-password-0123";
-        let response = self
-            .client
-            .post(format!("{}/api/v1/users", self.base))
-            .header("prefer", "wait=10")
-            .json(&json!({"email": email, "password": PASSWORD, "first_name": "Bench", "last_name": "User"}))
-            .send()
+        let body = json!({"email": email, "password": PASSWORD, "first_name": "Bench", "last_name": "User"});
+        let user = self
+            .post_expecting("/api/v1/users", &[("prefer", "wait=10")], &body, StatusCode::CREATED)
             .await
             .with_context(|| format!("registering {email}"))?;
-        let status = response.status();
-        let body = response.bytes().await?;
-        if status != StatusCode::CREATED {
-            bail!("registering {email} answered {status}: {}", String::from_utf8_lossy(&body));
-        }
-        let user: Value = serde_json::from_slice(&body)?;
         let id = user["id"].as_str().context("registration answer without id")?.to_owned();
-
-        let response = self
-            .client
-            .post(format!("{}/api/v1/auth/login", self.base))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
+        let body = json!({"email": email, "password": PASSWORD});
+        let login = self
+            .post_expecting("/api/v1/auth/login", &[], &body, StatusCode::OK)
             .await
             .with_context(|| format!("logging {email} in"))?;
-        let status = response.status();
-        let body = response.bytes().await?;
-        if status != StatusCode::OK {
-            bail!("logging {email} in answered {status}: {}", String::from_utf8_lossy(&body));
-        }
-        let login: Value = serde_json::from_slice(&body)?;
         let token = login["access_token"].as_str().context("login answer without access_token")?.to_owned();
         Ok(BenchUser { id, token })
+    }
+
+    /// POSTs `body` to `path` and returns the JSON answer, which must come
+    /// with `expected`.
+    async fn post_expecting(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Value,
+        expected: StatusCode,
+    ) -> anyhow::Result<Value> {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status != expected {
+            bail!("answered {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok(serde_json::from_slice(&bytes)?)
     }
 
     /// `PATCH /api/v1/users/{id}` with `Prefer: wait=<wait>`.

@@ -115,15 +115,12 @@ async fn thousands_of_commands_across_a_rebalance_settle_exactly_once() {
                 landed.iter().filter(|(id, _, _)| !handled.contains(id)).map(|(_, p, o)| (*p, *o)).collect();
             missing.sort();
             eprintln!("never handled (partition, offset): {missing:?}");
-            let commands = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &topic).await.len();
-            let per_partition: Vec<(i32, usize)> = {
-                let all = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &topic).await;
-                let mut m = std::collections::BTreeMap::new();
-                for msg in all {
-                    *m.entry(msg.partition).or_insert(0) += 1;
-                }
-                m.into_iter().collect()
-            };
+            let on_topic = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &topic).await;
+            let commands = on_topic.len();
+            let mut per_partition = std::collections::BTreeMap::new();
+            for message in &on_topic {
+                *per_partition.entry(message.partition).or_insert(0) += 1;
+            }
             panic!(
                 "not every command took effect: versions {versions:?}, inbox {inbox} of {total}, {commands} commands on the topic {per_partition:?}"
             );
