@@ -15,8 +15,14 @@
 
 mod codec;
 mod compatibility;
+pub mod money;
+pub mod orders;
+pub mod payments;
 pub mod topics;
 pub mod users;
+
+/// The Avro crate, for [`union_family!`] expansions in other crates.
+pub use apache_avro;
 
 pub use codec::{Codec, CodecError};
 pub use compatibility::EVENT_LEVEL;
@@ -106,11 +112,19 @@ pub trait Family: Sized {
     fn name(&self) -> &'static str;
     /// The aggregate id of the message inside: what its Kafka key must be.
     fn key(&self) -> String;
+    /// Whether `full_name` is one of this family's messages.
+    fn knows(full_name: &str) -> bool;
+}
+
+/// A message sent to a domain's command topic (by the ingress).
+pub trait Command: Contract {
+    /// Its `<domain>.commands` topic.
+    const TOPIC: Topic;
 }
 
 /// Every schema of `schemas/`; the registry gets all of them at start-up.
 pub fn all_schemas() -> Vec<SchemaFile> {
-    users::SCHEMAS.to_vec()
+    [users::SCHEMAS, orders::SCHEMAS, payments::SCHEMAS].concat()
 }
 
 macro_rules! contract {
@@ -162,10 +176,94 @@ macro_rules! family {
                     $($family::$variant(m) => $crate::Contract::key(m)),+
                 }
             }
+
+            fn knows(full_name: &str) -> bool {
+                [$(<$ty as $crate::Contract>::FULL_NAME),+].contains(&full_name)
+            }
         }
     };
 }
 pub(crate) use family;
+
+/// A family made of other families, for a service that consumes several
+/// topics (the order service reads its commands, users events and payments
+/// events): each message is decoded into the member family that knows its
+/// schema.
+///
+/// ```ignore
+/// orderflow_contracts::union_family!(OrderInput {
+///     Command(OrderCommand),
+///     Payment(PaymentEvent),
+/// });
+/// ```
+#[macro_export]
+macro_rules! union_family {
+    ($union:ident { $($variant:ident($family:ty)),+ $(,)? }) => {
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $union {
+            $($variant($family)),+
+        }
+
+        impl $crate::Family for $union {
+            fn from_avro(
+                full_name: &str,
+                value: $crate::apache_avro::types::Value,
+            ) -> Result<Self, $crate::CodecError> {
+                $(
+                    if <$family as $crate::Family>::knows(full_name) {
+                        return <$family as $crate::Family>::from_avro(full_name, value).map($union::$variant);
+                    }
+                )+
+                Err($crate::CodecError::UnknownType { family: stringify!($union), full_name: full_name.to_owned() })
+            }
+
+            fn name(&self) -> &'static str {
+                match self {
+                    $($union::$variant(m) => $crate::Family::name(m)),+
+                }
+            }
+
+            fn key(&self) -> String {
+                match self {
+                    $($union::$variant(m) => $crate::Family::key(m)),+
+                }
+            }
+
+            fn knows(full_name: &str) -> bool {
+                $(<$family as $crate::Family>::knows(full_name))||+
+            }
+        }
+    };
+}
+
+/// The `SCHEMAS` of a domain module: each contract's schema file below
+/// `schemas/<dir>/`.
+macro_rules! schema_files {
+    ($dir:literal: $($ty:ident),+ $(,)?) => {
+        pub const SCHEMAS: &[$crate::SchemaFile] = &[$($crate::SchemaFile {
+            full_name: <$ty as $crate::Contract>::FULL_NAME,
+            path: concat!($dir, "/", stringify!($ty), ".avsc"),
+            text: <$ty as $crate::Contract>::SCHEMA,
+        }),+];
+    };
+}
+pub(crate) use schema_files;
+
+/// Marks commands as sent to `topic`.
+macro_rules! commands_on {
+    ($topic:expr => $($ty:ident),+ $(,)?) => {
+        $(impl $crate::Command for $ty {
+            const TOPIC: $crate::Topic = $topic;
+        })+
+    };
+}
+pub(crate) use commands_on;
+
+/// Every topic of every domain (what the ingress and the projector create
+/// and read).
+pub fn all_topics() -> Vec<Topic> {
+    [users::TOPICS, orders::TOPICS, payments::TOPICS].concat()
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{SchemaFile, Topic, contract, family};
+use crate::{Topic, commands_on, contract, family, schema_files};
 
 /// Commands of the users domain (the ingress writes, the user service reads).
 pub const COMMANDS: Topic = Topic::commands("users.commands");
@@ -158,17 +158,10 @@ impl UserCommand {
     }
 }
 
-macro_rules! schema_files {
-    ($($ty:ident),+ $(,)?) => {
-        pub const SCHEMAS: &[SchemaFile] = &[$(SchemaFile {
-            full_name: <$ty as crate::Contract>::FULL_NAME,
-            path: concat!("users/", stringify!($ty), ".avsc"),
-            text: <$ty as crate::Contract>::SCHEMA,
-        }),+];
-    };
-}
+commands_on!(COMMANDS => RegisterUser, UpdateUserProfile, ChangeUserPassword, DeactivateUser);
 
 schema_files!(
+    "users":
     RegisterUser,
     UpdateUserProfile,
     ChangeUserPassword,

@@ -46,6 +46,12 @@ impl Refusal {
 pub enum DomainError {
     #[error("refused ({}): {}", .0.reason, .0.message)]
     Refused(Refusal),
+    /// The input may be acted on later, not yet (an order for a customer
+    /// whose registration this service has not seen yet): the run is
+    /// retried with backoff, nothing advances. The service bounds how long
+    /// it answers this (e.g. by the input's age) and then decides.
+    #[error("not yet: {0}")]
+    NotYet(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -95,8 +101,33 @@ pub trait Service: Send + Sync + Sized + 'static {
         input: &Inbound<'_, Self::Input>,
     ) -> impl Future<Output = Result<Vec<Emit>, DomainError>> + Send;
 
-    /// The rejection event that settles an input the service refused.
-    fn rejection(&self, input: &Inbound<'_, Self::Input>, refusal: &Refusal) -> Emit;
+    /// The rejection event that settles an input the service refused, for
+    /// inputs someone waits on (a command). `None` for inputs nobody waits
+    /// on (an event of another service that cannot be acted on): those are
+    /// dead-lettered after bounded retries instead, never dropped silently.
+    fn rejection(&self, input: &Inbound<'_, Self::Input>, refusal: &Refusal) -> Option<Emit>;
+
+    /// How often [`Service::due`] runs; `None` (the default): never.
+    fn schedule(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Work that falls due by time rather than by a message (a payment
+    /// deadline passing), done in a transaction of its own that also holds
+    /// the outbox rows of what it returns. Replicas run it concurrently:
+    /// claim rows with `FOR UPDATE SKIP LOCKED`. Each [`Scheduled`] names
+    /// the message its events are caused by, for their headers.
+    fn due(&self, _tx: &mut PgConnection) -> impl Future<Output = Result<Vec<Scheduled>, DomainError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+}
+
+/// Events of scheduled work and the message they count as caused by (for
+/// their correlation id, causation id, trace and actor).
+#[derive(Debug)]
+pub struct Scheduled {
+    pub cause: Headers,
+    pub emits: Vec<Emit>,
 }
 
 /// Runs a [`Service`] as the consumer's [`MessageHandler`].
@@ -144,11 +175,21 @@ impl<S: Service> TransactionalHandler<S> {
     }
 
     /// Records `input` as handled and publishes its rejection, in a
-    /// transaction of its own (the refused attempt's was rolled back).
+    /// transaction of its own (the refused attempt's was rolled back). An
+    /// input without a rejection event fails permanently: retried, then
+    /// dead-lettered.
     async fn refuse(&self, input: &Inbound<'_, S::Input>, refusal: &Refusal) -> Result<(), HandlerError> {
+        let Some(rejection) = self.service.rejection(input, refusal) else {
+            return Err(HandlerError::Permanent(format!(
+                "{} refused ({}): {}",
+                input.message.name(),
+                refusal.reason,
+                refusal.message
+            )));
+        };
         tracing::info!(reason = %refusal.reason, message = %refusal.message, message_id = %input.headers.message_id, "input refused");
         let mut outgoing = Vec::with_capacity(1);
-        self.render(&input.headers, &[self.service.rejection(input, refusal)], &mut outgoing).await?;
+        self.render(&input.headers, &[rejection], &mut outgoing).await?;
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let id = input.headers.message_id.to_string();
         if inbox::claim(&mut tx, &id, &input.source.topic, input.message.name(), Outcome::Handled)
@@ -158,6 +199,49 @@ impl<S: Service> TransactionalHandler<S> {
             enqueue(&mut tx, &outgoing).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)
+    }
+}
+
+impl<S: Service> TransactionalHandler<S> {
+    /// Runs [`Service::due`] once: its changes and the outbox rows of its
+    /// events in one transaction. How many events it published.
+    pub async fn run_due(&self) -> Result<usize, HandlerError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let scheduled = match self.service.due(&mut tx).await {
+            Ok(scheduled) => scheduled,
+            Err(DomainError::Database(error)) => return Err(classify(error)),
+            Err(other) => return Err(HandlerError::Permanent(other.to_string())),
+        };
+        let mut outgoing = Vec::new();
+        for Scheduled { cause, emits } in &scheduled {
+            self.render(cause, emits, &mut outgoing).await?;
+        }
+        enqueue(&mut tx, &outgoing).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(outgoing.len())
+    }
+
+    /// Runs [`Service::due`] every `every` until `shutdown`. Failures are
+    /// logged and retried at the next tick (the work stays due); the task
+    /// itself only ends at shutdown.
+    pub async fn run_schedule(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = ticks.tick() => {}
+            }
+            match self.run_due().await {
+                Ok(0) => {}
+                Ok(events) => tracing::info!(events, "scheduled work done"),
+                Err(error) => tracing::warn!(%error, "scheduled work failed; retrying at the next tick"),
+            }
+        }
     }
 }
 
@@ -186,6 +270,10 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
             match self.service.handle(&mut tx, input).await {
                 Ok(emits) => self.render(&input.headers, &emits, &mut outgoing).await?,
                 Err(DomainError::Database(error)) => return Err(classify(error)),
+                Err(DomainError::NotYet(why)) => {
+                    tracing::debug!(message_id = %id, %why, "not yet; the run is retried");
+                    return Err(HandlerError::Transient(format!("not yet: {why}")));
+                }
                 Err(DomainError::Refused(refusal)) if inputs.len() == 1 => {
                     tx.rollback().await.map_err(classify)?;
                     return self.refuse(input, &refusal).await;

@@ -22,6 +22,6 @@ mod handler;
 mod service;
 mod supervisor;
 
-pub use handler::{DomainError, Emit, Inbound, Refusal, Service, TransactionalHandler};
+pub use handler::{DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
 pub use service::{RunError, main, readiness, run};
 pub use supervisor::{Health, Supervisor, TaskFailed};

@@ -81,6 +81,9 @@ pub async fn run<S: Service>(
         kafka: settings.kafka.clone(),
         group: settings.consumer.group.clone(),
     });
+    if let Some(every) = handler.service.schedule() {
+        supervisor.spawn("scheduler", Arc::clone(&handler).run_schedule(every, shutdown.clone()));
+    }
     let topics = S::CONSUMES.iter().map(|t| settings.kafka.topic(t.name)).collect();
     let options = ConsumerOptions::from_settings(&settings.consumer, topics);
     let (kafka, token) = (settings.kafka.clone(), shutdown.clone());

@@ -77,7 +77,7 @@ impl Service for UserService {
         }
     }
 
-    fn rejection(&self, input: &Inbound<'_, UserCommand>, refusal: &Refusal) -> Emit {
-        rules::refused(&input.message.key(), input.message.name(), refusal)
+    fn rejection(&self, input: &Inbound<'_, UserCommand>, refusal: &Refusal) -> Option<Emit> {
+        Some(rules::refused(&input.message.key(), input.message.name(), refusal))
     }
 }
