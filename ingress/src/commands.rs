@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderflow_bus::Headers;
 
-use orderflow_contracts::Contract;
+use orderflow_contracts::Command;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -16,20 +16,15 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::status::CommandStatus;
 
-/// Sends `command` to `users.commands` and returns its id once the broker
-/// has it durably (idempotent producer, `acks=all`): only then may the
-/// client be told 202.
-pub async fn send<C: Contract>(state: &AppState, command: &C, actor: &str) -> ApiResult<Uuid> {
+/// Sends `command` to its domain's command topic and returns its id once
+/// the broker has it durably (idempotent producer, `acks=all`): only then
+/// may the client be told 202.
+pub async fn send<C: Command>(state: &AppState, command: &C, actor: &str) -> ApiResult<Uuid> {
     let headers = Headers::new_root(C::NAME, actor);
     let payload = state.codec.encode(command).await.map_err(|e| ApiError::unavailable("the schema registry", e))?;
     state
         .producer
-        .send(
-            &state.kafka.topic(orderflow_contracts::users::COMMANDS.name),
-            &command.key(),
-            &payload,
-            &headers.to_pairs(),
-        )
+        .send(&state.kafka.topic(C::TOPIC.name), &command.key(), &payload, &headers.to_pairs())
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
     tracing::info!(command = C::NAME, message_id = %headers.message_id, key = %command.key(), "command accepted");
@@ -56,8 +51,10 @@ pub fn accepted(id: Uuid) -> Response {
 pub fn rejection(status: &CommandStatus) -> ApiError {
     let reason = status.reason.clone().unwrap_or_else(|| "REJECTED".into());
     let http = match reason.as_str() {
-        "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" => StatusCode::CONFLICT,
-        "USER_NOT_FOUND" => StatusCode::NOT_FOUND,
+        "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" | "ORDER_EXISTS" | "ILLEGAL_TRANSITION" | "NOT_CAPTURED" => {
+            StatusCode::CONFLICT
+        }
+        "USER_NOT_FOUND" | "ORDER_NOT_FOUND" | "PAYMENT_NOT_FOUND" => StatusCode::NOT_FOUND,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let message = status.message.clone().unwrap_or_else(|| "the command was rejected".into());

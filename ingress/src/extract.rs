@@ -111,3 +111,13 @@ impl FromRequestParts<AppState> for PreferWait {
         Ok(PreferWait(wait))
     }
 }
+
+/// The caller acts for `owner` (their own user, order, payment) or is an
+/// admin; else 403 naming what they may not touch.
+pub fn self_or_admin(claims: &Claims, owner: uuid::Uuid, what: &str) -> Result<(), ApiError> {
+    if claims.sub == owner.to_string() || claims.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("this {what} belongs to another user")))
+    }
+}

@@ -25,7 +25,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use orderflow_auth::Tokens;
 use orderflow_bus::{Producer, admin};
 use orderflow_config::KafkaSettings;
@@ -96,14 +96,24 @@ async fn time_limit(limit: std::time::Duration, request: Request, next: Next) ->
 /// `Prefer: wait` it asked for (at most `max_wait_seconds`).
 pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time::Duration) -> Router {
     let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
-    use routes::{auth, commands, users};
+    use routes::{auth, commands, orders, payments, users};
     let api = Router::new()
         .route("/users", post(users::register).get(users::list))
         .route("/users/me", get(users::me))
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
         .route("/users/{id}/password", post(users::change_password))
         .route("/auth/login", post(auth::login))
-        .route("/commands/{id}", get(commands::get));
+        .route("/commands/{id}", get(commands::get))
+        .route("/orders", post(orders::place).get(orders::list))
+        .route("/orders/mine", get(orders::mine))
+        .route("/orders/{id}", get(orders::get))
+        .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/orders/{id}/status", patch(orders::set_status))
+        .route("/payments", get(payments::list))
+        .route("/payments/mine", get(payments::mine))
+        .route("/payments/{id}", get(payments::get))
+        .route("/payments/by-order/{order_id}", get(payments::by_order))
+        .route("/payments/{id}/refund", post(payments::refund));
     Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -143,7 +153,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     codec.register_all().await?;
     admin::ensure_topics(
         &settings.kafka,
-        &orderflow_contracts::topics::with_dead_letters(orderflow_contracts::users::TOPICS),
+        &orderflow_contracts::topics::with_dead_letters(&orderflow_contracts::all_topics()),
     )
     .await?;
     let producer = Producer::new(&settings.kafka)?;

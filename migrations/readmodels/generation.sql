@@ -45,3 +45,63 @@ CREATE TABLE commands (
     created_at     TIMESTAMPTZ NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL
 );
+
+-- Orders as the API shows them (fed by orders.events).
+CREATE TABLE orders (
+    id                UUID PRIMARY KEY,
+    customer_id       UUID NOT NULL,
+    status            TEXT NOT NULL,
+    items             JSONB NOT NULL,
+    currency          TEXT NOT NULL,
+    total             BIGINT NOT NULL,
+    shipping_address  JSONB NOT NULL,
+    notes             TEXT,
+    -- Why a CANCELLED order was cancelled, and the words for it.
+    reason            TEXT,
+    reason_message    TEXT,
+    payment_id        UUID,
+    -- The PlaceOrder command: a `Prefer: wait` on it is woken when the
+    -- order leaves PENDING.
+    command_id        UUID,
+    version           BIGINT NOT NULL,
+    placed_at         TIMESTAMPTZ NOT NULL,
+    payment_deadline  TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX orders_placed ON orders (placed_at DESC, id DESC);
+CREATE INDEX orders_customer ON orders (customer_id, placed_at DESC, id DESC);
+CREATE INDEX orders_status ON orders (status, placed_at DESC);
+
+-- Payments (fed by payments.events): one per order.
+CREATE TABLE payments (
+    id                  UUID PRIMARY KEY,
+    order_id            UUID NOT NULL UNIQUE,
+    customer_id         UUID NOT NULL,
+    amount              BIGINT NOT NULL,
+    currency            TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    captured            BIGINT NOT NULL DEFAULT 0,
+    refunded            BIGINT NOT NULL DEFAULT 0,
+    -- Why a DECLINED payment was declined.
+    reason              TEXT,
+    reason_message      TEXT,
+    provider_reference  TEXT,
+    version             BIGINT NOT NULL,
+    created_at          TIMESTAMPTZ NOT NULL,
+    updated_at          TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX payments_created ON payments (created_at DESC, id DESC);
+CREATE INDEX payments_customer ON payments (customer_id, created_at DESC, id DESC);
+
+-- One order with its payment and its customer's name: what
+-- GET /api/v1/orders/{id} answers, in one query.
+CREATE VIEW order_details AS
+SELECT o.id, o.customer_id, o.status, o.items, o.currency, o.total, o.shipping_address, o.notes,
+       o.reason, o.reason_message, o.version, o.placed_at, o.payment_deadline, o.updated_at,
+       u.first_name AS customer_first_name, u.last_name AS customer_last_name,
+       p.id AS payment_id, p.status AS payment_status, p.amount AS payment_amount,
+       p.captured AS payment_captured, p.refunded AS payment_refunded, p.reason AS payment_reason,
+       p.updated_at AS payment_updated_at
+FROM orders o
+LEFT JOIN users u ON u.id = o.customer_id
+LEFT JOIN payments p ON p.order_id = o.id;

@@ -1,3 +1,68 @@
 pub mod auth;
 pub mod commands;
+pub mod orders;
+pub mod payments;
 pub mod users;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The highest page number a list accepts: far beyond any real list, and
+/// small enough that `(page - 1) * page_size` always fits.
+pub const MAX_PAGE: i64 = 1_000_000_000;
+
+/// Which page of a list (`page=` from 1, `page_size=` 1 to 100, 20 unless
+/// given), checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: i64,
+    pub page_size: i64,
+}
+
+impl Page {
+    pub fn parse(page: Option<i64>, page_size: Option<i64>) -> ApiResult<Self> {
+        let (page, page_size) = (page.unwrap_or(1), page_size.unwrap_or(20));
+        if page < 1 {
+            return Err(ApiError::validation("page", "must be 1 or more"));
+        }
+        if !(1..=100).contains(&page_size) {
+            return Err(ApiError::validation("page_size", "must be between 1 and 100"));
+        }
+        // Bounded, so the offset cannot overflow (it did: a 503).
+        if page > MAX_PAGE {
+            return Err(ApiError::bad_query("page", format!("must be at most {MAX_PAGE}")));
+        }
+        Ok(Self { page, page_size })
+    }
+
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * self.page_size
+    }
+
+    /// The list response: the items and where they are in the whole list.
+    pub fn respond<T: Serialize>(&self, items: Vec<T>, total: i64) -> Response {
+        Json(json!({
+            "items": items,
+            "page": self.page,
+            "page_size": self.page_size,
+            "total": total,
+            "total_pages": (total + self.page_size - 1) / self.page_size,
+        }))
+        .into_response()
+    }
+}
+
+/// A uuid in the path, or a 422 naming what it should have been.
+pub fn path_id(what: &str, raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::validation("id", format!("`{raw}` is not a {what} id")))
+}
+
+/// A query parameter that must be a user id.
+pub fn query_id(field: &str, raw: Option<&str>) -> ApiResult<Option<Uuid>> {
+    raw.map(|r| Uuid::parse_str(r).map_err(|_| ApiError::bad_query(field, format!("`{r}` is not a uuid")))).transpose()
+}

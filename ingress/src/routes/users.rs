@@ -12,7 +12,8 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::commands::{accepted, respond, send};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser, PreferWait};
+use crate::extract::{ApiJson, AuthUser, PreferWait, self_or_admin};
+use crate::routes::{Page, path_id};
 use crate::status::CommandStatus;
 use crate::validate::{Email, Name, Password};
 
@@ -41,16 +42,12 @@ async fn load(state: &AppState, id: Uuid) -> ApiResult<User> {
 }
 
 fn parse_id(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::validation("id", format!("`{raw}` is not a user id")))
+    path_id("user", raw)
 }
 
 /// Self or admin.
 fn may_access(claims: &orderflow_auth::Claims, id: Uuid) -> ApiResult<()> {
-    if claims.sub == id.to_string() || claims.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("you may only access your own user"))
-    }
+    self_or_admin(claims, id, "user")
 }
 
 fn ok_user(status: StatusCode, user: User) -> Response {
@@ -262,10 +259,6 @@ pub struct ListQuery {
     search: Option<String>,
 }
 
-/// The highest page number a list accepts: far beyond any real list, and
-/// small enough that `(page - 1) * page_size` always fits.
-pub const MAX_PAGE: i64 = 1_000_000_000;
-
 /// `GET /api/v1/users?page=&page_size=&search=` (admin): a page, with totals.
 pub async fn list(
     State(state): State<AppState>,
@@ -276,18 +269,7 @@ pub async fn list(
         return Err(ApiError::forbidden("listing users needs the admin role"));
     }
     let Query(query) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
-    let page = query.page.unwrap_or(1);
-    let page_size = query.page_size.unwrap_or(20);
-    if page < 1 {
-        return Err(ApiError::validation("page", "must be 1 or more"));
-    }
-    if !(1..=100).contains(&page_size) {
-        return Err(ApiError::validation("page_size", "must be between 1 and 100"));
-    }
-    // Bounded, so the offset below cannot overflow (it did: a 503).
-    if page > MAX_PAGE {
-        return Err(ApiError::bad_query("page", format!("must be at most {MAX_PAGE}")));
-    }
+    let page = Page::parse(query.page, query.page_size)?;
     let pattern = query
         .search
         .as_deref()
@@ -301,16 +283,9 @@ pub async fn list(
         "SELECT {USER_COLUMNS} FROM rm.users WHERE {filter} ORDER BY registered_at, id LIMIT $2 OFFSET $3"
     )))
     .bind(&pattern)
-    .bind(page_size)
-    .bind((page - 1) * page_size)
+    .bind(page.page_size)
+    .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
-    Ok(axum::Json(json!({
-        "items": items,
-        "page": page,
-        "page_size": page_size,
-        "total": total,
-        "total_pages": (total + page_size - 1) / page_size,
-    }))
-    .into_response())
+    Ok(page.respond(items, total))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use orderflow_contracts::Codec;
-use orderflow_projector::UsersProjection;
+use orderflow_projector::ReadModels;
 use reqwest::Method;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,7 @@ async fn with_the_credentials_projection_stopped_a_register_answers_202_not_201(
     system.projector.take().expect("projector").stop().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let projection =
-        UsersProjection::new(Arc::new(Codec::new(&system.registry.url)), system.kafka.clone()).without_credentials();
+        ReadModels::new(Arc::new(Codec::new(&system.registry.url)), system.kafka.clone()).without_credentials();
     let stop = CancellationToken::new();
     let projector =
         tokio::spawn(orderflow_projector::run_with(system.projector_settings(), listener, stop.clone(), projection));

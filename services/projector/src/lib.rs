@@ -1,17 +1,24 @@
 //! The read-model projector.
 //!
-//! Consumes `users.events`, `users.credentials` and `users.commands` into
-//! the `readmodels` database: the users read model, the credentials the
-//! login checks, and the status (and produced version) of every command.
-//! The ingress answers queries from the views in schema `rm`.
+//! Consumes the events of every domain, `users.credentials` and the
+//! command topics into the `readmodels` database: users, the credentials
+//! the login checks, orders, payments, an order-detail view (order,
+//! payment and customer in one row) and the status (and produced version)
+//! of every command. The ingress answers queries from the views in schema
+//! `rm`.
 //!
-//! Only [`apply`] (what a message changes) is the projector's own; the
+//! Only what a message changes is the projector's own ([`projection`]
+//! dispatches to [`users`], [`orders`], [`payments`] and [`commands`]); the
 //! rest — generations, offsets, fencing, batching, dead letters, rebuild by
 //! replay and the view switch — is `orderflow_projection`'s. One projector
 //! per database is active; a second one waits as a hot standby.
 
-pub mod apply;
+pub mod commands;
+pub mod orders;
+pub mod payments;
+pub mod projection;
 pub mod settings;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +32,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use apply::UsersProjection;
+pub use projection::ReadModels;
 pub use settings::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +60,12 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, ServeError> {
 
 /// Asks the running projector to rebuild the read models; the request id.
 pub async fn request_rebuild(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    orderflow_projection::request_rebuild(pool, apply::NAME).await
+    orderflow_projection::request_rebuild(pool, projection::NAME).await
 }
 
 /// Runs the projector until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let projection = UsersProjection::new(Arc::new(Codec::new(&settings.registry.url)), settings.kafka.clone());
+    let projection = ReadModels::new(Arc::new(Codec::new(&settings.registry.url)), settings.kafka.clone());
     run_with(settings, listener, shutdown, projection).await
 }
 
@@ -68,12 +75,12 @@ pub async fn run_with(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
-    projection: UsersProjection,
+    projection: ReadModels,
 ) -> Result<(), ServeError> {
     let pool = connect(&settings).await?;
     admin::ensure_topics(
         &settings.kafka,
-        &orderflow_contracts::topics::with_dead_letters(orderflow_contracts::users::TOPICS),
+        &orderflow_contracts::topics::with_dead_letters(&orderflow_contracts::all_topics()),
     )
     .await?;
     let producer = Producer::new(&settings.kafka)?;
@@ -87,7 +94,7 @@ pub async fn run_with(
     let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::default());
     supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
     let options = Options { batch_size: settings.batch_size, ..Options::new(settings.kafka.clone()) };
-    supervisor.spawn("users projection", Engine::new(pool.clone(), projection, options).run(shutdown.clone()));
+    supervisor.spawn("read-model projection", Engine::new(pool.clone(), projection, options).run(shutdown.clone()));
     let outcome = supervisor.wait().await;
     producer.flush(Duration::from_secs(5));
     pool.close().await;

@@ -1,0 +1,354 @@
+//! `/api/v1/orders`: placing, reading, cancelling, shipping and delivering.
+//! Money is always integer minor units; the total is computed (checked),
+//! never taken from the client.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use orderflow_contracts::orders::{self, CancelOrder, DeliverOrder, OrderLine, PlaceOrder, ShipOrder, ShippingAddress};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::commands::{accepted, rejection, respond, send};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, AuthUser, PreferWait, self_or_admin};
+use crate::routes::{Page, path_id, query_id};
+use crate::status;
+
+/// An order as the API shows it: with its payment and its customer's name.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct Order {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    /// PENDING, CONFIRMED, SHIPPED, DELIVERED or CANCELLED.
+    pub status: String,
+    pub items: Json<Value>,
+    pub currency: String,
+    /// Minor units.
+    pub total: i64,
+    pub shipping_address: Json<Value>,
+    pub notes: Option<String>,
+    /// Why a CANCELLED order was cancelled: REQUESTED, PAYMENT_DECLINED, PAYMENT_TIMEOUT.
+    pub reason: Option<String>,
+    pub reason_message: Option<String>,
+    pub version: i64,
+    pub placed_at: DateTime<Utc>,
+    pub payment_deadline: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub customer_first_name: Option<String>,
+    pub customer_last_name: Option<String>,
+    pub payment_id: Option<Uuid>,
+    pub payment_status: Option<String>,
+    pub payment_amount: Option<i64>,
+    pub payment_captured: Option<i64>,
+    pub payment_refunded: Option<i64>,
+    pub payment_reason: Option<String>,
+    pub payment_updated_at: Option<DateTime<Utc>>,
+}
+
+impl Order {
+    /// The JSON shape: the customer and the payment as objects of their own.
+    fn render(self) -> Value {
+        let payment = self.payment_id.map(|id| {
+            serde_json::json!({
+                "id": id,
+                "status": self.payment_status,
+                "amount": self.payment_amount,
+                "currency": self.currency,
+                "captured": self.payment_captured,
+                "refunded": self.payment_refunded,
+                "reason": self.payment_reason,
+                "updated_at": self.payment_updated_at,
+            })
+        });
+        serde_json::json!({
+            "id": self.id,
+            "status": self.status,
+            "items": self.items,
+            "currency": self.currency,
+            "total": self.total,
+            "shipping_address": self.shipping_address,
+            "notes": self.notes,
+            "reason": self.reason,
+            "reason_message": self.reason_message,
+            "version": self.version,
+            "placed_at": self.placed_at,
+            "payment_deadline": self.payment_deadline,
+            "updated_at": self.updated_at,
+            "customer": {
+                "id": self.customer_id,
+                "first_name": self.customer_first_name,
+                "last_name": self.customer_last_name,
+            },
+            "payment": payment,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "id, customer_id, status, items, currency, total, shipping_address, notes, reason, reason_message,
+    version, placed_at, payment_deadline, updated_at, customer_first_name, customer_last_name, payment_id,
+    payment_status, payment_amount, payment_captured, payment_refunded, payment_reason, payment_updated_at";
+
+/// One order with its payment and customer, in one read-model query.
+pub async fn find(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM rm.order_details WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+async fn load(state: &AppState, id: Uuid) -> ApiResult<Order> {
+    find(&state.pool, id).await?.ok_or_else(|| ApiError::not_found(format!("no order {id}")))
+}
+
+fn ok_order(status: StatusCode, order: Order) -> Response {
+    let location = format!("/api/v1/orders/{}", order.id);
+    let mut response = (status, axum::Json(order.render())).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    product_id: String,
+    name: String,
+    quantity: i64,
+    unit_price: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    name: String,
+    line1: String,
+    line2: Option<String>,
+    city: String,
+    postal_code: String,
+    country: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Place {
+    items: Vec<Line>,
+    currency: String,
+    shipping_address: Address,
+    notes: Option<String>,
+}
+
+/// `POST /api/v1/orders`: 202 with the command, or with `Prefer: wait=N`
+/// the order once it has left PENDING — 201 CONFIRMED, or 201 CANCELLED
+/// with its reason (e.g. `PAYMENT_DECLINED`) — the rejection (409/422), or
+/// 202 if N seconds pass first.
+pub async fn place(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    PreferWait(wait): PreferWait,
+    ApiJson(body): ApiJson<Place>,
+) -> ApiResult<Response> {
+    let items: Vec<OrderLine> = body
+        .items
+        .into_iter()
+        .map(|l| OrderLine {
+            product_id: l.product_id.trim().to_owned(),
+            name: l.name.trim().to_owned(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+        })
+        .collect();
+    let a = body.shipping_address;
+    let shipping_address = ShippingAddress {
+        name: a.name.trim().to_owned(),
+        line1: a.line1.trim().to_owned(),
+        line2: a.line2.map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()),
+        city: a.city.trim().to_owned(),
+        postal_code: a.postal_code.trim().to_owned(),
+        country: a.country.trim().to_owned(),
+    };
+    let currency = body.currency.trim().to_owned();
+    let notes = body.notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    // The order service decides; refusing here first means a bad order is
+    // never sent.
+    orders::check(&items, &currency, &shipping_address, notes.as_deref())
+        .map_err(|p| ApiError::validation(&p.field, p.problem))?;
+    let order_id = Uuid::now_v7();
+    let command = PlaceOrder {
+        order_id: order_id.to_string(),
+        customer_id: claims.sub.clone(),
+        items,
+        currency,
+        shipping_address,
+        notes,
+    };
+    let id = send(&state, &command, &claims.sub).await?;
+    let Some(seconds) = wait else { return Ok(accepted(id)) };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let state = &state;
+    // Woken by the command's id: when it is settled (placed or rejected)
+    // and again when the order leaves PENDING.
+    let outcome = state
+        .waiter
+        .until(id, deadline, || async move {
+            let Some(settled) = status::read(&state.pool, id).await? else { return Ok(None) };
+            match settled.status.as_str() {
+                "rejected" => Ok(Some(Err(settled))),
+                "succeeded" => Ok(find(&state.pool, order_id).await?.filter(|o| o.status != "PENDING").map(Ok)),
+                _ => Ok(None),
+            }
+        })
+        .await?;
+    match outcome {
+        Some(Ok(order)) => {
+            let mut response = ok_order(StatusCode::CREATED, order);
+            response.headers_mut().insert("preference-applied", HeaderValue::from_static("wait"));
+            Ok(response)
+        }
+        Some(Err(settled)) => Err(rejection(&settled)),
+        None => Ok(accepted(id)),
+    }
+}
+
+/// `GET /api/v1/orders/{id}`: owner or admin.
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let order = load(&state, path_id("order", &id)?).await?;
+    self_or_admin(&claims, order.customer_id, "order")?;
+    Ok(ok_order(StatusCode::OK, order))
+}
+
+/// `POST /api/v1/orders/{id}/cancel`: owner or admin; PENDING or CONFIRMED
+/// orders only (else 409 `ILLEGAL_TRANSITION`, decided by the service).
+pub async fn cancel(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    PreferWait(wait): PreferWait,
+) -> ApiResult<Response> {
+    let id = path_id("order", &id)?;
+    let order = load(&state, id).await?;
+    self_or_admin(&claims, order.customer_id, "order")?;
+    let command_id = send(&state, &CancelOrder { order_id: id.to_string() }, &claims.sub).await?;
+    let state = &state;
+    respond(state, command_id, wait, |_, _| async move { Ok(ok_order(StatusCode::OK, load(state, id).await?)) }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewStatus {
+    status: String,
+}
+
+/// `PATCH /api/v1/orders/{id}/status` (admin): `{"status": "SHIPPED"}` or
+/// `{"status": "DELIVERED"}`.
+pub async fn set_status(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    PreferWait(wait): PreferWait,
+    ApiJson(body): ApiJson<NewStatus>,
+) -> ApiResult<Response> {
+    if !claims.is_admin() {
+        return Err(ApiError::forbidden("shipping and delivering orders needs the admin role"));
+    }
+    let id = path_id("order", &id)?;
+    let order_id = id.to_string();
+    load(&state, id).await?;
+    let command_id = match body.status.as_str() {
+        "SHIPPED" => send(&state, &ShipOrder { order_id }, &claims.sub).await?,
+        "DELIVERED" => send(&state, &DeliverOrder { order_id }, &claims.sub).await?,
+        other => {
+            return Err(ApiError::validation(
+                "status",
+                format!("`{other}` cannot be set; SHIPPED or DELIVERED (cancel with POST .../cancel)"),
+            ));
+        }
+    };
+    let state = &state;
+    respond(state, command_id, wait, |_, _| async move { Ok(ok_order(StatusCode::OK, load(state, id).await?)) }).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    page: Option<i64>,
+    page_size: Option<i64>,
+    status: Option<String>,
+    user: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
+
+/// `GET /api/v1/orders?status=&user=&from=&to=&page=&page_size=` (admin):
+/// newest first, paginated.
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    if !claims.is_admin() {
+        return Err(ApiError::forbidden("listing all orders needs the admin role; see /api/v1/orders/mine"));
+    }
+    let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
+    let user = query_id("user", query.user.as_deref())?;
+    list_where(&state, query, user).await
+}
+
+/// `GET /api/v1/orders/mine?status=&from=&to=&page=&page_size=`.
+pub async fn mine(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
+    if query.user.is_some() {
+        return Err(ApiError::bad_query("user", "not a filter of /orders/mine"));
+    }
+    let me = path_id("user", &claims.sub)?;
+    list_where(&state, query, Some(me)).await
+}
+
+async fn list_where(state: &AppState, query: ListQuery, customer: Option<Uuid>) -> ApiResult<Response> {
+    let page = Page::parse(query.page, query.page_size)?;
+    if let Some(status) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::bad_query("status", format!("`{status}` is not one of {}", STATUSES.join(", "))));
+    }
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if from > to {
+            return Err(ApiError::bad_query("from", "must not be after `to`"));
+        }
+    }
+    let filter = "($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR customer_id = $2)
+        AND ($3::timestamptz IS NULL OR placed_at >= $3) AND ($4::timestamptz IS NULL OR placed_at <= $4)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM rm.orders WHERE {filter}")))
+        .bind(&query.status)
+        .bind(customer)
+        .bind(query.from)
+        .bind(query.to)
+        .fetch_one(&state.pool)
+        .await?;
+    let items: Vec<Order> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM rm.order_details WHERE {filter} ORDER BY placed_at DESC, id DESC LIMIT $5 OFFSET $6"
+    )))
+    .bind(&query.status)
+    .bind(customer)
+    .bind(query.from)
+    .bind(query.to)
+    .bind(page.page_size)
+    .bind(page.offset())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(page.respond(items.into_iter().map(Order::render).collect(), total))
+}

@@ -1,0 +1,79 @@
+//! Command statuses (`GET /api/v1/commands/{id}`): pending when the command
+//! is seen on its topic, settled by the event that records its outcome.
+
+use orderflow_bus::{HandlerError, Headers};
+use orderflow_projection::Applied;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::projection::db;
+
+/// Records a command seen on its topic as pending (unless it is settled).
+pub async fn pending(tx: &mut PgConnection, headers: &Headers, key: Option<&str>) -> Result<Applied, HandlerError> {
+    sqlx::query(
+        "INSERT INTO commands (command_id, command_type, aggregate_id, actor, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $5)
+         ON CONFLICT (command_id) DO UPDATE SET command_type = EXCLUDED.command_type,
+           aggregate_id = EXCLUDED.aggregate_id, actor = EXCLUDED.actor, created_at = EXCLUDED.created_at",
+    )
+    .bind(headers.message_id)
+    .bind(&headers.message_type)
+    .bind(key)
+    .bind(&headers.actor)
+    .bind(headers.occurred_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(Applied::nothing())
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub enum Settled<'a> {
+    /// With the aggregate version it produced: the credentials record of
+    /// the same command carries that version too, so a client can be told
+    /// when the login has caught up.
+    Succeeded(i64),
+    /// With the reason and a message.
+    Rejected(&'a str, &'a str),
+}
+
+/// Records the outcome of the command that caused an event (its
+/// `causation_id`), and announces it (the library notifies once the
+/// transaction commits). The event names its command (type, aggregate,
+/// actor), so the status is complete even when the event is projected
+/// before the command itself is seen. Call it only for events a command
+/// causes directly.
+pub async fn settle(
+    tx: &mut PgConnection,
+    headers: &Headers,
+    (command_type, aggregate_id): (&str, &str),
+    outcome: Settled<'_>,
+) -> Result<Applied, HandlerError> {
+    let Ok(command_id) = Uuid::parse_str(&headers.causation_id) else {
+        return Ok(Applied::nothing()); // caused by no command (e.g. a system job): nothing to settle
+    };
+    let (status, version, reason, message) = match outcome {
+        Settled::Succeeded(version) => ("succeeded", Some(version), None, None),
+        Settled::Rejected(reason, message) => ("rejected", None, Some(reason), Some(message)),
+    };
+    sqlx::query(
+        "INSERT INTO commands (command_id, command_type, aggregate_id, actor, status, reason, message, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+         ON CONFLICT (command_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,
+           message = EXCLUDED.message, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+    )
+    .bind(command_id)
+    .bind(command_type)
+    .bind(aggregate_id)
+    .bind(&headers.actor)
+    .bind(status)
+    .bind(reason)
+    .bind(message)
+    .bind(version)
+    .bind(headers.occurred_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(Applied::notify(command_id.to_string()))
+}

@@ -1,0 +1,106 @@
+//! The orders read model (from orders.events).
+
+use orderflow_bus::{HandlerError, Headers};
+use orderflow_contracts::orders::{self, OrderEvent};
+use orderflow_projection::Applied;
+use sqlx::PgConnection;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::commands::{Settled, settle};
+use crate::projection::{db, millis, uuid};
+
+/// Applies one orders event, settles the command it answers (if a command
+/// caused it), and wakes whoever waits for the order to leave PENDING.
+pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent) -> Result<Applied, HandlerError> {
+    match event {
+        OrderEvent::Placed(e) => {
+            sqlx::query(
+                "INSERT INTO orders (id, customer_id, status, items, currency, total, shipping_address, notes,
+                   command_id, version, placed_at, payment_deadline, updated_at)
+                 VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, $10, $11, $10) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(uuid(&e.order_id)?)
+            .bind(uuid(&e.customer_id)?)
+            .bind(Json(&e.items))
+            .bind(&e.currency)
+            .bind(e.total)
+            .bind(Json(&e.shipping_address))
+            .bind(&e.notes)
+            .bind(Uuid::parse_str(&headers.causation_id).ok())
+            .bind(e.version)
+            .bind(millis(e.placed_at))
+            .bind(millis(e.payment_deadline))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            settle(tx, headers, ("PlaceOrder", &e.order_id), Settled::Succeeded(e.version)).await
+        }
+        OrderEvent::Confirmed(e) => {
+            let changed = transition(tx, &e.order_id, "CONFIRMED", e.version, e.confirmed_at, None).await?;
+            sqlx::query("UPDATE orders SET payment_id = $2 WHERE id = $1 AND version = $3")
+                .bind(uuid(&e.order_id)?)
+                .bind(uuid(&e.payment_id)?)
+                .bind(e.version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            Ok(changed)
+        }
+        OrderEvent::Cancelled(e) => {
+            let reason = Some((e.reason.as_str(), e.message.as_str()));
+            let woken = transition(tx, &e.order_id, "CANCELLED", e.version, e.cancelled_at, reason).await?;
+            if e.reason != orders::REQUESTED {
+                return Ok(woken); // the saga's own decision, not a command's
+            }
+            let settled = settle(tx, headers, ("CancelOrder", &e.order_id), Settled::Succeeded(e.version)).await?;
+            Ok(merge(woken, settled))
+        }
+        OrderEvent::Shipped(e) => {
+            transition(tx, &e.order_id, "SHIPPED", e.version, e.shipped_at, None).await?;
+            settle(tx, headers, ("ShipOrder", &e.order_id), Settled::Succeeded(e.version)).await
+        }
+        OrderEvent::Delivered(e) => {
+            transition(tx, &e.order_id, "DELIVERED", e.version, e.delivered_at, None).await?;
+            settle(tx, headers, ("DeliverOrder", &e.order_id), Settled::Succeeded(e.version)).await
+        }
+        OrderEvent::Rejected(e) => {
+            settle(tx, headers, (&e.command_type, &e.order_id), Settled::Rejected(&e.reason, &e.message)).await
+        }
+    }
+}
+
+/// Moves an order to `status` unless a newer event was applied already;
+/// announces the command that placed it (its `Prefer: wait` answers once
+/// the order leaves PENDING).
+async fn transition(
+    tx: &mut PgConnection,
+    order_id: &str,
+    status: &str,
+    version: i64,
+    at: i64,
+    reason: Option<(&str, &str)>,
+) -> Result<Applied, HandlerError> {
+    let placed_by: Option<Option<Uuid>> = sqlx::query_scalar(
+        "UPDATE orders SET status = $2, version = $3, updated_at = $4,
+           reason = COALESCE($5, reason), reason_message = COALESCE($6, reason_message)
+         WHERE id = $1 AND version < $3 RETURNING command_id",
+    )
+    .bind(uuid(order_id)?)
+    .bind(status)
+    .bind(version)
+    .bind(millis(at))
+    .bind(reason.map(|r| r.0))
+    .bind(reason.map(|r| r.1))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(match placed_by.flatten() {
+        Some(command_id) => Applied::notify(command_id.to_string()),
+        None => Applied::nothing(),
+    })
+}
+
+fn merge(a: Applied, b: Applied) -> Applied {
+    b.keys().iter().fold(a, |applied, key| applied.and_notify(key.clone()))
+}

@@ -1,0 +1,134 @@
+//! The payments read model (from payments.events).
+
+use orderflow_bus::{HandlerError, Headers};
+use orderflow_contracts::payments::{self, PaymentEvent};
+use orderflow_projection::Applied;
+use sqlx::PgConnection;
+
+use crate::commands::{Settled, settle};
+use crate::projection::{db, millis, uuid};
+
+/// Applies one payments event and settles the command it answers, if a
+/// command (an admin's refund) caused it.
+pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &PaymentEvent) -> Result<Applied, HandlerError> {
+    match event {
+        PaymentEvent::Authorized(e) => {
+            let opened = Opened {
+                payment_id: &e.payment_id,
+                order_id: &e.order_id,
+                customer_id: &e.customer_id,
+                amount: e.amount,
+                currency: &e.currency,
+                status: "AUTHORIZED",
+                reason: None,
+                provider_reference: Some(&e.provider_reference),
+                version: e.version,
+                at: e.authorized_at,
+            };
+            open(tx, opened).await
+        }
+        PaymentEvent::Declined(e) => {
+            let opened = Opened {
+                payment_id: &e.payment_id,
+                order_id: &e.order_id,
+                customer_id: &e.customer_id,
+                amount: e.amount,
+                currency: &e.currency,
+                status: "DECLINED",
+                reason: Some((&e.reason, &e.message)),
+                provider_reference: None,
+                version: e.version,
+                at: e.declined_at,
+            };
+            open(tx, opened).await
+        }
+        PaymentEvent::Captured(e) => {
+            change(tx, &e.payment_id, "CAPTURED", Some(e.amount), None, e.version, e.captured_at).await
+        }
+        PaymentEvent::Voided(e) => change(tx, &e.payment_id, "VOIDED", None, None, e.version, e.voided_at).await,
+        PaymentEvent::Refunded(e) => {
+            let status =
+                if e.refunded_total >= captured(tx, &e.payment_id).await? { "REFUNDED" } else { "PARTIALLY_REFUNDED" };
+            change(tx, &e.payment_id, status, None, Some(e.refunded_total), e.version, e.refunded_at).await?;
+            if e.reason != payments::REQUESTED {
+                return Ok(Applied::nothing()); // the saga's refund of a cancelled order
+            }
+            settle(tx, headers, ("RefundPayment", &e.order_id), Settled::Succeeded(e.version)).await
+        }
+        PaymentEvent::CommandRejected(e) => {
+            settle(tx, headers, (&e.command_type, &e.order_id), Settled::Rejected(&e.reason, &e.message)).await
+        }
+    }
+}
+
+struct Opened<'a> {
+    payment_id: &'a str,
+    order_id: &'a str,
+    customer_id: &'a str,
+    amount: i64,
+    currency: &'a str,
+    status: &'a str,
+    reason: Option<(&'a str, &'a str)>,
+    provider_reference: Option<&'a str>,
+    version: i64,
+    at: i64,
+}
+
+async fn open(tx: &mut PgConnection, p: Opened<'_>) -> Result<Applied, HandlerError> {
+    sqlx::query(
+        "INSERT INTO payments (id, order_id, customer_id, amount, currency, status, reason, reason_message,
+           provider_reference, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(uuid(p.payment_id)?)
+    .bind(uuid(p.order_id)?)
+    .bind(uuid(p.customer_id)?)
+    .bind(p.amount)
+    .bind(p.currency)
+    .bind(p.status)
+    .bind(p.reason.map(|r| r.0))
+    .bind(p.reason.map(|r| r.1))
+    .bind(p.provider_reference)
+    .bind(p.version)
+    .bind(millis(p.at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(Applied::nothing())
+}
+
+async fn captured(tx: &mut PgConnection, payment_id: &str) -> Result<i64, HandlerError> {
+    let captured: Option<i64> = sqlx::query_scalar("SELECT captured FROM payments WHERE id = $1")
+        .bind(uuid(payment_id)?)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+    Ok(captured.unwrap_or(0))
+}
+
+/// Changes a payment unless a newer event was applied already.
+async fn change(
+    tx: &mut PgConnection,
+    payment_id: &str,
+    status: &str,
+    captured: Option<i64>,
+    refunded: Option<i64>,
+    version: i64,
+    at: i64,
+) -> Result<Applied, HandlerError> {
+    sqlx::query(
+        "UPDATE payments SET status = $2, captured = COALESCE($3, captured), refunded = COALESCE($4, refunded),
+           version = $5, updated_at = $6
+         WHERE id = $1 AND version < $5",
+    )
+    .bind(uuid(payment_id)?)
+    .bind(status)
+    .bind(captured)
+    .bind(refunded)
+    .bind(version)
+    .bind(millis(at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(Applied::nothing())
+}
