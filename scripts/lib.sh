@@ -232,6 +232,8 @@ SERVICES=(
     "schema-registry|8081|schema-registry|registry|"
     "projector|8092|projector|readmodels|kafka,registry"
     "user-service|8091|user-service|users|kafka,registry"
+    "order-service|8093|order-service|orders|kafka,registry"
+    "payment-service|8094|payment-service|payments|kafka,registry"
     "ingress|8080|ingress|readmodels|kafka,registry"
 )
 # One database per service, including those of domains still to come.

@@ -10,7 +10,9 @@ use crate::{
 /// What a domain service adds to the shared settings: its name, where it
 /// listens and which database it owns by default, and its own rules
 /// (`ORDERFLOW_DOMAIN__...`).
-pub trait Domain: Default + Serialize + DeserializeOwned + Validate + Clone + std::fmt::Debug {
+pub trait Domain:
+    Default + Serialize + DeserializeOwned + Validate + Clone + std::fmt::Debug + Send + Sync + 'static
+{
     /// The service's name: its consumer group and Kafka `client.id`.
     const SERVICE: &'static str;
     /// Its development port for health and metrics.

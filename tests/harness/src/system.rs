@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use orderflow_config::{
-    ConsumerSettings, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings,
+    ConsumerSettings, DatabaseSettings, Domain, Environment, HttpSettings, KafkaSettings, RegistrySettings,
+    ServiceSettings,
 };
+use orderflow_runtime::Service;
 use orderflow_testkit::{eventually, fresh_database, http_ok};
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
@@ -40,7 +42,22 @@ async fn listener() -> (TcpListener, String) {
     (listener, url)
 }
 
-fn database(url: &str) -> DatabaseSettings {
+/// Runs domain service `S` in process until its component is stopped; it
+/// panics (failing the test) if the service fails.
+pub async fn spawn_service<S: Service>(settings: ServiceSettings<S::Domain>) -> Component {
+    let (listener, url) = listener().await;
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        if let Err(error) = orderflow_runtime::run::<S>(settings, listener, token).await {
+            panic!("{} failed: {error}", <S::Domain as Domain>::SERVICE);
+        }
+    });
+    wait_ready(&url, <S::Domain as Domain>::SERVICE).await;
+    Component { url, shutdown, task }
+}
+
+fn database_settings(url: &str) -> DatabaseSettings {
     DatabaseSettings { max_connections: 5, ..DatabaseSettings::at(url) }
 }
 
@@ -49,14 +66,22 @@ pub struct System {
     pub kafka: KafkaSettings,
     pub registry: RegistryHandle,
     pub users_db: String,
+    pub orders_db: String,
+    pub payments_db: String,
     pub readmodels_db: String,
     pub user: Option<Component>,
+    pub order: Option<Component>,
+    pub payment: Option<Component>,
     pub projector: Option<Component>,
     pub ingress: Option<Component>,
     pub api: String,
     pub http: Client,
     /// Emails that get the admin role.
     pub admins: Vec<String>,
+    /// The order service's rules (a test may shorten the payment deadline
+    /// before it starts the service).
+    pub order_rules: orderflow_order::Rules,
+    pub payment_rules: orderflow_payment::Rules,
 }
 
 pub const ADMIN_EMAIL: &str = "root@orderflow.test";
@@ -69,6 +94,14 @@ impl System {
         system
     }
 
+    /// Everything including the order and payment services, in process.
+    pub async fn start_all() -> Self {
+        let mut system = Self::start().await;
+        system.start_order_service().await;
+        system.start_payment_service().await;
+        system
+    }
+
     /// Registry, projector and ingress; the user service is the test's to
     /// start (in process, or as a process it can kill).
     pub async fn start_without_user_service() -> Self {
@@ -76,41 +109,62 @@ impl System {
         let kafka = orderflow_testkit::kafka_settings();
         let registry = spawn_registry().await;
         let users_db = fresh_database("users").await;
+        let orders_db = fresh_database("orders").await;
+        let payments_db = fresh_database("payments").await;
         let readmodels_db = fresh_database("readmodels").await;
         let mut system = Self {
             kafka,
             registry,
             users_db,
+            orders_db,
+            payments_db,
             readmodels_db,
             user: None,
+            order: None,
+            payment: None,
             projector: None,
             ingress: None,
             api: String::new(),
             http: Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             admins: vec![ADMIN_EMAIL.into()],
+            order_rules: orderflow_order::Rules::default(),
+            payment_rules: orderflow_payment::Rules::default(),
         };
         system.start_projector().await;
         system.start_ingress().await;
         system
     }
 
-    pub fn user_settings(&self) -> orderflow_user::Settings {
-        orderflow_user::Settings {
+    /// The settings of a domain service of this system.
+    pub fn service_settings<D: Domain>(&self, database: &str, domain: D) -> ServiceSettings<D> {
+        ServiceSettings {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
-            database: database(&self.users_db),
-            kafka: KafkaSettings { client_id: "user-service".into(), ..self.kafka.clone() },
+            database: database_settings(database),
+            kafka: KafkaSettings { client_id: D::SERVICE.into(), ..self.kafka.clone() },
             registry: RegistrySettings { url: self.registry.url.clone() },
-            consumer: ConsumerSettings::new(format!("{}user-service", self.kafka.topic_prefix)),
+            consumer: ConsumerSettings::new(format!("{}{}", self.kafka.topic_prefix, D::SERVICE)),
             relay: orderflow_config::RelaySettings::default(),
-            domain: orderflow_user::Rules { bootstrap_admins: self.admins.clone() },
+            domain,
         }
     }
 
-    /// The environment that makes the `user-service` binary join this system.
-    pub fn user_service_env(&self) -> Vec<(String, String)> {
-        let s = self.user_settings();
-        vec![
+    pub fn user_settings(&self) -> orderflow_user::Settings {
+        self.service_settings(&self.users_db, orderflow_user::Rules { bootstrap_admins: self.admins.clone() })
+    }
+
+    pub fn order_settings(&self) -> orderflow_order::Settings {
+        self.service_settings(&self.orders_db, self.order_rules.clone())
+    }
+
+    pub fn payment_settings(&self) -> orderflow_payment::Settings {
+        self.service_settings(&self.payments_db, self.payment_rules.clone())
+    }
+
+    /// The environment that makes a domain service's binary join this
+    /// system with `settings`, plus its `ORDERFLOW_DOMAIN__*` variables.
+    pub fn service_env<D: Domain>(&self, s: ServiceSettings<D>, domain: &[(&str, String)]) -> Vec<(String, String)> {
+        let mut env = vec![
             ("ORDERFLOW_ENVIRONMENT".into(), "development".into()),
             ("ORDERFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
             ("ORDERFLOW_DATABASE__URL".into(), s.database.url),
@@ -127,29 +181,51 @@ impl System {
             ("ORDERFLOW_KAFKA__SINGLE_RECORD_BATCHES".into(), s.kafka.single_record_batches.to_string()),
             ("ORDERFLOW_REGISTRY__URL".into(), s.registry.url),
             ("ORDERFLOW_CONSUMER__GROUP".into(), s.consumer.group),
-            ("ORDERFLOW_DOMAIN__BOOTSTRAP_ADMINS".into(), format!("[{}]", self.admins.join(","))),
-        ]
+        ];
+        env.extend(domain.iter().map(|(name, value)| (format!("ORDERFLOW_DOMAIN__{name}"), value.clone())));
+        env
+    }
+
+    /// The environment that makes the `user-service` binary join this system.
+    pub fn user_service_env(&self) -> Vec<(String, String)> {
+        self.service_env(self.user_settings(), &[("BOOTSTRAP_ADMINS", format!("[{}]", self.admins.join(",")))])
+    }
+
+    /// The environment that makes the `order-service` binary join this system.
+    pub fn order_service_env(&self) -> Vec<(String, String)> {
+        let r = &self.order_rules;
+        self.service_env(
+            self.order_settings(),
+            &[
+                ("PAYMENT_DEADLINE_SECS", r.payment_deadline_secs.to_string()),
+                ("DEADLINE_CHECK_MS", r.deadline_check_ms.to_string()),
+                ("CUSTOMER_GRACE_SECS", r.customer_grace_secs.to_string()),
+            ],
+        )
+    }
+
+    /// The environment that makes the `payment-service` binary join this system.
+    pub fn payment_service_env(&self) -> Vec<(String, String)> {
+        self.service_env(self.payment_settings(), &[("DECLINE_ABOVE", self.payment_rules.decline_above.to_string())])
     }
 
     pub async fn start_user_service(&mut self) {
-        let (listener, url) = listener().await;
-        let settings = self.user_settings();
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let task = tokio::spawn(async move {
-            if let Err(error) = orderflow_runtime::run::<orderflow_user::UserService>(settings, listener, token).await {
-                panic!("user service failed: {error}");
-            }
-        });
-        wait_ready(&url, "the user service").await;
-        self.user = Some(Component { url, shutdown, task });
+        self.user = Some(spawn_service::<orderflow_user::UserService>(self.user_settings()).await);
+    }
+
+    pub async fn start_order_service(&mut self) {
+        self.order = Some(spawn_service::<orderflow_order::OrderService>(self.order_settings()).await);
+    }
+
+    pub async fn start_payment_service(&mut self) {
+        self.payment = Some(spawn_service::<orderflow_payment::PaymentService>(self.payment_settings()).await);
     }
 
     pub fn projector_settings(&self) -> orderflow_projector::Settings {
         orderflow_projector::Settings {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
-            database: database(&self.readmodels_db),
+            database: database_settings(&self.readmodels_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
             batch_size: 200,
@@ -182,7 +258,7 @@ impl System {
         let settings = orderflow_ingress::Settings {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
-            database: database(&self.readmodels_db),
+            database: database_settings(&self.readmodels_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
             ..orderflow_ingress::Settings::default()
@@ -249,7 +325,9 @@ impl System {
     }
 
     pub async fn stop(mut self) {
-        for component in [self.ingress.take(), self.user.take(), self.projector.take()].into_iter().flatten() {
+        let components =
+            [self.ingress.take(), self.user.take(), self.order.take(), self.payment.take(), self.projector.take()];
+        for component in components.into_iter().flatten() {
             component.stop().await;
         }
         self.registry.stop().await;
