@@ -4,6 +4,7 @@
 //! one unique topic prefix, on port 0. It may depend on every service;
 //! `orderflow-testkit` stays a leaf.
 
+pub mod shop;
 pub mod system;
 
 use std::time::Duration;

@@ -1,0 +1,193 @@
+//! Shop helpers for tests of the order saga: customers, orders, and the
+//! invariants every saga test checks against both services' own tables.
+
+use std::time::Duration;
+
+use crate::system::{ADMIN_EMAIL, System};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A registered, logged-in user: (token, user id).
+pub async fn customer(system: &System, email: &str) -> (String, String) {
+    let (status, body) = system.register(email, PASSWORD).await;
+    assert_eq!(status, 201, "register {email}: {body}");
+    let token = system.login(email, PASSWORD).await.expect("login");
+    (token, body["id"].as_str().expect("id").to_owned())
+}
+
+pub async fn admin(system: &System) -> String {
+    customer(system, ADMIN_EMAIL).await.0
+}
+
+/// An order body of `lines` (quantity, unit price) in EUR.
+pub fn order(lines: &[(i64, i64)]) -> Value {
+    let items: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (quantity, unit_price))| {
+            json!({"product_id": format!("sku-{i}"), "name": format!("Widget {i}"), "quantity": quantity, "unit_price": unit_price})
+        })
+        .collect();
+    json!({
+        "items": items,
+        "currency": "EUR",
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 St James's Square", "line2": null,
+                             "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"},
+        "notes": "leave at the door",
+    })
+}
+
+/// `POST /orders`, waiting up to 20 s for the order to leave PENDING.
+pub async fn place(system: &System, token: &str, body: Value) -> (u16, Value) {
+    system.call_with(Method::POST, "/api/v1/orders", Some(token), Some(body), &[("prefer", "wait=20")]).await
+}
+
+pub async fn pool(url: &str) -> PgPool {
+    PgPool::connect(url).await.expect("connect")
+}
+
+/// Polls the API until `GET path` satisfies `done`; returns that body.
+pub async fn until_api(system: &System, token: &str, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = system.call(Method::GET, path, Some(token), None).await;
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}: last {status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the saga of every order is over, as both services' own
+/// tables tell: no order PENDING, every confirmed order's payment captured,
+/// every cancelled order's payment declined, voided or refunded.
+pub async fn saga_settled(system: &System, orders: i64) {
+    let (order_db, payment_db) = (pool(&system.orders_db).await, pool(&system.payments_db).await);
+    orderflow_testkit::eventually("every saga is over", Duration::from_secs(120), || {
+        let (order_db, payment_db) = (order_db.clone(), payment_db.clone());
+        async move {
+            let rows: Vec<(uuid::Uuid, String)> =
+                sqlx::query_as("SELECT id, status FROM orders").fetch_all(&order_db).await.unwrap_or_default();
+            let payments: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT order_id, status FROM payments")
+                .fetch_all(&payment_db)
+                .await
+                .unwrap_or_default();
+            let payment = |id: &uuid::Uuid| payments.iter().find(|(o, _)| o == id).map(|(_, s)| s.as_str());
+            rows.len() as i64 == orders
+                && rows.iter().all(|(id, status)| match status.as_str() {
+                    "CONFIRMED" | "SHIPPED" | "DELIVERED" => {
+                        matches!(payment(id), Some("CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"))
+                    }
+                    "CANCELLED" => matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED")),
+                    _ => false,
+                })
+        }
+    })
+    .await;
+}
+
+/// The money invariant, from both services' own tables: one payment per
+/// order; a live order's capture is its total; a cancelled order kept
+/// nothing (captured − refunded = 0); never a refund above the capture;
+/// and the read models agree with both services' tables.
+pub async fn assert_consistent(system: &System) {
+    let (order_db, payment_db) = (pool(&system.orders_db).await, pool(&system.payments_db).await);
+    let orders: Vec<(uuid::Uuid, String, i64, i64)> =
+        sqlx::query_as("SELECT id, status, total, version FROM orders ORDER BY id")
+            .fetch_all(&order_db)
+            .await
+            .expect("orders");
+    let payments: Vec<(uuid::Uuid, uuid::Uuid, String, i64, i64, i64)> =
+        sqlx::query_as("SELECT id, order_id, status, captured, refunded, version FROM payments ORDER BY order_id")
+            .fetch_all(&payment_db)
+            .await
+            .expect("payments");
+    let mut per_order = std::collections::HashMap::new();
+    for p in &payments {
+        assert!(per_order.insert(p.1, p).is_none(), "one payment per order: {p:?}");
+        assert!(p.4 <= p.3, "never a refund above the capture: {p:?}");
+    }
+    for (id, status, total, _) in &orders {
+        let kept = per_order.get(id).map_or(0, |p| p.3 - p.4);
+        match status.as_str() {
+            "CANCELLED" => assert_eq!(kept, 0, "a cancelled order keeps no money: {id}"),
+            _ => assert_eq!(
+                per_order.get(id).map(|p| p.3),
+                Some(*total),
+                "a confirmed order's capture is its total: {id}"
+            ),
+        }
+    }
+    // The read models say the same (the projector may lag: wait for it).
+    let readmodels = pool(&system.readmodels_db).await;
+    let expected_orders: Vec<(uuid::Uuid, String, i64)> = orders.iter().map(|o| (o.0, o.1.clone(), o.3)).collect();
+    let expected_payments: Vec<(uuid::Uuid, String, i64, i64, i64)> =
+        payments.iter().map(|p| (p.0, p.2.clone(), p.3, p.4, p.5)).collect();
+    orderflow_testkit::eventually("the read models agree with the services' tables", Duration::from_secs(60), || {
+        let (readmodels, expected_orders, expected_payments) =
+            (readmodels.clone(), expected_orders.clone(), expected_payments.clone());
+        async move {
+            let seen_orders: Vec<(uuid::Uuid, String, i64)> =
+                sqlx::query_as("SELECT id, status, version FROM rm.orders ORDER BY id")
+                    .fetch_all(&readmodels)
+                    .await
+                    .unwrap_or_default();
+            let seen_payments: Vec<(uuid::Uuid, String, i64, i64, i64)> =
+                sqlx::query_as("SELECT id, status, captured, refunded, version FROM rm.payments ORDER BY order_id")
+                    .fetch_all(&readmodels)
+                    .await
+                    .unwrap_or_default();
+            seen_orders == expected_orders && seen_payments == expected_payments
+        }
+    })
+    .await;
+}
+
+/// The types of the messages on `topic` for `key`, in order.
+pub async fn types_for(system: &System, topic: &str, key: &str) -> Vec<String> {
+    orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(topic))
+        .await
+        .into_iter()
+        .filter(|m| m.key.as_deref() == Some(key))
+        .map(|m| m.headers().expect("headers").message_type)
+        .collect()
+}
+
+/// Starts a service binary with `env` (and a failpoint armed), its output
+/// discarded; killed when dropped.
+pub fn spawn_binary(binary: &str, env: Vec<(String, String)>, failpoint: Option<&str>) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    if let Some(point) = failpoint {
+        command.env("OF_FAILPOINTS", point);
+    }
+    command.spawn().unwrap_or_else(|e| panic!("start {binary}: {e}"))
+}
+
+/// Waits for a process armed with a failpoint to die by it.
+pub async fn died(mut child: tokio::process::Child, what: &str) {
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: the failpoint did not fire within a minute"))
+        .expect("wait");
+    assert!(!status.success(), "{what} died at its failpoint: {status:?}");
+}
+
+/// Places `n` orders (every second one above the default decline limit)
+/// without waiting.
+pub async fn place_many(system: &System, token: &str, n: usize) {
+    for i in 0..n {
+        let price = if i % 2 == 0 { 100 + i as i64 } else { 2_000_000 };
+        let (status, body) = system.call(Method::POST, "/api/v1/orders", Some(token), Some(order(&[(1, price)]))).await;
+        assert_eq!(status, 202, "{body}");
+    }
+}
