@@ -41,7 +41,7 @@ async fn with_the_credentials_projection_stopped_a_register_answers_202_not_201(
     orderflow_testkit::eventually("the holdout projector is active", Duration::from_secs(30), || {
         let readmodels = readmodels.clone();
         async move {
-            sqlx::query_scalar::<_, i64>("SELECT epoch FROM projection.lease WHERE projection = 'users'")
+            sqlx::query_scalar::<_, i64>("SELECT epoch FROM projection.lease WHERE projection = 'readmodels'")
                 .fetch_one(&readmodels)
                 .await
                 .is_ok_and(|epoch| epoch == 2)

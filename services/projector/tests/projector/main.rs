@@ -153,7 +153,9 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
             .expect("rm");
     assert_eq!(truth, seen);
     let generations: Vec<(i32, String)> =
-        orderflow_projection::generation::list(&readmodels, "users").await.expect("generations");
+        orderflow_projection::generation::list(&readmodels, orderflow_projector::projection::NAME)
+            .await
+            .expect("generations");
     assert_eq!(
         generations,
         vec![(2, "retired".to_owned()), (3, "live".to_owned())],
@@ -177,7 +179,7 @@ async fn a_restarted_projector_resumes_from_its_stored_offsets() {
     // Tamper with the live read model behind the projector's back: a replay
     // from the beginning would bring the row back, resuming would not.
     system.projector.take().expect("projector").stop().await;
-    sqlx::query("DELETE FROM users_gen_1.users WHERE id = $1::uuid")
+    sqlx::query("DELETE FROM readmodels_gen_1.users WHERE id = $1::uuid")
         .bind(user_id(0))
         .execute(&readmodels)
         .await

@@ -99,7 +99,7 @@ async fn poison_commands_are_dead_lettered_with_their_headers_and_the_partition_
         letters.iter().partition(|m| header(m, "dlq_consumer_group").as_deref() == Some(group.as_str()));
     assert_eq!(ours.len(), 2, "both poison messages dead-lettered by the user service");
     assert_eq!(theirs.len(), 1, "the projector dead-letters the header-less one");
-    assert!(header(theirs[0], "dlq_consumer_group").expect("group").contains("projection-users"));
+    assert!(header(theirs[0], "dlq_consumer_group").expect("group").contains("projection-readmodels"));
     let first = ours.iter().find(|m| header(m, "dlq_original_offset").as_deref() == Some("0")).expect("offset 0");
     assert_eq!(first.key.as_deref(), Some(id));
     assert_eq!(first.payload.as_deref(), Some(&b"{\"not\": \"avro\"}"[..]), "original value kept");
