@@ -117,15 +117,31 @@ impl Api {
         let request = self
             .client
             .patch(format!("{}/api/v1/users/{}", self.base, user.id))
-            .bearer_auth(&user.token)
-            .header("prefer", format!("wait={wait}"))
             .json(&json!({"first_name": first_name}));
+        self.write(request, user, wait).await
+    }
+
+    /// `POST /api/v1/orders` of two lines (below any decline limit): with
+    /// `Prefer: wait`, settled means the saga confirmed (or cancelled) it.
+    pub async fn place_order(&self, user: &BenchUser, i: u64, wait: u64) -> Answer {
+        let body = json!({
+            "items": [{"product_id": format!("sku-{}", i % 100), "name": "Bench widget", "quantity": 1 + i % 3, "unit_price": 1250},
+                      {"product_id": "sku-gift", "name": "Gift wrap", "quantity": 1, "unit_price": 199}],
+            "currency": "EUR",
+            "shipping_address": {"name": "Bench User", "line1": "1 Load Street", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+        });
+        let request = self.client.post(format!("{}/api/v1/orders", self.base)).json(&body);
+        self.write(request, user, wait).await
+    }
+
+    /// Sends a write as `user`, asking to wait `wait` seconds for its outcome.
+    async fn write(&self, request: reqwest::RequestBuilder, user: &BenchUser, wait: u64) -> Answer {
+        let request = request.bearer_auth(&user.token).header("prefer", format!("wait={wait}"));
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => return Answer::Transport(transport_kind(&error)),
         };
         let status = response.status();
-        // The latency includes reading the answer in full.
         let body = match response.bytes().await {
             Ok(body) => body,
             Err(error) => return Answer::Transport(transport_kind(&error)),
@@ -142,9 +158,6 @@ impl Api {
         }
     }
 
-    /// Whether `GET /api/v1/commands/{id}` still says `pending`. An error
-    /// counts as pending, so a drain waits for a flaky ingress rather than
-    /// declaring victory.
     pub async fn is_pending(&self, user: &BenchUser, command_id: &str) -> bool {
         let response = self
             .client

@@ -51,6 +51,18 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// Orders placed at a fixed rate, each waiting (`Prefer: wait`) until
+    /// the saga confirmed it.
+    Orders {
+        /// Orders per second offered.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// One update at a time on an idle system: what a lone write costs.
     Idle {
         #[arg(long, default_value_t = 5.0)]
@@ -105,7 +117,10 @@ const MAX_REQUESTS_PER_RUN: f64 = 50_000_000.0;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let common = match &cli.scenario {
-        Scenario::Updates { common, .. } | Scenario::Idle { common, .. } | Scenario::Search { common, .. } => common,
+        Scenario::Updates { common, .. }
+        | Scenario::Orders { common, .. }
+        | Scenario::Idle { common, .. }
+        | Scenario::Search { common, .. } => common,
     };
     let api = Api::new(&cli.url, Duration::from_secs(common.wait + 10))?;
     let ctx = Context::prepare(
@@ -123,6 +138,12 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Updates { rate, duration, .. } => {
             check_plan(rate, duration)?;
             let summary = ctx.updates("updates", rate, Duration::from_secs(duration)).await;
+            println!("{}", summary.human());
+            println!("{}", summary.json());
+        }
+        Scenario::Orders { rate, duration, .. } => {
+            check_plan(rate, duration)?;
+            let summary = ctx.orders(rate, Duration::from_secs(duration)).await;
             println!("{}", summary.human());
             println!("{}", summary.json());
         }

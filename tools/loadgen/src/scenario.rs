@@ -1,4 +1,4 @@
-//! The scenarios: profile updates at a fixed rate, the idle probe, and the
+//! The scenarios: profile updates and orders at a fixed rate, the idle probe, and the
 //! search for the highest rate that keeps p99 under a limit.
 
 use std::sync::Arc;
@@ -55,11 +55,28 @@ impl Context {
         async move { api.update_name(&user, &format!("Bench{i}"), wait).await }
     }
 
+    /// Request `i`: user `i mod users` places an order.
+    fn order(&self, i: u64) -> impl Future<Output = crate::api::Answer> + Send + 'static {
+        let api = self.api.clone();
+        let user = self.user(i).clone();
+        let wait = self.wait;
+        async move { api.place_order(&user, i, wait).await }
+    }
+
     /// The open-loop profile-update load.
     pub async fn updates(&self, scenario: &str, rate: f64, duration: Duration) -> Summary {
         let plan = Plan { rate, duration, max_in_flight: self.max_in_flight };
         let run = crate::run::open_loop(plan, |i| self.update(i)).await;
         self.summarise(scenario, plan, run).await
+    }
+
+    /// The open-loop order load: each order placed with `Prefer: wait`
+    /// answers once the saga confirmed it (authorized by the payment
+    /// service, confirmed by the order service, in the read model).
+    pub async fn orders(&self, rate: f64, duration: Duration) -> Summary {
+        let plan = Plan { rate, duration, max_in_flight: self.max_in_flight };
+        let run = crate::run::open_loop(plan, |i| self.order(i)).await;
+        self.summarise("orders", plan, run).await
     }
 
     /// One write at a time on an otherwise idle system.
