@@ -325,10 +325,10 @@ async fn list_where(state: &AppState, query: ListQuery, customer: Option<Uuid>) 
     if let Some(status) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_query("status", format!("`{status}` is not one of {}", STATUSES.join(", "))));
     }
-    if let (Some(from), Some(to)) = (query.from, query.to) {
-        if from > to {
-            return Err(ApiError::bad_query("from", "must not be after `to`"));
-        }
+    if let (Some(from), Some(to)) = (query.from, query.to)
+        && from > to
+    {
+        return Err(ApiError::bad_query("from", "must not be after `to`"));
     }
     let filter = "($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR customer_id = $2)
         AND ($3::timestamptz IS NULL OR placed_at >= $3) AND ($4::timestamptz IS NULL OR placed_at <= $4)";

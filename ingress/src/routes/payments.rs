@@ -105,10 +105,10 @@ pub async fn refund(
             format!("{amount} is more than what is left to refund ({left} of {} captured)", payment.captured),
         ));
     }
-    if let Some(note) = &body.note {
-        if note.chars().count() > 500 {
-            return Err(ApiError::validation("note", "must be at most 500 characters"));
-        }
+    if let Some(note) = &body.note
+        && note.chars().count() > 500
+    {
+        return Err(ApiError::validation("note", "must be at most 500 characters"));
     }
     let command =
         RefundPayment { order_id: payment.order_id.to_string(), payment_id: id.to_string(), amount, note: body.note };

@@ -150,6 +150,9 @@ pub(crate) use contract;
 
 macro_rules! family {
     ($family:ident { $($variant:ident($ty:ident)),+ $(,)? }) => {
+        // A decoded message is handled once and dropped: boxing the large
+        // variants (an order with its lines) would only add an allocation.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum $family {
             $($variant($ty)),+
@@ -199,6 +202,7 @@ pub(crate) use family;
 #[macro_export]
 macro_rules! union_family {
     ($union:ident { $($variant:ident($family:ty)),+ $(,)? }) => {
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum $union {
             $($variant($family)),+

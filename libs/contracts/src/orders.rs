@@ -227,10 +227,10 @@ pub fn check(
     }
     text("shipping_address.name", &address.name, 200)?;
     text("shipping_address.line1", &address.line1, 200)?;
-    if let Some(line2) = &address.line2 {
-        if !line2.is_empty() {
-            text("shipping_address.line2", line2, 200)?;
-        }
+    if let Some(line2) = &address.line2
+        && !line2.is_empty()
+    {
+        text("shipping_address.line2", line2, 200)?;
     }
     text("shipping_address.city", &address.city, 100)?;
     text("shipping_address.postal_code", &address.postal_code, 20)?;
@@ -241,10 +241,10 @@ pub fn check(
             format!("`{country}` is not an ISO 3166-1 alpha-2 code (e.g. DE)"),
         ));
     }
-    if let Some(notes) = notes {
-        if notes.chars().count() > 1000 {
-            return Err(problem("notes", "must be at most 1000 characters"));
-        }
+    if let Some(notes) = notes
+        && notes.chars().count() > 1000
+    {
+        return Err(problem("notes", "must be at most 1000 characters"));
     }
     money::checked_total(items.iter().map(|l| (l.quantity, l.unit_price)))
         .ok_or_else(|| problem("items", "the total does not fit in 64-bit minor units"))
@@ -272,7 +272,8 @@ mod tests {
     #[test]
     fn an_order_is_checked_field_by_field() {
         assert_eq!(check(&[line(2, 1250), line(1, 1)], "EUR", &address(), None), Ok(2501));
-        let field = |items: &[OrderLine], currency: &str| check(items, currency, &address(), None).unwrap_err().field;
+        let field =
+            |items: &[OrderLine], currency: &str| check(items, currency, &address(), None).expect_err("refused").field;
         assert_eq!(field(&[], "EUR"), "items");
         assert_eq!(field(&[line(1, 1), line(0, 1)], "EUR"), "items[1].quantity");
         assert_eq!(field(&[line(-3, 1)], "EUR"), "items[0].quantity");
@@ -281,6 +282,6 @@ mod tests {
         assert_eq!(field(&[line(1, 1)], "EURO"), "currency");
         let mut bad = address();
         bad.country = "Germany".into();
-        assert_eq!(check(&[line(1, 1)], "EUR", &bad, None).unwrap_err().field, "shipping_address.country");
+        assert_eq!(check(&[line(1, 1)], "EUR", &bad, None).expect_err("refused").field, "shipping_address.country");
     }
 }
