@@ -186,7 +186,7 @@ fn the_ingress_has_a_disruption_budget_and_an_autoscaler() {
 
 #[test]
 fn each_deployments_environment_passes_its_binarys_check_config() {
-    let bin_dir = support::built_binaries();
+    let bins = support::built_binaries();
     let binaries: BTreeSet<String> = support::workspace_binaries().into_iter().collect();
     let mut checked = 0;
     for (name, values) in variants() {
@@ -197,7 +197,7 @@ fn each_deployments_environment_passes_its_binarys_check_config() {
                 continue;
             }
             let env = support::deployment_env(&deployment);
-            let said = support::check_config(&bin_dir, &binary, &env)
+            let said = support::check_config(&bins, &binary, &env)
                 .unwrap_or_else(|e| panic!("{name} values, Deployment of {binary}:\n{e}\nenvironment: {env:#?}"));
             assert_eq!(said.trim(), format!("{binary}: configuration is valid"));
             checked += 1;
@@ -210,19 +210,19 @@ fn each_deployments_environment_passes_its_binarys_check_config() {
 fn check_config_names_a_bad_setting() {
     // The check the other tests rely on can fail: an unknown setting and a
     // missing JWT secret (production) are refused by name.
-    let bin_dir = support::built_binaries();
+    let bins = support::built_binaries();
     let manifests = rendered(&default_values());
     let deployments = support::deployments(&manifests);
     for binary in support::workspace_binaries() {
         let Some(deployment) = deployments.get(&binary) else { continue };
         let mut env = support::deployment_env(deployment);
         env.push(("ORDERFLOW_KAFKA__BROKER".into(), "typo:9092".into()));
-        let error = support::check_config(&bin_dir, &binary, &env).expect_err("a misspelt setting must fail");
+        let error = support::check_config(&bins, &binary, &env).expect_err("a misspelt setting must fail");
         assert!(error.contains("broker"), "{binary}: {error}");
     }
     let mut env = support::deployment_env(&deployments["ingress"]);
     env.retain(|(k, _)| k != "ORDERFLOW_JWT__SECRET");
-    let error = support::check_config(&bin_dir, "ingress", &env).expect_err("production without a JWT secret");
+    let error = support::check_config(&bins, "ingress", &env).expect_err("production without a JWT secret");
     assert!(error.contains("jwt.secret"), "{error}");
 }
 

@@ -104,7 +104,7 @@ fn every_compose_service_runs_a_binary_of_the_workspace() {
 
 #[test]
 fn each_services_environment_passes_its_binarys_check_config() {
-    let bin_dir = support::built_binaries();
+    let bins = support::built_binaries();
     let binaries: BTreeSet<String> = support::workspace_binaries().into_iter().collect();
     let production =
         [("OF_ENVIRONMENT", "production"), ("OF_JWT_SECRET", "a-long-production-signing-key-0123456789abcdef")];
@@ -116,7 +116,7 @@ fn each_services_environment_passes_its_binarys_check_config() {
                 continue;
             }
             let env = environment(&service);
-            let said = support::check_config(&bin_dir, &binary, &env)
+            let said = support::check_config(&bins, &binary, &env)
                 .unwrap_or_else(|e| panic!("compose service {name} ({variant}):\n{e}\nenvironment: {env:#?}"));
             assert_eq!(said.trim(), format!("{binary}: configuration is valid"));
             checked += 1;
@@ -125,7 +125,7 @@ fn each_services_environment_passes_its_binarys_check_config() {
     assert!(checked >= 2 * binaries.len(), "checked only {checked} services");
     // Production without a key of one's own: the public one is refused.
     let config = config(&[("OF_ENVIRONMENT", "production")]);
-    let error = support::check_config(&bin_dir, "ingress", &environment(&config["services"]["ingress"]))
+    let error = support::check_config(&bins, "ingress", &environment(&config["services"]["ingress"]))
         .expect_err("production must refuse the development JWT key");
     assert!(error.contains("jwt.secret"), "{error}");
 }

@@ -92,14 +92,49 @@ pub fn package_of(binary: &str) -> String {
         .to_owned()
 }
 
-/// Builds the workspace's binaries (a no-op when they are fresh) and
-/// returns the directory they are in.
-pub fn built_binaries() -> PathBuf {
+/// Makes sure the workspace's binaries are built and fresh; returns each
+/// one's path.
+///
+/// First exactly the build `cargo nextest run --workspace` makes (`cargo
+/// test --no-run`: the same targets, so the same features), a no-op under
+/// scripts/test. A plain `cargo build --bins` would resolve features
+/// without the dev-dependencies and relink `target/debug/user-service`
+/// without its `failpoints`, under the crash tests that run that very file.
+/// `cargo test` builds a package's binaries only for its integration tests,
+/// so those of a package without any are then built alone: nobody else runs
+/// them.
+pub fn built_binaries() -> BTreeMap<String, PathBuf> {
+    let mut built = cargo_bins(&["test", "--workspace", "--no-run"]);
+    let missing: Vec<String> = workspace_binaries().into_iter().filter(|b| !built.contains_key(b)).collect();
+    if !missing.is_empty() {
+        let mut args = vec!["build"];
+        for binary in &missing {
+            args.extend(["--bin", binary.as_str()]);
+        }
+        built.extend(cargo_bins(&args));
+    }
+    for binary in workspace_binaries() {
+        assert!(built.get(&binary).is_some_and(|p| p.is_file()), "cargo built no `{binary}`");
+    }
+    built
+}
+
+/// Runs cargo with `args` and returns the binaries (not test harnesses) it
+/// built or found fresh.
+fn cargo_bins(args: &[&str]) -> BTreeMap<String, PathBuf> {
     let cargo = option_env!("CARGO").unwrap_or("cargo");
-    let out = run(Command::new(cargo).args(["build", "--bins", "--quiet"]).current_dir(root()));
-    assert!(out.status.success(), "cargo build --bins failed:\n{}", text(&out.stderr));
-    let target = metadata()["target_directory"].as_str().expect("target_directory").to_owned();
-    PathBuf::from(target).join("debug")
+    let out = run(Command::new(cargo)
+        .args(args)
+        .args(["--quiet", "--message-format=json-render-diagnostics"])
+        .current_dir(root()));
+    assert!(out.status.success(), "cargo {args:?} failed:\n{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["profile"]["test"] == false)
+        .filter(|m| m["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+        .filter_map(|m| Some((m["target"]["name"].as_str()?.to_owned(), PathBuf::from(m["executable"].as_str()?))))
+        .collect()
 }
 
 /// Runs `python chart.py ARGS...` with the deploy tools' Python.
@@ -231,9 +266,13 @@ pub fn deployment_env(deployment: &Value) -> Vec<(String, String)> {
 }
 
 /// Runs `binary --check-config` with exactly `env` (nothing inherited).
-pub fn check_config(bin_dir: &Path, binary: &str, env: &[(String, String)]) -> Result<String, String> {
-    let path = bin_dir.join(binary);
-    let out = run(Command::new(&path)
+pub fn check_config(
+    bins: &BTreeMap<String, PathBuf>,
+    binary: &str,
+    env: &[(String, String)],
+) -> Result<String, String> {
+    let path = bins.get(binary).unwrap_or_else(|| panic!("no binary `{binary}` was built"));
+    let out = run(Command::new(path)
         .arg("--check-config")
         .env_clear()
         .env("RUST_BACKTRACE", "0")
