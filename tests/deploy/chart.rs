@@ -249,6 +249,8 @@ fn wrong_values_fail_rendering_naming_them() {
     assert!(error.contains("registry.url"), "{error}");
     let error = refused(json!({"services": {"projector": {"env": {"KAFKA_BROKERS": "x"}}}}));
     assert!(error.contains("KAFKA_BROKERS"), "env that is not an ORDERFLOW_ setting: {error}");
+    let error = refused(json!({"services": {"projector": {"env": {"ORDERFLOW_KAFKA__BROKERS": "x:9092"}}}}));
+    assert!(error.contains("services.projector.env.ORDERFLOW_KAFKA__BROKERS"), "a setting the chart owns: {error}");
 }
 
 #[test]
