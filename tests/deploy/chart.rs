@@ -65,8 +65,8 @@ fn helm_lint_passes_with_default_and_production_values() {
 fn every_manifest_is_valid_for_a_current_kubernetes() {
     for (name, values) in variants() {
         let dir = support::scratch(name);
-        support::render(&values, Some(&dir)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let out = support::chart_py(&["validate", &dir.display().to_string(), "latest"]);
+        support::render(&values, Some(dir.path())).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = support::chart_py(&["validate", &dir.path().display().to_string(), "latest"]);
         assert!(out.status.success(), "kubernetes-validate: {}", support::text(&out.stderr));
         let report: Value = serde_json::from_slice(&out.stdout).expect("validate output");
         assert_eq!(report["invalid"], json!([]), "{name} values, Kubernetes {}: {report:#}", report["kube_version"]);
@@ -88,13 +88,13 @@ fn checkov_finds_nothing_the_deploy_doc_does_not_justify() {
     let mut failing_on_purpose = BTreeSet::new();
     for (name, values) in variants() {
         let dir = support::scratch(name);
-        support::render(&values, Some(&dir)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        support::render(&values, Some(dir.path())).unwrap_or_else(|e| panic!("{name}: {e}"));
         // --skip-download and the two variables keep checkov offline
         // (no platform mappings, no update check).
         let out = support::run(
             Command::new(&checkov)
                 .args(["--framework", "kubernetes", "--quiet", "--compact", "--skip-download", "-o", "json", "-d"])
-                .arg(&dir)
+                .arg(dir.path())
                 .env("BC_SKIP_MAPPING", "TRUE")
                 .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "TRUE"),
         );

@@ -41,8 +41,23 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A fresh scratch directory for one test.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh scratch directory, removed when dropped.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn scratch(name: &str) -> Scratch {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "orderflow-deploy-{name}-{}-{}",
@@ -51,7 +66,7 @@ pub fn scratch(name: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(dir)
 }
 
 fn metadata() -> Value {
@@ -151,13 +166,14 @@ pub enum Values<'a> {
     Inline(Value),
 }
 
-fn values_paths(values: &[Values<'_>]) -> Vec<String> {
+fn values_paths(values: &[Values<'_>], scratch_dir: &Scratch) -> Vec<String> {
     values
         .iter()
-        .map(|v| match v {
+        .enumerate()
+        .map(|(i, v)| match v {
             Values::Ci(name) => chart_dir().join("ci").join(name).display().to_string(),
             Values::Inline(json) => {
-                let path = scratch("values").join("values.yaml");
+                let path = scratch_dir.path().join(format!("values-{i}.yaml"));
                 std::fs::write(&path, serde_json::to_vec_pretty(json).expect("json")).expect("write values");
                 path.display().to_string()
             }
@@ -169,8 +185,9 @@ fn values_paths(values: &[Values<'_>]) -> Vec<String> {
 /// `orderflow`): its manifests, or the error Helm gave.
 pub fn render(values: &[Values<'_>], out: Option<&Path>) -> Result<Vec<Value>, String> {
     let chart = chart_dir().display().to_string();
+    let dir = scratch("values");
     let mut args = vec!["render".to_owned(), chart];
-    args.extend(values_paths(values));
+    args.extend(values_paths(values, &dir));
     if let Some(out) = out {
         args.extend(["--out".to_owned(), out.display().to_string()]);
     }
@@ -188,8 +205,9 @@ pub fn render(values: &[Values<'_>], out: Option<&Path>) -> Result<Vec<Value>, S
 
 pub fn lint(values: &[Values<'_>]) -> Value {
     let chart = chart_dir().display().to_string();
+    let dir = scratch("values");
     let mut args = vec!["lint".to_owned(), chart];
-    args.extend(values_paths(values));
+    args.extend(values_paths(values, &dir));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = chart_py(&args);
     assert!(out.status.success(), "chart.py lint crashed: {}", text(&out.stderr));
@@ -212,7 +230,7 @@ pub fn compose_config(vars: &[(&str, &str)]) -> Result<Value, String> {
         return Err(format!("{}{}", text(&out.stdout), text(&out.stderr)));
     }
     let dir = scratch("compose");
-    let path = dir.join("config.yaml");
+    let path = dir.path().join("config.yaml");
     std::fs::write(&path, &out.stdout).expect("write compose config");
     let parsed = chart_py(&["yaml", &path.display().to_string()]);
     assert!(parsed.status.success(), "cannot parse the compose config: {}", text(&parsed.stderr));
