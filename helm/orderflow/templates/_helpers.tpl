@@ -1,0 +1,137 @@
+{{/* The release's base name, at most 63 characters. */}}
+{{- define "orderflow.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of one process's objects: "orderflow.name" (dict "root" $ "name" "ingress"). */}}
+{{- define "orderflow.name" -}}
+{{- printf "%s-%s" (include "orderflow.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "orderflow.labels" -}}
+app.kubernetes.io/name: orderflow
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "orderflow.selector" -}}
+app.kubernetes.io/name: orderflow
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{- define "orderflow.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "orderflow.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "orderflow.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether the in-chart development registry runs. */}}
+{{- define "orderflow.devRegistry" -}}
+{{- $r := index .Values.services "schema-registry" | default dict -}}
+{{- if $r.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The ORDERFLOW_REGISTRY__URL entry: registry.url, an existing Secret, or the
+in-chart development registry.
+*/}}
+{{- define "orderflow.registryEnv" -}}
+- name: ORDERFLOW_REGISTRY__URL
+{{- if .Values.registry.existingSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.registry.existingSecret }}
+      key: {{ .Values.registry.existingSecretKey }}
+{{- else if .Values.registry.url }}
+  value: {{ .Values.registry.url | quote }}
+{{- else if include "orderflow.devRegistry" . }}
+  value: {{ printf "http://%s:%v" (include "orderflow.name" (dict "root" . "name" "schema-registry")) (index .Values.services "schema-registry").port | quote }}
+{{- else }}
+{{- fail "registry.url (or registry.existingSecret) is required: the URL of a Confluent-compatible schema registry (or enable services.schema-registry for development)" }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The environment of one process: "orderflow.env" (dict "root" $ "name" NAME "svc" SERVICE).
+Only settings the binary has: it refuses unknown ORDERFLOW_* names.
+*/}}
+{{- define "orderflow.env" -}}
+{{- $root := .root -}}
+{{- $svc := .svc -}}
+{{- $kind := $svc.kind -}}
+- name: ORDERFLOW_ENVIRONMENT
+  value: {{ $root.Values.environment | quote }}
+- name: ORDERFLOW_LOG_FORMAT
+  value: {{ $root.Values.logFormat | quote }}
+- name: ORDERFLOW_HTTP__ADDR
+  value: {{ printf "0.0.0.0:%v" $svc.port | quote }}
+- name: ORDERFLOW_DATABASE__URL
+{{- if $svc.database.existingSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $svc.database.existingSecret }}
+      key: {{ $svc.database.existingSecretKey | default "url" }}
+{{- else if $svc.database.url }}
+  value: {{ $svc.database.url | quote }}
+{{- else }}
+{{- fail (printf "services.%s.database.url (or services.%s.database.existingSecret) is required: the postgres:// URL of its %s database" .name .name $svc.database.name) }}
+{{- end }}
+- name: ORDERFLOW_DATABASE__MAX_CONNECTIONS
+  value: {{ $svc.database.maxConnections | quote }}
+{{- if ne $kind "registry" }}
+- name: ORDERFLOW_KAFKA__BROKERS
+  value: {{ $root.Values.kafka.bootstrapServers | quote }}
+- name: ORDERFLOW_KAFKA__REPLICATION_FACTOR
+  value: {{ $root.Values.kafka.replicationFactor | quote }}
+- name: ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS
+  value: {{ $root.Values.kafka.minInsyncReplicas | quote }}
+- name: ORDERFLOW_KAFKA__PARTITIONS
+  value: {{ $root.Values.kafka.partitions | quote }}
+{{- range $k, $v := $root.Values.kafka.properties }}
+- name: {{ printf "ORDERFLOW_KAFKA__PROPERTIES__%s" ($k | replace "." "_" | replace "-" "_" | upper) }}
+  value: {{ $v | toString | quote }}
+{{- end }}
+{{- range $k, $ref := $root.Values.kafka.secretProperties }}
+- name: {{ printf "ORDERFLOW_KAFKA__PROPERTIES__%s" ($k | replace "." "_" | replace "-" "_" | upper) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretName }}
+      key: {{ $ref.key }}
+{{- end }}
+{{ include "orderflow.registryEnv" $root }}
+{{- end }}
+{{- if eq $kind "ingress" }}
+- name: ORDERFLOW_JWT__SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "jwt.existingSecret is required: the Secret holding the ingress's JWT signing key (32 bytes at least)" $root.Values.jwt.existingSecret }}
+      key: {{ $root.Values.jwt.existingSecretKey }}
+{{- end }}
+{{- $fromValues := list "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" }}
+{{- range $k, $v := $svc.env }}
+{{- if or (has $k $fromValues) (hasPrefix "ORDERFLOW_KAFKA__PROPERTIES__" $k) }}
+{{- fail (printf "services.%s.env.%s: the chart sets it from its own value (see values.yaml); set that instead" $.name $k) }}
+{{- end }}
+- name: {{ $k }}
+  value: {{ $v | toString | quote }}
+{{- end }}
+{{- end -}}
