@@ -47,6 +47,8 @@ pub struct AppState {
     pub codec: Arc<Codec>,
     /// The readmodels database.
     pub pool: PgPool,
+    /// The audit database (the audit log's views, `audit.*`).
+    pub audit: PgPool,
     pub tokens: Tokens,
     pub kafka: KafkaSettings,
     pub waiter: waiter::Waiter,
@@ -96,14 +98,15 @@ async fn time_limit(limit: std::time::Duration, request: Request, next: Next) ->
 /// `Prefer: wait` it asked for (at most `max_wait_seconds`).
 pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time::Duration) -> Router {
     let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
-    use routes::{auth, commands, users};
+    use routes::{audit, auth, commands, users};
     let api = Router::new()
         .route("/users", post(users::register).get(users::list))
         .route("/users/me", get(users::me))
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
         .route("/users/{id}/password", post(users::change_password))
         .route("/auth/login", post(auth::login))
-        .route("/commands/{id}", get(commands::get));
+        .route("/commands/{id}", get(commands::get))
+        .merge(audit::routes());
     Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -159,6 +162,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         producer: producer.clone(),
         codec,
         pool: pool.clone(),
+        audit: routes::audit::connect(&settings.audit_database)?,
         tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
         kafka: settings.kafka.clone(),
         waiter,
