@@ -11,8 +11,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
 use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -150,14 +150,13 @@ pub async fn list(
 ) -> ApiResult<Response> {
     admin_only(&claims)?;
     let Query(query) = query.map_err(query_rejection)?;
-    let page_size = match query.page_size.as_deref() {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| ApiError::bad_query("page_size", format!("must be a number from 1 to {MAX_PAGE_SIZE}")))?,
-    };
+    let page_size =
+        match query.page_size.as_deref() {
+            None => DEFAULT_PAGE_SIZE,
+            Some(raw) => raw.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                ApiError::bad_query("page_size", format!("must be a number from 1 to {MAX_PAGE_SIZE}"))
+            })?,
+        };
     let after = query
         .cursor
         .as_deref()
@@ -176,8 +175,7 @@ pub async fn list(
     {
         return Err(ApiError::bad_query("to", "must not be before `from`"));
     }
-    let page =
-        orderflow_audit::query::search(&state.audit, &filter, after, page_size).await.map_err(unavailable)?;
+    let page = orderflow_audit::query::search(&state.audit, &filter, after, page_size).await.map_err(unavailable)?;
     let next_cursor = page.next.map(|c| c.encode());
     let next = next_cursor.as_deref().map(|c| next_link(&query, page_size, c));
     Ok(axum::Json(json!({

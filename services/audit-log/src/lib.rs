@@ -64,7 +64,11 @@ pub async fn request_rebuild(pool: &PgPool) -> Result<i64, sqlx::Error> {
 
 /// Cuts the records older than the retention setting every interval (if
 /// one is set). Ends only with an error.
-async fn retain(pool: PgPool, settings: settings::RetentionSettings, shutdown: CancellationToken) -> Result<(), sqlx::Error> {
+async fn retain(
+    pool: PgPool,
+    settings: settings::RetentionSettings,
+    shutdown: CancellationToken,
+) -> Result<(), sqlx::Error> {
     let Some(days) = settings.keep_days else {
         shutdown.cancelled().await;
         return Ok(());
@@ -78,7 +82,8 @@ async fn retain(pool: PgPool, settings: settings::RetentionSettings, shutdown: C
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
         // The views appear once the projection is active; until then there is nothing to cut.
-        let ready: bool = sqlx::query_scalar("SELECT to_regclass('audit.records') IS NOT NULL").fetch_one(&pool).await?;
+        let ready: bool =
+            sqlx::query_scalar("SELECT to_regclass('audit.records') IS NOT NULL").fetch_one(&pool).await?;
         if !ready {
             continue;
         }
@@ -108,11 +113,8 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     );
     let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::default());
     supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
-    let projection = AuditProjection::new(
-        Arc::new(Codec::new(&settings.registry.url)),
-        &settings.kafka,
-        settings.checkpoint_every,
-    );
+    let projection =
+        AuditProjection::new(Arc::new(Codec::new(&settings.registry.url)), &settings.kafka, settings.checkpoint_every);
     let options = Options { batch_size: settings.batch_size, ..Options::new(settings.kafka.clone()) };
     supervisor.spawn("audit projection", Engine::new(pool.clone(), projection, options).run(shutdown.clone()));
     supervisor.spawn("retention", retain(pool.clone(), settings.retention.clone(), shutdown.clone()));

@@ -105,10 +105,7 @@ mod tests {
     }
 
     fn contact(phone: &str, city: &str) -> Value {
-        Value::Record(vec![
-            ("phone".into(), Value::String(phone.into())),
-            ("city".into(), Value::String(city.into())),
-        ])
+        Value::Record(vec![("phone".into(), Value::String(phone.into())), ("city".into(), Value::String(city.into()))])
     }
 
     #[test]

@@ -1,4 +1,6 @@
-use orderflow_config::{ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Validate};
+use orderflow_config::{
+    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Validate,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -319,9 +319,8 @@ impl System {
     }
 
     pub async fn stop(mut self) {
-        for component in [self.ingress.take(), self.user.take(), self.projector.take(), self.audit_log.take()]
-            .into_iter()
-            .flatten()
+        for component in
+            [self.ingress.take(), self.user.take(), self.projector.take(), self.audit_log.take()].into_iter().flatten()
         {
             component.stop().await;
         }
