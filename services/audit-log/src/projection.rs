@@ -17,7 +17,7 @@ use orderflow_outbox::classify;
 use orderflow_projection::{Applied, Definition, Projection};
 use sqlx::PgConnection;
 
-use crate::redact::redacted_json;
+use crate::redact::{Marks, redacted_json};
 
 /// The projection's name: its generation schemas are `audit_gen_<n>`.
 pub const NAME: &str = "audit";
@@ -33,6 +33,9 @@ pub struct AuditProjection {
     codec: Arc<Codec>,
     definition: Definition,
     checkpoint_every: i64,
+    /// The fields this build's schemas mark sensitive: dropped also from
+    /// messages whose (older) writer schema did not mark them yet.
+    marks: Marks,
 }
 
 impl AuditProjection {
@@ -45,7 +48,7 @@ impl AuditProjection {
             view_schema: orderflow_audit::VIEW_SCHEMA.into(),
             notify_channel: None,
         };
-        Self { codec, definition, checkpoint_every: checkpoint_every.max(1) }
+        Self { codec, definition, checkpoint_every: checkpoint_every.max(1), marks: Marks::of_this_build() }
     }
 }
 
@@ -65,7 +68,7 @@ impl Projection for AuditProjection {
             return Ok(Applied::nothing());
         }
         let decoded = self.codec.decode_with_writer(message.payload.as_deref()).await.map_err(HandlerError::from)?;
-        let payload = redacted_json(&decoded.schema, &decoded.value)
+        let payload = redacted_json(&decoded.schema, &decoded.value, &self.marks)
             .map_err(|e| HandlerError::Permanent(format!("{}: {e}", decoded.full_name)))?;
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM heads WHERE topic = $1 AND partition = $2 FOR UPDATE")

@@ -74,6 +74,15 @@ pub async fn caught_up(system: &System, pool: &sqlx::PgPool) -> BTreeSet<Uuid> {
     expected
 }
 
+/// Waits until the audit log holds `n` records.
+pub async fn count_is(pool: &sqlx::PgPool, n: usize) {
+    orderflow_testkit::eventually(&format!("the audit log holds {n} records"), Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move { recorded_ids(&pool).await.len() == n }
+    })
+    .await;
+}
+
 /// Every audit table in a canonical text form (what a rebuild must reproduce).
 pub async fn dump(pool: &sqlx::PgPool) -> String {
     let mut out = String::new();

@@ -3,7 +3,7 @@
 
 use orderflow_harness::system::System;
 
-use crate::{Events, admin_token, audit_db, caught_up, get};
+use crate::{Events, admin_token, audit_db, caught_up, count_is, get};
 
 #[tokio::test]
 async fn a_cut_leaves_a_verifiable_chain_anchored_where_it_was_cut() {
@@ -15,11 +15,12 @@ async fn a_cut_leaves_a_verifiable_chain_anchored_where_it_was_cut() {
         events.update(n, 1).await;
     }
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    let old = caught_up(&system, &pool).await.len();
     let cutoff: chrono::DateTime<chrono::Utc> = chrono::Utc::now();
     for n in 10..15 {
         events.update(n, 1).await;
     }
+    count_is(&pool, old + 5).await;
     let all = caught_up(&system, &pool).await;
     // Records that occurred before the cutoff go; the rest stays.
     let young: i64 = sqlx::query_scalar("SELECT count(*) FROM audit.records WHERE occurred_at >= $1")
