@@ -158,20 +158,20 @@ pub(crate) mod tests {
     #[test]
     fn every_column_is_covered_by_the_hash() {
         let base = record(3, GENESIS);
-        let changes: Vec<Box<dyn Fn(&mut Record)>> = vec![
-            Box::new(|r| r.prev_hash = "1".repeat(64)),
-            Box::new(|r| r.topic = "orders.events".into()),
-            Box::new(|r| r.partition = 1),
-            Box::new(|r| r.seq = 4),
-            Box::new(|r| r.source_offset = 99),
-            Box::new(|r| r.message_id = Uuid::from_u128(77)),
-            Box::new(|r| r.message_type = "UserDeactivated".into()),
-            Box::new(|r| r.aggregate_key = None),
-            Box::new(|r| r.actor = "system".into()),
-            Box::new(|r| r.correlation_id = "d".into()),
-            Box::new(|r| r.causation_id = "d".into()),
-            Box::new(|r| r.occurred_at += chrono::Duration::microseconds(1)),
-            Box::new(|r| r.payload = "{}".into()),
+        let changes: [fn(&mut Record); 13] = [
+            |r| r.prev_hash = "1".repeat(64),
+            |r| r.topic = "orders.events".into(),
+            |r| r.partition = 1,
+            |r| r.seq = 4,
+            |r| r.source_offset = 99,
+            |r| r.message_id = Uuid::from_u128(77),
+            |r| r.message_type = "UserDeactivated".into(),
+            |r| r.aggregate_key = None,
+            |r| r.actor = "system".into(),
+            |r| r.correlation_id = "d".into(),
+            |r| r.causation_id = "d".into(),
+            |r| r.occurred_at += chrono::Duration::microseconds(1),
+            |r| r.payload = "{}".into(),
         ];
         for (i, change) in changes.iter().enumerate() {
             let mut altered = base.clone();

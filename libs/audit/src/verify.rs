@@ -123,8 +123,8 @@ async fn verify_chain(pool: &PgPool, topic: &str, partition: i32, full: bool) ->
     let mut breaks: Vec<Break> = Vec::new();
 
     // 1. Linkage over the whole chain, in the database.
-    let linkage: Option<(i64, Uuid, String, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT seq, message_id, prev_hash, prev_seq, prev_row_hash FROM (
+    let linkage: Option<(i64, Uuid, Option<i64>)> = sqlx::query_as(
+        "SELECT seq, message_id, prev_seq FROM (
              SELECT seq, message_id, prev_hash,
                     lag(seq) OVER (ORDER BY seq) AS prev_seq, lag(hash) OVER (ORDER BY seq) AS prev_row_hash
              FROM audit.records WHERE topic = $1 AND partition = $2) chain
@@ -138,7 +138,7 @@ async fn verify_chain(pool: &PgPool, topic: &str, partition: i32, full: bool) ->
     .bind(&anchor_hash)
     .fetch_optional(pool)
     .await?;
-    if let Some((seq, id, _prev_hash, prev_seq, _)) = linkage {
+    if let Some((seq, id, prev_seq)) = linkage {
         let problem = match prev_seq {
             None if seq != anchor_seq + 1 => {
                 format!("the chain should start at record {} but starts at {seq}", anchor_seq + 1)
