@@ -9,6 +9,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
+    /// Check the settings (defaults, `ORDERFLOW_CONFIG_FILE`, `ORDERFLOW_*`)
+    /// and exit, without starting anything.
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -38,6 +42,10 @@ async fn main() -> anyhow::Result<()> {
     orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let cli = Cli::parse();
     let settings: Settings = orderflow_config::load().context("audit-log settings")?;
+    if cli.check_config {
+        println!("audit-log settings are valid");
+        return Ok(());
+    }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let listener = tokio::net::TcpListener::bind(&settings.http.addr)
