@@ -15,7 +15,7 @@ async fn a_registration_tells_its_story() {
     let admin = admin_token(&system).await;
     let id = walk(&system).await;
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    caught_up(&system, &pool, None).await;
     let (_, body) = get(&system, &format!("/api/v1/audit?entity={id}&type=UserRegistered"), &admin).await;
     let registered = &body["items"][0];
     let correlation = registered["correlation_id"].as_str().expect("correlation");
@@ -83,7 +83,7 @@ async fn a_multi_level_chain_across_partitions_is_in_causal_order() {
         )
         .await;
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    caught_up(&system, &pool, Some(&events)).await;
     let (status, story) = get(&system, &format!("/api/v1/audit/correlations/{}", root.correlation_id), &admin).await;
     assert_eq!(status, 200, "{story}");
     let told: Vec<(String, u64)> = story["items"]

@@ -45,7 +45,7 @@ async fn killed_mid_stream_and_restarted_records_every_event_once() {
     assert!(at_kill < EVENTS, "killed mid-stream ({at_kill} of {EVENTS} recorded)");
 
     let mut survivor = spawn_audit_log(&system);
-    let expected = caught_up(&system, &pool).await;
+    let expected = caught_up(&system, &pool, Some(&events)).await;
     assert_eq!(expected.len(), EVENTS);
     let (records, distinct): (i64, i64) =
         sqlx::query_as("SELECT count(*), count(DISTINCT message_id) FROM audit.records")

@@ -2,6 +2,7 @@
 //! being added.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_harness::system::System;
@@ -14,17 +15,17 @@ async fn pages_return_every_record_once_while_records_are_added() {
     let mut system = System::start().await;
     system.start_audit_log().await;
     let admin = admin_token(&system).await;
-    let events = Events::new(&system);
+    let events = Arc::new(Events::new(&system));
     for n in 0..60 {
         events.update(n, 8).await;
     }
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    caught_up(&system, &pool, Some(&events)).await;
     let before: BTreeSet<Uuid> = recorded_ids(&pool).await.into_iter().collect();
 
     // More events keep arriving while we page, newest first, 7 at a time.
     let writer = {
-        let events = Events::new(&system);
+        let events = Arc::clone(&events);
         tokio::spawn(async move {
             for n in 60..160 {
                 events.update(n, 8).await;
@@ -66,7 +67,7 @@ async fn pages_return_every_record_once_while_records_are_added() {
     assert!(missing.is_empty(), "every record that existed when paging began was returned: {missing:?}");
     assert!(pages >= 12, "it took many pages ({pages})");
     assert!(added_while_paging >= 10, "records were added while paging ({added_while_paging})");
-    let all: BTreeSet<Uuid> = caught_up(&system, &pool).await;
+    let all: BTreeSet<Uuid> = caught_up(&system, &pool, Some(&events)).await;
     assert!(unique.is_subset(&all));
     system.stop().await;
 }

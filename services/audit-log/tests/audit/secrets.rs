@@ -13,7 +13,7 @@ async fn no_password_hash_token_or_marked_pii_in_any_record() {
     let admin = admin_token(&system).await;
     let id = walk(&system).await;
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    caught_up(&system, &pool, None).await;
 
     // The secrets that exist: the hash from the user service's own table,
     // the passwords and tokens the walk-through used.

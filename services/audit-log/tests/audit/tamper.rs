@@ -33,7 +33,7 @@ async fn verify_reports_where_a_chain_was_altered_cut_or_extended() {
         events.update(n, 1).await;
     }
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    caught_up(&system, &pool, Some(&events)).await;
     let (topic, partition): (String, i32) = sqlx::query_as(
         "SELECT topic, partition FROM audit.records WHERE aggregate_key = '0190a0a0-0000-7000-8000-000000000000' LIMIT 1",
     )
@@ -155,7 +155,7 @@ async fn a_forged_record_at_the_end_and_a_cut_off_end_are_reported() {
         events.update(n, 1).await;
     }
     let pool = audit_db(&system).await;
-    caught_up(&system, &pool).await;
+    caught_up(&system, &pool, Some(&events)).await;
     let (topic, partition, head): (String, i32, i64) = sqlx::query_as(
         "SELECT topic, partition, max(seq) FROM audit.records WHERE aggregate_key = '0190a0a0-0000-7000-8000-000000000000'
          GROUP BY 1, 2",

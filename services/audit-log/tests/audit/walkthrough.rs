@@ -52,7 +52,7 @@ async fn every_event_once_and_a_rebuild_reproduces_records_and_hashes() {
     let admin = admin_token(&system).await;
     let id = walk(&system).await;
     let pool = audit_db(&system).await;
-    let events = caught_up(&system, &pool).await;
+    let events = caught_up(&system, &pool, None).await;
     let recorded = recorded_ids(&pool).await;
     assert_eq!(recorded.len(), events.len(), "once each");
 
