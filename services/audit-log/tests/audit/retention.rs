@@ -16,7 +16,11 @@ async fn a_cut_leaves_a_verifiable_chain_anchored_where_it_was_cut() {
     }
     let pool = audit_db(&system).await;
     let old = caught_up(&system, &pool, Some(&events)).await.len();
-    let cutoff: chrono::DateTime<chrono::Utc> = chrono::Utc::now();
+    // Just after the newest record so far (headers carry milliseconds, so
+    // "now" could fall inside the millisecond of the next event).
+    let newest: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT max(occurred_at) FROM audit.records").fetch_one(&pool).await.expect("newest");
+    let cutoff = newest + chrono::Duration::microseconds(1);
     for n in 10..15 {
         events.update(n, 1).await;
     }
