@@ -1,6 +1,6 @@
-//! `kill -9` of the real `audit-log` binary in the middle of a stream of
-//! events, and a restart: every event recorded exactly once, the chains
-//! intact.
+//! `kill -9` of the real `audit-log` binary in the middle of a users
+//! walk-through and a stream of events, and a restart: every event recorded
+//! exactly once, the chains intact.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use std::time::Duration;
 use orderflow_harness::system::System;
 use tokio::process::{Child, Command};
 
-use crate::{Events, audit_db, caught_up, recorded_ids};
+use crate::walkthrough::walk;
+use crate::{Events, audit_db, caught_up, event_ids, recorded_ids};
 
 fn spawn_audit_log(system: &System) -> Child {
     Command::new(env!("CARGO_BIN_EXE_audit-log"))
@@ -26,12 +27,17 @@ fn spawn_audit_log(system: &System) -> Child {
 
 #[tokio::test]
 async fn killed_mid_stream_and_restarted_records_every_event_once() {
-    let system = System::start_without_user_service().await;
+    let system = System::start().await;
+    // A users walk-through (through the API, the user service, its outbox),
+    // then a stream of events: the kill lands somewhere in there.
+    walk(&system).await;
     const EVENTS: usize = 400;
     let events = Events::new(&system);
     for n in 0..EVENTS {
         events.update(n, 16).await;
     }
+    let total = event_ids(&system, Some(&events)).await.len();
+    assert!(total >= EVENTS + 5, "the walk-through's events and the stream: {total}");
     let mut doomed = spawn_audit_log(&system);
     let pool = audit_db(&system).await;
     system.wait_for_audit_views().await;
@@ -42,17 +48,17 @@ async fn killed_mid_stream_and_restarted_records_every_event_once() {
     .await;
     doomed.kill().await.expect("kill -9"); // SIGKILL: no shutdown, no flush
     let at_kill = recorded_ids(&pool).await.len();
-    assert!(at_kill < EVENTS, "killed mid-stream ({at_kill} of {EVENTS} recorded)");
+    assert!(at_kill < total, "killed mid-stream ({at_kill} of {total} recorded)");
 
     let mut survivor = spawn_audit_log(&system);
     let expected = caught_up(&system, &pool, Some(&events)).await;
-    assert_eq!(expected.len(), EVENTS);
+    assert_eq!(expected.len(), total);
     let (records, distinct): (i64, i64) =
         sqlx::query_as("SELECT count(*), count(DISTINCT message_id) FROM audit.records")
             .fetch_one(&pool)
             .await
             .expect("count");
-    assert_eq!((records, distinct), (EVENTS as i64, EVENTS as i64), "each event exactly once");
+    assert_eq!((records, distinct), (total as i64, total as i64), "each event exactly once");
     // Every source offset once per partition: nothing skipped, nothing twice.
     let gaps: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT topic, partition, count(*) AS n, max(source_offset) - min(source_offset) + 1 AS span
