@@ -279,6 +279,7 @@ SERVICES=(
     "user-service|8091|user-service|users|kafka,registry"
     "order-service|8093|order-service|orders|kafka,registry"
     "payment-service|8094|payment-service|payments|kafka,registry"
+    "audit-log|8095|audit-log|audit|kafka,registry"
     "ingress|8080|ingress|readmodels|kafka,registry"
 )
 # One database per service, including those of domains still to come.
@@ -340,6 +341,8 @@ service_env() {
     if [[ ",$groups," == *,registry,* ]]; then
         echo "ORDERFLOW_REGISTRY__URL=http://127.0.0.1:$(service_port schema-registry)"
     fi
+    # The ingress answers /api/v1/audit from the audit log's database.
+    if [ "$name" = ingress ]; then echo "ORDERFLOW_AUDIT_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/audit"; fi
     dev_settings_env "$groups"
 }
 

@@ -47,6 +47,8 @@ pub struct AppState {
     pub codec: Arc<Codec>,
     /// The readmodels database.
     pub pool: PgPool,
+    /// The audit database (the audit log's views, `audit.*`).
+    pub audit: PgPool,
     pub tokens: Tokens,
     pub kafka: KafkaSettings,
     pub waiter: waiter::Waiter,
@@ -96,7 +98,7 @@ async fn time_limit(limit: std::time::Duration, request: Request, next: Next) ->
 /// `Prefer: wait` it asked for (at most `max_wait_seconds`).
 pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time::Duration) -> Router {
     let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
-    use routes::{auth, commands, orders, payments, users};
+    use routes::{audit, auth, commands, orders, payments, users};
     let api = Router::new()
         .route("/users", post(users::register).get(users::list))
         .route("/users/me", get(users::me))
@@ -113,7 +115,8 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .route("/payments/mine", get(payments::mine))
         .route("/payments/{id}", get(payments::get))
         .route("/payments/by-order/{order_id}", get(payments::by_order))
-        .route("/payments/{id}/refund", post(payments::refund));
+        .route("/payments/{id}/refund", post(payments::refund))
+        .merge(audit::routes());
     Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -169,6 +172,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         producer: producer.clone(),
         codec,
         pool: pool.clone(),
+        audit: routes::audit::connect(&settings.audit_database)?,
         tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
         kafka: settings.kafka.clone(),
         waiter,

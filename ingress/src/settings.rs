@@ -25,6 +25,10 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The `readmodels` database (read only: the views in schema `rm`).
     pub database: DatabaseSettings,
+    /// The `audit` database (read only: the audit log's views in schema
+    /// `audit`, for `/api/v1/audit`). Connected lazily: the rest of the API
+    /// does not wait for it.
+    pub audit_database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
     pub jwt: JwtSettings,
@@ -43,6 +47,7 @@ impl Default for Settings {
             environment: Environment::default(),
             http: HttpSettings { addr: "127.0.0.1:8080".into() },
             database: DatabaseSettings::local("readmodels"),
+            audit_database: DatabaseSettings::local("audit"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
             jwt: JwtSettings { secret: Secret::new(DEVELOPMENT_SECRET), issuer: "orderflow".into(), ttl_seconds: 3600 },
@@ -57,6 +62,7 @@ impl Validate for Settings {
     fn validate(&self) -> orderflow_config::Result<()> {
         self.http.validate("http")?;
         self.database.validate()?;
+        self.audit_database.validate().map_err(|e| ConfigError::invalid("audit_database", e.to_string()))?;
         self.kafka.validate()?;
         self.registry.validate()?;
         if self.jwt.secret.expose().len() < 32 {

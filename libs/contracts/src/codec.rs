@@ -54,6 +54,19 @@ pub(crate) fn resolve<T: Contract>(value: Value) -> Result<T, CodecError> {
     apache_avro::from_value::<T>(&resolved).map_err(|e| mismatch(e.to_string()))
 }
 
+/// A message decoded with its writer's schema, whatever its type: for
+/// consumers that read every message generically (the audit log).
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The writer schema's full name (its registry subject).
+    pub full_name: String,
+    /// The writer schema, as the registry serves it (custom attributes such
+    /// as `orderflow.sensitive` included).
+    pub schema: Schema,
+    /// The value in the writer's schema, not resolved to this build's.
+    pub value: Value,
+}
+
 /// Encodes and decodes orderflow messages in the Confluent wire format
 /// (magic byte, schema id, Avro body). Schemas are registered on first use
 /// and their ids cached.
@@ -76,6 +89,18 @@ fn strategy(full_name: &str, text: &str) -> SubjectNameStrategy {
         SchemaType::Avro,
         text.to_owned(),
     ))
+}
+
+/// The payload, if it is Confluent-framed (magic byte 0, a 4-byte schema id).
+fn framed(payload: Option<&[u8]>) -> Result<&[u8], CodecError> {
+    let payload = payload.ok_or_else(|| CodecError::Malformed("the message has no value".into()))?;
+    if payload.len() < 5 || payload[0] != 0 {
+        return Err(CodecError::Malformed(format!(
+            "{} bytes without the Confluent magic byte and schema id",
+            payload.len()
+        )));
+    }
+    Ok(payload)
 }
 
 impl Codec {
@@ -112,23 +137,37 @@ impl Codec {
         })
     }
 
+    /// Decodes a framed payload with the writer schema from the registry,
+    /// without resolving it to any type of this build: a message of a type
+    /// this build does not know is decoded too.
+    pub async fn decode_with_writer(&self, payload: Option<&[u8]>) -> Result<Decoded, CodecError> {
+        let payload = framed(payload)?;
+        let decoded = self
+            .decoder
+            .decode_with_schema(Some(payload))
+            .await
+            .map_err(|e| self.decode_error(e))?
+            .ok_or_else(|| CodecError::Malformed("the message has no value".into()))?;
+        let full_name = decoded
+            .name
+            .map(|n| n.fullname(None))
+            .ok_or_else(|| CodecError::Malformed("the writer schema is not a named record".into()))?;
+        Ok(Decoded { full_name, schema: decoded.schema.parsed.clone(), value: decoded.value })
+    }
+
+    fn decode_error(&self, e: SRCError) -> CodecError {
+        if e.retriable {
+            self.decoder.remove_errors_from_cache();
+            registry_error(e)
+        } else {
+            CodecError::Malformed(e.to_string())
+        }
+    }
+
     /// Decodes a framed payload into the family's variant its schema names.
     pub async fn decode<F: Family>(&self, payload: Option<&[u8]>) -> Result<F, CodecError> {
-        let payload = payload.ok_or_else(|| CodecError::Malformed("the message has no value".into()))?;
-        if payload.len() < 5 || payload[0] != 0 {
-            return Err(CodecError::Malformed(format!(
-                "{} bytes without the Confluent magic byte and schema id",
-                payload.len()
-            )));
-        }
-        let decoded = self.decoder.decode(Some(payload)).await.map_err(|e| {
-            if e.retriable {
-                self.decoder.remove_errors_from_cache();
-                registry_error(e)
-            } else {
-                CodecError::Malformed(e.to_string())
-            }
-        })?;
+        let payload = framed(payload)?;
+        let decoded = self.decoder.decode(Some(payload)).await.map_err(|e| self.decode_error(e))?;
         let name = decoded
             .name
             .map(|n| n.fullname(None))

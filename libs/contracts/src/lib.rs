@@ -24,7 +24,7 @@ pub mod users;
 /// The Avro crate, for [`union_family!`] expansions in other crates.
 pub use apache_avro;
 
-pub use codec::{Codec, CodecError};
+pub use codec::{Codec, CodecError, Decoded};
 pub use compatibility::EVENT_LEVEL;
 pub use topics::{Retention, Topic};
 
@@ -120,6 +120,12 @@ pub trait Family: Sized {
 pub trait Command: Contract {
     /// Its `<domain>.commands` topic.
     const TOPIC: Topic;
+}
+
+/// Every `<domain>.events` topic: what the audit log records. Never a
+/// command topic, never `users.credentials` (it carries password hashes).
+pub fn event_topics() -> Vec<Topic> {
+    vec![users::EVENTS, orders::EVENTS, payments::EVENTS]
 }
 
 /// Every schema of `schemas/`; the registry gets all of them at start-up.
@@ -281,6 +287,10 @@ mod tests {
         assert!(is_event("orderflow.users.events.UserRegistered"));
         assert!(is_event("orderflow.users.credentials.UserCredentials"));
         assert!(!is_event("orderflow.users.commands.RegisterUser"));
+        for topic in event_topics() {
+            assert!(topic.name.ends_with(".events"), "{} is not an event topic", topic.name);
+            assert_eq!(topic.retention, Retention::Forever, "{} must keep its events for replay", topic.name);
+        }
         for schema in all_schemas() {
             assert!(
                 schema.is_event() || schema.namespace().ends_with(".commands"),

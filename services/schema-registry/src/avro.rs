@@ -167,4 +167,32 @@ mod tests {
         assert!(check(Level::Backward, &v3, &history).is_empty());
         assert_eq!(check(Level::BackwardTransitive, &v3, &history).len(), 1);
     }
+
+    #[test]
+    fn custom_field_attributes_survive_parse_and_reserialisation() {
+        // Consumers (the audit log) decide what to store by attributes such
+        // as `orderflow.sensitive` on the writer schema this registry serves:
+        // they must come back out of `GET /schemas/ids/{id}` (`normalized`),
+        // also on fields of records nested in arrays and unions.
+        let raw = r#"{"type":"record","name":"User","fields":[
+            {"name":"id","type":"string"},
+            {"name":"email","type":"string","orderflow.sensitive":true},
+            {"name":"cards","type":{"type":"array","items":{"type":"record","name":"Card","fields":[
+                {"name":"pan","type":"string","orderflow.sensitive":true}]}}},
+            {"name":"backup","type":["null",{"type":"record","name":"Contact","fields":[
+                {"name":"phone","type":"string","orderflow.sensitive":true}]}],"default":null}]}"#;
+        let parsed = parse(raw).expect("valid");
+        let json: serde_json::Value = serde_json::from_str(&parsed.normalized).expect("json");
+        let fields = &json["fields"];
+        assert_eq!(fields[1]["orderflow.sensitive"], true, "{}", parsed.normalized);
+        assert_eq!(fields[2]["type"]["items"]["fields"][0]["orderflow.sensitive"], true, "{}", parsed.normalized);
+        assert_eq!(fields[3]["type"][1]["fields"][0]["orderflow.sensitive"], true, "{}", parsed.normalized);
+        assert!(fields[0].get("orderflow.sensitive").is_none());
+        // Parsing the served text again keeps them (what a client does).
+        let again = parse(&parsed.normalized).expect("valid");
+        assert_eq!(again.normalized, parsed.normalized);
+        // The attribute is part of the schema's identity: marking a field is a new version.
+        let unmarked = parse(&raw.replace(r#","orderflow.sensitive":true"#, "")).expect("valid");
+        assert_ne!(unmarked.fingerprint, parsed.fingerprint);
+    }
 }

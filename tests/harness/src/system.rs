@@ -1,5 +1,6 @@
 //! The whole system in one test: registry, user service, projector and
-//! ingress, each on a fresh database, all on one unique topic prefix.
+//! ingress (and, for the tests that start it, the audit log), each on a
+//! fresh database, all on one unique topic prefix.
 
 use std::time::Duration;
 
@@ -69,11 +70,15 @@ pub struct System {
     pub orders_db: String,
     pub payments_db: String,
     pub readmodels_db: String,
+    /// The audit log's database (the ingress reads its views).
+    pub audit_db: String,
     pub user: Option<Component>,
     pub order: Option<Component>,
     pub payment: Option<Component>,
     pub projector: Option<Component>,
     pub ingress: Option<Component>,
+    /// Started by the tests that need it ([`System::start_audit_log`]).
+    pub audit_log: Option<Component>,
     pub api: String,
     pub http: Client,
     /// Emails that get the admin role.
@@ -112,6 +117,7 @@ impl System {
         let orders_db = fresh_database("orders").await;
         let payments_db = fresh_database("payments").await;
         let readmodels_db = fresh_database("readmodels").await;
+        let audit_db = fresh_database("audit").await;
         let mut system = Self {
             kafka,
             registry,
@@ -119,11 +125,13 @@ impl System {
             orders_db,
             payments_db,
             readmodels_db,
+            audit_db,
             user: None,
             order: None,
             payment: None,
             projector: None,
             ingress: None,
+            audit_log: None,
             api: String::new(),
             http: Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             admins: vec![ADMIN_EMAIL.into()],
@@ -259,6 +267,7 @@ impl System {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
             database: database_settings(&self.readmodels_db),
+            audit_database: database_settings(&self.audit_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
             ..orderflow_ingress::Settings::default()
@@ -273,6 +282,67 @@ impl System {
         wait_ready(&url, "the ingress").await;
         self.api = url.clone();
         self.ingress = Some(Component { url, shutdown, task });
+    }
+
+    pub fn audit_log_settings(&self) -> orderflow_audit_log::Settings {
+        orderflow_audit_log::Settings {
+            environment: Environment::Development,
+            http: HttpSettings { addr: "127.0.0.1:0".into() },
+            database: database_settings(&self.audit_db),
+            kafka: KafkaSettings { client_id: "audit-log".into(), ..self.kafka.clone() },
+            registry: RegistrySettings { url: self.registry.url.clone() },
+            ..orderflow_audit_log::Settings::default()
+        }
+    }
+
+    /// The environment that makes the `audit-log` binary join this system.
+    pub fn audit_log_env(&self) -> Vec<(String, String)> {
+        let s = self.audit_log_settings();
+        let mut env: Vec<(String, String)> = self
+            .user_service_env()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ORDERFLOW_KAFKA__") || k == "ORDERFLOW_REGISTRY__URL")
+            .collect();
+        env.extend([
+            ("ORDERFLOW_ENVIRONMENT".into(), "development".into()),
+            ("ORDERFLOW_HTTP__ADDR".into(), "127.0.0.1:0".into()),
+            ("ORDERFLOW_DATABASE__URL".into(), s.database.url),
+            ("ORDERFLOW_DATABASE__MAX_CONNECTIONS".into(), s.database.max_connections.to_string()),
+            ("ORDERFLOW_KAFKA__CLIENT_ID".into(), s.kafka.client_id),
+            ("ORDERFLOW_CHECKPOINT_EVERY".into(), s.checkpoint_every.to_string()),
+        ]);
+        env
+    }
+
+    /// Starts the audit log in process with `settings` (see
+    /// [`System::audit_log_settings`]); ready once its views exist.
+    pub async fn start_audit_log_with(&mut self, settings: orderflow_audit_log::Settings) {
+        let (listener, url) = listener().await;
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            if let Err(error) = orderflow_audit_log::run(settings, listener, token).await {
+                panic!("audit log failed: {error}");
+            }
+        });
+        wait_ready(&url, "the audit log").await;
+        self.wait_for_audit_views().await;
+        self.audit_log = Some(Component { url, shutdown, task });
+    }
+
+    pub async fn start_audit_log(&mut self) {
+        self.start_audit_log_with(self.audit_log_settings()).await;
+    }
+
+    /// Waits until the audit log's views exist (its projection is active).
+    pub async fn wait_for_audit_views(&self) {
+        let pool = sqlx::PgPool::connect(&self.audit_db).await.expect("audit db");
+        eventually("the audit views exist", Duration::from_secs(30), || {
+            let pool = pool.clone();
+            async move { sqlx::query("SELECT 1 FROM audit.records LIMIT 1").execute(&pool).await.is_ok() }
+        })
+        .await;
+        pool.close().await;
     }
 
     /// A request to the ingress; returns status and JSON body.
@@ -325,8 +395,14 @@ impl System {
     }
 
     pub async fn stop(mut self) {
-        let components =
-            [self.ingress.take(), self.user.take(), self.order.take(), self.payment.take(), self.projector.take()];
+        let components = [
+            self.ingress.take(),
+            self.user.take(),
+            self.order.take(),
+            self.payment.take(),
+            self.projector.take(),
+            self.audit_log.take(),
+        ];
         for component in components.into_iter().flatten() {
             component.stop().await;
         }

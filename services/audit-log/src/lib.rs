@@ -1,0 +1,125 @@
+//! The audit log service.
+//!
+//! Consumes every `*.events` topic ([`orderflow_contracts::event_topics`];
+//! never a command topic, never `users.credentials`) into the `audit`
+//! database: one record per message (by `message_id`) with its headers,
+//! source position and payload as JSON, decoded with the writer schema and
+//! stripped of every field the schema marks `orderflow.sensitive`
+//! ([`redact`]). Records are hash-chained per source partition
+//! (`orderflow_audit::chain`), with checkpoints for quick verification and
+//! anchors where [`retention`] cut a chain. docs/audit.md has the design.
+//!
+//! The projection building block (`orderflow_projection`) does the rest:
+//! offsets in the same transaction as the records, one active instance
+//! (fenced), dead letters through the outbox, rebuild by replay, views
+//! `audit.*` that the ingress reads.
+
+pub mod projection;
+pub mod redact;
+pub mod retention;
+pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderflow_bus::{Producer, admin};
+use orderflow_contracts::Codec;
+use orderflow_outbox::{Relay, RelayOptions};
+use orderflow_projection::{Engine, Options};
+use orderflow_runtime::Supervisor;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use projection::AuditProjection;
+pub use settings::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot use the audit database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot migrate the audit database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("kafka: {0}")]
+    Admin(#[from] orderflow_bus::admin::AdminError),
+    #[error("kafka: {0}")]
+    Producer(#[from] orderflow_bus::ProducerError),
+    #[error("HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] orderflow_runtime::TaskFailed),
+}
+
+pub async fn connect(settings: &Settings) -> Result<PgPool, ServeError> {
+    let pool = orderflow_runtime::database::connect(&settings.database).await?;
+    // Dead letters go through an outbox, like every other publication.
+    orderflow_outbox::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Asks the running service to rebuild the audit log by replay; the request id.
+pub async fn request_rebuild(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    orderflow_projection::request_rebuild(pool, projection::NAME).await
+}
+
+/// Cuts the records older than the retention setting every interval (if
+/// one is set). Ends only with an error.
+async fn retain(
+    pool: PgPool,
+    settings: settings::RetentionSettings,
+    shutdown: CancellationToken,
+) -> Result<(), sqlx::Error> {
+    let Some(days) = settings.keep_days else {
+        shutdown.cancelled().await;
+        return Ok(());
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(settings.interval_seconds));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        // The views appear once the projection is active; until then there is nothing to cut.
+        let ready: bool =
+            sqlx::query_scalar("SELECT to_regclass('audit.records') IS NOT NULL").fetch_one(&pool).await?;
+        if !ready {
+            continue;
+        }
+        match retention::prune(&pool, cutoff).await {
+            Ok(pruned) if pruned.records_removed > 0 => {
+                tracing::info!(removed = pruned.records_removed, chains = pruned.chains_cut, %cutoff, "retention cut the audit log");
+            }
+            Ok(_) => {}
+            // A busy database is no reason to stop recording: try next time.
+            Err(error) => tracing::warn!(%error, "retention run failed"),
+        }
+    }
+}
+
+/// Runs the audit log until `shutdown`, or until a part of it dies, which
+/// stops it all with an error.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+    let pool = connect(&settings).await?;
+    let topics: Vec<_> = orderflow_contracts::event_topics();
+    admin::ensure_topics(&settings.kafka, &orderflow_contracts::topics::with_dead_letters(&topics)).await?;
+    let producer = Producer::new(&settings.kafka)?;
+    let mut supervisor = Supervisor::new(shutdown.clone());
+    let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), "SELECT 1");
+    supervisor.spawn(
+        "ops http",
+        orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()),
+    );
+    let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::default());
+    supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
+    let projection =
+        AuditProjection::new(Arc::new(Codec::new(&settings.registry.url)), &settings.kafka, settings.checkpoint_every);
+    let options = Options { batch_size: settings.batch_size, ..Options::new(settings.kafka.clone()) };
+    supervisor.spawn("audit projection", Engine::new(pool.clone(), projection, options).run(shutdown.clone()));
+    supervisor.spawn("retention", retain(pool.clone(), settings.retention.clone(), shutdown.clone()));
+    let outcome = supervisor.wait().await;
+    producer.flush(Duration::from_secs(5));
+    pool.close().await;
+    Ok(outcome?)
+}

@@ -1,0 +1,76 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use orderflow_audit_log::{Settings, run};
+use tokio_util::sync::CancellationToken;
+
+/// The audit log: every event, once, hash-chained.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Check the settings (defaults, `ORDERFLOW_CONFIG_FILE`, `ORDERFLOW_*`)
+    /// and exit, without starting anything.
+    #[arg(long)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the audit log (the default).
+    Run,
+    /// Rebuild the audit log by replaying every events topic into fresh
+    /// tables (same records, same hashes), then switch readers to them. The
+    /// running service does the work; this waits for it.
+    Rebuild {
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Verify every chain and print the report (JSON); exits non-zero if a
+    /// chain is broken. `--full` recomputes every record (a periodic job).
+    Verify {
+        #[arg(long)]
+        full: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
+    let cli = Cli::parse();
+    let settings: Settings = orderflow_config::load().context("audit-log settings")?;
+    if cli.check_config {
+        println!("audit-log settings are valid");
+        return Ok(());
+    }
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let listener = tokio::net::TcpListener::bind(&settings.http.addr)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
+            run(settings, listener, shutdown).await.context("audit-log")?;
+            tracing::info!("audit-log stopped");
+        }
+        Command::Rebuild { timeout } => {
+            let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
+            let id = orderflow_audit_log::request_rebuild(&pool).await.context("requesting a rebuild")?;
+            println!("rebuild {id} requested; waiting for the running audit-log ...");
+            let generation = orderflow_projection::wait_for_rebuild(&pool, id, Duration::from_secs(timeout)).await?;
+            println!("rebuild {id} done: generation {generation} is live");
+        }
+        Command::Verify { full } => {
+            let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
+            let report = orderflow_audit::verify::verify(&pool, full).await.context("verifying")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.intact {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
