@@ -105,3 +105,44 @@ async fn a_multi_level_chain_across_partitions_is_in_causal_order() {
     );
     system.stop().await;
 }
+
+#[tokio::test]
+async fn an_order_tells_its_story_in_causal_order_without_its_address() {
+    let mut system = System::start_all().await;
+    system.start_audit_log().await;
+    let admin = admin_token(&system).await;
+    let (token, _) = orderflow_harness::shop::customer(&system, "storyteller@example.com").await;
+    let (status, placed) =
+        orderflow_harness::shop::place(&system, &token, orderflow_harness::shop::order(&[(2, 1250)])).await;
+    assert_eq!((status, placed["status"].as_str()), (201, Some("CONFIRMED")), "{placed}");
+    let id = placed["id"].as_str().expect("id").to_owned();
+    orderflow_harness::shop::saga_settled(&system, 1).await;
+    let (_, body) = get(&system, &format!("/api/v1/audit?entity={id}&type=OrderPlaced"), &admin).await;
+    let correlation = body["items"][0]["correlation_id"].as_str().expect("correlation").to_owned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let story = loop {
+        let (status, story) = get(&system, &format!("/api/v1/audit/correlations/{correlation}"), &admin).await;
+        if status == 200 && story["items"].as_array().is_some_and(|items| items.len() >= 4) {
+            break story;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the story of the order: {status} {story}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let items = story["items"].as_array().expect("items");
+    let told: Vec<(&str, i64)> = items
+        .iter()
+        .map(|i| (i["message_type"].as_str().expect("type"), i["depth"].as_i64().expect("depth")))
+        .collect();
+    assert_eq!(
+        told,
+        [("OrderPlaced", 0), ("PaymentAuthorized", 1), ("OrderConfirmed", 2), ("PaymentCaptured", 3)],
+        "placed, authorized, confirmed, captured, each caused by the one before: {story}"
+    );
+    for pair in items.windows(2) {
+        assert_eq!(pair[1]["causation_id"], pair[0]["message_id"], "{story}");
+    }
+    let placed_record = items[0].to_string();
+    assert!(!placed_record.contains("St James"), "the shipping address is sensitive: {placed_record}");
+    assert!(placed_record.contains("\"total\":2500"), "the rest of the payload is recorded: {placed_record}");
+    system.stop().await;
+}
