@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings: Settings = orderflow_config::load().context("audit-log settings")?;
     if cli.check_config {
-        println!("audit-log settings are valid");
+        println!("audit-log: configuration is valid");
         return Ok(());
     }
     match cli.command.unwrap_or(Command::Run) {

@@ -40,9 +40,12 @@ async fn losing_the_lock_connection_stops_the_engine_and_a_standby_takes_over() 
     let standby = h.start(V1);
 
     // What a Postgres restart does to the session holding the advisory lock.
+    // Only the active instance's lock (class 7072): a standby starting up
+    // holds transaction-level advisory locks of other classes for a moment.
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_locks
-         WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+         WHERE locktype = 'advisory' AND granted AND classid = 7072
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .fetch_all(&h.pool)
     .await
@@ -61,10 +64,12 @@ async fn losing_the_lock_connection_stops_the_engine_and_a_standby_takes_over() 
     eventually("the standby holds the lock", Duration::from_secs(10), || {
         let pool = pool.clone();
         async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
-                .fetch_one(&pool)
-                .await
-                .is_ok_and(|n| n == 1)
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 7072",
+            )
+            .fetch_one(&pool)
+            .await
+            .is_ok_and(|n| n == 1)
         }
     })
     .await;
