@@ -138,7 +138,18 @@ wait_for() {
 
 http_ready() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# pid_alive PIDFILE: its process runs. A killed process stays a zombie until
+# its reaper (here PID 1, which can take seconds) collects it, and kill -0
+# still succeeds on a zombie: so `kill -9` then `scripts/dev up` at once
+# skipped the restart. A zombie counts as dead.
+pid_alive() {
+    [ -f "$1" ] || return 1
+    local pid state
+    pid=$(cat "$1")
+    kill -0 "$pid" 2>/dev/null || return 1
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ "$state" != Z ]
+}
 
 # spawn NAME PIDFILE LOG COMMAND...: starts COMMAND detached, records its pid.
 spawn() {
