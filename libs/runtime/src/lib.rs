@@ -16,12 +16,17 @@
 //!   settles the command; what keeps failing is dead-lettered.
 //! - [`run`]: the whole process of a domain service: migrations, topics,
 //!   schemas, consumer, relay, ops HTTP, supervised; [`main`] around it.
+//! - [`run_projection`]: the whole process of a projection (the projector,
+//!   the audit log): engine, dead-letter relay, ops HTTP, supervised;
+//!   [`rebuild`] and [`serve`] for their binaries.
 
 pub mod database;
 mod handler;
+mod projector;
 mod service;
 mod supervisor;
 
 pub use handler::{DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
+pub use projector::{ProjectionProcess, connect_projection, rebuild, run_projection, serve};
 pub use service::{RunError, main, readiness, run};
 pub use supervisor::{Health, Supervisor, TaskFailed};

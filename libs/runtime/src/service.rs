@@ -113,14 +113,6 @@ pub async fn main<S: Service>() -> anyhow::Result<()> {
         println!("{name}: configuration is valid");
         return Ok(());
     }
-    let listener = TcpListener::bind(&settings.http.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
-    let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
-    let outcome = run::<S>(settings, listener, shutdown).await;
-    signals.abort();
-    outcome.with_context(|| name.to_owned())?;
-    tracing::info!(service = name, "stopped");
-    Ok(())
+    let addr = settings.http.addr.clone();
+    crate::serve(name, &addr, |listener, shutdown| run::<S>(settings, listener, shutdown)).await
 }

@@ -22,11 +22,8 @@ pub mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderflow_bus::{Producer, admin};
 use orderflow_contracts::Codec;
-use orderflow_outbox::{Relay, RelayOptions};
-use orderflow_projection::{Engine, Options};
-use orderflow_runtime::Supervisor;
+use orderflow_runtime::{ProjectionProcess, RunError};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,27 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub use projection::AuditProjection;
 pub use settings::Settings;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot use the audit database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("cannot migrate the audit database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("kafka: {0}")]
-    Admin(#[from] orderflow_bus::admin::AdminError),
-    #[error("kafka: {0}")]
-    Producer(#[from] orderflow_bus::ProducerError),
-    #[error("HTTP server failed: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Task(#[from] orderflow_runtime::TaskFailed),
-}
-
-pub async fn connect(settings: &Settings) -> Result<PgPool, ServeError> {
-    let pool = orderflow_runtime::database::connect(&settings.database).await?;
-    // Dead letters go through an outbox, like every other publication.
-    orderflow_outbox::migrate(&pool).await?;
-    Ok(pool)
+pub async fn connect(settings: &Settings) -> Result<PgPool, RunError> {
+    orderflow_runtime::connect_projection(&settings.database).await
 }
 
 /// Asks the running service to rebuild the audit log by replay; the request id.
@@ -100,26 +78,20 @@ async fn retain(
 
 /// Runs the audit log until `shutdown`, or until a part of it dies, which
 /// stops it all with an error.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
     let pool = connect(&settings).await?;
-    let topics: Vec<_> = orderflow_contracts::event_topics();
-    admin::ensure_topics(&settings.kafka, &orderflow_contracts::topics::with_dead_letters(&topics)).await?;
-    let producer = Producer::new(&settings.kafka)?;
-    let mut supervisor = Supervisor::new(shutdown.clone());
-    let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), "SELECT 1");
-    supervisor.spawn(
-        "ops http",
-        orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()),
-    );
-    let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::default());
-    supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
+    let process = ProjectionProcess {
+        task: "audit projection",
+        kafka: settings.kafka.clone(),
+        topics: orderflow_contracts::event_topics(),
+        batch_size: settings.batch_size,
+    };
     let projection =
         AuditProjection::new(Arc::new(Codec::new(&settings.registry.url)), &settings.kafka, settings.checkpoint_every);
-    let options = Options { batch_size: settings.batch_size, ..Options::new(settings.kafka.clone()) };
-    supervisor.spawn("audit projection", Engine::new(pool.clone(), projection, options).run(shutdown.clone()));
-    supervisor.spawn("retention", retain(pool.clone(), settings.retention.clone(), shutdown.clone()));
-    let outcome = supervisor.wait().await;
-    producer.flush(Duration::from_secs(5));
-    pool.close().await;
-    Ok(outcome?)
+    let retention = settings.retention.clone();
+    let stop = shutdown.clone();
+    orderflow_runtime::run_projection(pool, process, projection, listener, shutdown, move |supervisor, pool| {
+        supervisor.spawn("retention", retain(pool.clone(), retention, stop));
+    })
+    .await
 }

@@ -3,7 +3,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderflow_audit_log::{Settings, run};
-use tokio_util::sync::CancellationToken;
 
 /// The audit log: every event, once, hash-chained.
 #[derive(Debug, Parser)]
@@ -48,20 +47,14 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let listener = tokio::net::TcpListener::bind(&settings.http.addr)
-                .await
-                .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
-            let shutdown = CancellationToken::new();
-            tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
-            run(settings, listener, shutdown).await.context("audit-log")?;
-            tracing::info!("audit-log stopped");
+            let addr = settings.http.addr.clone();
+            orderflow_runtime::serve("audit-log", &addr, |listener, shutdown| run(settings, listener, shutdown))
+                .await?;
         }
         Command::Rebuild { timeout } => {
             let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
-            let id = orderflow_audit_log::request_rebuild(&pool).await.context("requesting a rebuild")?;
-            println!("rebuild {id} requested; waiting for the running audit-log ...");
-            let generation = orderflow_projection::wait_for_rebuild(&pool, id, Duration::from_secs(timeout)).await?;
-            println!("rebuild {id} done: generation {generation} is live");
+            let name = orderflow_audit_log::projection::NAME;
+            orderflow_runtime::rebuild(&pool, name, Duration::from_secs(timeout)).await?;
         }
         Command::Verify { full } => {
             let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;

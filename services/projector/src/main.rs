@@ -3,7 +3,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orderflow_projector::{Settings, run};
-use tokio_util::sync::CancellationToken;
 
 /// The read-model projector.
 #[derive(Debug, Parser)]
@@ -42,21 +41,12 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let listener = tokio::net::TcpListener::bind(&settings.http.addr)
-                .await
-                .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
-            let shutdown = CancellationToken::new();
-            tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
-            run(settings, listener, shutdown).await.context("projector")?;
-            tracing::info!("projector stopped");
+            let addr = settings.http.addr.clone();
+            orderflow_runtime::serve("projector", &addr, |listener, shutdown| run(settings, listener, shutdown)).await
         }
         Command::Rebuild { timeout } => {
             let pool = orderflow_projector::connect(&settings).await.context("readmodels database")?;
-            let id = orderflow_projector::request_rebuild(&pool).await.context("requesting a rebuild")?;
-            println!("rebuild {id} requested; waiting for the running projector ...");
-            let generation = orderflow_projection::wait_for_rebuild(&pool, id, Duration::from_secs(timeout)).await?;
-            println!("rebuild {id} done: generation {generation} is live");
+            orderflow_runtime::rebuild(&pool, orderflow_projector::projection::NAME, Duration::from_secs(timeout)).await
         }
     }
-    Ok(())
 }

@@ -1,0 +1,99 @@
+//! The whole process of a projection (the read-model projector, the audit
+//! log): the projection engine, the outbox relay of its dead letters and
+//! the ops HTTP endpoint, supervised; and the `rebuild` a projection
+//! binary offers.
+
+use std::time::Duration;
+
+use orderflow_bus::{Producer, admin};
+use orderflow_config::KafkaSettings;
+use orderflow_contracts::{Topic, topics};
+use orderflow_outbox::{Relay, RelayOptions};
+use orderflow_projection::{Engine, Options, Projection};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::supervisor::Supervisor;
+use crate::{RunError, readiness};
+
+/// What runs a projection beside its engine.
+#[derive(Debug, Clone)]
+pub struct ProjectionProcess {
+    /// The engine's task name in logs and `/health/ready` (`audit projection`).
+    pub task: &'static str,
+    pub kafka: KafkaSettings,
+    /// The topics it reads, created (with their dead-letter topics) if
+    /// missing, so start-up order never matters.
+    pub topics: Vec<Topic>,
+    /// Messages applied per transaction at most.
+    pub batch_size: usize,
+}
+
+/// Connects to a projection's database and installs what every projection
+/// process needs there: the outbox its dead letters go through.
+pub async fn connect_projection(database: &orderflow_config::DatabaseSettings) -> Result<PgPool, RunError> {
+    let pool = crate::database::connect(database).await.map_err(RunError::Database)?;
+    orderflow_outbox::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Runs `projection` on `pool` until `shutdown`, or until a part of it
+/// dies, which stops it all with an error. `more` adds the process's own
+/// tasks (the audit log's retention) to the same supervisor.
+pub async fn run_projection<P: Projection>(
+    pool: PgPool,
+    process: ProjectionProcess,
+    projection: P,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    more: impl FnOnce(&mut Supervisor, &PgPool),
+) -> Result<(), RunError> {
+    admin::ensure_topics(&process.kafka, &topics::with_dead_letters(&process.topics)).await?;
+    let producer = Producer::new(&process.kafka)?;
+    let mut supervisor = Supervisor::new(shutdown.clone());
+    let ready = readiness(supervisor.health(), pool.clone(), producer.clone(), "SELECT 1");
+    supervisor.spawn(
+        "ops http",
+        orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()),
+    );
+    // A projection publishes nothing but dead letters, through its outbox.
+    let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::default());
+    supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
+    let options = Options { batch_size: process.batch_size, ..Options::new(process.kafka.clone()) };
+    supervisor.spawn(process.task, Engine::new(pool.clone(), projection, options).run(shutdown.clone()));
+    more(&mut supervisor, &pool);
+    let outcome = supervisor.wait().await;
+    producer.flush(Duration::from_secs(5));
+    pool.close().await;
+    Ok(outcome?)
+}
+
+/// `<binary> rebuild`: asks the running process to rebuild projection
+/// `name` by replay and waits (up to `timeout`) for the new generation.
+pub async fn rebuild(pool: &PgPool, name: &str, timeout: Duration) -> anyhow::Result<()> {
+    let id = orderflow_projection::request_rebuild(pool, name).await?;
+    println!("rebuild {id} of {name} requested; waiting for the running process ...");
+    let generation = orderflow_projection::wait_for_rebuild(pool, id, timeout).await?;
+    println!("rebuild {id} done: generation {generation} is live");
+    Ok(())
+}
+
+/// Binds `addr`, stops on SIGTERM or Ctrl-C, and runs `run` on the
+/// listener: the `run` arm of every process binary.
+pub async fn serve<F, Fut, E>(name: &str, addr: &str, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use anyhow::Context;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
+    let outcome = run(listener, shutdown).await;
+    signals.abort();
+    outcome.with_context(|| name.to_owned())?;
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
