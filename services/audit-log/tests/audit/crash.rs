@@ -27,10 +27,11 @@ fn spawn_audit_log(system: &System) -> Child {
 
 #[tokio::test]
 async fn killed_mid_stream_and_restarted_records_every_event_once() {
-    let system = System::start().await;
-    // A users walk-through (through the API, the user service, its outbox),
-    // then a stream of events: the kill lands somewhere in there.
+    let system = System::start_all().await;
+    // The users and orders walk-throughs (through the API, the services,
+    // their outboxes), then a stream of events: the kill lands somewhere in there.
     walk(&system).await;
+    crate::walkthrough::shop(&system).await;
     const EVENTS: usize = 400;
     let events = Events::new(&system);
     for n in 0..EVENTS {

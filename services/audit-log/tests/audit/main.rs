@@ -40,9 +40,9 @@ pub async fn get(system: &System, path: &str, token: &str) -> (u16, Value) {
 }
 
 /// The message ids of every event: on the events topics as the broker has
-/// them (a republished duplicate counted once), in the user service's outbox
-/// (published; the broker's listing can lag behind an acknowledged send), and
-/// those a test sent itself.
+/// them (a republished duplicate counted once), in the domain services'
+/// outboxes (published; the broker's listing can lag behind an acknowledged
+/// send), and those a test sent itself.
 pub async fn event_ids(system: &System, sent: Option<&Events>) -> BTreeSet<Uuid> {
     let mut ids = BTreeSet::new();
     for topic in orderflow_contracts::event_topics() {
@@ -50,17 +50,23 @@ pub async fn event_ids(system: &System, sent: Option<&Events>) -> BTreeSet<Uuid>
             ids.insert(message.headers().expect("headers").message_id);
         }
     }
-    let users = sqlx::PgPool::connect(&system.users_db).await.expect("users db");
-    let published: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT convert_from(header_values[array_position(header_names, 'message_id')], 'UTF8')::uuid
-         FROM outbox WHERE topic = $1 AND published_at IS NOT NULL",
-    )
-    .bind(system.topic(orderflow_contracts::users::EVENTS.name))
-    .fetch_all(&users)
-    .await
-    .unwrap_or_default(); // no user service in this test: no outbox
-    users.close().await;
-    ids.extend(published);
+    for (database, topic) in [
+        (&system.users_db, orderflow_contracts::users::EVENTS),
+        (&system.orders_db, orderflow_contracts::orders::EVENTS),
+        (&system.payments_db, orderflow_contracts::payments::EVENTS),
+    ] {
+        let pool = sqlx::PgPool::connect(database).await.expect("service db");
+        let published: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT convert_from(header_values[array_position(header_names, 'message_id')], 'UTF8')::uuid
+             FROM outbox WHERE topic = $1 AND published_at IS NOT NULL",
+        )
+        .bind(system.topic(topic.name))
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default(); // that service is not in this test: no outbox
+        pool.close().await;
+        ids.extend(published);
+    }
     if let Some(events) = sent {
         ids.extend(events.sent());
     }

@@ -8,10 +8,11 @@ use crate::{PASSWORD, admin_token, audit_db, caught_up};
 
 #[tokio::test]
 async fn no_password_hash_token_or_marked_pii_in_any_record() {
-    let mut system = System::start().await;
+    let mut system = System::start_all().await;
     system.start_audit_log().await;
     let admin = admin_token(&system).await;
     let id = walk(&system).await;
+    crate::walkthrough::shop(&system).await;
     let pool = audit_db(&system).await;
     caught_up(&system, &pool, None).await;
 
@@ -26,7 +27,9 @@ async fn no_password_hash_token_or_marked_pii_in_any_record() {
     // The JWT's signature part alone must not appear either.
     secrets.push(admin.rsplit('.').next().expect("jwt").to_owned());
     // PII the schemas mark sensitive.
-    secrets.extend(["ada@example.com", "Augusta"].map(str::to_owned));
+    secrets.extend(["ada@example.com", "Augusta", "grace@example.com"].map(str::to_owned));
+    // The shipping address and notes of the orders (orderflow_harness::shop::order).
+    secrets.extend(["St James", "SW1Y 4JH", "leave at the door"].map(str::to_owned));
 
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT row_to_json(r)::text FROM audit.records r

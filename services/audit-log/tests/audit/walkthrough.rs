@@ -1,5 +1,5 @@
-//! A users walk-through, recorded exactly once; a rebuild by replay
-//! reproduces every record and hash.
+//! The users and orders walk-throughs, recorded exactly once; a rebuild by
+//! replay reproduces every record and hash.
 
 use std::time::Duration;
 
@@ -45,16 +45,48 @@ pub async fn walk(system: &System) -> String {
     id
 }
 
+/// The orders walk-through: an order confirmed and captured, one declined,
+/// one cancelled after its capture and refunded. Returns the order ids.
+pub async fn shop(system: &System) -> Vec<String> {
+    use orderflow_harness::shop::{customer, order, place, saga_settled, until_api};
+    let (token, _) = customer(system, "grace@example.com").await;
+    let mut ids = Vec::new();
+    for (lines, expected) in
+        [(&[(2, 1250)][..], "CONFIRMED"), (&[(1, 2_000_000)][..], "CANCELLED"), (&[(1, 999)][..], "CONFIRMED")]
+    {
+        let (status, body) = place(system, &token, order(lines)).await;
+        assert_eq!((status, body["status"].as_str()), (201, Some(expected)), "{body}");
+        ids.push(body["id"].as_str().expect("id").to_owned());
+    }
+    let last = &ids[2];
+    until_api(system, &token, &format!("/api/v1/payments/by-order/{last}"), "the capture", |p| {
+        p["status"] == "CAPTURED"
+    })
+    .await;
+    let (status, body) = system
+        .call_with(Method::POST, &format!("/api/v1/orders/{last}/cancel"), Some(&token), None, &[("prefer", "wait=20")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    saga_settled(system, 3).await;
+    ids
+}
+
 #[tokio::test]
 async fn every_event_once_and_a_rebuild_reproduces_records_and_hashes() {
-    let mut system = System::start().await;
+    let mut system = System::start_all().await;
     system.start_audit_log().await;
     let admin = admin_token(&system).await;
     let id = walk(&system).await;
+    let orders = shop(&system).await;
     let pool = audit_db(&system).await;
     let events = caught_up(&system, &pool, None).await;
     let recorded = recorded_ids(&pool).await;
     assert_eq!(recorded.len(), events.len(), "once each");
+    for order in &orders {
+        let (status, body) = get(&system, &format!("/api/v1/audit?entity={order}"), &admin).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["items"].as_array().is_some_and(|i| i.len() >= 2), "the saga of {order} is recorded: {body}");
+    }
 
     // What the walk-through did, as the audit log tells it about the user.
     let (status, body) = get(&system, &format!("/api/v1/audit?entity={id}"), &admin).await;
