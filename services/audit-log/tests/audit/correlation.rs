@@ -117,7 +117,12 @@ async fn an_order_tells_its_story_in_causal_order_without_its_address() {
     assert_eq!((status, placed["status"].as_str()), (201, Some("CONFIRMED")), "{placed}");
     let id = placed["id"].as_str().expect("id").to_owned();
     orderflow_harness::shop::saga_settled(&system, 1).await;
-    let (_, body) = get(&system, &format!("/api/v1/audit?entity={id}&type=OrderPlaced"), &admin).await;
+    // The audit log records on its own time: wait for it to know the order.
+    let path = format!("/api/v1/audit?entity={id}&type=OrderPlaced");
+    let body = orderflow_harness::shop::until_api(&system, &admin, &path, "the audit log has the order", |b| {
+        b["items"][0]["correlation_id"].is_string()
+    })
+    .await;
     let correlation = body["items"][0]["correlation_id"].as_str().expect("correlation").to_owned();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let story = loop {
