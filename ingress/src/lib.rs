@@ -8,6 +8,11 @@
 //! A `202` means the command is durably in Kafka (idempotent producer,
 //! `acks=all`, confirmed); `Prefer: wait=N` waits for the outcome in the
 //! read model ([`waiter`]). Every error has one shape ([`error`]).
+//!
+//! Two listeners ([`Listeners`]): the public API (`http.addr`) and the
+//! operators' port (`ops.addr`, loopback `:9080` by default) with
+//! `/health/live`, `/health/ready` and `/metrics`, none of which the public
+//! port serves.
 
 pub mod commands;
 pub mod error;
@@ -146,8 +151,33 @@ pub enum ServeError {
     Task(#[from] orderflow_runtime::TaskFailed),
 }
 
-/// Serves the API (and health, metrics) on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+/// The ingress's two listeners: the public API, and the operators' port
+/// (health, metrics) that is never exposed to clients.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: TcpListener,
+    pub ops: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `http.addr` and `ops.addr`.
+    pub async fn bind(settings: &Settings) -> std::io::Result<Self> {
+        let api = TcpListener::bind(&settings.http.addr)
+            .await
+            .map_err(|e| bind_error("http.addr", &settings.http.addr, e))?;
+        let ops =
+            TcpListener::bind(&settings.ops.addr).await.map_err(|e| bind_error("ops.addr", &settings.ops.addr, e))?;
+        Ok(Self { api, ops })
+    }
+}
+
+fn bind_error(setting: &str, addr: &str, error: std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("cannot listen on {addr} ({setting}): {error}"))
+}
+
+/// Serves the API on `listeners.api` and health and metrics on
+/// `listeners.ops` until `shutdown`.
+pub async fn run(settings: Settings, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServeError> {
     let pool = orderflow_runtime::database::connect(&settings.database).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
@@ -178,9 +208,12 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
     let timeout = std::time::Duration::from_millis(settings.request_timeout_ms);
-    let app = router(state, settings.max_body_bytes, timeout).merge(orderflow_telemetry::ops_router(ready));
-    tracing::info!(addr = %listener.local_addr()?, "ingress listening");
-    supervisor.spawn("api http", orderflow_telemetry::serve(listener, app, shutdown.clone()));
+    let app = router(state, settings.max_body_bytes, timeout);
+    let Listeners { api, ops } = listeners;
+    tracing::info!(addr = %api.local_addr()?, ops = %ops.local_addr()?, "ingress listening");
+    supervisor.spawn("api http", orderflow_telemetry::serve(api, app, shutdown.clone()));
+    supervisor
+        .spawn("ops http", orderflow_telemetry::serve(ops, orderflow_telemetry::ops_router(ready), shutdown.clone()));
     let outcome = supervisor.wait().await;
     producer.flush(std::time::Duration::from_secs(5));
     pool.close().await;

@@ -1,5 +1,5 @@
 use anyhow::Context;
-use orderflow_ingress::{Settings, run};
+use orderflow_ingress::{Listeners, Settings, run};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -10,12 +10,10 @@ async fn main() -> anyhow::Result<()> {
         println!("ingress: configuration is valid");
         return Ok(());
     }
-    let listener = tokio::net::TcpListener::bind(&settings.http.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
+    let listeners = Listeners::bind(&settings).await.context("ingress")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
-    run(settings, listener, shutdown).await.context("ingress")?;
+    run(settings, listeners, shutdown).await.context("ingress")?;
     tracing::info!("ingress stopped");
     Ok(())
 }

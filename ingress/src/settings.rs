@@ -22,7 +22,13 @@ pub struct JwtSettings {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub environment: Environment,
+    /// The public API listener.
     pub http: HttpSettings,
+    /// The operators' listener: `/health/live`, `/health/ready` (with its
+    /// reasons) and `/metrics`, kept off the public port so neither the
+    /// internals in a readiness reason nor the metrics reach clients.
+    /// Loopback by default; a pod sets `0.0.0.0:9080` for its probes.
+    pub ops: HttpSettings,
     /// The `readmodels` database (read only: the views in schema `rm`).
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
@@ -42,6 +48,7 @@ impl Default for Settings {
         Self {
             environment: Environment::default(),
             http: HttpSettings { addr: "127.0.0.1:8080".into() },
+            ops: HttpSettings { addr: "127.0.0.1:9080".into() },
             database: DatabaseSettings::local("readmodels"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
@@ -56,6 +63,10 @@ impl Default for Settings {
 impl Validate for Settings {
     fn validate(&self) -> orderflow_config::Result<()> {
         self.http.validate("http")?;
+        self.ops.validate("ops")?;
+        if self.ops.addr == self.http.addr && !self.ops.addr.ends_with(":0") {
+            return Err(ConfigError::invalid("ops.addr", "must differ from http.addr: the ops listener is not public"));
+        }
         self.database.validate()?;
         self.kafka.validate()?;
         self.registry.validate()?;
@@ -78,5 +89,21 @@ impl Validate for Settings {
             return Err(ConfigError::invalid("max_wait_seconds", "must be at most 300"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ops_listener_is_loopback_by_default_and_never_the_api_port() {
+        let settings = Settings { environment: Environment::Development, ..Settings::default() };
+        assert_eq!(settings.ops.addr, "127.0.0.1:9080");
+        settings.validate().expect("defaults are valid in development");
+        let same = Settings { ops: settings.http.clone(), ..settings.clone() };
+        assert!(same.validate().expect_err("same address").to_string().contains("ops.addr"));
+        let bad = Settings { ops: HttpSettings { addr: "nine-oh-eight-oh".into() }, ..settings };
+        assert!(bad.validate().expect_err("not host:port").to_string().contains("ops.addr"));
     }
 }

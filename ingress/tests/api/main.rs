@@ -3,6 +3,7 @@
 
 mod flow;
 mod inspect;
+mod ops;
 mod refused;
 mod secrets;
 mod uniqueness;

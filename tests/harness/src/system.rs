@@ -20,6 +20,9 @@ use crate::{RegistryHandle, spawn_registry};
 #[derive(Debug)]
 pub struct Component {
     pub url: String,
+    /// Where its `/health/*` and `/metrics` are: `url`, except for the
+    /// ingress, which serves them on an ops listener of their own.
+    pub ops_url: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -54,7 +57,7 @@ pub async fn spawn_service<S: Service>(settings: ServiceSettings<S::Domain>) -> 
         }
     });
     wait_ready(&url, <S::Domain as Domain>::SERVICE).await;
-    Component { url, shutdown, task }
+    Component { ops_url: url.clone(), url, shutdown, task }
 }
 
 fn database_settings(url: &str) -> DatabaseSettings {
@@ -250,14 +253,16 @@ impl System {
             async move { sqlx::query("SELECT 1 FROM rm.users LIMIT 1").execute(&pool).await.is_ok() }
         })
         .await;
-        self.projector = Some(Component { url, shutdown, task });
+        self.projector = Some(Component { ops_url: url.clone(), url, shutdown, task });
     }
 
     pub async fn start_ingress(&mut self) {
-        let (listener, url) = listener().await;
+        let (api, url) = listener().await;
+        let (ops, ops_url) = listener().await;
         let settings = orderflow_ingress::Settings {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
+            ops: HttpSettings { addr: "127.0.0.1:0".into() },
             database: database_settings(&self.readmodels_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
@@ -266,13 +271,15 @@ impl System {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            if let Err(error) = orderflow_ingress::run(settings, listener, token).await {
+            let listeners = orderflow_ingress::Listeners { api, ops };
+            if let Err(error) = orderflow_ingress::run(settings, listeners, token).await {
                 panic!("ingress failed: {error}");
             }
         });
-        wait_ready(&url, "the ingress").await;
+        // Its readiness is on the ops listener, not the API's port.
+        wait_ready(&ops_url, "the ingress").await;
         self.api = url.clone();
-        self.ingress = Some(Component { url, shutdown, task });
+        self.ingress = Some(Component { url, ops_url, shutdown, task });
     }
 
     /// A request to the ingress; returns status and JSON body.
@@ -318,6 +325,11 @@ impl System {
             )
             .await;
         (status == 200).then(|| body["access_token"].as_str().expect("token").to_owned())
+    }
+
+    /// The ingress's ops listener (`/health/*`, `/metrics`).
+    pub fn ops(&self) -> &str {
+        self.ingress.as_ref().map_or("", |i| i.ops_url.as_str())
     }
 
     pub fn topic(&self, name: &str) -> String {
