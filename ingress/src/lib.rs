@@ -17,6 +17,7 @@
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod request;
 pub mod routes;
 pub mod settings;
 pub mod status;
@@ -132,6 +133,8 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
         .layer(axum::middleware::from_fn(observe))
+        // Outermost: every answer (a timeout's, a 404's) has a request id.
+        .layer(axum::middleware::from_fn(request::identify))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::commands::{accepted, rejection, respond, send};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, PreferWait, self_or_admin};
+use crate::request::RequestContext;
 use crate::routes::{Page, path_id, query_id};
 use crate::status;
 
@@ -150,6 +151,7 @@ pub struct Place {
 /// 202 if N seconds pass first.
 pub async fn place(
     State(state): State<AppState>,
+    request: RequestContext,
     AuthUser(claims): AuthUser,
     PreferWait(wait): PreferWait,
     ApiJson(body): ApiJson<Place>,
@@ -188,7 +190,7 @@ pub async fn place(
         shipping_address,
         notes,
     };
-    let id = send(&state, &command, &claims.sub).await?;
+    let id = send(&state, &request, &command, &claims.sub).await?;
     let Some(seconds) = wait else { return Ok(accepted(id)) };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
     let state = &state;
@@ -231,6 +233,7 @@ pub async fn get(
 /// orders only (else 409 `ILLEGAL_TRANSITION`, decided by the service).
 pub async fn cancel(
     State(state): State<AppState>,
+    request: RequestContext,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     PreferWait(wait): PreferWait,
@@ -238,7 +241,7 @@ pub async fn cancel(
     let id = path_id("order", &id)?;
     let order = load(&state, id).await?;
     self_or_admin(&claims, order.customer_id, "order")?;
-    let command_id = send(&state, &CancelOrder { order_id: id.to_string() }, &claims.sub).await?;
+    let command_id = send(&state, &request, &CancelOrder { order_id: id.to_string() }, &claims.sub).await?;
     let state = &state;
     respond(state, command_id, wait, |_, _| async move { Ok(ok_order(StatusCode::OK, load(state, id).await?)) }).await
 }
@@ -253,6 +256,7 @@ pub struct NewStatus {
 /// `{"status": "DELIVERED"}`.
 pub async fn set_status(
     State(state): State<AppState>,
+    request: RequestContext,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     PreferWait(wait): PreferWait,
@@ -265,8 +269,8 @@ pub async fn set_status(
     let order_id = id.to_string();
     load(&state, id).await?;
     let command_id = match body.status.as_str() {
-        "SHIPPED" => send(&state, &ShipOrder { order_id }, &claims.sub).await?,
-        "DELIVERED" => send(&state, &DeliverOrder { order_id }, &claims.sub).await?,
+        "SHIPPED" => send(&state, &request, &ShipOrder { order_id }, &claims.sub).await?,
+        "DELIVERED" => send(&state, &request, &DeliverOrder { order_id }, &claims.sub).await?,
         other => {
             return Err(ApiError::validation(
                 "status",

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::commands::{respond, send};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, PreferWait, self_or_admin};
+use crate::request::RequestContext;
 use crate::routes::{Page, path_id, query_id};
 
 /// A payment as the API shows it (one per order).
@@ -82,6 +83,7 @@ pub struct Refund {
 /// (`REFUND_EXCEEDS_CAPTURE`), whatever the read model said.
 pub async fn refund(
     State(state): State<AppState>,
+    request: RequestContext,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     PreferWait(wait): PreferWait,
@@ -112,7 +114,7 @@ pub async fn refund(
     }
     let command =
         RefundPayment { order_id: payment.order_id.to_string(), payment_id: id.to_string(), amount, note: body.note };
-    let command_id = send(&state, &command, &claims.sub).await?;
+    let command_id = send(&state, &request, &command, &claims.sub).await?;
     let (state, claims) = (&state, &claims);
     respond(state, command_id, wait, |_, _| async move {
         Ok(axum::Json(load_by(state, "id", id, claims).await?).into_response())

@@ -6,6 +6,7 @@ mod inspect;
 mod ops;
 mod refused;
 mod secrets;
+mod trace;
 mod uniqueness;
 mod waiting;
 
