@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod request;
 pub mod routes;
+pub mod security;
 pub mod settings;
 pub mod status;
 pub mod validate;
@@ -99,8 +100,14 @@ async fn time_limit(limit: std::time::Duration, request: Request, next: Next) ->
 }
 
 /// The API routes. A request may take `request_timeout` plus the
-/// `Prefer: wait` it asked for (at most `max_wait_seconds`).
-pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time::Duration) -> Router {
+/// `Prefer: wait` it asked for (at most `max_wait_seconds`). Every
+/// response has the security headers; CORS as `cors` allows.
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    request_timeout: std::time::Duration,
+    cors: &settings::CorsSettings,
+) -> Router {
     let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
     use routes::{auth, commands, orders, payments, users};
     let api = Router::new()
@@ -120,7 +127,7 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .route("/payments/{id}", get(payments::get))
         .route("/payments/by-order/{order_id}", get(payments::by_order))
         .route("/payments/{id}/refund", post(payments::refund));
-    Router::new()
+    let app = Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -134,8 +141,13 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
         .layer(axum::middleware::from_fn(observe))
         // Outermost: every answer (a timeout's, a 404's) has a request id.
-        .layer(axum::middleware::from_fn(request::identify))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(request::identify));
+    // Outside the request id: a preflight is answered by the CORS layer alone.
+    let app = match security::cors(cors) {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    security::with_security_headers(app).with_state(state)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +223,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
     let timeout = std::time::Duration::from_millis(settings.request_timeout_ms);
-    let app = router(state, settings.max_body_bytes, timeout);
+    let app = router(state, settings.max_body_bytes, timeout, &settings.cors);
     let Listeners { api, ops } = listeners;
     tracing::info!(addr = %api.local_addr()?, ops = %ops.local_addr()?, "ingress listening");
     supervisor.spawn("api http", orderflow_telemetry::serve(api, app, shutdown.clone()));

@@ -18,6 +18,38 @@ pub struct JwtSettings {
     pub ttl_seconds: i64,
 }
 
+/// Which browser origins may call the API (CORS).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSettings {
+    /// Exact origins (`https://shop.example.com`, scheme, host and port
+    /// only). Empty, the default: no cross-origin browser calls at all.
+    /// No wildcard: a token-bearing API open to every page is not a default
+    /// anyone should get by a typo.
+    pub allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    pub max_age_seconds: u64,
+}
+
+impl CorsSettings {
+    fn validate(&self) -> orderflow_config::Result<()> {
+        for origin in &self.allowed_origins {
+            let bad = |why: &str| ConfigError::invalid("cors.allowed_origins", format!("`{origin}` {why}"));
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .ok_or_else(|| bad("must start with https:// or http://"))?;
+            if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ']) {
+                return Err(bad("must be scheme://host[:port], without path or wildcard"));
+            }
+            if axum::http::HeaderValue::from_str(origin).is_err() {
+                return Err(bad("is not a valid header value"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -29,6 +61,9 @@ pub struct Settings {
     /// internals in a readiness reason nor the metrics reach clients.
     /// Loopback by default; a pod sets `0.0.0.0:9080` for its probes.
     pub ops: HttpSettings,
+    /// Cross-origin browser access: none unless origins are listed.
+    #[serde(default)]
+    pub cors: CorsSettings,
     /// The `readmodels` database (read only: the views in schema `rm`).
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
@@ -49,6 +84,7 @@ impl Default for Settings {
             environment: Environment::default(),
             http: HttpSettings { addr: "127.0.0.1:8080".into() },
             ops: HttpSettings { addr: "127.0.0.1:9080".into() },
+            cors: CorsSettings { allowed_origins: Vec::new(), max_age_seconds: 600 },
             database: DatabaseSettings::local("readmodels"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
@@ -67,6 +103,7 @@ impl Validate for Settings {
         if self.ops.addr == self.http.addr && !self.ops.addr.ends_with(":0") {
             return Err(ConfigError::invalid("ops.addr", "must differ from http.addr: the ops listener is not public"));
         }
+        self.cors.validate()?;
         self.database.validate()?;
         self.kafka.validate()?;
         self.registry.validate()?;
@@ -105,5 +142,23 @@ mod tests {
         assert!(same.validate().expect_err("same address").to_string().contains("ops.addr"));
         let bad = Settings { ops: HttpSettings { addr: "nine-oh-eight-oh".into() }, ..settings };
         assert!(bad.validate().expect_err("not host:port").to_string().contains("ops.addr"));
+    }
+
+    #[test]
+    fn cors_allows_exact_origins_only() {
+        let with = |origins: &[&str]| Settings {
+            environment: Environment::Development,
+            cors: CorsSettings {
+                allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+                max_age_seconds: 60,
+            },
+            ..Settings::default()
+        };
+        assert!(Settings::default().cors.allowed_origins.is_empty(), "none by default");
+        with(&["https://shop.example.com", "http://localhost:3000"]).validate().expect("exact origins");
+        for bad in ["*", "https://*.example.com", "shop.example.com", "https://shop.example.com/", "https://"] {
+            let error = with(&[bad]).validate().expect_err(bad).to_string();
+            assert!(error.contains("cors.allowed_origins"), "{bad}: {error}");
+        }
     }
 }

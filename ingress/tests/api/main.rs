@@ -1,6 +1,7 @@
 //! The users flow through the whole system: ingress → users.commands → user
 //! service → outbox → users.events → projector → read model → ingress.
 
+mod browser;
 mod flow;
 mod inspect;
 mod ops;

@@ -256,10 +256,9 @@ impl System {
         self.projector = Some(Component { ops_url: url.clone(), url, shutdown, task });
     }
 
-    pub async fn start_ingress(&mut self) {
-        let (api, url) = listener().await;
-        let (ops, ops_url) = listener().await;
-        let settings = orderflow_ingress::Settings {
+    /// The settings the ingress of this system runs with.
+    pub fn ingress_settings(&self) -> orderflow_ingress::Settings {
+        orderflow_ingress::Settings {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
             ops: HttpSettings { addr: "127.0.0.1:0".into() },
@@ -267,7 +266,26 @@ impl System {
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
             ..orderflow_ingress::Settings::default()
-        };
+        }
+    }
+
+    pub async fn start_ingress(&mut self) {
+        self.start_ingress_with(self.ingress_settings()).await;
+    }
+
+    /// Stops the ingress and starts it again with `change`d settings.
+    pub async fn restart_ingress_with(&mut self, change: impl FnOnce(&mut orderflow_ingress::Settings)) {
+        if let Some(ingress) = self.ingress.take() {
+            ingress.stop().await;
+        }
+        let mut settings = self.ingress_settings();
+        change(&mut settings);
+        self.start_ingress_with(settings).await;
+    }
+
+    pub async fn start_ingress_with(&mut self, settings: orderflow_ingress::Settings) {
+        let (api, url) = listener().await;
+        let (ops, ops_url) = listener().await;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
