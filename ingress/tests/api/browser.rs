@@ -7,6 +7,9 @@ use crate::System;
 
 const SHOP: &str = "https://shop.example.com";
 
+/// A request (method, path, extra headers) and the status it gets.
+type Case<'a> = (Method, &'a str, &'a [(&'a str, &'a str)], u16);
+
 fn assert_security_headers(response: &Response, what: &str) {
     let headers = response.headers();
     let expect = [
@@ -36,7 +39,7 @@ fn allowed_origin(response: &Response) -> Option<&str> {
 async fn every_response_has_security_headers_and_cors_is_for_configured_origins_only() {
     let mut system = System::start().await;
     let fresh = format!("/api/v1/commands/{}", uuid::Uuid::now_v7());
-    let cases: [(Method, &str, &[(&str, &str)], u16); 5] = [
+    let cases: [Case<'_>; 5] = [
         (Method::GET, &fresh, &[], 200),
         (Method::GET, "/api/v1/users/me", &[], 401),
         (Method::GET, "/nowhere", &[], 404),
