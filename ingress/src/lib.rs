@@ -14,6 +14,7 @@
 //! `/health/live`, `/health/ready` and `/metrics`, none of which the public
 //! port serves.
 
+pub mod access;
 pub mod commands;
 pub mod error;
 pub mod extract;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub kafka: KafkaSettings,
     pub waiter: waiter::Waiter,
     pub max_wait_seconds: u64,
+    /// Who may get a `service` token (`POST /api/v1/auth/token`).
+    pub service_clients: Arc<[settings::ServiceClient]>,
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -116,6 +119,7 @@ pub fn router(
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
         .route("/users/{id}/password", post(users::change_password))
         .route("/auth/login", post(auth::login))
+        .route("/auth/token", post(auth::token))
         .route("/commands/{id}", get(commands::get))
         .route("/orders", post(orders::place).get(orders::list))
         .route("/orders/mine", get(orders::mine))
@@ -126,7 +130,9 @@ pub fn router(
         .route("/payments/mine", get(payments::mine))
         .route("/payments/{id}", get(payments::get))
         .route("/payments/by-order/{order_id}", get(payments::by_order))
-        .route("/payments/{id}/refund", post(payments::refund));
+        .route("/payments/{id}/refund", post(payments::refund))
+        // Who may call each route: the one table in `access`.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
     let app = Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
@@ -218,6 +224,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         kafka: settings.kafka.clone(),
         waiter,
         max_wait_seconds: settings.max_wait_seconds,
+        service_clients: settings.service_clients.clone().into(),
     };
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";

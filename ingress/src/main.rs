@@ -4,6 +4,13 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--hash-secret") {
+        // For `service_clients[].secret_hash`: the secret on stdin, its hash on stdout.
+        let mut secret = String::new();
+        std::io::stdin().read_line(&mut secret).context("read the secret from stdin")?;
+        println!("{}", orderflow_auth::hash_password(secret.trim_end_matches(['\r', '\n']))?);
+        return Ok(());
+    }
     orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let settings: Settings = orderflow_config::load().context("ingress settings")?;
     if std::env::args().any(|a| a == "--check-config") {

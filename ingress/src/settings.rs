@@ -18,6 +18,25 @@ pub struct JwtSettings {
     pub ttl_seconds: i64,
 }
 
+/// A machine client that may get a `service` token with client
+/// credentials (`POST /api/v1/auth/token`).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceClient {
+    /// Its `client_id`; the token's subject is `service:<id>`.
+    pub id: String,
+    /// The argon2id PHC hash of its secret (never the secret itself: the
+    /// settings are read by more people and tools than the secret should
+    /// be). Make one with `ingress --hash-secret` on stdin.
+    pub secret_hash: String,
+}
+
+impl std::fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClient").field("id", &self.id).field("secret_hash", &"***").finish()
+    }
+}
+
 /// Which browser origins may call the API (CORS).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -61,6 +80,9 @@ pub struct Settings {
     /// internals in a readiness reason nor the metrics reach clients.
     /// Loopback by default; a pod sets `0.0.0.0:9080` for its probes.
     pub ops: HttpSettings,
+    /// Machine clients with the `service` role; none by default.
+    #[serde(default)]
+    pub service_clients: Vec<ServiceClient>,
     /// Cross-origin browser access: none unless origins are listed.
     #[serde(default)]
     pub cors: CorsSettings,
@@ -85,6 +107,7 @@ impl Default for Settings {
             http: HttpSettings { addr: "127.0.0.1:8080".into() },
             ops: HttpSettings { addr: "127.0.0.1:9080".into() },
             cors: CorsSettings { allowed_origins: Vec::new(), max_age_seconds: 600 },
+            service_clients: Vec::new(),
             database: DatabaseSettings::local("readmodels"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
@@ -104,6 +127,21 @@ impl Validate for Settings {
             return Err(ConfigError::invalid("ops.addr", "must differ from http.addr: the ops listener is not public"));
         }
         self.cors.validate()?;
+        for (i, client) in self.service_clients.iter().enumerate() {
+            let field = format!("service_clients[{i}]");
+            if client.id.is_empty() || !client.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return Err(ConfigError::invalid(format!("{field}.id"), "must be letters, digits and -_."));
+            }
+            if !client.secret_hash.starts_with("$argon2id$") {
+                return Err(ConfigError::invalid(
+                    format!("{field}.secret_hash"),
+                    "must be an argon2id hash of the secret ($argon2id$...), not the secret",
+                ));
+            }
+            if self.service_clients[..i].iter().any(|c| c.id == client.id) {
+                return Err(ConfigError::invalid(format!("{field}.id"), format!("`{}` is listed twice", client.id)));
+            }
+        }
         self.database.validate()?;
         self.kafka.validate()?;
         self.registry.validate()?;

@@ -55,3 +55,53 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>)
     }))
     .into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentials {
+    grant_type: String,
+    client_id: String,
+    client_secret: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).field("client_secret", &"***").finish()
+    }
+}
+
+/// `POST /api/v1/auth/token`: the client-credentials grant (RFC 6749 4.4,
+/// as JSON) for automation: a `service`-role token for a client listed in
+/// `service_clients` with the right secret. Unknown client and wrong secret
+/// answer the same 401, after the same argon2 work.
+pub async fn token(State(state): State<AppState>, ApiJson(body): ApiJson<ClientCredentials>) -> ApiResult<Response> {
+    if body.grant_type != "client_credentials" {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "UNSUPPORTED_GRANT_TYPE",
+            "grant_type must be client_credentials",
+        ));
+    }
+    let client = state.service_clients.iter().find(|c| c.id == body.client_id);
+    let hash = client.map_or(DUMMY_HASH.to_owned(), |c| c.secret_hash.clone());
+    let secret = body.client_secret;
+    let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&secret, &hash))
+        .await
+        .map_err(|e| ApiError::internal("secret check", e))?;
+    let Some(client) = client.filter(|_| matches) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "INVALID_CLIENT",
+            "client id or secret is wrong",
+        ));
+    };
+    let roles = [orderflow_auth::Role::Service.as_str().to_owned()];
+    let token =
+        state.tokens.issue(&format!("service:{}", client.id), &roles).map_err(|e| ApiError::internal("token", e))?;
+    Ok(axum::Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.tokens.ttl_seconds(),
+    }))
+    .into_response())
+}

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::commands::{accepted, rejection, respond, send};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, AuthUser, PreferWait, self_or_admin};
+use crate::extract::{ApiJson, AuthUser, PreferWait, owner_or_staff, self_or_admin};
 use crate::request::RequestContext;
 use crate::routes::{Page, path_id, query_id};
 use crate::status;
@@ -225,7 +225,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let order = load(&state, path_id("order", &id)?).await?;
-    self_or_admin(&claims, order.customer_id, "order")?;
+    owner_or_staff(&claims, order.customer_id, "order")?;
     Ok(ok_order(StatusCode::OK, order))
 }
 
@@ -262,9 +262,6 @@ pub async fn set_status(
     PreferWait(wait): PreferWait,
     ApiJson(body): ApiJson<NewStatus>,
 ) -> ApiResult<Response> {
-    if !claims.is_admin() {
-        return Err(ApiError::forbidden("shipping and delivering orders needs the admin role"));
-    }
     let id = path_id("order", &id)?;
     let order_id = id.to_string();
     load(&state, id).await?;
@@ -299,12 +296,10 @@ const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CA
 /// newest first, paginated.
 pub async fn list(
     State(state): State<AppState>,
-    AuthUser(claims): AuthUser,
+    // The role is checked by the route table; a token is still required.
+    _: AuthUser,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    if !claims.is_admin() {
-        return Err(ApiError::forbidden("listing all orders needs the admin role; see /api/v1/orders/mine"));
-    }
     let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
     let user = query_id("user", query.user.as_deref())?;
     list_where(&state, query, user).await

@@ -38,6 +38,38 @@ pub fn verify_password(plain: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(plain.as_bytes(), &parsed).is_ok())
 }
 
+/// What a token may do. A route allows some of these (the ingress's route
+/// table); what belongs to whom is checked by the route itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Operators: every user, order and payment.
+    Admin,
+    /// A person with an account: their own user, orders and payments.
+    User,
+    /// Automation (client credentials, no user behind it): reads orders and
+    /// payments, ships and delivers orders.
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::User, Role::Service];
+
+    /// The role's name in a token's `roles` claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Service => "service",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -51,7 +83,11 @@ pub struct Claims {
 
 impl Claims {
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
+        self.has(Role::Admin)
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| r == role.as_str())
     }
 }
 
