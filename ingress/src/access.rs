@@ -84,7 +84,7 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
         return ApiError::internal("access", format!("{} {path} has no access rule", request.method())).into_response();
     };
     let Allow::Roles(roles) = rule.allow else { return next.run(request).await };
-    let claims = match crate::extract::claims_from(request.headers(), &state) {
+    let claims = match crate::extract::authenticate(request.headers(), &state).await {
         Ok(claims) => claims,
         Err(error) => return error.into_response(),
     };

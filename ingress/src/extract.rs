@@ -66,8 +66,16 @@ impl FromRequestParts<AppState> for AuthUser {
         if let Some(claims) = parts.extensions.get::<Claims>() {
             return Ok(AuthUser(claims.clone()));
         }
-        claims_from(&parts.headers, state).map(AuthUser)
+        authenticate(&parts.headers, state).await.map(AuthUser)
     }
+}
+
+/// The claims of the request's bearer token if it is valid and not revoked
+/// (a deactivated user, a password changed since it was issued).
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Claims, ApiError> {
+    let claims = claims_from(headers, state)?;
+    state.revocations.check(&state.pool, &state.service_clients, &claims).await?;
+    Ok(claims)
 }
 
 /// The claims of the request's bearer token, or why there are none.

@@ -19,6 +19,7 @@ pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod request;
+pub mod revocation;
 pub mod routes;
 pub mod security;
 pub mod settings;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub max_wait_seconds: u64,
     /// Who may get a `service` token (`POST /api/v1/auth/token`).
     pub service_clients: Arc<[settings::ServiceClient]>,
+    /// Which tokens no longer count (a deactivated user, a changed password).
+    pub revocations: revocation::Revocations,
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -225,6 +228,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         waiter,
         max_wait_seconds: settings.max_wait_seconds,
         service_clients: settings.service_clients.clone().into(),
+        revocations: revocation::Revocations::default(),
     };
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";

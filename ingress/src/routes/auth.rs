@@ -32,21 +32,25 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>)
     let invalid =
         || ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "email or password is wrong");
     let email = Email::parse(&body.email).map_err(|_| invalid())?;
-    let found: Option<(uuid::Uuid, String, Vec<String>, bool)> =
-        sqlx::query_as("SELECT user_id, password_hash, roles, active FROM rm.credentials WHERE email = $1")
+    let found: Option<(uuid::Uuid, String, Vec<String>, bool, i64)> =
+        sqlx::query_as("SELECT user_id, password_hash, roles, active, version FROM rm.credentials WHERE email = $1")
             .bind(email.as_str())
             .fetch_optional(&state.pool)
             .await?;
-    let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |(_, h, _, _)| h.clone());
+    let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |(_, h, _, _, _)| h.clone());
     let password = body.password;
     let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&password, &hash))
         .await
         .map_err(|e| ApiError::internal("password check", e))?;
-    let Some((user_id, _, roles, active)) = found else { return Err(invalid()) };
+    let Some((user_id, _, roles, active, version)) = found else { return Err(invalid()) };
     if !matches || !active {
         return Err(invalid());
     }
-    let token = state.tokens.issue(&user_id.to_string(), &roles).map_err(|e| ApiError::internal("token", e))?;
+    // Revoked by the next change of these credentials (`revocation`).
+    let token = state
+        .tokens
+        .issue_versioned(&user_id.to_string(), &roles, Some(version))
+        .map_err(|e| ApiError::internal("token", e))?;
     Ok(axum::Json(json!({
         "access_token": token,
         "token_type": "Bearer",

@@ -6,6 +6,7 @@ mod flow;
 mod inspect;
 mod ops;
 mod refused;
+mod revocation;
 mod roles;
 mod secrets;
 mod trace;

@@ -79,6 +79,11 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub iss: String,
+    /// The version of the user's credentials when the token was issued: a
+    /// later password change or deactivation (a newer version) revokes it.
+    /// Absent on service tokens (and on tokens issued before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<i64>,
 }
 
 impl Claims {
@@ -121,6 +126,12 @@ impl Tokens {
     }
 
     pub fn issue(&self, user_id: &str, roles: &[String]) -> Result<String, AuthError> {
+        self.issue_versioned(user_id, roles, None)
+    }
+
+    /// A token that the next change of the user's credentials (a version
+    /// above `version`) revokes.
+    pub fn issue_versioned(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
@@ -128,6 +139,7 @@ impl Tokens {
             iat: now,
             exp: now + self.ttl_seconds,
             iss: self.issuer.clone(),
+            ver: version,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Issue(e.to_string()))
