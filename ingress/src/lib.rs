@@ -18,6 +18,7 @@ pub mod access;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod request;
 pub mod revocation;
 pub mod routes;
@@ -64,6 +65,9 @@ pub struct AppState {
     pub service_clients: Arc<[settings::ServiceClient]>,
     /// Which tokens no longer count (a deactivated user, a changed password).
     pub revocations: revocation::Revocations,
+    pub limits: Arc<limits::Limits>,
+    /// Bounds the argon2 work (and its memory) running at once.
+    pub hashing: Arc<limits::Hashing>,
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -149,7 +153,9 @@ pub fn router(
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
         .layer(axum::middleware::from_fn(observe))
-        // Outermost: every answer (a timeout's, a 404's) has a request id.
+        // Before any handler: a request over a limit sends nothing.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
+        // Outermost: every answer (a timeout's, a 404's, a 429) has a request id.
         .layer(axum::middleware::from_fn(request::identify));
     // Outside the request id: a preflight is answered by the CORS layer alone.
     let app = match security::cors(cors) {
@@ -229,6 +235,8 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         max_wait_seconds: settings.max_wait_seconds,
         service_clients: settings.service_clients.clone().into(),
         revocations: revocation::Revocations::default(),
+        limits: Arc::new(limits::Limits::new(&settings.rate_limit)),
+        hashing: Arc::new(limits::Hashing::new(&settings.hashing)),
     };
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
@@ -237,7 +245,13 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     let app = router(state, settings.max_body_bytes, timeout, &settings.cors);
     let Listeners { api, ops } = listeners;
     tracing::info!(addr = %api.local_addr()?, ops = %ops.local_addr()?, "ingress listening");
-    supervisor.spawn("api http", orderflow_telemetry::serve(api, app, shutdown.clone()));
+    // With the peer address: the per-IP limits need it.
+    let api_shutdown = shutdown.clone();
+    supervisor.spawn("api http", async move {
+        axum::serve(api, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
     supervisor
         .spawn("ops http", orderflow_telemetry::serve(ops, orderflow_telemetry::ops_router(ready), shutdown.clone()));
     let outcome = supervisor.wait().await;

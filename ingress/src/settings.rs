@@ -83,6 +83,12 @@ pub struct Settings {
     /// Machine clients with the `service` role; none by default.
     #[serde(default)]
     pub service_clients: Vec<ServiceClient>,
+    /// Token buckets per client, per IP, and for logins.
+    #[serde(default)]
+    pub rate_limit: crate::limits::RateLimitSettings,
+    /// How many argon2 hashes run at once (memory and CPU per sign-in).
+    #[serde(default)]
+    pub hashing: crate::limits::HashingSettings,
     /// Cross-origin browser access: none unless origins are listed.
     #[serde(default)]
     pub cors: CorsSettings,
@@ -108,6 +114,8 @@ impl Default for Settings {
             ops: HttpSettings { addr: "127.0.0.1:9080".into() },
             cors: CorsSettings { allowed_origins: Vec::new(), max_age_seconds: 600 },
             service_clients: Vec::new(),
+            rate_limit: crate::limits::RateLimitSettings::default(),
+            hashing: crate::limits::HashingSettings::default(),
             database: DatabaseSettings::local("readmodels"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
@@ -127,6 +135,7 @@ impl Validate for Settings {
             return Err(ConfigError::invalid("ops.addr", "must differ from http.addr: the ops listener is not public"));
         }
         self.cors.validate()?;
+        self.rate_limit.validate()?;
         for (i, client) in self.service_clients.iter().enumerate() {
             let field = format!("service_clients[{i}]");
             if client.id.is_empty() || !client.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {

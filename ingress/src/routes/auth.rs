@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::limits::ClientIp;
 use crate::validate::Email;
 
 #[derive(Deserialize)]
@@ -28,9 +29,15 @@ const DUMMY_HASH: &str =
 
 /// `POST /api/v1/auth/login`: a JWT for valid credentials of an active user.
 /// Unknown email, wrong password and deactivated user answer the same 401.
-pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>) -> ApiResult<Response> {
+/// Limited per IP and per email before any work (`limits`).
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<Login>,
+) -> ApiResult<Response> {
     let invalid =
         || ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "email or password is wrong");
+    state.limits.login(ip, &body.email.trim().to_lowercase())?;
     let email = Email::parse(&body.email).map_err(|_| invalid())?;
     let found: Option<(uuid::Uuid, String, Vec<String>, bool, i64)> =
         sqlx::query_as("SELECT user_id, password_hash, roles, active, version FROM rm.credentials WHERE email = $1")
@@ -39,9 +46,7 @@ pub async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<Login>)
             .await?;
     let hash = found.as_ref().map_or(DUMMY_HASH.to_owned(), |(_, h, _, _, _)| h.clone());
     let password = body.password;
-    let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&password, &hash))
-        .await
-        .map_err(|e| ApiError::internal("password check", e))?;
+    let matches = state.hashing.run(move |hasher| hasher.verify(&password, &hash)).await?;
     let Some((user_id, _, roles, active, version)) = found else { return Err(invalid()) };
     if !matches || !active {
         return Err(invalid());
@@ -89,9 +94,7 @@ pub async fn token(State(state): State<AppState>, ApiJson(body): ApiJson<ClientC
     let client = state.service_clients.iter().find(|c| c.id == body.client_id);
     let hash = client.map_or(DUMMY_HASH.to_owned(), |c| c.secret_hash.clone());
     let secret = body.client_secret;
-    let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&secret, &hash))
-        .await
-        .map_err(|e| ApiError::internal("secret check", e))?;
+    let matches = state.hashing.run(move |hasher| hasher.verify(&secret, &hash)).await?;
     let Some(client) = client.filter(|_| matches) else {
         return Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,

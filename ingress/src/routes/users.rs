@@ -87,7 +87,7 @@ pub async fn register(
     let password = Password::parse("password", body.password)?;
     let first_name = Name::parse("first_name", &body.first_name)?;
     let last_name = Name::parse("last_name", &body.last_name)?;
-    let password_hash = hash(password).await?;
+    let password_hash = hash(&state, password).await?;
     let user_id = Uuid::now_v7();
     let command = RegisterUser {
         user_id: user_id.to_string(),
@@ -127,10 +127,11 @@ async fn credentials_caught_up(
     Ok(state.waiter.credentials_at(settled.command_id, user_id, version, deadline).await?)
 }
 
-async fn hash(password: Password) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || orderflow_auth::hash_password(password.expose()))
-        .await
-        .map_err(|e| ApiError::internal("password hashing", e))?
+async fn hash(state: &AppState, password: Password) -> ApiResult<String> {
+    state
+        .hashing
+        .run(move |hasher| hasher.hash(password.expose()))
+        .await?
         .map_err(|e| ApiError::internal("password hashing", e))
 }
 
@@ -215,13 +216,11 @@ pub async fn change_password(
         .await?;
     let Some(current) = current else { return Err(ApiError::not_found(format!("no user {id}"))) };
     let old = body.old_password;
-    let matches = tokio::task::spawn_blocking(move || orderflow_auth::verify_password(&old, &current))
-        .await
-        .map_err(|e| ApiError::internal("password check", e))?;
+    let matches = state.hashing.run(move |hasher| hasher.verify(&old, &current)).await?;
     if !matches {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "WRONG_PASSWORD", "old_password is not the current password"));
     }
-    let command = ChangeUserPassword { user_id: id.to_string(), password_hash: hash(new_password).await? };
+    let command = ChangeUserPassword { user_id: id.to_string(), password_hash: hash(&state, new_password).await? };
     let command_id = send(&state, &request, &command, &claims.sub).await?;
     let state = &state;
     respond(state, command_id, wait, |settled, deadline| async move {

@@ -4,6 +4,7 @@
 mod browser;
 mod flow;
 mod inspect;
+mod limits;
 mod ops;
 mod refused;
 mod revocation;
