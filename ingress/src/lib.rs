@@ -18,6 +18,7 @@ pub mod access;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod limits;
 pub mod request;
 pub mod revocation;
@@ -68,6 +69,10 @@ pub struct AppState {
     pub limits: Arc<limits::Limits>,
     /// Bounds the argon2 work (and its memory) running at once.
     pub hashing: Arc<limits::Hashing>,
+    /// For the idempotency layer, which reads bodies itself.
+    pub max_body_bytes: usize,
+    /// How long an idempotent retry waits for the first request's answer.
+    pub request_timeout: std::time::Duration,
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -138,6 +143,8 @@ pub fn router(
         .route("/payments/{id}", get(payments::get))
         .route("/payments/by-order/{order_id}", get(payments::by_order))
         .route("/payments/{id}/refund", post(payments::refund))
+        // Inside the access check: a key is scoped to the checked caller.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))
         // Who may call each route: the one table in `access`.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
     let app = Router::new()
@@ -209,6 +216,7 @@ fn bind_error(setting: &str, addr: &str, error: std::io::Error) -> std::io::Erro
 /// `listeners.ops` until `shutdown`.
 pub async fn run(settings: Settings, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServeError> {
     let pool = orderflow_runtime::database::connect(&settings.database).await?;
+    idempotency::prepare(&pool).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
     admin::ensure_topics(
@@ -219,6 +227,10 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     let producer = Producer::new(&settings.kafka)?;
     let waiter = waiter::Waiter::new(pool.clone());
     let mut supervisor = Supervisor::new(shutdown.clone());
+    supervisor.spawn(
+        "idempotency key purge",
+        idempotency::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
+    );
     // Wakes `Prefer: wait` requests.
     let listening = waiter.clone().listen(shutdown.clone());
     supervisor.spawn("command status listener", async move {
@@ -237,6 +249,9 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         revocations: revocation::Revocations::default(),
         limits: Arc::new(limits::Limits::new(&settings.rate_limit)),
         hashing: Arc::new(limits::Hashing::new(&settings.hashing)),
+        max_body_bytes: settings.max_body_bytes,
+        request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms)
+            + std::time::Duration::from_secs(settings.max_wait_seconds),
     };
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";

@@ -92,7 +92,8 @@ pub struct Settings {
     /// Cross-origin browser access: none unless origins are listed.
     #[serde(default)]
     pub cors: CorsSettings,
-    /// The `readmodels` database (read only: the views in schema `rm`).
+    /// The `readmodels` database: the views in schema `rm` (read only) and
+    /// the ingress's own schema `ingress` (Idempotency-Key answers).
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,

@@ -3,6 +3,7 @@
 
 mod browser;
 mod flow;
+mod idempotency;
 mod inspect;
 mod limits;
 mod ops;
