@@ -132,6 +132,7 @@ pub fn router(
         .route("/users/{id}/password", post(users::change_password))
         .route("/auth/login", post(auth::login))
         .route("/auth/token", post(auth::token))
+        .route("/auth/refresh", post(auth::refresh))
         .route("/commands/{id}", get(commands::get))
         .route("/orders", post(orders::place).get(orders::list))
         .route("/orders/mine", get(orders::mine))
@@ -241,7 +242,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         producer: producer.clone(),
         codec,
         pool: pool.clone(),
-        tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
+        tokens: settings.jwt.tokens(),
         kafka: settings.kafka.clone(),
         waiter,
         max_wait_seconds: settings.max_wait_seconds,

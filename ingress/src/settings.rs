@@ -14,8 +14,54 @@ pub struct JwtSettings {
     /// knowledge and refused unless `environment` is `development`: set
     /// `ORDERFLOW_JWT__SECRET` everywhere else.
     pub secret: Secret,
+    /// The signing key's id, in the header of every token it signs.
+    #[serde(default = "default_kid")]
+    pub kid: String,
+    /// Other keys whose tokens are accepted, for rotation without downtime:
+    /// (1) add the new key here on every replica; (2) make it `secret`/`kid`
+    /// and the old one an accepted key; (3) drop the old one once
+    /// `refresh_ttl_seconds` have passed (its last tokens have expired).
+    /// `ORDERFLOW_JWT__ACCEPTED_KEYS='[{"kid": "2026-12", "secret": "..."}]'`.
+    #[serde(default)]
+    pub accepted_keys: Vec<AcceptedKey>,
     pub issuer: String,
+    /// Access tokens: short-lived (10 min by default); a client renews
+    /// them with its refresh token.
     pub ttl_seconds: i64,
+    /// Refresh tokens (`POST /api/v1/auth/refresh`), revoked like access
+    /// tokens by a password change or deactivation.
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_ttl_seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedKey {
+    pub kid: String,
+    pub secret: Secret,
+}
+
+fn default_kid() -> String {
+    orderflow_auth::DEFAULT_KID.to_owned()
+}
+
+fn default_refresh_ttl() -> i64 {
+    7 * 24 * 3600
+}
+
+impl JwtSettings {
+    /// The token issuer these settings describe.
+    pub fn tokens(&self) -> orderflow_auth::Tokens {
+        let others: Vec<(&str, &str)> =
+            self.accepted_keys.iter().map(|k| (k.kid.as_str(), k.secret.expose())).collect();
+        orderflow_auth::Tokens::with_keys(
+            (&self.kid, self.secret.expose()),
+            &others,
+            &self.issuer,
+            self.ttl_seconds,
+            self.refresh_ttl_seconds,
+        )
+    }
 }
 
 /// A machine client that may get a `service` token with client
@@ -120,7 +166,14 @@ impl Default for Settings {
             database: DatabaseSettings::local("readmodels"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
-            jwt: JwtSettings { secret: Secret::new(DEVELOPMENT_SECRET), issuer: "orderflow".into(), ttl_seconds: 3600 },
+            jwt: JwtSettings {
+                secret: Secret::new(DEVELOPMENT_SECRET),
+                kid: default_kid(),
+                accepted_keys: Vec::new(),
+                issuer: "orderflow".into(),
+                ttl_seconds: 600,
+                refresh_ttl_seconds: default_refresh_ttl(),
+            },
             max_wait_seconds: 30,
             max_body_bytes: 16 * 1024,
             request_timeout_ms: 10_000,
@@ -169,6 +222,29 @@ impl Validate for Settings {
         }
         if self.jwt.ttl_seconds < 60 {
             return Err(ConfigError::invalid("jwt.ttl_seconds", "must be at least 60"));
+        }
+        if self.jwt.refresh_ttl_seconds < self.jwt.ttl_seconds {
+            return Err(ConfigError::invalid("jwt.refresh_ttl_seconds", "must be at least jwt.ttl_seconds"));
+        }
+        let kid_ok =
+            |kid: &str| !kid.is_empty() && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !kid_ok(&self.jwt.kid) {
+            return Err(ConfigError::invalid("jwt.kid", "must be letters, digits and -_."));
+        }
+        for (i, key) in self.jwt.accepted_keys.iter().enumerate() {
+            let field = format!("jwt.accepted_keys[{i}]");
+            if !kid_ok(&key.kid) {
+                return Err(ConfigError::invalid(format!("{field}.kid"), "must be letters, digits and -_."));
+            }
+            if key.kid == self.jwt.kid || self.jwt.accepted_keys[..i].iter().any(|k| k.kid == key.kid) {
+                return Err(ConfigError::invalid(format!("{field}.kid"), format!("`{}` is listed twice", key.kid)));
+            }
+            if key.secret.expose().len() < 32 {
+                return Err(ConfigError::invalid(format!("{field}.secret"), "must be at least 32 bytes"));
+            }
+            if key.secret.expose() == DEVELOPMENT_SECRET && self.environment != Environment::Development {
+                return Err(ConfigError::invalid(format!("{field}.secret"), "is the public development key"));
+            }
         }
         if self.max_wait_seconds > 300 {
             return Err(ConfigError::invalid("max_wait_seconds", "must be at most 300"));

@@ -52,17 +52,62 @@ pub async fn login(
         return Err(invalid());
     }
     // Revoked by the next change of these credentials (`revocation`).
-    let token = state
-        .tokens
-        .issue_versioned(&user_id.to_string(), &roles, Some(version))
-        .map_err(|e| ApiError::internal("token", e))?;
+    issued(&state, user_id, &roles, version)
+}
+
+/// A short-lived access token and the refresh token that renews it, both
+/// revoked by the next change of these credentials (`revocation`).
+fn issued(state: &AppState, user_id: uuid::Uuid, roles: &[String], version: i64) -> ApiResult<Response> {
+    let sub = user_id.to_string();
+    let token = state.tokens.issue_versioned(&sub, roles, Some(version)).map_err(|e| ApiError::internal("token", e))?;
+    let refresh = state.tokens.issue_refresh(&sub, roles, Some(version)).map_err(|e| ApiError::internal("token", e))?;
     Ok(axum::Json(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": state.tokens.ttl_seconds(),
+        "refresh_token": refresh,
+        "refresh_expires_in": state.tokens.refresh_ttl_seconds(),
         "user_id": user_id,
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    refresh_token: String,
+}
+
+impl std::fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refresh(***)")
+    }
+}
+
+/// `POST /api/v1/auth/refresh`: a new access token (and refresh token) for
+/// a valid refresh token whose user is active and whose credentials did
+/// not change since. Roles come fresh from the read model, so a role change
+/// reaches the next access token.
+pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refresh>) -> ApiResult<Response> {
+    let claims = match state.tokens.verify_refresh(body.refresh_token.trim()) {
+        Ok(claims) => claims,
+        Err(orderflow_auth::AuthError::Expired) => {
+            return Err(ApiError::unauthorized("the refresh token has expired; log in again"));
+        }
+        Err(_) => return Err(ApiError::unauthorized("the refresh token is invalid")),
+    };
+    let revoked = || ApiError::unauthorized("the refresh token was revoked; log in again");
+    let user_id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| revoked())?;
+    let found: Option<(Vec<String>, bool, i64)> =
+        sqlx::query_as("SELECT roles, active, version FROM rm.credentials WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let Some((roles, active, version)) = found else { return Err(revoked()) };
+    if !active || claims.ver.is_none_or(|ver| version > ver) {
+        return Err(revoked());
+    }
+    issued(&state, user_id, &roles, version)
 }
 
 #[derive(Deserialize)]

@@ -2,11 +2,8 @@
 //! send one command, concurrently, across replicas and across a restart;
 //! the same key with another request is refused.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::{System, user};
 
@@ -35,36 +32,13 @@ async fn patch(system: &System, api: &str, path: &str, token: &str, key: &str, b
     (response.status().as_u16(), response.text().await.expect("body"))
 }
 
-/// A second ingress on the same databases and topics: another replica.
-async fn second_replica(system: &System) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (url, ready) = (
-        format!("http://{}", api.local_addr().expect("addr")),
-        format!("http://{}/health/ready", ops.local_addr().expect("addr")),
-    );
-    let settings = system.ingress_settings();
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        let listeners = orderflow_ingress::Listeners { api, ops };
-        orderflow_ingress::run(settings, listeners, token).await.expect("the second ingress");
-    });
-    orderflow_testkit::eventually("the second ingress is ready", Duration::from_secs(30), || {
-        let ready = ready.clone();
-        async move { orderflow_testkit::http_ok(&ready).await }
-    })
-    .await;
-    (url, shutdown, task)
-}
-
 #[tokio::test]
 async fn one_key_one_command_however_often_and_wherever_it_is_sent() {
     let mut system = System::start().await;
     let (id, token) = user(&system, "idem@example.com").await;
     let path = format!("/api/v1/users/{id}");
     let body = json!({"first_name": "Once"});
-    let (other_url, other_shutdown, other_task) = second_replica(&system).await;
+    let (other_url, other_shutdown, other_task) = crate::replica(system.ingress_settings()).await;
 
     // 20 at once, half to each replica: one command, 20 identical answers.
     let apis: Vec<String> = (0..20).map(|n| if n % 2 == 0 { system.api.clone() } else { other_url.clone() }).collect();

@@ -162,6 +162,9 @@ pub struct Claims {
     /// Absent on service tokens (and on tokens issued before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ver: Option<i64>,
+    /// [`REFRESH`] for a refresh token; absent (or [`ACCESS`]) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
 }
 
 impl Claims {
@@ -174,61 +177,159 @@ impl Claims {
     }
 }
 
-/// Issues and checks tokens with one HS256 key.
+/// The key id of [`Tokens::new`]'s one key, and the ingress's default.
+pub const DEFAULT_KID: &str = "default";
+
+/// What a token is for: `access` (the default, also of tokens without a
+/// `typ`) or `refresh` (only good for getting a new access token).
+pub const ACCESS: &str = "access";
+pub const REFRESH: &str = "refresh";
+
 #[derive(Clone)]
-pub struct Tokens {
+struct Key {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Key {
+    fn new(kid: &str, secret: &str) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+}
+
+/// Issues and checks HS256 tokens. One key signs (its `kid` in every
+/// token's header); others are accepted too, so keys rotate without
+/// downtime: first every replica accepts the next key, then it signs, and
+/// the old one is dropped once the tokens it signed have expired.
+#[derive(Clone)]
+pub struct Tokens {
+    signing: Key,
+    /// Every key a token may be signed with, the signing one first.
+    accepted: Vec<Key>,
     issuer: String,
     ttl_seconds: i64,
+    refresh_ttl_seconds: i64,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens").field("issuer", &self.issuer).field("ttl_seconds", &self.ttl_seconds).finish()
+        let kids: Vec<&str> = self.accepted.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("Tokens")
+            .field("signing", &self.signing.kid)
+            .field("accepted", &kids)
+            .field("issuer", &self.issuer)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish()
     }
 }
 
 impl Tokens {
+    /// One key ([`DEFAULT_KID`]); refresh tokens live a day.
     pub fn new(secret: &str, issuer: &str, ttl_seconds: i64) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            issuer: issuer.to_owned(),
-            ttl_seconds,
-        }
+        Self::with_keys((DEFAULT_KID, secret), &[], issuer, ttl_seconds, 86_400)
+    }
+
+    /// `signing` (kid, secret) signs; it and `others` are accepted.
+    pub fn with_keys(
+        signing: (&str, &str),
+        others: &[(&str, &str)],
+        issuer: &str,
+        ttl_seconds: i64,
+        refresh_ttl_seconds: i64,
+    ) -> Self {
+        let signing = Key::new(signing.0, signing.1);
+        let mut accepted = vec![signing.clone()];
+        accepted.extend(others.iter().map(|(kid, secret)| Key::new(kid, secret)));
+        Self { signing, accepted, issuer: issuer.to_owned(), ttl_seconds, refresh_ttl_seconds }
     }
 
     pub fn ttl_seconds(&self) -> i64 {
         self.ttl_seconds
     }
 
+    pub fn refresh_ttl_seconds(&self) -> i64 {
+        self.refresh_ttl_seconds
+    }
+
     pub fn issue(&self, user_id: &str, roles: &[String]) -> Result<String, AuthError> {
         self.issue_versioned(user_id, roles, None)
     }
 
-    /// A token that the next change of the user's credentials (a version
-    /// above `version`) revokes.
+    /// An access token that the next change of the user's credentials (a
+    /// version above `version`) revokes.
     pub fn issue_versioned(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
+        self.sign(user_id, roles, version, None, self.ttl_seconds)
+    }
+
+    /// A refresh token: good only at the refresh endpoint, for
+    /// `refresh_ttl_seconds`, revoked like the access token.
+    pub fn issue_refresh(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
+        self.sign(user_id, roles, version, Some(REFRESH.to_owned()), self.refresh_ttl_seconds)
+    }
+
+    fn sign(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        version: Option<i64>,
+        typ: Option<String>,
+        ttl: i64,
+    ) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
             roles: roles.to_vec(),
             iat: now,
-            exp: now + self.ttl_seconds,
+            exp: now + ttl,
             iss: self.issuer.clone(),
             ver: version,
+            typ,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AuthError::Issue(e.to_string()))
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.signing.encoding).map_err(|e| AuthError::Issue(e.to_string()))
     }
 
+    /// The claims of a valid access token.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.decode(token)?;
+        match claims.typ.as_deref() {
+            None | Some(ACCESS) => Ok(claims),
+            Some(other) => Err(AuthError::Invalid(format!("a {other} token is not an access token"))),
+        }
+    }
+
+    /// The claims of a valid refresh token.
+    pub fn verify_refresh(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.decode(token)?;
+        if claims.typ.as_deref() == Some(REFRESH) {
+            Ok(claims)
+        } else {
+            Err(AuthError::Invalid("not a refresh token".into()))
+        }
+    }
+
+    fn decode(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        // A token without a kid predates key ids: the signing key's.
+        let key = match header.kid.as_deref() {
+            None => &self.signing,
+            Some(kid) => self
+                .accepted
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or_else(|| AuthError::Invalid(format!("no key `{kid}` is accepted")))?,
+        };
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| {
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map(|d| d.claims).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
@@ -262,6 +363,30 @@ mod tests {
         assert!(!hasher.verify("wrong horse", &theirs));
         assert!(!hasher.verify("correct horse", "not a hash"));
         assert_ne!(hasher.hash("correct horse").expect("hash"), mine, "a fresh salt each time");
+    }
+
+    #[test]
+    fn keys_rotate_by_kid_and_refresh_tokens_are_not_access_tokens() {
+        let old = Tokens::with_keys(("k1", "secret-one"), &[("k2", "secret-two")], "orderflow", 60, 600);
+        let new = Tokens::with_keys(("k2", "secret-two"), &[("k1", "secret-one")], "orderflow", 60, 600);
+        let retired = Tokens::with_keys(("k2", "secret-two"), &[], "orderflow", 60, 600);
+        let by_old = old.issue("u1", &[]).expect("issue");
+        let by_new = new.issue("u1", &[]).expect("issue");
+        assert_eq!(jsonwebtoken::decode_header(&by_new).expect("header").kid.as_deref(), Some("k2"));
+        for tokens in [&old, &new] {
+            tokens.verify(&by_old).expect("during the rotation both keys are accepted");
+            tokens.verify(&by_new).expect("on both kinds of replica");
+        }
+        assert!(matches!(retired.verify(&by_old), Err(AuthError::Invalid(_))), "a retired key is refused");
+        retired.verify(&by_new).expect("the new key");
+        let refresh = new.issue_refresh("u1", &[], Some(3)).expect("refresh");
+        assert!(new.verify(&refresh).is_err(), "a refresh token is no access token");
+        assert_eq!(new.verify_refresh(&refresh).expect("refresh").ver, Some(3));
+        assert!(new.verify_refresh(&by_new).is_err(), "an access token is no refresh token");
+        // Forged kid: a key we do not have.
+        let stranger =
+            Tokens::with_keys(("k9", "secret-nine"), &[], "orderflow", 60, 600).issue("u1", &[]).expect("issue");
+        assert!(matches!(new.verify(&stranger), Err(AuthError::Invalid(_))));
     }
 
     #[test]
