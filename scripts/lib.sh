@@ -350,6 +350,13 @@ service_env() {
         echo "ORDERFLOW_REGISTRY__URL=http://127.0.0.1:$(service_port schema-registry)"
     fi
     dev_settings_env "$groups"
+    # Settings a script gives one service only: the array EXTRA_ENV_<name>
+    # (dashes as underscores), e.g. scripts/bench's for the ingress.
+    local extra="EXTRA_ENV_${name//-/_}"
+    if declare -p "$extra" >/dev/null 2>&1; then
+        local -n extras=$extra
+        printf '%s\n' "${extras[@]}"
+    fi
 }
 
 # start_services: starts each service that is not running, in order, each

@@ -21,7 +21,7 @@ pub struct JwtSettings {
     /// (1) add the new key here on every replica; (2) make it `secret`/`kid`
     /// and the old one an accepted key; (3) drop the old one once
     /// `refresh_ttl_seconds` have passed (its last tokens have expired).
-    /// `ORDERFLOW_JWT__ACCEPTED_KEYS='[{"kid": "2026-12", "secret": "..."}]'`.
+    /// `ORDERFLOW_JWT__ACCEPTED_KEYS='[{kid="2026-12",secret="..."}]'`.
     #[serde(default)]
     pub accepted_keys: Vec<AcceptedKey>,
     pub issuer: String,
