@@ -283,7 +283,9 @@ tansu_start() {
 
 # The orderflow processes in start order (the projector creates the
 # read-model views the ingress reads):
-#   name|port in the dev stack|binary|database|settings groups beyond http+database
+#   name|port in the dev stack|binary|database|settings groups beyond http+database|ops port
+# The ops port is where health and metrics are when they are not on the
+# main port: only the ingress has one (its main port is the public API).
 SERVICES=(
     "schema-registry|8081|schema-registry|registry|"
     "projector|8092|projector|readmodels|kafka,registry"
@@ -291,7 +293,7 @@ SERVICES=(
     "order-service|8093|order-service|orders|kafka,registry"
     "payment-service|8094|payment-service|payments|kafka,registry"
     "audit-log|8095|audit-log|audit|kafka,registry"
-    "ingress|8080|ingress|readmodels|kafka,registry"
+    "ingress|8080|ingress|readmodels|kafka,registry|9080"
 )
 # One database per service, including those of domains still to come.
 # shellcheck disable=SC2034 # read by the scripts that source this file
@@ -337,16 +339,23 @@ service_entry() { # NAME: prints its line of SERVICES
 
 service_port() { # NAME
     local port
-    IFS='|' read -r _ port _ _ _ <<<"$(service_entry "$1")"
+    IFS='|' read -r _ port _ _ _ _ <<<"$(service_entry "$1")"
     echo $((port + PORT_OFFSET))
+}
+
+service_ops_port() { # NAME: the port of its /health/* and /metrics
+    local port ops
+    IFS='|' read -r _ port _ _ _ ops <<<"$(service_entry "$1")"
+    echo $((${ops:-$port} + PORT_OFFSET))
 }
 
 # service_env NAME [HTTP_PORT]: the environment of one service, one
 # NAME=VALUE a line. Only settings the process has: it rejects others.
 service_env() {
-    local name=$1 port db groups
-    IFS='|' read -r _ port _ db groups <<<"$(service_entry "$name")"
+    local name=$1 port db groups ops
+    IFS='|' read -r _ port _ db groups ops <<<"$(service_entry "$name")"
     echo "ORDERFLOW_HTTP__ADDR=127.0.0.1:${2:-$((port + PORT_OFFSET))}"
+    if [ -n "$ops" ]; then echo "ORDERFLOW_OPS__ADDR=127.0.0.1:$(service_ops_port "$name")"; fi
     echo "ORDERFLOW_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/$db"
     if [[ ",$groups," == *,kafka,* ]]; then echo "ORDERFLOW_KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT"; fi
     if [[ ",$groups," == *,registry,* ]]; then
@@ -355,21 +364,30 @@ service_env() {
     # The ingress answers /api/v1/audit from the audit log's database.
     if [ "$name" = ingress ]; then echo "ORDERFLOW_AUDIT_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/audit"; fi
     dev_settings_env "$groups"
+    # Settings a script gives one service only: the array EXTRA_ENV_<name>
+    # (dashes as underscores), e.g. scripts/bench's for the ingress.
+    local extra="EXTRA_ENV_${name//-/_}"
+    if declare -p "$extra" >/dev/null 2>&1; then
+        local -n extras=$extra
+        printf '%s\n' "${extras[@]}"
+    fi
 }
 
 # start_services: starts each service that is not running, in order, each
 # once the one before is ready.
 start_services() {
-    local entry name port bin
+    local entry name port ops bin
     for entry in "${SERVICES[@]}"; do
-        IFS='|' read -r name _ bin _ _ <<<"$entry"
+        IFS='|' read -r name _ bin _ _ _ <<<"$entry"
         port=$(service_port "$name")
+        ops=$(service_ops_port "$name")
         pid_alive "$RUN/$name.pid" && continue
         port_taken "$port" && die "$name cannot start: port $port is taken by another process"
+        [ "$ops" = "$port" ] || ! port_taken "$ops" || die "$name cannot start: its ops port $ops is taken by another process"
         local env_lines=()
         mapfile -t env_lines < <(service_env "$name")
         spawn "$name" "$RUN/$name.pid" "$LOGS/$name.log" env "${env_lines[@]}" "$BIN_DIR/$bin"
-        wait_for "$name" "$LOGS/$name.log" 60 http_ready "http://127.0.0.1:$port/health/ready"
+        wait_for "$name" "$LOGS/$name.log" 60 http_ready "http://127.0.0.1:$ops/health/ready"
     done
 }
 

@@ -6,28 +6,35 @@ use std::time::{Duration, SystemTime};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use orderflow_bus::Headers;
-
 use orderflow_contracts::Command;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::request::RequestContext;
 use crate::status::CommandStatus;
 
 /// Sends `command` to its domain's command topic and returns its id once
 /// the broker has it durably (idempotent producer, `acks=all`): only then
 /// may the client be told 202.
-pub async fn send<C: Command>(state: &AppState, command: &C, actor: &str) -> ApiResult<Uuid> {
-    let headers = Headers::new_root(C::NAME, actor);
+/// Its `correlation_id` is the request's id and its trace the caller's
+/// ([`RequestContext::command_headers`]).
+pub async fn send<C: Command>(state: &AppState, request: &RequestContext, command: &C, actor: &str) -> ApiResult<Uuid> {
+    let headers = request.command_headers(C::NAME, actor);
     let payload = state.codec.encode(command).await.map_err(|e| ApiError::unavailable("the schema registry", e))?;
     state
         .producer
         .send(&state.kafka.topic(C::TOPIC.name), &command.key(), &payload, &headers.to_pairs())
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
-    tracing::info!(command = C::NAME, message_id = %headers.message_id, key = %command.key(), "command accepted");
+    tracing::info!(
+        command = C::NAME,
+        message_id = %headers.message_id,
+        correlation_id = %headers.correlation_id,
+        key = %command.key(),
+        "command accepted"
+    );
     Ok(headers.message_id)
 }
 

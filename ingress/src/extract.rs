@@ -62,8 +62,20 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        claims_from(&parts.headers, state).map(AuthUser)
+        // Checked already by the route's access rule (`access::authorize`).
+        if let Some(claims) = parts.extensions.get::<Claims>() {
+            return Ok(AuthUser(claims.clone()));
+        }
+        authenticate(&parts.headers, state).await.map(AuthUser)
     }
+}
+
+/// The claims of the request's bearer token if it is valid and not revoked
+/// (a deactivated user, a password changed since it was issued).
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Claims, ApiError> {
+    let claims = claims_from(headers, state)?;
+    state.revocations.check(&state.pool, &state.service_clients, &claims).await?;
+    Ok(claims)
 }
 
 /// The claims of the request's bearer token, or why there are none.
@@ -110,6 +122,15 @@ impl FromRequestParts<AppState> for PreferWait {
         }
         Ok(PreferWait(wait))
     }
+}
+
+/// The caller acts for `owner` or is staff: an admin, or a service (which
+/// reads and ships any order); else 403 naming what they may not touch.
+pub fn owner_or_staff(claims: &Claims, owner: uuid::Uuid, what: &str) -> Result<(), ApiError> {
+    if claims.has(orderflow_auth::Role::Service) {
+        return Ok(());
+    }
+    self_or_admin(claims, owner, what)
 }
 
 /// The caller acts for `owner` (their own user, order, payment) or is an

@@ -8,11 +8,22 @@
 //! A `202` means the command is durably in Kafka (idempotent producer,
 //! `acks=all`, confirmed); `Prefer: wait=N` waits for the outcome in the
 //! read model ([`waiter`]). Every error has one shape ([`error`]).
+//!
+//! Two listeners ([`Listeners`]): the public API (`http.addr`) and the
+//! operators' port (`ops.addr`, loopback `:9080` by default) with
+//! `/health/live`, `/health/ready` and `/metrics`, none of which the public
+//! port serves.
 
+pub mod access;
 pub mod commands;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
+pub mod limits;
+pub mod request;
+pub mod revocation;
 pub mod routes;
+pub mod security;
 pub mod settings;
 pub mod status;
 pub mod validate;
@@ -53,6 +64,17 @@ pub struct AppState {
     pub kafka: KafkaSettings,
     pub waiter: waiter::Waiter,
     pub max_wait_seconds: u64,
+    /// Who may get a `service` token (`POST /api/v1/auth/token`).
+    pub service_clients: Arc<[settings::ServiceClient]>,
+    /// Which tokens no longer count (a deactivated user, a changed password).
+    pub revocations: revocation::Revocations,
+    pub limits: Arc<limits::Limits>,
+    /// Bounds the argon2 work (and its memory) running at once.
+    pub hashing: Arc<limits::Hashing>,
+    /// For the idempotency layer, which reads bodies itself.
+    pub max_body_bytes: usize,
+    /// How long an idempotent retry waits for the first request's answer.
+    pub request_timeout: std::time::Duration,
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -95,8 +117,14 @@ async fn time_limit(limit: std::time::Duration, request: Request, next: Next) ->
 }
 
 /// The API routes. A request may take `request_timeout` plus the
-/// `Prefer: wait` it asked for (at most `max_wait_seconds`).
-pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time::Duration) -> Router {
+/// `Prefer: wait` it asked for (at most `max_wait_seconds`). Every
+/// response has the security headers; CORS as `cors` allows.
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    request_timeout: std::time::Duration,
+    cors: &settings::CorsSettings,
+) -> Router {
     let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
     use routes::{audit, auth, commands, orders, payments, users};
     let api = Router::new()
@@ -105,6 +133,8 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
         .route("/users/{id}/password", post(users::change_password))
         .route("/auth/login", post(auth::login))
+        .route("/auth/token", post(auth::token))
+        .route("/auth/refresh", post(auth::refresh))
         .route("/commands/{id}", get(commands::get))
         .route("/orders", post(orders::place).get(orders::list))
         .route("/orders/mine", get(orders::mine))
@@ -116,8 +146,12 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .route("/payments/{id}", get(payments::get))
         .route("/payments/by-order/{order_id}", get(payments::by_order))
         .route("/payments/{id}/refund", post(payments::refund))
-        .merge(audit::routes());
-    Router::new()
+        .merge(audit::routes())
+        // Inside the access check: a key is scoped to the checked caller.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))
+        // Who may call each route: the one table in `access`.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
+    let app = Router::new()
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -130,7 +164,16 @@ pub fn router(state: AppState, max_body_bytes: usize, request_timeout: std::time
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
         .layer(axum::middleware::from_fn(observe))
-        .with_state(state)
+        // Before any handler: a request over a limit sends nothing.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
+        // Outermost: every answer (a timeout's, a 404's, a 429) has a request id.
+        .layer(axum::middleware::from_fn(request::identify));
+    // Outside the request id: a preflight is answered by the CORS layer alone.
+    let app = match security::cors(cors) {
+        Some(layer) => app.layer(layer),
+        None => app,
+    };
+    security::with_security_headers(app).with_state(state)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +192,35 @@ pub enum ServeError {
     Task(#[from] orderflow_runtime::TaskFailed),
 }
 
-/// Serves the API (and health, metrics) on `listener` until `shutdown`.
-pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
+/// The ingress's two listeners: the public API, and the operators' port
+/// (health, metrics) that is never exposed to clients.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: TcpListener,
+    pub ops: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `http.addr` and `ops.addr`.
+    pub async fn bind(settings: &Settings) -> std::io::Result<Self> {
+        let api = TcpListener::bind(&settings.http.addr)
+            .await
+            .map_err(|e| bind_error("http.addr", &settings.http.addr, e))?;
+        let ops =
+            TcpListener::bind(&settings.ops.addr).await.map_err(|e| bind_error("ops.addr", &settings.ops.addr, e))?;
+        Ok(Self { api, ops })
+    }
+}
+
+fn bind_error(setting: &str, addr: &str, error: std::io::Error) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("cannot listen on {addr} ({setting}): {error}"))
+}
+
+/// Serves the API on `listeners.api` and health and metrics on
+/// `listeners.ops` until `shutdown`.
+pub async fn run(settings: Settings, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServeError> {
     let pool = orderflow_runtime::database::connect(&settings.database).await?;
+    idempotency::prepare(&pool).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
     admin::ensure_topics(
@@ -162,6 +231,10 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let producer = Producer::new(&settings.kafka)?;
     let waiter = waiter::Waiter::new(pool.clone());
     let mut supervisor = Supervisor::new(shutdown.clone());
+    supervisor.spawn(
+        "idempotency key purge",
+        idempotency::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
+    );
     // Wakes `Prefer: wait` requests.
     let listening = waiter.clone().listen(shutdown.clone());
     supervisor.spawn("command status listener", async move {
@@ -173,18 +246,34 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         codec,
         pool: pool.clone(),
         audit: routes::audit::connect(&settings.audit_database)?,
-        tokens: Tokens::new(settings.jwt.secret.expose(), &settings.jwt.issuer, settings.jwt.ttl_seconds),
+        tokens: settings.jwt.tokens(),
         kafka: settings.kafka.clone(),
         waiter,
         max_wait_seconds: settings.max_wait_seconds,
+        service_clients: settings.service_clients.clone().into(),
+        revocations: revocation::Revocations::default(),
+        limits: Arc::new(limits::Limits::new(&settings.rate_limit)),
+        hashing: Arc::new(limits::Hashing::new(&settings.hashing)),
+        max_body_bytes: settings.max_body_bytes,
+        request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms)
+            + std::time::Duration::from_secs(settings.max_wait_seconds),
     };
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
     let timeout = std::time::Duration::from_millis(settings.request_timeout_ms);
-    let app = router(state, settings.max_body_bytes, timeout).merge(orderflow_telemetry::ops_router(ready));
-    tracing::info!(addr = %listener.local_addr()?, "ingress listening");
-    supervisor.spawn("api http", orderflow_telemetry::serve(listener, app, shutdown.clone()));
+    let app = router(state, settings.max_body_bytes, timeout, &settings.cors);
+    let Listeners { api, ops } = listeners;
+    tracing::info!(addr = %api.local_addr()?, ops = %ops.local_addr()?, "ingress listening");
+    // With the peer address: the per-IP limits need it.
+    let api_shutdown = shutdown.clone();
+    supervisor.spawn("api http", async move {
+        axum::serve(api, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
+    supervisor
+        .spawn("ops http", orderflow_telemetry::serve(ops, orderflow_telemetry::ops_router(ready), shutdown.clone()));
     let outcome = supervisor.wait().await;
     producer.flush(std::time::Duration::from_secs(5));
     pool.close().await;

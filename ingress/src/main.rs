@@ -1,21 +1,26 @@
 use anyhow::Context;
-use orderflow_ingress::{Settings, run};
+use orderflow_ingress::{Listeners, Settings, run};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--hash-secret") {
+        // For `service_clients[].secret_hash`: the secret on stdin, its hash on stdout.
+        let mut secret = String::new();
+        std::io::stdin().read_line(&mut secret).context("read the secret from stdin")?;
+        println!("{}", orderflow_auth::hash_password(secret.trim_end_matches(['\r', '\n']))?);
+        return Ok(());
+    }
     orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let settings: Settings = orderflow_config::load().context("ingress settings")?;
     if std::env::args().any(|a| a == "--check-config") {
         println!("ingress: configuration is valid");
         return Ok(());
     }
-    let listener = tokio::net::TcpListener::bind(&settings.http.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.http.addr))?;
+    let listeners = Listeners::bind(&settings).await.context("ingress")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));
-    run(settings, listener, shutdown).await.context("ingress")?;
+    run(settings, listeners, shutdown).await.context("ingress")?;
     tracing::info!("ingress stopped");
     Ok(())
 }

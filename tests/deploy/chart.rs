@@ -127,13 +127,30 @@ fn every_workspace_binary_has_a_locked_down_probed_deployment() {
         let container = &pod["containers"][0];
         let env = support::deployment_env(deployment);
         let port = support::http_port(&env).unwrap_or_else(|| panic!("{binary}: no ORDERFLOW_HTTP__ADDR"));
-        let named = container["ports"].as_array().and_then(|ports| ports.iter().find(|p| p["name"] == "http"));
-        assert_eq!(named.map(|p| &p["containerPort"]), Some(&json!(port)), "{binary}: port `http` is not its listener");
+        let named = |name: &str| {
+            container["ports"].as_array().and_then(|ports| ports.iter().find(|p| p["name"] == name)).cloned()
+        };
+        assert_eq!(
+            named("http").map(|p| p["containerPort"].clone()),
+            Some(json!(port)),
+            "{binary}: port `http` is not its listener"
+        );
+        // Health on the ops listener where the binary has one (the ingress: its `http` is the public API).
+        let ops = support::ops_port(&env).expect("a health port");
+        let probed = if ops == port { "http" } else { "ops" };
+        assert_eq!(
+            named(probed).map(|p| p["containerPort"].clone()),
+            Some(json!(ops)),
+            "{binary}: port `{probed}` is not its ops listener"
+        );
+        if binary == "ingress" {
+            assert_eq!(probed, "ops", "the ingress's health must not be on its public port");
+        }
         for (probe, path) in
             [("startupProbe", "/health/live"), ("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")]
         {
             assert_eq!(container[probe]["httpGet"]["path"], path, "{binary}: {probe}");
-            assert_eq!(container[probe]["httpGet"]["port"], "http", "{binary}: {probe}");
+            assert_eq!(container[probe]["httpGet"]["port"], probed, "{binary}: {probe}");
         }
         for kind in ["requests", "limits"] {
             for resource in ["cpu", "memory"] {
@@ -181,7 +198,28 @@ fn the_ingress_has_a_disruption_budget_and_an_autoscaler() {
     let hpa = manifests.iter().find(|m| m["kind"] == "HorizontalPodAutoscaler").expect("an HPA");
     assert_eq!(&hpa["spec"]["scaleTargetRef"]["name"], name);
     assert!(ingress["spec"]["replicas"].is_null(), "with an HPA the Deployment must not set replicas");
-    assert!(manifests.iter().any(|m| m["kind"] == "ServiceMonitor"), "production enables the ServiceMonitor");
+    let monitors: Vec<&Value> = manifests.iter().filter(|m| m["kind"] == "ServiceMonitor").collect();
+    assert!(!monitors.is_empty(), "production enables the ServiceMonitor");
+    // The ingress is scraped on its ops port, never its public API port.
+    let service = manifests
+        .iter()
+        .find(|m| m["kind"] == "Service" && &m["spec"]["selector"] == labels)
+        .expect("the ingress's Service");
+    let ports: Vec<&str> =
+        service["spec"]["ports"].as_array().expect("ports").iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(ports, ["http", "ops"], "{service}");
+    let scrapes = |monitor: &Value, port: &str| {
+        let selector = &monitor["spec"]["selector"];
+        let excluded = selector["matchExpressions"].as_array().is_some_and(|e| {
+            e.iter().any(|x| {
+                let listed = x["values"].as_array().is_some_and(|v| v.contains(&json!("ingress")));
+                (x["operator"] == "NotIn" && listed) || (x["operator"] == "In" && !listed)
+            })
+        });
+        !excluded && monitor["spec"]["endpoints"].as_array().is_some_and(|e| e.iter().any(|e| e["port"] == port))
+    };
+    assert!(monitors.iter().any(|m| scrapes(m, "ops")), "no ServiceMonitor scrapes the ingress's ops port");
+    assert!(!monitors.iter().any(|m| scrapes(m, "http")), "a ServiceMonitor scrapes the ingress's API port");
 }
 
 #[test]

@@ -61,6 +61,13 @@ fn docker_compose_accepts_the_file() {
         "the API is not published on 8080: {}",
         ingress["ports"]
     );
+    let ops = support::ops_port(&environment(ingress)).expect("the ingress's ops port");
+    assert_ne!(Some(ops), support::http_port(&environment(ingress)), "health and metrics on their own listener");
+    assert!(
+        ingress["ports"].as_array().is_some_and(|p| p.iter().all(|p| !p.to_string().contains(&ops.to_string()))),
+        "the ops port {ops} must not be published: {}",
+        ingress["ports"]
+    );
 }
 
 #[test]
@@ -73,7 +80,7 @@ fn every_workspace_binary_has_a_health_checked_service() {
             .find(|(_, b, _)| *b == binary)
             .unwrap_or_else(|| panic!("no service in docker-compose.yml runs `{binary}`"));
         let port =
-            support::http_port(&environment(service)).unwrap_or_else(|| panic!("{name}: no ORDERFLOW_HTTP__ADDR"));
+            support::ops_port(&environment(service)).unwrap_or_else(|| panic!("{name}: no ORDERFLOW_HTTP__ADDR"));
         let test = service["healthcheck"]["test"].to_string();
         assert!(
             test.contains(&format!("/dev/tcp/127.0.0.1/{port}")) && test.contains("/health/ready"),
@@ -155,7 +162,7 @@ fn the_healthcheck_passes_on_ready_and_fails_otherwise() {
     assert_eq!(&test[..3], ["CMD", "bash", "-c"], "an exec-form bash check: {test:?}");
     // docker-compose config keeps `$$` (compose's escape); the container sees `$`.
     let script = test[3].replace("$$", "$");
-    let port = support::http_port(&environment(service)).expect("port");
+    let port = support::ops_port(&environment(service)).expect("port");
     let probe = |target: u16| {
         let script = script.replace(&format!("/dev/tcp/127.0.0.1/{port}"), &format!("/dev/tcp/127.0.0.1/{target}"));
         support::run(Command::new("bash").args(["-c", &script])).status.success()

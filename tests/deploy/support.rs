@@ -305,5 +305,15 @@ pub fn check_config(
 
 /// The port of `ORDERFLOW_HTTP__ADDR` in an environment.
 pub fn http_port(env: &[(String, String)]) -> Option<u16> {
-    env.iter().find(|(k, _)| k == "ORDERFLOW_HTTP__ADDR").and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+    port_of(env, "ORDERFLOW_HTTP__ADDR")
+}
+
+/// The port of a process's `/health/*` and `/metrics`: its ops listener
+/// where it has one (the ingress), else its only listener.
+pub fn ops_port(env: &[(String, String)]) -> Option<u16> {
+    port_of(env, "ORDERFLOW_OPS__ADDR").or_else(|| http_port(env))
+}
+
+fn port_of(env: &[(String, String)], name: &str) -> Option<u16> {
+    env.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
 }

@@ -84,6 +84,10 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
   value: {{ $root.Values.logFormat | quote }}
 - name: ORDERFLOW_HTTP__ADDR
   value: {{ printf "0.0.0.0:%v" $svc.port | quote }}
+{{- if $svc.opsPort }}
+- name: ORDERFLOW_OPS__ADDR
+  value: {{ printf "0.0.0.0:%v" $svc.opsPort | quote }}
+{{- end }}
 - name: ORDERFLOW_DATABASE__URL
 {{- if $svc.database.existingSecret }}
   valueFrom:
@@ -126,7 +130,7 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
       name: {{ required "jwt.existingSecret is required: the Secret holding the ingress's JWT signing key (32 bytes at least)" $root.Values.jwt.existingSecret }}
       key: {{ $root.Values.jwt.existingSecretKey }}
 {{- end }}
-{{- $fromValues := list "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" }}
+{{- $fromValues := list "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" }}
 {{- range $k, $v := $svc.env }}
 {{- if or (has $k $fromValues) (hasPrefix "ORDERFLOW_KAFKA__PROPERTIES__" $k) }}
 {{- fail (printf "services.%s.env.%s: the chart sets it from its own value (see values.yaml); set that instead" $.name $k) }}

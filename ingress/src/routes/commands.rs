@@ -22,7 +22,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>, headers:
         return Err(ApiError::not_found(format!("no command {id}")));
     };
     if let Some(actor) = found.actor.as_deref().filter(|a| *a != "anonymous") {
-        let claims = crate::extract::claims_from(&headers, &state)?;
+        let claims = crate::extract::authenticate(&headers, &state).await?;
         if claims.sub != actor && !claims.is_admin() {
             return Err(ApiError::forbidden("this command belongs to another user"));
         }

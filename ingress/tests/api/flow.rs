@@ -121,7 +121,7 @@ async fn writes_answer_202_and_the_command_status_tells_the_outcome() {
     let (status, _) = get(&system, "/api/v1/commands/0190a0a0-0000-7000-8000-000000000000", None).await;
     assert_eq!(status, 404);
     let metrics =
-        system.http.get(format!("{}/metrics", system.api)).send().await.expect("metrics").text().await.expect("text");
+        system.http.get(format!("{}/metrics", system.ops())).send().await.expect("metrics").text().await.expect("text");
     assert!(
         metrics.contains("orderflow_http_requests_total{method=\"POST\",route=\"/api/v1/users\",status=\"202\"}"),
         "{metrics}"

@@ -1,10 +1,18 @@
 //! The users flow through the whole system: ingress → users.commands → user
 //! service → outbox → users.events → projector → read model → ingress.
 
+mod browser;
 mod flow;
+mod idempotency;
 mod inspect;
+mod limits;
+mod ops;
 mod refused;
+mod revocation;
+mod roles;
 mod secrets;
+mod tokens;
+mod trace;
 mod uniqueness;
 mod waiting;
 
@@ -24,4 +32,27 @@ pub async fn user(system: &System, email: &str) -> (String, String) {
 
 pub async fn get(system: &System, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     system.call(Method::GET, path, token, None).await
+}
+
+/// Another ingress with `settings` (another replica, on the same databases
+/// and topics): its API's URL, and how to stop it.
+pub async fn replica(
+    settings: orderflow_ingress::Settings,
+) -> (String, tokio_util::sync::CancellationToken, tokio::task::JoinHandle<()>) {
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", api.local_addr().expect("addr"));
+    let ready = format!("http://{}/health/ready", ops.local_addr().expect("addr"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let listeners = orderflow_ingress::Listeners { api, ops };
+        orderflow_ingress::run(settings, listeners, token).await.expect("the other ingress");
+    });
+    orderflow_testkit::eventually("the other ingress is ready", std::time::Duration::from_secs(30), || {
+        let ready = ready.clone();
+        async move { orderflow_testkit::http_ok(&ready).await }
+    })
+    .await;
+    (url, shutdown, task)
 }

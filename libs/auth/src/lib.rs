@@ -38,6 +38,116 @@ pub fn verify_password(plain: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(plain.as_bytes(), &parsed).is_ok())
 }
 
+/// argon2id with a work area that is kept and reused across hashes.
+///
+/// Each argon2id hash needs its memory cost (19 MiB by default) of blocks.
+/// [`hash_password`] and [`verify_password`] allocate them anew each time,
+/// and malloc keeps freed blocks in the arena of the thread that freed them:
+/// a process hashing on many threads grows by tens of MiB per thread. A
+/// `Hasher` per hashing thread holds exactly one work area, so memory for
+/// hashing is one area per hashing thread, whatever the load.
+#[derive(Default)]
+pub struct Hasher {
+    memory: Vec<argon2::Block>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher").field("blocks", &self.memory.len()).finish()
+    }
+}
+
+impl Hasher {
+    fn area(&mut self, params: &argon2::Params) -> &mut [argon2::Block] {
+        let blocks = params.block_count();
+        if self.memory.len() < blocks {
+            self.memory.resize(blocks, argon2::Block::default());
+        }
+        &mut self.memory[..blocks]
+    }
+
+    /// Like [`hash_password`]: argon2id with the default parameters and a
+    /// random salt, in PHC string form.
+    pub fn hash(&mut self, plain: &str) -> Result<String, AuthError> {
+        let error = |e: &dyn std::fmt::Display| AuthError::Hash(e.to_string());
+        let argon = Argon2::default();
+        let params = argon.params().clone();
+        let salt = SaltString::generate(&mut OsRng);
+        let mut salt_buffer = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_buffer).map_err(|e| error(&e))?;
+        let length = params.output_len().unwrap_or(argon2::Params::DEFAULT_OUTPUT_LEN);
+        let memory = self.area(&params);
+        let output = argon2::password_hash::Output::init_with(length, |out| {
+            argon
+                .hash_password_into_with_memory(plain.as_bytes(), salt_bytes, out, &mut *memory)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .map_err(|e| error(&e))?;
+        let hash = PasswordHash {
+            algorithm: argon2::Algorithm::Argon2id.ident(),
+            version: Some(argon2::Version::V0x13.into()),
+            params: argon2::password_hash::ParamsString::try_from(&params).map_err(|e| error(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        };
+        Ok(hash.to_string())
+    }
+
+    /// Like [`verify_password`]: whether `plain` matches `hash` (compared in
+    /// constant time); a malformed hash never matches.
+    pub fn verify(&mut self, plain: &str, hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else { return false };
+        let (Ok(algorithm), Ok(params)) =
+            (argon2::Algorithm::try_from(parsed.algorithm), argon2::Params::try_from(&parsed))
+        else {
+            return false;
+        };
+        let Ok(version) = parsed.version.map(argon2::Version::try_from).transpose() else { return false };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+        let mut salt_buffer = [0u8; 64];
+        let Ok(salt_bytes) = salt.decode_b64(&mut salt_buffer) else { return false };
+        let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+        let mut out = vec![0u8; expected.len()];
+        let memory = self.area(&params);
+        if argon.hash_password_into_with_memory(plain.as_bytes(), salt_bytes, &mut out, &mut *memory).is_err() {
+            return false;
+        }
+        argon2::password_hash::Output::new(&out).is_ok_and(|computed| computed == expected)
+    }
+}
+
+/// What a token may do. A route allows some of these (the ingress's route
+/// table); what belongs to whom is checked by the route itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Operators: every user, order and payment.
+    Admin,
+    /// A person with an account: their own user, orders and payments.
+    User,
+    /// Automation (client credentials, no user behind it): reads orders and
+    /// payments, ships and delivers orders.
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::User, Role::Service];
+
+    /// The role's name in a token's `roles` claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Service => "service",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The claims of an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -47,62 +157,179 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub iss: String,
+    /// The version of the user's credentials when the token was issued: a
+    /// later password change or deactivation (a newer version) revokes it.
+    /// Absent on service tokens (and on tokens issued before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ver: Option<i64>,
+    /// [`REFRESH`] for a refresh token; absent (or [`ACCESS`]) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
 }
 
 impl Claims {
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
+        self.has(Role::Admin)
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.iter().any(|r| r == role.as_str())
     }
 }
 
-/// Issues and checks tokens with one HS256 key.
+/// The key id of [`Tokens::new`]'s one key, and the ingress's default.
+pub const DEFAULT_KID: &str = "default";
+
+/// What a token is for: `access` (the default, also of tokens without a
+/// `typ`) or `refresh` (only good for getting a new access token).
+pub const ACCESS: &str = "access";
+pub const REFRESH: &str = "refresh";
+
 #[derive(Clone)]
-pub struct Tokens {
+struct Key {
+    kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+}
+
+impl Key {
+    fn new(kid: &str, secret: &str) -> Self {
+        Self {
+            kid: kid.to_owned(),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+}
+
+/// Issues and checks HS256 tokens. One key signs (its `kid` in every
+/// token's header); others are accepted too, so keys rotate without
+/// downtime: first every replica accepts the next key, then it signs, and
+/// the old one is dropped once the tokens it signed have expired.
+#[derive(Clone)]
+pub struct Tokens {
+    signing: Key,
+    /// Every key a token may be signed with, the signing one first.
+    accepted: Vec<Key>,
     issuer: String,
     ttl_seconds: i64,
+    refresh_ttl_seconds: i64,
 }
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens").field("issuer", &self.issuer).field("ttl_seconds", &self.ttl_seconds).finish()
+        let kids: Vec<&str> = self.accepted.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("Tokens")
+            .field("signing", &self.signing.kid)
+            .field("accepted", &kids)
+            .field("issuer", &self.issuer)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .finish()
     }
 }
 
 impl Tokens {
+    /// One key ([`DEFAULT_KID`]); refresh tokens live a day.
     pub fn new(secret: &str, issuer: &str, ttl_seconds: i64) -> Self {
-        Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            issuer: issuer.to_owned(),
-            ttl_seconds,
-        }
+        Self::with_keys((DEFAULT_KID, secret), &[], issuer, ttl_seconds, 86_400)
+    }
+
+    /// `signing` (kid, secret) signs; it and `others` are accepted.
+    pub fn with_keys(
+        signing: (&str, &str),
+        others: &[(&str, &str)],
+        issuer: &str,
+        ttl_seconds: i64,
+        refresh_ttl_seconds: i64,
+    ) -> Self {
+        let signing = Key::new(signing.0, signing.1);
+        let mut accepted = vec![signing.clone()];
+        accepted.extend(others.iter().map(|(kid, secret)| Key::new(kid, secret)));
+        Self { signing, accepted, issuer: issuer.to_owned(), ttl_seconds, refresh_ttl_seconds }
     }
 
     pub fn ttl_seconds(&self) -> i64 {
         self.ttl_seconds
     }
 
+    pub fn refresh_ttl_seconds(&self) -> i64 {
+        self.refresh_ttl_seconds
+    }
+
     pub fn issue(&self, user_id: &str, roles: &[String]) -> Result<String, AuthError> {
+        self.issue_versioned(user_id, roles, None)
+    }
+
+    /// An access token that the next change of the user's credentials (a
+    /// version above `version`) revokes.
+    pub fn issue_versioned(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
+        self.sign(user_id, roles, version, None, self.ttl_seconds)
+    }
+
+    /// A refresh token: good only at the refresh endpoint, for
+    /// `refresh_ttl_seconds`, revoked like the access token.
+    pub fn issue_refresh(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
+        self.sign(user_id, roles, version, Some(REFRESH.to_owned()), self.refresh_ttl_seconds)
+    }
+
+    fn sign(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        version: Option<i64>,
+        typ: Option<String>,
+        ttl: i64,
+    ) -> Result<String, AuthError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id.to_owned(),
             roles: roles.to_vec(),
             iat: now,
-            exp: now + self.ttl_seconds,
+            exp: now + ttl,
             iss: self.issuer.clone(),
+            ver: version,
+            typ,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AuthError::Issue(e.to_string()))
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.signing.encoding).map_err(|e| AuthError::Issue(e.to_string()))
     }
 
+    /// The claims of a valid access token.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.decode(token)?;
+        match claims.typ.as_deref() {
+            None | Some(ACCESS) => Ok(claims),
+            Some(other) => Err(AuthError::Invalid(format!("a {other} token is not an access token"))),
+        }
+    }
+
+    /// The claims of a valid refresh token.
+    pub fn verify_refresh(&self, token: &str) -> Result<Claims, AuthError> {
+        let claims = self.decode(token)?;
+        if claims.typ.as_deref() == Some(REFRESH) {
+            Ok(claims)
+        } else {
+            Err(AuthError::Invalid("not a refresh token".into()))
+        }
+    }
+
+    fn decode(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        // A token without a kid predates key ids: the signing key's.
+        let key = match header.kid.as_deref() {
+            None => &self.signing,
+            Some(kid) => self
+                .accepted
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or_else(|| AuthError::Invalid(format!("no key `{kid}` is accepted")))?,
+        };
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map(|d| d.claims).map_err(|e| {
+        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation).map(|d| d.claims).map_err(|e| {
             match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid(e.to_string()),
@@ -122,6 +349,44 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("wrong horse", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn a_reusing_hasher_agrees_with_the_allocating_functions() {
+        let mut hasher = Hasher::default();
+        let mine = hasher.hash("correct horse").expect("hash");
+        assert!(mine.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{mine}");
+        assert!(verify_password("correct horse", &mine), "the usual verifier accepts it");
+        let theirs = hash_password("correct horse").expect("hash");
+        assert!(hasher.verify("correct horse", &theirs));
+        assert!(hasher.verify("correct horse", &mine), "the area is reused");
+        assert!(!hasher.verify("wrong horse", &theirs));
+        assert!(!hasher.verify("correct horse", "not a hash"));
+        assert_ne!(hasher.hash("correct horse").expect("hash"), mine, "a fresh salt each time");
+    }
+
+    #[test]
+    fn keys_rotate_by_kid_and_refresh_tokens_are_not_access_tokens() {
+        let old = Tokens::with_keys(("k1", "secret-one"), &[("k2", "secret-two")], "orderflow", 60, 600);
+        let new = Tokens::with_keys(("k2", "secret-two"), &[("k1", "secret-one")], "orderflow", 60, 600);
+        let retired = Tokens::with_keys(("k2", "secret-two"), &[], "orderflow", 60, 600);
+        let by_old = old.issue("u1", &[]).expect("issue");
+        let by_new = new.issue("u1", &[]).expect("issue");
+        assert_eq!(jsonwebtoken::decode_header(&by_new).expect("header").kid.as_deref(), Some("k2"));
+        for tokens in [&old, &new] {
+            tokens.verify(&by_old).expect("during the rotation both keys are accepted");
+            tokens.verify(&by_new).expect("on both kinds of replica");
+        }
+        assert!(matches!(retired.verify(&by_old), Err(AuthError::Invalid(_))), "a retired key is refused");
+        retired.verify(&by_new).expect("the new key");
+        let refresh = new.issue_refresh("u1", &[], Some(3)).expect("refresh");
+        assert!(new.verify(&refresh).is_err(), "a refresh token is no access token");
+        assert_eq!(new.verify_refresh(&refresh).expect("refresh").ver, Some(3));
+        assert!(new.verify_refresh(&by_new).is_err(), "an access token is no refresh token");
+        // Forged kid: a key we do not have.
+        let stranger =
+            Tokens::with_keys(("k9", "secret-nine"), &[], "orderflow", 60, 600).issue("u1", &[]).expect("issue");
+        assert!(matches!(new.verify(&stranger), Err(AuthError::Invalid(_))));
     }
 
     #[test]

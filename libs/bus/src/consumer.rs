@@ -503,9 +503,15 @@ impl<H: MessageHandler> PartitionWork<H> {
     }
 
     async fn process_one(&self, message: &InboundMessage) -> Outcome {
-        let span = tracing::info_span!("message", offset = message.offset, correlation_id = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "message",
+            offset = message.offset,
+            correlation_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
         if let Ok(headers) = message.headers() {
             span.record("correlation_id", headers.correlation_id.as_str());
+            span.record("trace_id", headers.trace_id());
         }
         self.retry_then_dead_letter(message).instrument(span).await
     }

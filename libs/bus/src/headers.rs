@@ -148,7 +148,8 @@ pub fn new_traceparent() -> String {
 }
 
 /// The same trace with a new span id; a malformed parent starts a new trace.
-fn child_traceparent(parent: &str) -> String {
+/// Public so the ingress can put a command into its caller's trace.
+pub fn child_traceparent(parent: &str) -> String {
     let parts: Vec<&str> = parent.split('-').collect();
     if parts.len() == 4 && parts[1].len() == 32 {
         format!("00-{}-{}-{}", parts[1], random_hex(8), parts[3])

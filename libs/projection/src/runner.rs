@@ -20,6 +20,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::generation::{self, Offsets};
 use crate::lease::{self, FenceError};
@@ -179,7 +180,20 @@ impl<P: Projection> Runner<P> {
         let mut outcome = Batch::Done;
         for (i, message) in messages.iter().enumerate() {
             let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(db)?;
-            match self.projection.apply(&mut savepoint, message).await {
+            // The message's trace and correlation on everything its projection logs.
+            let span = tracing::info_span!(
+                "message",
+                topic = %message.topic,
+                partition = message.partition,
+                offset = message.offset,
+                correlation_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            );
+            if let Ok(headers) = message.headers() {
+                span.record("correlation_id", headers.correlation_id.as_str());
+                span.record("trace_id", headers.trace_id());
+            }
+            match self.projection.apply(&mut savepoint, message).instrument(span).await {
                 Ok(applied) => {
                     savepoint.commit().await.map_err(db)?;
                     next.insert((message.topic.clone(), message.partition), message.offset + 1);

@@ -10,6 +10,7 @@ use orderflow_contracts::{AnyMessage, Codec, Family, Topic};
 use orderflow_outbox::inbox::{self, Entry, Outcome};
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 
 /// A message a service decided to publish, and on which topic.
 #[derive(Debug)]
@@ -267,7 +268,14 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
                 tracing::info!(message_id = %id, "duplicate ignored");
                 continue;
             }
-            match self.service.handle(&mut tx, input).await {
+            // A run spans many traces: each input's own on what its handling logs.
+            let span = tracing::info_span!(
+                "input",
+                message_id = %id,
+                correlation_id = %input.headers.correlation_id,
+                trace_id = %input.headers.trace_id(),
+            );
+            match self.service.handle(&mut tx, input).instrument(span).await {
                 Ok(emits) => self.render(&input.headers, &emits, &mut outgoing).await?,
                 Err(DomainError::Database(error)) => return Err(classify(error)),
                 Err(DomainError::NotYet(why)) => {

@@ -19,9 +19,9 @@ pub mod store;
 use std::sync::Arc;
 
 use chrono::Utc;
+use orderflow_contracts::Topic;
 use orderflow_contracts::orders::{self, OrderEvent};
 use orderflow_contracts::payments::{self, PaymentCommand};
-use orderflow_contracts::Topic;
 use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
 use sqlx::PgConnection;
 use uuid::Uuid;

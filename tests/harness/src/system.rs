@@ -21,6 +21,9 @@ use crate::{RegistryHandle, spawn_registry};
 #[derive(Debug)]
 pub struct Component {
     pub url: String,
+    /// Where its `/health/*` and `/metrics` are: `url`, except for the
+    /// ingress, which serves them on an ops listener of their own.
+    pub ops_url: String,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -55,7 +58,7 @@ pub async fn spawn_service<S: Service>(settings: ServiceSettings<S::Domain>) -> 
         }
     });
     wait_ready(&url, <S::Domain as Domain>::SERVICE).await;
-    Component { url, shutdown, task }
+    Component { ops_url: url.clone(), url, shutdown, task }
 }
 
 fn database_settings(url: &str) -> DatabaseSettings {
@@ -258,30 +261,52 @@ impl System {
             async move { sqlx::query("SELECT 1 FROM rm.users LIMIT 1").execute(&pool).await.is_ok() }
         })
         .await;
-        self.projector = Some(Component { url, shutdown, task });
+        self.projector = Some(Component { ops_url: url.clone(), url, shutdown, task });
     }
 
-    pub async fn start_ingress(&mut self) {
-        let (listener, url) = listener().await;
-        let settings = orderflow_ingress::Settings {
+    /// The settings the ingress of this system runs with.
+    pub fn ingress_settings(&self) -> orderflow_ingress::Settings {
+        orderflow_ingress::Settings {
             environment: Environment::Development,
             http: HttpSettings { addr: "127.0.0.1:0".into() },
+            ops: HttpSettings { addr: "127.0.0.1:0".into() },
             database: database_settings(&self.readmodels_db),
             audit_database: database_settings(&self.audit_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
             ..orderflow_ingress::Settings::default()
-        };
+        }
+    }
+
+    pub async fn start_ingress(&mut self) {
+        self.start_ingress_with(self.ingress_settings()).await;
+    }
+
+    /// Stops the ingress and starts it again with `change`d settings.
+    pub async fn restart_ingress_with(&mut self, change: impl FnOnce(&mut orderflow_ingress::Settings)) {
+        if let Some(ingress) = self.ingress.take() {
+            ingress.stop().await;
+        }
+        let mut settings = self.ingress_settings();
+        change(&mut settings);
+        self.start_ingress_with(settings).await;
+    }
+
+    pub async fn start_ingress_with(&mut self, settings: orderflow_ingress::Settings) {
+        let (api, url) = listener().await;
+        let (ops, ops_url) = listener().await;
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
-            if let Err(error) = orderflow_ingress::run(settings, listener, token).await {
+            let listeners = orderflow_ingress::Listeners { api, ops };
+            if let Err(error) = orderflow_ingress::run(settings, listeners, token).await {
                 panic!("ingress failed: {error}");
             }
         });
-        wait_ready(&url, "the ingress").await;
+        // Its readiness is on the ops listener, not the API's port.
+        wait_ready(&ops_url, "the ingress").await;
         self.api = url.clone();
-        self.ingress = Some(Component { url, shutdown, task });
+        self.ingress = Some(Component { url, ops_url, shutdown, task });
     }
 
     pub fn audit_log_settings(&self) -> orderflow_audit_log::Settings {
@@ -327,7 +352,7 @@ impl System {
         });
         wait_ready(&url, "the audit log").await;
         self.wait_for_audit_views().await;
-        self.audit_log = Some(Component { url, shutdown, task });
+        self.audit_log = Some(Component { ops_url: url.clone(), url, shutdown, task });
     }
 
     pub async fn start_audit_log(&mut self) {
@@ -388,6 +413,11 @@ impl System {
             )
             .await;
         (status == 200).then(|| body["access_token"].as_str().expect("token").to_owned())
+    }
+
+    /// The ingress's ops listener (`/health/*`, `/metrics`).
+    pub fn ops(&self) -> &str {
+        self.ingress.as_ref().map_or("", |i| i.ops_url.as_str())
     }
 
     pub fn topic(&self, name: &str) -> String {
