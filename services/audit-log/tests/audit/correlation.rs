@@ -25,9 +25,12 @@ async fn a_registration_tells_its_story() {
     assert_eq!(items.len(), 1, "a registration is one event: {story}");
     assert_eq!(items[0]["message_type"], "UserRegistered");
     assert_eq!(items[0]["depth"], 0);
-    // Its cause is the RegisterUser command (not an event, so not in the log).
-    assert_eq!(items[0]["causation_id"], correlation);
-    assert_ne!(items[0]["message_id"], correlation);
+    // Its cause is the RegisterUser command (not an event, so not in the
+    // log); the correlation id is the HTTP request's id (X-Request-Id).
+    let cause = items[0]["causation_id"].as_str().expect("causation");
+    assert!(uuid::Uuid::parse_str(cause).is_ok(), "the command's id: {story}");
+    assert_ne!(items[0]["message_id"].as_str(), Some(cause));
+    assert_ne!(items[0]["message_id"].as_str(), Some(correlation));
     system.stop().await;
 }
 
