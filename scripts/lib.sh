@@ -17,6 +17,7 @@ PG_BIN=${OF_PG_BIN:-/usr/lib/postgresql/15/bin}
 VENV=$CACHE/venv
 DEPLOY_VENV=$CACHE/deploy-venv
 COMPOSE_VENV=$CACHE/compose-venv
+API_VENV=$CACHE/api-venv
 LIBRDKAFKA_DIR=$CACHE/librdkafka
 
 log() { printf '%s\n' "$*" >&2; }
@@ -82,6 +83,10 @@ DEPLOY_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 checkov==3.3.30
 # has no wheel for a current Python and its sdist needs Cython < 3.
 COMPOSE_BUILD_TOOLS=('cython<3' wheel setuptools==69.5.1)
 COMPOSE_TOOLS=(pyyaml==5.4.1 docker-compose==1.29.2)
+# The ingress's OpenAPI document checked against the running API
+# (ingress/tests/api/openapi.rs).
+# hypothesis pinned too: later ones dropped an internal schemathesis 3 uses.
+API_TOOLS=(schemathesis==3.39.16 hypothesis==6.115.0)
 
 # venv_with DIR [--build PACKAGE... --] PACKAGE...: DIR is a venv with these
 # pins installed (a stamp of the list makes it idempotent; a changed list
@@ -112,6 +117,10 @@ venv_with() {
 ensure_deploy_tools() {
     venv_with "$DEPLOY_VENV" "${DEPLOY_TOOLS[@]}"
     venv_with "$COMPOSE_VENV" --build "${COMPOSE_BUILD_TOOLS[@]}" -- "${COMPOSE_TOOLS[@]}"
+}
+
+ensure_api_tools() {
+    venv_with "$API_VENV" "${API_TOOLS[@]}"
 }
 
 ensure_kcat() {

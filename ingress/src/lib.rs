@@ -16,10 +16,12 @@
 
 pub mod access;
 pub mod commands;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
+pub mod openapi;
 pub mod request;
 pub mod revocation;
 pub mod routes;
@@ -153,6 +155,8 @@ pub fn router(
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
     let app = Router::new()
         .nest("/api/v1", api)
+        .route("/api/openapi.json", get(openapi::document))
+        .merge(docs::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -9,7 +9,7 @@ use crate::extract::ApiJson;
 use crate::limits::ClientIp;
 use crate::validate::Email;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     email: String,
@@ -30,6 +30,7 @@ const DUMMY_HASH: &str =
 /// `POST /api/v1/auth/login`: a JWT for valid credentials of an active user.
 /// Unknown email, wrong password and deactivated user answer the same 401.
 /// Limited per IP and per email before any work (`limits`).
+#[utoipa::path(post, path = "/api/v1/auth/login", summary = "Log in", request_body = Login, responses((status = 200, description = "an access and a refresh token", body = crate::openapi::TokenAnswer), (status = 401, description = "INVALID_CREDENTIALS", body = crate::openapi::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -72,7 +73,7 @@ fn issued(state: &AppState, user_id: uuid::Uuid, roles: &[String], version: i64)
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
     refresh_token: String,
@@ -88,6 +89,7 @@ impl std::fmt::Debug for Refresh {
 /// a valid refresh token whose user is active and whose credentials did
 /// not change since. Roles come fresh from the read model, so a role change
 /// reaches the next access token.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", summary = "Renew tokens", request_body = Refresh, responses((status = 200, description = "new tokens", body = crate::openapi::TokenAnswer), (status = 401, description = "invalid, expired or revoked", body = crate::openapi::ErrorBody)))]
 pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refresh>) -> ApiResult<Response> {
     let claims = match state.tokens.verify_refresh(body.refresh_token.trim()) {
         Ok(claims) => claims,
@@ -110,7 +112,7 @@ pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<Refre
     issued(&state, user_id, &roles, version)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCredentials {
     grant_type: String,
@@ -128,6 +130,7 @@ impl std::fmt::Debug for ClientCredentials {
 /// as JSON) for automation: a `service`-role token for a client listed in
 /// `service_clients` with the right secret. Unknown client and wrong secret
 /// answer the same 401, after the same argon2 work.
+#[utoipa::path(post, path = "/api/v1/auth/token", summary = "A service token (client credentials)", request_body = ClientCredentials, responses((status = 200, description = "a service token", body = crate::openapi::TokenAnswer), (status = 401, description = "INVALID_CLIENT", body = crate::openapi::ErrorBody)))]
 pub async fn token(State(state): State<AppState>, ApiJson(body): ApiJson<ClientCredentials>) -> ApiResult<Response> {
     if body.grant_type != "client_credentials" {
         return Err(ApiError::new(

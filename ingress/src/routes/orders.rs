@@ -116,7 +116,7 @@ fn ok_order(status: StatusCode, order: Order) -> Response {
     response
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
     product_id: String,
@@ -125,7 +125,7 @@ pub struct Line {
     unit_price: i64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     name: String,
@@ -136,7 +136,7 @@ pub struct Address {
     country: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Place {
     items: Vec<Line>,
@@ -149,6 +149,7 @@ pub struct Place {
 /// the order once it has left PENDING — 201 CONFIRMED, or 201 CANCELLED
 /// with its reason (e.g. `PAYMENT_DECLINED`) — the rejection (409/422), or
 /// 202 if N seconds pass first.
+#[utoipa::path(post, path = "/api/v1/orders", summary = "Place an order", request_body = Place, params(("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 201, description = "placed and settled (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn place(
     State(state): State<AppState>,
     request: RequestContext,
@@ -219,6 +220,7 @@ pub async fn place(
 }
 
 /// `GET /api/v1/orders/{id}`: owner or admin.
+#[utoipa::path(get, path = "/api/v1/orders/{id}", summary = "An order (owner, admin, service)", params(("id" = String, Path, description = "a uuid")), responses((status = 200, description = "the order", body = crate::openapi::OrderView), (status = 404, description = "no such order", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -231,6 +233,7 @@ pub async fn get(
 
 /// `POST /api/v1/orders/{id}/cancel`: owner or admin; PENDING or CONFIRMED
 /// orders only (else 409 `ILLEGAL_TRANSITION`, decided by the service).
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", summary = "Cancel (owner or admin)", params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "cancelled (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     request: RequestContext,
@@ -246,7 +249,7 @@ pub async fn cancel(
     respond(state, command_id, wait, |_, _| async move { Ok(ok_order(StatusCode::OK, load(state, id).await?)) }).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStatus {
     status: String,
@@ -254,6 +257,7 @@ pub struct NewStatus {
 
 /// `PATCH /api/v1/orders/{id}/status` (admin): `{"status": "SHIPPED"}` or
 /// `{"status": "DELIVERED"}`.
+#[utoipa::path(patch, path = "/api/v1/orders/{id}/status", summary = "Ship or deliver (admin, service)", request_body = NewStatus, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn set_status(
     State(state): State<AppState>,
     request: RequestContext,
@@ -294,6 +298,7 @@ const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CA
 
 /// `GET /api/v1/orders?status=&user=&from=&to=&page=&page_size=` (admin):
 /// newest first, paginated.
+#[utoipa::path(get, path = "/api/v1/orders", summary = "Every order (admin, service)", params(("page" = Option<i64>, Query, description = "from 1"), ("page_size" = Option<i64>, Query, description = "1 to 100, 20 unless given"), ("status" = Option<String>, Query, description = "PENDING, CONFIRMED, SHIPPED, DELIVERED or CANCELLED"), ("user" = Option<String>, Query, description = "a customer id"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")), responses((status = 200, description = "a page of orders", body = crate::openapi::OrderPage)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     // The role is checked by the route table; a token is still required.
@@ -306,6 +311,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/orders/mine?status=&from=&to=&page=&page_size=`.
+#[utoipa::path(get, path = "/api/v1/orders/mine", summary = "The caller's orders", params(("page" = Option<i64>, Query, description = "from 1"), ("page_size" = Option<i64>, Query, description = "1 to 100, 20 unless given"), ("status" = Option<String>, Query, description = "PENDING, CONFIRMED, SHIPPED, DELIVERED or CANCELLED"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")), responses((status = 200, description = "a page of orders", body = crate::openapi::OrderPage)), security(("bearer" = [])))]
 pub async fn mine(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -16,7 +16,7 @@ use crate::request::RequestContext;
 use crate::routes::{Page, path_id, query_id};
 
 /// A payment as the API shows it (one per order).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -53,6 +53,7 @@ async fn load_by(state: &AppState, column: &str, id: Uuid, claims: &orderflow_au
 }
 
 /// `GET /api/v1/payments/{id}`: owner or admin.
+#[utoipa::path(get, path = "/api/v1/payments/{id}", summary = "A payment (owner, admin, service)", params(("id" = String, Path, description = "a uuid")), responses((status = 200, description = "the payment", body = Payment), (status = 404, description = "no such payment", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -62,6 +63,7 @@ pub async fn get(
 }
 
 /// `GET /api/v1/payments/by-order/{order_id}`: owner or admin.
+#[utoipa::path(get, path = "/api/v1/payments/by-order/{order_id}", summary = "An order's payment", params(("order_id" = String, Path, description = "an order id")), responses((status = 200, description = "the payment", body = Payment), (status = 404, description = "no payment for the order", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn by_order(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -70,7 +72,7 @@ pub async fn by_order(
     Ok(axum::Json(load_by(&state, "order_id", path_id("order", &id)?, &claims).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Refund {
     /// Minor units; all that is left to refund if absent.
@@ -81,6 +83,7 @@ pub struct Refund {
 /// `POST /api/v1/payments/{id}/refund` (admin): part or all of what is left
 /// of the capture; the payment service refuses more than that
 /// (`REFUND_EXCEEDS_CAPTURE`), whatever the read model said.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/refund", summary = "Refund (admin)", request_body = Refund, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "refunded (with Prefer: wait)", body = Payment), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such payment", body = crate::openapi::ErrorBody), (status = 409, description = "NOT_CAPTURED", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn refund(
     State(state): State<AppState>,
     request: RequestContext,
@@ -129,6 +132,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/payments?status=&user=&page=&page_size=` (admin), newest first.
+#[utoipa::path(get, path = "/api/v1/payments", summary = "Every payment (admin, service)", params(("page" = Option<i64>, Query, description = "from 1"), ("page_size" = Option<i64>, Query, description = "1 to 100, 20 unless given"), ("status" = Option<String>, Query, description = "a payment status"), ("user" = Option<String>, Query, description = "a customer id")), responses((status = 200, description = "a page of payments", body = crate::openapi::PaymentPage)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     // The role is checked by the route table; a token is still required.
@@ -141,6 +145,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/payments/mine?status=&page=&page_size=`.
+#[utoipa::path(get, path = "/api/v1/payments/mine", summary = "The caller's payments", params(("page" = Option<i64>, Query, description = "from 1"), ("page_size" = Option<i64>, Query, description = "1 to 100, 20 unless given"), ("status" = Option<String>, Query, description = "a payment status")), responses((status = 200, description = "a page of payments", body = crate::openapi::PaymentPage)), security(("bearer" = [])))]
 pub async fn mine(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -19,7 +19,7 @@ use crate::status::CommandStatus;
 use crate::validate::{Email, Name, Password};
 
 /// A user as the API shows it (from the read model; never a credential).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -60,7 +60,7 @@ fn ok_user(status: StatusCode, user: User) -> Response {
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
     email: String,
@@ -77,6 +77,7 @@ impl std::fmt::Debug for Register {
 
 /// `POST /api/v1/users`. The password is hashed here (argon2id) and only the
 /// hash leaves the ingress.
+#[utoipa::path(post, path = "/api/v1/users", summary = "Register", request_body = Register, params(("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 201, description = "registered (with Prefer: wait)", body = User), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 409, description = "EMAIL_TAKEN", body = crate::openapi::ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     request: RequestContext,
@@ -136,12 +137,14 @@ async fn hash(state: &AppState, password: Password) -> ApiResult<String> {
 }
 
 /// `GET /api/v1/users/me`.
+#[utoipa::path(get, path = "/api/v1/users/me", summary = "The caller", responses((status = 200, description = "the caller", body = User)), security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, AuthUser(claims): AuthUser) -> ApiResult<Response> {
     let id = parse_id(&claims.sub)?;
     Ok(ok_user(StatusCode::OK, load(&state, id).await?))
 }
 
 /// `GET /api/v1/users/{id}` (self or admin).
+#[utoipa::path(get, path = "/api/v1/users/{id}", summary = "A user (self or admin)", params(("id" = String, Path, description = "a uuid")), responses((status = 200, description = "the user", body = User), (status = 404, description = "no such user", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -152,7 +155,7 @@ pub async fn get(
     Ok(ok_user(StatusCode::OK, load(&state, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Patch {
     first_name: Option<String>,
@@ -160,6 +163,7 @@ pub struct Patch {
 }
 
 /// `PATCH /api/v1/users/{id}`: names (self or admin).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", summary = "Change names (self or admin)", request_body = Patch, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = User), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such user", body = crate::openapi::ErrorBody), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn patch(
     State(state): State<AppState>,
     request: RequestContext,
@@ -183,7 +187,7 @@ pub async fn patch(
     respond(state, command_id, wait, |_, _| async move { Ok(ok_user(StatusCode::OK, load(state, id).await?)) }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
     old_password: String,
@@ -197,6 +201,7 @@ impl std::fmt::Debug for NewPassword {
 }
 
 /// `POST /api/v1/users/{id}/password`: the user's own, with the old one.
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", summary = "Change the password (self)", request_body = NewPassword, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = User), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such user", body = crate::openapi::ErrorBody), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn change_password(
     State(state): State<AppState>,
     request: RequestContext,
@@ -234,6 +239,7 @@ pub async fn change_password(
 }
 
 /// `DELETE /api/v1/users/{id}`: deactivate (self or admin).
+#[utoipa::path(delete, path = "/api/v1/users/{id}", summary = "Deactivate (self or admin)", params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "deactivated (with Prefer: wait)", body = User), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such user", body = crate::openapi::ErrorBody), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn deactivate(
     State(state): State<AppState>,
     request: RequestContext,
@@ -264,6 +270,7 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/users?page=&page_size=&search=` (admin): a page, with totals.
+#[utoipa::path(get, path = "/api/v1/users", summary = "Every user (admin)", params(("page" = Option<i64>, Query, description = "from 1"), ("page_size" = Option<i64>, Query, description = "1 to 100, 20 unless given"), ("search" = Option<String>, Query, description = "part of an email or name")), responses((status = 200, description = "a page of users", body = crate::openapi::UserPage)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     // The role is checked by the route table; a token is still required.

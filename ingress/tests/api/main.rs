@@ -6,6 +6,7 @@ mod flow;
 mod idempotency;
 mod inspect;
 mod limits;
+mod openapi;
 mod ops;
 mod refused;
 mod revocation;

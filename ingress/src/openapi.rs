@@ -1,0 +1,203 @@
+//! The API's OpenAPI 3.1 document, generated from the code: each handler's
+//! `#[utoipa::path]`, the request and response types' `ToSchema`, and the
+//! answers every route can give whatever it does (from the access table,
+//! the limits and the extractors), added here by [`Common`]. Served at
+//! `/api/openapi.json`.
+
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, HttpMethod, OpenApi as Document, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::access::{Allow, RULES};
+use crate::routes::{auth, commands, orders, payments, users};
+
+/// The one error shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// SNAKE_CASE, stable: clients switch on it.
+    pub code: String,
+    pub message: String,
+    /// More about the problem (the field, the command id), or null.
+    #[schema(value_type = Option<Object>)]
+    pub details: Value,
+}
+
+/// A write's answer without `Prefer: wait`: where to ask about it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub command_id: Uuid,
+    /// `pending`.
+    pub status: String,
+    pub status_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    /// `Bearer`.
+    pub token_type: String,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    /// Login and refresh only.
+    pub refresh_token: Option<String>,
+    pub refresh_expires_in: Option<i64>,
+    /// Login and refresh only.
+    pub user_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Customer {
+    pub id: Uuid,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPayment {
+    pub id: Uuid,
+    pub status: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: String,
+    pub captured: Option<i64>,
+    pub refunded: Option<i64>,
+    pub reason: Option<String>,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// An order as the API shows it, with its customer and payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    pub status: String,
+    /// The lines: `product_id`, `name`, `quantity`, `unit_price` (minor units).
+    #[schema(value_type = Vec<Object>)]
+    pub items: Value,
+    pub currency: String,
+    /// Minor units.
+    pub total: i64,
+    #[schema(value_type = Object)]
+    pub shipping_address: Value,
+    pub notes: Option<String>,
+    pub reason: Option<String>,
+    pub reason_message: Option<String>,
+    pub version: i64,
+    pub placed_at: chrono::DateTime<chrono::Utc>,
+    pub payment_deadline: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub customer: Customer,
+    pub payment: Option<OrderPayment>,
+}
+
+macro_rules! page {
+    ($name:ident, $item:ty) => {
+        /// A page of a list, and where it is in the whole list.
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            pub page: i64,
+            pub page_size: i64,
+            pub total: i64,
+            pub total_pages: i64,
+        }
+    };
+}
+page!(UserPage, users::User);
+page!(OrderPage, OrderView);
+page!(PaymentPage, payments::Payment);
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "orderflow", description = "The orderflow HTTP API. Writes answer 202 with a command id, or the outcome with `Prefer: wait=N`."),
+    paths(
+        users::register, users::list, users::me, users::get, users::patch, users::deactivate, users::change_password,
+        auth::login, auth::token, auth::refresh, commands::get,
+        orders::place, orders::list, orders::mine, orders::get, orders::cancel, orders::set_status,
+        payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
+    ),
+    components(schemas(ErrorBody, ErrorDetail, Accepted, TokenAnswer, OrderView, UserPage, OrderPage, PaymentPage)),
+    modifiers(&Common),
+)]
+pub struct ApiDoc;
+
+/// Adds what every route may answer besides its own outcomes: 400 (a
+/// malformed request id, query or JSON), 429 and 503 everywhere; 401 and
+/// 403 where the access table asks for a role; 413, 415 and 422 where a
+/// body is read; and the bearer security scheme.
+#[derive(Debug)]
+struct Common;
+
+fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))),
+        )
+        .build()
+        .into()
+}
+
+fn http_method(method: &axum::http::Method) -> Option<HttpMethod> {
+    Some(match *method {
+        axum::http::Method::GET => HttpMethod::Get,
+        axum::http::Method::POST => HttpMethod::Post,
+        axum::http::Method::PATCH => HttpMethod::Patch,
+        axum::http::Method::DELETE => HttpMethod::Delete,
+        axum::http::Method::PUT => HttpMethod::Put,
+        _ => return None,
+    })
+}
+
+impl Modify for Common {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        for rule in RULES {
+            let path = format!("/api/v1{}", rule.path);
+            let Some(method) = http_method(&rule.method) else { continue };
+            let Some(item) = doc.paths.paths.get_mut(&path) else { continue };
+            let operation = match method {
+                HttpMethod::Get => item.get.as_mut(),
+                HttpMethod::Post => item.post.as_mut(),
+                HttpMethod::Patch => item.patch.as_mut(),
+                HttpMethod::Delete => item.delete.as_mut(),
+                HttpMethod::Put => item.put.as_mut(),
+                _ => None,
+            };
+            let Some(operation) = operation else { continue };
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses.entry(status.to_owned()).or_insert_with(|| error(description));
+            };
+            add("400", "a malformed X-Request-Id, Idempotency-Key, query or JSON body");
+            add("422", "a value that does not fit (VALIDATION_FAILED, INVALID_BODY), or a rejection");
+            add("429", "RATE_LIMITED; see Retry-After");
+            add("503", "a dependency is unavailable, the request took too long, or sign-ins are BUSY; retry");
+            if let Allow::Roles(_) = rule.allow {
+                add("401", "no valid token (missing, invalid, expired, revoked)");
+                add("403", "INSUFFICIENT_ROLE, or the resource is another user's");
+            }
+            if operation.request_body.is_some() {
+                add("413", "PAYLOAD_TOO_LARGE");
+                add("415", "UNSUPPORTED_MEDIA_TYPE: send application/json");
+            }
+        }
+    }
+}
+
+/// `GET /api/openapi.json`.
+pub async fn document() -> Response {
+    axum::Json(ApiDoc::openapi()).into_response()
+}
