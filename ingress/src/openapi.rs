@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::access::{Allow, RULES};
-use crate::routes::{auth, commands, orders, payments, users};
+use crate::routes::{audit, auth, commands, orders, payments, users};
 
 /// The one error shape.
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,6 +110,47 @@ macro_rules! page {
         }
     };
 }
+/// A page of audit records, newest first, and the cursor to the next.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// Records: message id, type, entity, actor, correlation and causation
+    /// ids, occurred-at, source, the payload without its sensitive fields,
+    /// and the chain's hashes.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Value,
+    pub page_size: i64,
+    pub order: String,
+    pub next_cursor: Option<String>,
+    /// The next page's URL.
+    pub next: Option<String>,
+}
+
+/// One request's records in causal order, each with its `depth` in the
+/// causation tree.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditStory {
+    pub correlation_id: String,
+    pub order: String,
+    #[schema(value_type = Vec<Object>)]
+    pub items: Value,
+}
+
+/// Whether every chain of the audit log is intact, and the first break.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditReport {
+    pub intact: bool,
+    /// `quick` (from the last checkpoints) or `full`.
+    pub mode: String,
+    pub records: i64,
+    pub recomputed: i64,
+    /// Per source partition: records, anchor, head, checkpoints, intact.
+    #[schema(value_type = Vec<Object>)]
+    pub chains: Value,
+    /// The chain, `seq`, message id and what is wrong, or null.
+    #[schema(value_type = Option<Object>)]
+    pub first_break: Value,
+}
+
 page!(UserPage, users::User);
 page!(OrderPage, OrderView);
 page!(PaymentPage, payments::Payment);
@@ -122,8 +163,9 @@ page!(PaymentPage, payments::Payment);
         auth::login, auth::token, auth::refresh, commands::get,
         orders::place, orders::list, orders::mine, orders::get, orders::cancel, orders::set_status,
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
+        audit::list, audit::verify, audit::correlation,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Accepted, TokenAnswer, OrderView, UserPage, OrderPage, PaymentPage)),
+    components(schemas(ErrorBody, ErrorDetail, Accepted, TokenAnswer, OrderView, UserPage, OrderPage, PaymentPage, AuditPage, AuditStory, AuditReport)),
     modifiers(&Common),
 )]
 pub struct ApiDoc;

@@ -143,6 +143,7 @@ fn percent(value: &str) -> String {
         .collect()
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", summary = "Search the audit log (admin)", params(("actor" = Option<String>, Query, description = "a user id or `system`"), ("entity" = Option<String>, Query, description = "an aggregate id (the Kafka key)"), ("type" = Option<String>, Query, description = "a message type, e.g. OrderPlaced"), ("correlation_id" = Option<String>, Query, description = "a request's id"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339"), ("page_size" = Option<i64>, Query, description = "1 to 500, 50 unless given"), ("cursor" = Option<String>, Query, description = "the `next_cursor` of the page before")), responses((status = 200, description = "a page of records, newest first", body = crate::openapi::AuditPage)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -194,6 +195,7 @@ pub struct VerifyQuery {
     full: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/audit/verify", summary = "Verify the hash chains (admin)", params(("full" = Option<String>, Query, description = "`true`: recompute every record, not only since the last checkpoints")), responses((status = 200, description = "whether every chain is intact, and the first break", body = crate::openapi::AuditReport)), security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -210,6 +212,7 @@ pub async fn verify(
     Ok(axum::Json(report).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/audit/correlations/{id}", summary = "One request's story in causal order (admin)", params(("id" = String, Path, description = "a correlation id (the request's X-Request-Id)")), responses((status = 200, description = "the records of the request, each after its cause", body = crate::openapi::AuditStory), (status = 404, description = "no record has this correlation id", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn correlation(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

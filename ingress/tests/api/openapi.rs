@@ -10,7 +10,9 @@ use crate::{ADMIN_EMAIL, System, user};
 
 #[tokio::test]
 async fn the_document_covers_every_route_and_schemathesis_finds_nothing() {
-    let system = System::start().await;
+    let mut system = System::start().await;
+    // The audit routes read the audit log's views: without it they answer 503.
+    system.start_audit_log().await;
     let response = system.http.get(format!("{}/api/openapi.json", system.api)).send().await.expect("openapi");
     assert_eq!(response.status().as_u16(), 200);
     let doc: Value = response.json().await.expect("json");
@@ -66,6 +68,7 @@ async fn the_document_covers_every_route_and_schemathesis_finds_nothing() {
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "schemathesis found problems:\n{report}");
     eprintln!("{report}");
-    assert!(report.contains("22 passed"), "every operation was exercised and passed:\n{report}");
+    let operations = orderflow_ingress::access::RULES.len();
+    assert!(report.contains(&format!("{operations} passed")), "every operation was exercised and passed:\n{report}");
     system.stop().await;
 }
