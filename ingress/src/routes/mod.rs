@@ -58,6 +58,20 @@ impl Page {
     }
 }
 
+/// A list's query parameters, or 400 naming what does not fit.
+pub fn list_query<T>(query: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>) -> ApiResult<T> {
+    query.map(|axum::extract::Query(q)| q).map_err(|e| ApiError::bad_query("query", e.body_text()))
+}
+
+/// Whose list `.../mine` shows: the caller's. A `user` filter there is
+/// refused rather than ignored.
+pub fn own_list(claims: &orderflow_auth::Claims, user: Option<&str>, route: &str) -> ApiResult<Uuid> {
+    if user.is_some() {
+        return Err(ApiError::bad_query("user", format!("not a filter of {route}")));
+    }
+    path_id("user", &claims.sub)
+}
+
 /// A uuid in the path, or a 422 naming what it should have been.
 pub fn path_id(what: &str, raw: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(raw).map_err(|_| ApiError::validation("id", format!("`{raw}` is not a {what} id")))

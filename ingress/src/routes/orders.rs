@@ -17,7 +17,7 @@ use crate::commands::{accepted, rejection, respond, send};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, PreferWait, owner_or_staff, self_or_admin};
 use crate::request::RequestContext;
-use crate::routes::{Page, path_id, query_id};
+use crate::routes::{Page, list_query, own_list, path_id, query_id};
 use crate::status;
 
 /// An order as the API shows it: with its payment and its customer's name.
@@ -305,7 +305,7 @@ pub async fn list(
     _: AuthUser,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
+    let query = list_query(query)?;
     let user = query_id("user", query.user.as_deref())?;
     list_where(&state, query, user).await
 }
@@ -317,11 +317,8 @@ pub async fn mine(
     AuthUser(claims): AuthUser,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
-    if query.user.is_some() {
-        return Err(ApiError::bad_query("user", "not a filter of /orders/mine"));
-    }
-    let me = path_id("user", &claims.sub)?;
+    let query = list_query(query)?;
+    let me = own_list(&claims, query.user.as_deref(), "/orders/mine")?;
     list_where(&state, query, Some(me)).await
 }
 

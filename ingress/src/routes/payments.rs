@@ -13,7 +13,7 @@ use crate::commands::{respond, send};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, PreferWait, owner_or_staff};
 use crate::request::RequestContext;
-use crate::routes::{Page, path_id, query_id};
+use crate::routes::{Page, list_query, own_list, path_id, query_id};
 
 /// A payment as the API shows it (one per order).
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -139,7 +139,7 @@ pub async fn list(
     _: AuthUser,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
+    let query = list_query(query)?;
     let user = query_id("user", query.user.as_deref())?;
     list_where(&state, query, user).await
 }
@@ -151,11 +151,8 @@ pub async fn mine(
     AuthUser(claims): AuthUser,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::bad_query("query", e.body_text()))?;
-    if query.user.is_some() {
-        return Err(ApiError::bad_query("user", "not a filter of /payments/mine"));
-    }
-    let me = path_id("user", &claims.sub)?;
+    let query = list_query(query)?;
+    let me = own_list(&claims, query.user.as_deref(), "/payments/mine")?;
     list_where(&state, query, Some(me)).await
 }
 
