@@ -5,19 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{System, user};
-
-async fn commands_of(system: &System, message_type: &str, actor: &str) -> usize {
-    orderflow_testkit::topic::read_topic(
-        &system.kafka.brokers,
-        &system.topic(orderflow_contracts::users::COMMANDS.name),
-    )
-    .await
-    .iter()
-    .filter_map(|m| m.headers().ok())
-    .filter(|h| h.message_type == message_type && h.actor == actor)
-    .count()
-}
+use crate::{System, commands_of, user};
 
 async fn patch(system: &System, api: &str, path: &str, token: &str, key: &str, body: &Value) -> (u16, String) {
     let response = system

@@ -10,19 +10,7 @@ use orderflow_ingress::limits::Rate;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{PASSWORD, System, user};
-
-async fn commands_of(system: &System, message_type: &str, actor: &str) -> usize {
-    orderflow_testkit::topic::read_topic(
-        &system.kafka.brokers,
-        &system.topic(orderflow_contracts::users::COMMANDS.name),
-    )
-    .await
-    .iter()
-    .filter_map(|m| m.headers().ok())
-    .filter(|h| h.message_type == message_type && h.actor == actor)
-    .count()
-}
+use crate::{PASSWORD, System, commands_of, user};
 
 #[tokio::test]
 async fn over_a_limit_is_429_with_retry_after_and_sends_no_command() {

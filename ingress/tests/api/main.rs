@@ -57,3 +57,30 @@ pub async fn replica(
     .await;
     (url, shutdown, task)
 }
+
+/// Log lines captured in memory (a `tracing` writer), to grep.
+#[derive(Debug, Clone, Default)]
+pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many `message_type` commands `actor` sent, as `users.commands` holds them.
+pub async fn commands_of(system: &System, message_type: &str, actor: &str) -> usize {
+    orderflow_testkit::topic::read_topic(
+        &system.kafka.brokers,
+        &system.topic(orderflow_contracts::users::COMMANDS.name),
+    )
+    .await
+    .iter()
+    .filter_map(|m| m.headers().ok())
+    .filter(|h| h.message_type == message_type && h.actor == actor)
+    .count()
+}

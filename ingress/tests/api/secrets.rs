@@ -2,25 +2,11 @@
 //! an HTTP response.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::System;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::{Capture, System};
 
 #[tokio::test]
 async fn passwords_and_hashes_stay_off_events_logs_and_responses() {

@@ -2,29 +2,14 @@
 //! event it causes carry the request id as `correlation_id` and the
 //! caller's trace id, and the consumers' log lines say both.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orderflow_bus::Headers;
 use serde_json::json;
 
-use crate::{PASSWORD, System};
+use crate::{Capture, PASSWORD, System};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn headers_of(system: &System, topic: &str) -> Vec<Headers> {
     orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(topic))
