@@ -37,19 +37,12 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
             settle(tx, headers, ("PlaceOrder", &e.order_id), Settled::Succeeded(e.version)).await
         }
         OrderEvent::Confirmed(e) => {
-            let changed = transition(tx, &e.order_id, "CONFIRMED", e.version, e.confirmed_at, None).await?;
-            sqlx::query("UPDATE orders SET payment_id = $2 WHERE id = $1 AND version = $3")
-                .bind(uuid(&e.order_id)?)
-                .bind(uuid(&e.payment_id)?)
-                .bind(e.version)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            Ok(changed)
+            let payment = Some(uuid(&e.payment_id)?);
+            transition(tx, &e.order_id, "CONFIRMED", e.version, e.confirmed_at, None, payment).await
         }
         OrderEvent::Cancelled(e) => {
             let reason = Some((e.reason.as_str(), e.message.as_str()));
-            let woken = transition(tx, &e.order_id, "CANCELLED", e.version, e.cancelled_at, reason).await?;
+            let woken = transition(tx, &e.order_id, "CANCELLED", e.version, e.cancelled_at, reason, None).await?;
             if e.reason != orders::REQUESTED {
                 return Ok(woken); // the saga's own decision, not a command's
             }
@@ -57,11 +50,11 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
             Ok(merge(woken, settled))
         }
         OrderEvent::Shipped(e) => {
-            transition(tx, &e.order_id, "SHIPPED", e.version, e.shipped_at, None).await?;
+            transition(tx, &e.order_id, "SHIPPED", e.version, e.shipped_at, None, None).await?;
             settle(tx, headers, ("ShipOrder", &e.order_id), Settled::Succeeded(e.version)).await
         }
         OrderEvent::Delivered(e) => {
-            transition(tx, &e.order_id, "DELIVERED", e.version, e.delivered_at, None).await?;
+            transition(tx, &e.order_id, "DELIVERED", e.version, e.delivered_at, None, None).await?;
             settle(tx, headers, ("DeliverOrder", &e.order_id), Settled::Succeeded(e.version)).await
         }
         OrderEvent::Rejected(e) => {
@@ -70,7 +63,8 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
     }
 }
 
-/// Moves an order to `status` unless a newer event was applied already;
+/// Moves an order to `status` (with the reason of a cancellation, the
+/// payment of a confirmation) unless a newer event was applied already;
 /// announces the command that placed it (its `Prefer: wait` answers once
 /// the order leaves PENDING).
 async fn transition(
@@ -80,10 +74,12 @@ async fn transition(
     version: i64,
     at: i64,
     reason: Option<(&str, &str)>,
+    payment_id: Option<Uuid>,
 ) -> Result<Applied, HandlerError> {
     let placed_by: Option<Option<Uuid>> = sqlx::query_scalar(
         "UPDATE orders SET status = $2, version = $3, updated_at = $4,
-           reason = COALESCE($5, reason), reason_message = COALESCE($6, reason_message)
+           reason = COALESCE($5, reason), reason_message = COALESCE($6, reason_message),
+           payment_id = COALESCE($7, payment_id)
          WHERE id = $1 AND version < $3 RETURNING command_id",
     )
     .bind(uuid(order_id)?)
@@ -92,6 +88,7 @@ async fn transition(
     .bind(millis(at))
     .bind(reason.map(|r| r.0))
     .bind(reason.map(|r| r.1))
+    .bind(payment_id)
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;

@@ -43,13 +43,11 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &PaymentEven
             open(tx, opened).await
         }
         PaymentEvent::Captured(e) => {
-            change(tx, &e.payment_id, "CAPTURED", Some(e.amount), None, e.version, e.captured_at).await
+            change(tx, &e.payment_id, "CAPTURED", Some(e.amount), e.version, e.captured_at).await
         }
-        PaymentEvent::Voided(e) => change(tx, &e.payment_id, "VOIDED", None, None, e.version, e.voided_at).await,
+        PaymentEvent::Voided(e) => change(tx, &e.payment_id, "VOIDED", None, e.version, e.voided_at).await,
         PaymentEvent::Refunded(e) => {
-            let status =
-                if e.refunded_total >= captured(tx, &e.payment_id).await? { "REFUNDED" } else { "PARTIALLY_REFUNDED" };
-            change(tx, &e.payment_id, status, None, Some(e.refunded_total), e.version, e.refunded_at).await?;
+            refunded(tx, &e.payment_id, e.refunded_total, e.version, e.refunded_at).await?;
             if e.reason != payments::REQUESTED {
                 return Ok(Applied::nothing()); // the saga's refund of a cancelled order
             }
@@ -97,13 +95,29 @@ async fn open(tx: &mut PgConnection, p: Opened<'_>) -> Result<Applied, HandlerEr
     Ok(Applied::nothing())
 }
 
-async fn captured(tx: &mut PgConnection, payment_id: &str) -> Result<i64, HandlerError> {
-    let captured: Option<i64> = sqlx::query_scalar("SELECT captured FROM payments WHERE id = $1")
-        .bind(uuid(payment_id)?)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-    Ok(captured.unwrap_or(0))
+/// Records a refund's new total unless a newer event was applied already:
+/// fully refunded once the total reaches the capture.
+async fn refunded(
+    tx: &mut PgConnection,
+    payment_id: &str,
+    total: i64,
+    version: i64,
+    at: i64,
+) -> Result<(), HandlerError> {
+    sqlx::query(
+        "UPDATE payments SET refunded = $2,
+           status = CASE WHEN $2 >= captured THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END,
+           version = $3, updated_at = $4
+         WHERE id = $1 AND version < $3",
+    )
+    .bind(uuid(payment_id)?)
+    .bind(total)
+    .bind(version)
+    .bind(millis(at))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 /// Changes a payment unless a newer event was applied already.
@@ -112,19 +126,16 @@ async fn change(
     payment_id: &str,
     status: &str,
     captured: Option<i64>,
-    refunded: Option<i64>,
     version: i64,
     at: i64,
 ) -> Result<Applied, HandlerError> {
     sqlx::query(
-        "UPDATE payments SET status = $2, captured = COALESCE($3, captured), refunded = COALESCE($4, refunded),
-           version = $5, updated_at = $6
-         WHERE id = $1 AND version < $5",
+        "UPDATE payments SET status = $2, captured = COALESCE($3, captured), version = $4, updated_at = $5
+         WHERE id = $1 AND version < $4",
     )
     .bind(uuid(payment_id)?)
     .bind(status)
     .bind(captured)
-    .bind(refunded)
     .bind(version)
     .bind(millis(at))
     .execute(&mut *tx)
