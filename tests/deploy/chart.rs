@@ -298,3 +298,112 @@ fn the_bare_chart_asks_for_kafka_and_the_jwt_secret() {
     assert!(error.contains("bootstrapServers"), "{error}");
     assert!(error.contains("jwt"), "{error}");
 }
+
+/// Whether a Kubernetes label selector (`matchLabels`, `matchExpressions`)
+/// selects an object with these labels; `{}` selects everything.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let label = |key: &str| labels.get(key).and_then(Value::as_str);
+    let mut match_labels = selector["matchLabels"].as_object().into_iter().flatten();
+    let mut expressions = selector["matchExpressions"].as_array().into_iter().flatten();
+    match_labels.all(|(k, v)| label(k) == v.as_str())
+        && expressions.all(|e| {
+            let value = label(e["key"].as_str().expect("matchExpressions key"));
+            let listed = |v: &str| e["values"].as_array().is_some_and(|vs| vs.iter().any(|x| x == v));
+            match e["operator"].as_str() {
+                Some("In") => value.is_some_and(listed),
+                Some("NotIn") => !value.is_some_and(listed),
+                Some("Exists") => value.is_some(),
+                Some("DoesNotExist") => value.is_none(),
+                other => panic!("unknown selector operator {other:?}"),
+            }
+        })
+}
+
+#[test]
+fn only_the_processes_that_use_it_may_reach_the_development_registry() {
+    // Its one port is its whole API, writes included (PUT /config, DELETE
+    // /subjects/...), and it has no authentication: whatever the policy
+    // values say, only this release's processes that use it get in.
+    let open_peers = json!({
+        "serviceMonitor": {"enabled": true},
+        "networkPolicy": {
+            "apiFrom": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+            "opsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        },
+    });
+    let cases = [
+        ("defaults", json!({})),
+        ("apiFrom, opsFrom and a ServiceMonitor", open_peers),
+        ("networkPolicy.enabled false", json!({"networkPolicy": {"enabled": false}})),
+    ];
+    for (case, extra) in cases {
+        let mut values = all_enabled_values();
+        values.push(Values::Inline(extra));
+        let manifests = rendered(&values);
+        let deployments = support::deployments(&manifests);
+        let registry = deployments.get("schema-registry").expect("the development registry's Deployment");
+        let pod_labels = |d: &Value| d["spec"]["template"]["metadata"]["labels"].clone();
+        let labels = pod_labels(registry);
+        let port = support::http_port(&support::deployment_env(registry)).expect("the registry's port");
+        let service = manifests
+            .iter()
+            .find(|m| m["kind"] == "Service" && selects(&json!({"matchLabels": m["spec"]["selector"]}), &labels))
+            .expect("the registry's Service");
+        let url = format!("http://{}:{port}", service["metadata"]["name"].as_str().expect("Service name"));
+        let users: BTreeSet<String> = deployments
+            .iter()
+            .filter(|(_, d)| {
+                support::deployment_env(d).iter().any(|(k, v)| k == "ORDERFLOW_REGISTRY__URL" && *v == url)
+            })
+            .map(|(binary, _)| binary.clone())
+            .collect();
+        assert!(users.contains("ingress") && users.len() >= 6, "{case}: processes using {url}: {users:?}");
+
+        let policies: Vec<&Value> = manifests
+            .iter()
+            .filter(|m| m["kind"] == "NetworkPolicy" && selects(&m["spec"]["podSelector"], &labels))
+            .collect();
+        assert!(!policies.is_empty(), "{case}: no NetworkPolicy isolates the development registry");
+        let mut admitted = BTreeSet::new();
+        for policy in policies {
+            let name = &policy["metadata"]["name"];
+            let types = &policy["spec"]["policyTypes"];
+            assert!(types.as_array().is_some_and(|t| t.contains(&json!("Ingress"))), "{case}: {name}: {types}");
+            for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+                // No `ports` means every port, no `from` everyone.
+                let ports = rule["ports"].as_array().filter(|p| !p.is_empty());
+                let ports = ports.unwrap_or_else(|| panic!("{case}: {name}: a rule for every port: {rule}"));
+                for p in ports {
+                    assert!(p["port"] == "http" || p["port"] == port, "{case}: {name}: port {p}");
+                }
+                let peers = rule["from"].as_array().filter(|p| !p.is_empty());
+                let peers = peers.unwrap_or_else(|| panic!("{case}: {name}: a rule admitting anyone: {rule}"));
+                for peer in peers {
+                    // A podSelector alone: pods of the release's namespace,
+                    // never other namespaces or addresses.
+                    assert!(
+                        peer["ipBlock"].is_null()
+                            && peer["namespaceSelector"].is_null()
+                            && peer["podSelector"].is_object(),
+                        "{case}: {name}: admits more than pods of its namespace: {peer}"
+                    );
+                    let binaries = deployments.iter().filter(|(_, d)| selects(&peer["podSelector"], &pod_labels(d)));
+                    admitted.extend(binaries.map(|(binary, _)| binary.clone()));
+                }
+            }
+        }
+        assert_eq!(
+            admitted, users,
+            "{case}: the development registry admits other pods than the processes that use it"
+        );
+
+        // Its metrics share the port: no ServiceMonitor may expect to scrape it.
+        for monitor in manifests.iter().filter(|m| m["kind"] == "ServiceMonitor") {
+            let monitor_name = &monitor["metadata"]["name"];
+            assert!(
+                !selects(&monitor["spec"]["selector"], &service["metadata"]["labels"]),
+                "{case}: ServiceMonitor {monitor_name} scrapes the development registry, whose policy refuses it"
+            );
+        }
+    }
+}
