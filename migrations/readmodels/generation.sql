@@ -36,7 +36,7 @@ CREATE TABLE commands (
     command_type   TEXT,
     aggregate_id   TEXT,
     actor          TEXT,
-    status         TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'rejected')),
+    status         TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'rejected', 'failed')),
     reason         TEXT,
     message        TEXT,
     -- The aggregate version a succeeded command produced: its credentials

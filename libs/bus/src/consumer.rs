@@ -35,7 +35,7 @@ use tokio_retry::strategy::{ExponentialBackoff, jitter};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::headers::{HeaderError, Headers, pairs_of};
+use crate::headers::{DeadLetterCause, HeaderError, Headers, pairs_of};
 
 static HANDLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     orderflow_telemetry::register(
@@ -103,21 +103,59 @@ pub enum HandlerError {
     /// is skipped.
     #[error("transient: {0}")]
     Transient(String),
-    /// The message itself cannot be handled (undecodable, missing headers,
-    /// a bug): retried a bounded number of times, then dead-lettered.
+    /// Handling the message fails for a reason of ours (a bug, a rule that
+    /// cannot be applied): retried a bounded number of times, then
+    /// dead-lettered as [`DeadLetterCause::Failed`].
     #[error("permanent: {0}")]
     Permanent(String),
+    /// The message itself is at fault (undecodable, broken headers, data
+    /// the database refuses as invalid): retried a bounded number of times
+    /// like [`HandlerError::Permanent`] (a registry hiccup can look alike),
+    /// then dead-lettered as [`DeadLetterCause::Invalid`], which tells
+    /// whoever waits on it that the input, not the system, was wrong.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+impl HandlerError {
+    /// What the error says, without its kind.
+    pub fn reason(&self) -> &str {
+        match self {
+            HandlerError::Transient(reason) | HandlerError::Permanent(reason) | HandlerError::Invalid(reason) => reason,
+        }
+    }
+
+    /// Whether retrying may help by itself (infrastructure), rather than
+    /// the message or its handling being wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, HandlerError::Transient(_))
+    }
+
+    /// Whose fault it is, for a dead letter of a message this error stopped.
+    pub fn dead_letter_cause(&self) -> DeadLetterCause {
+        match self {
+            HandlerError::Invalid(_) => DeadLetterCause::Invalid,
+            HandlerError::Transient(_) | HandlerError::Permanent(_) => DeadLetterCause::Failed,
+        }
+    }
 }
 
 /// A message that cannot be encoded or decoded: transient while the
-/// registry is unreachable, permanent when the message itself is bad.
+/// registry is unreachable, invalid when the message itself is bad.
 impl From<orderflow_contracts::CodecError> for HandlerError {
     fn from(error: orderflow_contracts::CodecError) -> Self {
         if error.is_transient() {
             HandlerError::Transient(error.to_string())
         } else {
-            HandlerError::Permanent(error.to_string())
+            HandlerError::Invalid(error.to_string())
         }
+    }
+}
+
+/// A message whose contract headers are missing or broken is invalid.
+impl From<HeaderError> for HandlerError {
+    fn from(error: HeaderError) -> Self {
+        HandlerError::Invalid(error.to_string())
     }
 }
 
@@ -129,11 +167,12 @@ pub trait MessageHandler: Send + Sync + 'static {
     fn handle(&self, messages: &[InboundMessage]) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
     /// Sends a message that keeps failing to the dead-letter topic (with its
-    /// original headers, position and the error), durably, before returning.
+    /// original headers, position, the error and whose fault it is),
+    /// durably, before returning.
     fn dead_letter(
         &self,
         message: &InboundMessage,
-        error: &str,
+        error: &HandlerError,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
@@ -477,8 +516,8 @@ impl<H: MessageHandler> PartitionWork<H> {
                             return Outcome::Stopped;
                         }
                     }
-                    Err(HandlerError::Permanent(reason)) => {
-                        tracing::info!(%reason, "the run failed; handling its messages one by one");
+                    Err(error) => {
+                        tracing::info!(%error, "the run failed; handling its messages one by one");
                         break;
                     }
                 }
@@ -527,16 +566,15 @@ impl<H: MessageHandler> PartitionWork<H> {
                 }
                 Err(error) => error,
             };
-            match &error {
-                HandlerError::Transient(reason) => tracing::warn!(%reason, "transient failure; retrying"),
-                HandlerError::Permanent(reason) => {
-                    attempts += 1;
-                    if attempts >= self.options.max_attempts {
-                        tracing::error!(%reason, attempts, "message keeps failing; dead-lettering it");
-                        return self.dead_letter(message, reason).await;
-                    }
-                    tracing::warn!(%reason, attempts, "message failed; retrying");
+            if error.is_transient() {
+                tracing::warn!(%error, "transient failure; retrying");
+            } else {
+                attempts += 1;
+                if attempts >= self.options.max_attempts {
+                    tracing::error!(%error, attempts, "message keeps failing; dead-lettering it");
+                    return self.dead_letter(message, &error).await;
                 }
+                tracing::warn!(%error, attempts, "message failed; retrying");
             }
             if !self.pause(delays.next()).await {
                 return Outcome::Stopped;
@@ -544,7 +582,7 @@ impl<H: MessageHandler> PartitionWork<H> {
         }
     }
 
-    async fn dead_letter(&self, message: &InboundMessage, reason: &str) -> Outcome {
+    async fn dead_letter(&self, message: &InboundMessage, reason: &HandlerError) -> Outcome {
         let mut delays = self.options.backoff();
         loop {
             match self.handler.dead_letter(message, reason).await {

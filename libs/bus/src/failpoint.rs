@@ -4,14 +4,15 @@
 //! `OF_FAILPOINTS=consumer.after_commit,relay.after_ack` makes the process
 //! abort (like `kill -9`: no destructors, no offset commit, no graceful
 //! anything) the first time it reaches a named point; `name=panic` makes
-//! the task that reaches it panic instead (a background task dying).
+//! the task that reaches it panic instead (a background task dying);
+//! `name=error` makes [`fails`] answer `true` there every time (a handler
+//! that cannot apply a message).
 
-/// Aborts the process (or panics the task) if the failpoint `name` is armed.
 #[cfg(feature = "failpoints")]
-pub fn hit(name: &str) {
+fn armed() -> &'static [(String, String)] {
     use std::sync::OnceLock;
     static ARMED: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    let armed = ARMED.get_or_init(|| {
+    ARMED.get_or_init(|| {
         std::env::var("OF_FAILPOINTS")
             .map(|v| {
                 v.split(',')
@@ -24,8 +25,19 @@ pub fn hit(name: &str) {
                     .collect()
             })
             .unwrap_or_default()
-    });
-    match armed.iter().find(|(point, _)| point == name).map(|(_, action)| action.as_str()) {
+    })
+}
+
+#[cfg(feature = "failpoints")]
+fn action(name: &str) -> Option<&'static str> {
+    armed().iter().find(|(point, _)| point == name).map(|(_, action)| action.as_str())
+}
+
+/// Aborts the process (or panics the task) if the failpoint `name` is armed.
+#[cfg(feature = "failpoints")]
+pub fn hit(name: &str) {
+    match action(name) {
+        Some("error") => {}
         Some("panic") => panic!("failpoint {name} hit: panicking"),
         Some(_) => {
             eprintln!("failpoint {name} hit: aborting the process");
@@ -35,7 +47,23 @@ pub fn hit(name: &str) {
     }
 }
 
+/// Whether the failpoint `<point>.<subject>` (e.g. `handle.PlaceOrder`)
+/// is armed to make the work there fail (`=error`).
+#[cfg(feature = "failpoints")]
+pub fn fails(point: &str, subject: &str) -> bool {
+    armed().iter().any(|(name, action)| {
+        action == "error" && name.strip_prefix(point).and_then(|rest| rest.strip_prefix('.')) == Some(subject)
+    })
+}
+
 /// Failpoints are compiled out: nothing happens.
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// Failpoints are compiled out: nothing fails.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn fails(_point: &str, _subject: &str) -> bool {
+    false
+}

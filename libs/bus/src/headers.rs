@@ -115,23 +115,67 @@ pub fn to_owned_headers(pairs: &[(String, Vec<u8>)]) -> OwnedHeaders {
     })
 }
 
+/// Whose fault a dead letter is: the `dlq_cause` header. Whoever settles a
+/// dead-lettered command (the projector) tells its client from this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterCause {
+    /// The message itself is bad (undecodable, broken headers, data the
+    /// database refuses): the sender must change it.
+    Invalid,
+    /// Handling it failed for a reason of ours: kept for an operator.
+    Failed,
+}
+
+impl DeadLetterCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterCause::Invalid => "invalid",
+            DeadLetterCause::Failed => "failed",
+        }
+    }
+
+    /// The cause a `dlq_cause` header names; a dead letter without one (or
+    /// with an unknown one) counts as failed.
+    pub fn parse(raw: &str) -> Self {
+        if raw == "invalid" { DeadLetterCause::Invalid } else { DeadLetterCause::Failed }
+    }
+}
+
+/// The names of the headers a dead letter adds to the original ones.
+pub mod dlq {
+    pub const ORIGINAL_TOPIC: &str = "dlq_original_topic";
+    pub const ORIGINAL_PARTITION: &str = "dlq_original_partition";
+    pub const ORIGINAL_OFFSET: &str = "dlq_original_offset";
+    pub const CONSUMER_GROUP: &str = "dlq_consumer_group";
+    pub const ERROR: &str = "dlq_error";
+    pub const CAUSE: &str = "dlq_cause";
+    pub const FAILED_AT: &str = "dlq_failed_at";
+}
+
+/// The value of header `name` among `pairs` (the last one, as Kafka
+/// clients read headers), as text.
+pub fn header_value<'a>(pairs: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
+    pairs.iter().rev().find(|(key, _)| key == name).and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
+
 /// The headers of a dead letter: every original header, then where the
-/// message came from and why it failed.
+/// message came from, which consumer gave up, why, and whose fault it is.
 pub fn dead_letter_headers(
     original: &[(String, Vec<u8>)],
     topic: &str,
     partition: i32,
     offset: i64,
     group: &str,
-    error: &str,
+    error: &crate::HandlerError,
 ) -> Vec<(String, Vec<u8>)> {
     let mut pairs = original.to_vec();
-    pairs.push(("dlq_original_topic".into(), topic.as_bytes().to_vec()));
-    pairs.push(("dlq_original_partition".into(), partition.to_string().into_bytes()));
-    pairs.push(("dlq_original_offset".into(), offset.to_string().into_bytes()));
-    pairs.push(("dlq_consumer_group".into(), group.as_bytes().to_vec()));
-    pairs.push(("dlq_error".into(), error.as_bytes().to_vec()));
-    pairs.push(("dlq_failed_at".into(), Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true).into_bytes()));
+    pairs.push((dlq::ORIGINAL_TOPIC.into(), topic.as_bytes().to_vec()));
+    pairs.push((dlq::ORIGINAL_PARTITION.into(), partition.to_string().into_bytes()));
+    pairs.push((dlq::ORIGINAL_OFFSET.into(), offset.to_string().into_bytes()));
+    pairs.push((dlq::CONSUMER_GROUP.into(), group.as_bytes().to_vec()));
+    pairs.push((dlq::ERROR.into(), error.reason().as_bytes().to_vec()));
+    pairs.push((dlq::CAUSE.into(), error.dead_letter_cause().as_str().as_bytes().to_vec()));
+    pairs.push((dlq::FAILED_AT.into(), Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true).into_bytes()));
     pairs
 }
 

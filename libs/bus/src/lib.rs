@@ -24,7 +24,7 @@ mod producer;
 mod watchdog;
 
 pub use consumer::{ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
-pub use headers::{HeaderError, Headers, child_traceparent, dead_letter_headers};
+pub use headers::{DeadLetterCause, HeaderError, Headers, child_traceparent, dead_letter_headers, dlq, header_value};
 pub use producer::{Producer, ProducerError};
 
 /// The client settings every orderflow client shares: brokers, `client.id`

@@ -15,6 +15,7 @@
 
 mod codec;
 mod compatibility;
+pub mod failure;
 pub mod money;
 pub mod orders;
 pub mod payments;

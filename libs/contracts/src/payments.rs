@@ -8,6 +8,9 @@ use crate::{Topic, commands_on, contract, family, schema_files};
 
 /// Commands of the payments domain (admin refunds).
 pub const COMMANDS: Topic = Topic::commands("payments.commands");
+/// Commands of the payments domain that a consumer gave up on: the projector
+/// settles them as failed.
+pub const DEAD_COMMANDS: Topic = Topic::dead_letters("payments.commands.dlq");
 /// Events of the payments domain.
 pub const EVENTS: Topic = Topic::events("payments.events");
 /// Every topic of the payments domain.

@@ -59,16 +59,36 @@ impl Topic {
     pub const fn compacted(name: &'static str) -> Self {
         Self { name, retention: Retention::Compacted }
     }
+
+    /// A dead-letter topic (`<topic>.dlq`), for the consumers that read one
+    /// (the projector settles dead-lettered commands as failed).
+    pub const fn dead_letters(name: &'static str) -> Self {
+        Self { name, retention: Retention::Week }
+    }
+
+    fn is_dead_letters(&self) -> bool {
+        self.name.ends_with(DLQ_SUFFIX)
+    }
 }
+
+const DLQ_SUFFIX: &str = ".dlq";
 
 /// The dead-letter topic of `topic`.
 pub fn dlq(topic: &str) -> String {
-    format!("{topic}.dlq")
+    format!("{topic}{DLQ_SUFFIX}")
 }
 
-/// `topics` with each one's dead-letter topic, as `(name, retention)`.
+/// `topics` with each one's dead-letter topic, as `(name, retention)`. A
+/// dead-letter topic gets none of its own: whoever reads one must never
+/// fail on it.
 pub fn with_dead_letters(topics: &[Topic]) -> Vec<(String, Retention)> {
-    topics.iter().flat_map(|t| [(t.name.to_owned(), t.retention), (dlq(t.name), Retention::Week)]).collect()
+    topics
+        .iter()
+        .flat_map(|t| {
+            let own = (!t.is_dead_letters()).then(|| (dlq(t.name), Retention::Week));
+            std::iter::once((t.name.to_owned(), t.retention)).chain(own)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,6 +99,19 @@ mod tests {
     fn inbox_outlives_every_redeliverable_topic() {
         assert!(INBOX_RETENTION > COMMAND_RETENTION);
         assert_eq!(Retention::Week.configs()[1].1, COMMAND_RETENTION.as_millis().to_string());
+    }
+
+    #[test]
+    fn a_dead_letter_topic_gets_none_of_its_own() {
+        let all = with_dead_letters(&[Topic::dead_letters("users.commands.dlq")]);
+        assert_eq!(all, vec![("users.commands.dlq".to_owned(), Retention::Week)]);
+        for (commands, dead) in [
+            (crate::users::COMMANDS, crate::users::DEAD_COMMANDS),
+            (crate::orders::COMMANDS, crate::orders::DEAD_COMMANDS),
+            (crate::payments::COMMANDS, crate::payments::DEAD_COMMANDS),
+        ] {
+            assert_eq!(dlq(commands.name), dead.name);
+        }
     }
 
     #[test]

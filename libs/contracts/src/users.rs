@@ -7,6 +7,9 @@ use crate::{Topic, commands_on, contract, family, schema_files};
 
 /// Commands of the users domain (the ingress writes, the user service reads).
 pub const COMMANDS: Topic = Topic::commands("users.commands");
+/// Commands of the users domain that a consumer gave up on: the projector
+/// settles them as failed.
+pub const DEAD_COMMANDS: Topic = Topic::dead_letters("users.commands.dlq");
 /// Events of the users domain: never a credential.
 pub const EVENTS: Topic = Topic::events("users.events");
 /// Password hashes travel only here: a compacted topic (latest credentials

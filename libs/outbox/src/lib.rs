@@ -58,7 +58,7 @@ pub struct OutboxMessage {
 impl OutboxMessage {
     /// The dead letter of `message`: its original key, value and headers on
     /// `<topic>.dlq`, plus where it came from, which consumer gave up and why.
-    pub fn dead_letter(message: &orderflow_bus::InboundMessage, group: &str, error: &str) -> Self {
+    pub fn dead_letter(message: &orderflow_bus::InboundMessage, group: &str, error: &HandlerError) -> Self {
         Self {
             topic: orderflow_contracts::topics::dlq(&message.topic),
             key: message.key.clone().unwrap_or_default(),
@@ -117,5 +117,14 @@ pub fn classify(error: sqlx::Error) -> HandlerError {
         }),
         _ => false,
     };
-    if transient { HandlerError::Transient(error.to_string()) } else { HandlerError::Permanent(error.to_string()) }
+    // Data exceptions (class 22: a NUL in a text, a value out of range, a
+    // string too long) are the input's fault, not ours.
+    let invalid = matches!(&error, sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("22")));
+    if transient {
+        HandlerError::Transient(error.to_string())
+    } else if invalid {
+        HandlerError::Invalid(error.to_string())
+    } else {
+        HandlerError::Permanent(error.to_string())
+    }
 }

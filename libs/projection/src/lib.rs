@@ -142,8 +142,8 @@ pub trait Projection: Send + Sync + 'static {
     /// idempotent: after a crash between commit and nothing, nothing is
     /// redelivered, but a republished duplicate (relay retry) may arrive.
     /// [`HandlerError::Transient`] retries the batch unchanged;
-    /// [`HandlerError::Permanent`] retries the message a bounded number of
-    /// times, then dead-letters it.
+    /// [`HandlerError::Permanent`] and [`HandlerError::Invalid`] retry the
+    /// message a bounded number of times, then dead-letter it.
     fn apply(
         &self,
         tx: &mut PgConnection,

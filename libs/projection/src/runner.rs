@@ -121,7 +121,7 @@ enum Batch {
     /// All applied.
     Done,
     /// The first `applied` were committed; the next one failed permanently.
-    Stopped { applied: usize, error: String },
+    Stopped { applied: usize, error: HandlerError },
 }
 
 /// Why a batch transaction did not commit.
@@ -199,7 +199,7 @@ impl<P: Projection> Runner<P> {
                     next.insert((message.topic.clone(), message.partition), message.offset + 1);
                     keys.extend(applied.keys().iter().cloned());
                 }
-                Err(HandlerError::Permanent(error)) => {
+                Err(error) if !error.is_transient() => {
                     savepoint.rollback().await.map_err(db)?;
                     outcome = Batch::Stopped { applied: i, error };
                     break;
@@ -217,7 +217,7 @@ impl<P: Projection> Runner<P> {
 
     /// Puts `message` on its dead-letter topic (through the outbox) and
     /// moves past it, in one transaction.
-    async fn dead_letter(&self, message: &InboundMessage, error: &str) -> Result<Offsets, BatchError> {
+    async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<Offsets, BatchError> {
         let mut tx = self.begin().await?;
         let consumer = format!("projection-{}-gen-{}", self.name(), self.generation);
         enqueue(&mut tx, &[OutboxMessage::dead_letter(message, &consumer, error)]).await.map_err(db)?;
@@ -326,16 +326,16 @@ impl<P: Projection> Runner<P> {
                                 continue;
                             }
                             Err(BatchError::Fenced { current }) => return Err(self.fenced(current)),
-                            Err(BatchError::Handler(HandlerError::Permanent(e))) => return Err(Error::Batch(e)),
                             Err(BatchError::Handler(HandlerError::Transient(e))) => Some(e),
+                            Err(BatchError::Handler(e)) => return Err(Error::Batch(e.to_string())),
                         }
                     }
                 }
                 Err(BatchError::Fenced { current }) => return Err(self.fenced(current)),
                 // Not the message's fault (it would have stopped the batch
                 // under its savepoint): our own transaction cannot work.
-                Err(BatchError::Handler(HandlerError::Permanent(e))) => return Err(Error::Batch(e)),
                 Err(BatchError::Handler(HandlerError::Transient(e))) => Some(e),
+                Err(BatchError::Handler(e)) => return Err(Error::Batch(e.to_string())),
             };
             if let Some(error) = transient {
                 let since = *failing_since.get_or_insert_with(Instant::now);

@@ -144,10 +144,10 @@ pub struct TransactionalHandler<S> {
 
 impl<S: Service> TransactionalHandler<S> {
     async fn decode<'m>(&self, message: &'m InboundMessage) -> Result<Inbound<'m, S::Input>, HandlerError> {
-        let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let headers = message.headers()?;
         let decoded: S::Input = self.codec.decode(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         if decoded.name() != headers.message_type {
-            return Err(HandlerError::Permanent(format!(
+            return Err(HandlerError::Invalid(format!(
                 "header message_type {} does not match the payload's schema ({})",
                 headers.message_type,
                 decoded.name()
@@ -155,7 +155,7 @@ impl<S: Service> TransactionalHandler<S> {
         }
         let key = decoded.key();
         if message.key.as_deref() != Some(key.as_str()) {
-            return Err(HandlerError::Permanent(format!(
+            return Err(HandlerError::Invalid(format!(
                 "key {:?} is not the message's aggregate id {key}: per-entity order cannot hold",
                 message.key
             )));
@@ -275,6 +275,11 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
                 correlation_id = %input.headers.correlation_id,
                 trace_id = %input.headers.trace_id(),
             );
+            // Test only (`handle.<MessageType>=error`): a message this
+            // service cannot apply, whatever it holds.
+            if orderflow_bus::failpoint::fails("handle", input.message.name()) {
+                return Err(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.message.name())));
+            }
             match self.service.handle(&mut tx, input).instrument(span).await {
                 Ok(emits) => self.render(&input.headers, &emits, &mut outgoing).await?,
                 Err(DomainError::Database(error)) => return Err(classify(error)),
@@ -299,7 +304,7 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         Ok(())
     }
 
-    async fn dead_letter(&self, message: &InboundMessage, error: &str) -> Result<(), HandlerError> {
+    async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
         orderflow_outbox::dead_letter(&self.pool, message, error, &self.group).await.map_err(classify)
     }
 }

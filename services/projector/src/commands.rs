@@ -1,7 +1,9 @@
 //! Command statuses (`GET /api/v1/commands/{id}`): pending when the command
-//! is seen on its topic, settled by the event that records its outcome.
+//! is seen on its topic, settled by the event that records its outcome, or
+//! failed when a consumer dead-lettered it (nothing accepted stays pending).
 
-use orderflow_bus::{HandlerError, Headers};
+use orderflow_bus::{DeadLetterCause, HandlerError, Headers, InboundMessage, dlq, header_value};
+use orderflow_contracts::failure;
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -36,6 +38,10 @@ pub enum Settled<'a> {
     Succeeded(i64),
     /// With the reason and a message.
     Rejected(&'a str, &'a str),
+    /// Dead-lettered by a consumer: with the reason
+    /// ([`failure::INVALID_COMMAND`] or [`failure::COMMAND_FAILED`]) and a
+    /// message for the client.
+    Failed(&'a str, &'a str),
 }
 
 /// Records the outcome of the command that caused an event (its
@@ -56,6 +62,7 @@ pub async fn settle(
     let (status, version, reason, message) = match outcome {
         Settled::Succeeded(version) => ("succeeded", Some(version), None, None),
         Settled::Rejected(reason, message) => ("rejected", None, Some(reason), Some(message)),
+        Settled::Failed(reason, message) => ("failed", None, Some(reason), Some(message)),
     };
     sqlx::query(
         "INSERT INTO commands (command_id, command_type, aggregate_id, actor, status, reason, message, version, created_at, updated_at)
@@ -76,4 +83,32 @@ pub async fn settle(
     .await
     .map_err(db)?;
     Ok(Applied::notify(command_id.to_string()))
+}
+
+/// Settles a command that a consumer dead-lettered (a message on a
+/// `<domain>.commands.dlq` topic) as failed, from its headers alone: the
+/// original ones name the command, `dlq_cause` says whether the command
+/// itself was at fault. The message says what the client can do, never the
+/// internal error (which stays on the dead letter for an operator).
+///
+/// It never fails on a broken dead letter (one whose own headers are what
+/// broke it): that one names no command anyone could wait for, and a
+/// dead-letter topic has no dead-letter topic of its own.
+pub async fn failed(tx: &mut PgConnection, letter: &InboundMessage) -> Result<Applied, HandlerError> {
+    let Ok(headers) = letter.headers() else {
+        tracing::warn!(topic = %letter.topic, offset = letter.offset, "a dead letter without readable headers settles nothing");
+        return Ok(Applied::nothing());
+    };
+    let pairs = &letter.header_pairs;
+    let cause = DeadLetterCause::parse(header_value(pairs, dlq::CAUSE).unwrap_or_default());
+    let source = header_value(pairs, dlq::ORIGINAL_TOPIC).unwrap_or(&letter.topic);
+    let (reason, message) = failure::of_dead_command(cause == DeadLetterCause::Invalid, &headers.message_type, source);
+    // The command's own id: a dead letter keeps the original headers, so
+    // the command is its `message_id` (what settle reads as the cause).
+    let failed_at = header_value(pairs, dlq::FAILED_AT)
+        .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+        .map_or(headers.occurred_at, |at| at.with_timezone(&chrono::Utc));
+    let as_cause = Headers { causation_id: headers.message_id.to_string(), occurred_at: failed_at, ..headers.clone() };
+    let key = letter.key.as_deref().unwrap_or_default();
+    settle(tx, &as_cause, (&headers.message_type, key), Settled::Failed(reason, &message)).await
 }

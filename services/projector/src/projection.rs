@@ -10,6 +10,8 @@
 //! commits (the library sends one notification per transaction): the id of
 //! the command whose outcome an event records, the command that caused a
 //! credentials record (a 201 after a register promises a working login),
+//! the command a consumer dead-lettered (settled as failed, from its dead
+//! letter's headers),
 //! and the command that placed an order when it leaves PENDING (a 201 after
 //! `POST /orders` is the confirmed or cancelled order).
 
@@ -56,6 +58,9 @@ impl ReadModels {
             orders::COMMANDS,
             payments::EVENTS,
             payments::COMMANDS,
+            users::DEAD_COMMANDS,
+            orders::DEAD_COMMANDS,
+            payments::DEAD_COMMANDS,
         ];
         let definition = Definition {
             name: NAME.into(),
@@ -90,7 +95,15 @@ impl Projection for ReadModels {
 
     /// Applies `message`; the caller advances the offset in the same transaction.
     async fn apply(&self, tx: &mut PgConnection, message: &InboundMessage) -> Result<Applied, HandlerError> {
-        let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        if [users::DEAD_COMMANDS, orders::DEAD_COMMANDS, payments::DEAD_COMMANDS]
+            .into_iter()
+            .any(|t| self.is(message, t))
+        {
+            // Before the headers are checked: a dead letter may be one
+            // because its headers are broken, and has no DLQ of its own.
+            return commands::failed(tx, message).await;
+        }
+        let headers = message.headers()?;
         let payload = message.payload.as_deref();
         if self.is(message, users::EVENTS) {
             crate::users::apply(tx, &headers, &self.codec.decode(payload).await?).await

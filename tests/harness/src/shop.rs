@@ -191,3 +191,37 @@ pub async fn place_many(system: &System, token: &str, n: usize) {
         assert_eq!(status, 202, "{body}");
     }
 }
+
+/// Checks that a write answered (with `Prefer: wait`) as a command a
+/// service could not apply: 500 `COMMAND_FAILED` naming the command, the
+/// same in `GET /commands/{id}` (`failed`, never `pending`), and its dead
+/// letter on `<commands_topic>.dlq` keeps the command's id and type.
+pub async fn assert_command_failed(
+    system: &System,
+    token: &str,
+    (status, body): (u16, Value),
+    command_type: &str,
+    commands_topic: &str,
+) {
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "COMMAND_FAILED", "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    let dlq = orderflow_contracts::topics::dlq(&system.topic(commands_topic));
+    assert!(
+        message.contains(command_type) && message.contains(&dlq),
+        "the message names the command and where it is kept: {message}"
+    );
+    let id = body["error"]["details"]["command_id"].as_str().expect("command id").to_owned();
+    let (status, status_body) = system.call(Method::GET, &format!("/api/v1/commands/{id}"), Some(token), None).await;
+    assert_eq!(status, 200, "{status_body}");
+    assert_eq!(status_body["status"], "failed", "{status_body}");
+    assert_eq!(status_body["reason"], "COMMAND_FAILED", "{status_body}");
+    assert_eq!(status_body["command_type"], command_type, "{status_body}");
+    let letters = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &dlq).await;
+    let letter = letters
+        .iter()
+        .find(|m| m.headers().is_ok_and(|h| h.message_id.to_string() == id))
+        .unwrap_or_else(|| panic!("no dead letter of command {id} on {dlq}"));
+    assert_eq!(letter.headers().expect("headers").message_type, command_type);
+    assert_eq!(orderflow_bus::header_value(&letter.header_pairs, orderflow_bus::dlq::CAUSE), Some("failed"));
+}

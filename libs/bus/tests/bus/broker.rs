@@ -28,7 +28,7 @@ impl MessageHandler for Recorder {
         Ok(())
     }
 
-    async fn dead_letter(&self, _: &InboundMessage, error: &str) -> Result<(), HandlerError> {
+    async fn dead_letter(&self, _: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
         panic!("nothing should be dead-lettered here: {error}");
     }
 }

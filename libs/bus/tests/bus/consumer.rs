@@ -44,9 +44,9 @@ impl MessageHandler for Flaky {
         Ok(())
     }
 
-    async fn dead_letter(&self, message: &InboundMessage, error: &str) -> Result<(), HandlerError> {
+    async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
         let body = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
-        self.dead.lock().expect("lock").push((body, error.to_owned()));
+        self.dead.lock().expect("lock").push((body, error.reason().to_owned()));
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 mod crash;
 mod deadline;
+mod failed;
 mod flow;
 mod inspect;
 mod load;

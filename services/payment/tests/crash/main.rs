@@ -3,6 +3,8 @@
 //! process takes over, and every order still ends CONFIRMED or CANCELLED
 //! with one payment decision each and its money right.
 
+mod failed;
+
 use orderflow_harness::shop::{assert_consistent, customer, died, place_many, saga_settled, spawn_binary};
 use orderflow_harness::system::System;
 use tokio::process::Child;

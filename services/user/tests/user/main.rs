@@ -4,6 +4,7 @@
 
 mod crash;
 mod delivery;
+mod failed;
 mod load;
 mod order;
 
