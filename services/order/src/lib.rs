@@ -1,7 +1,8 @@
 //! The order service: its rules, its state, and the wiring to the kit.
 //!
 //! Consumes `orders.commands` (place, cancel, ship, deliver), `users.events`
-//! (who may order) and `payments.events` (the saga's answers); for each the
+//! (who may order) and `payments.events` (the saga's answers, and the
+//! captures and refunds that decide whether an order may ship); for each the
 //! kit commits, in one transaction of the `orders` database, the inbox row,
 //! the change and the resulting events in the outbox, which its relay
 //! publishes on `orders.events`. A scheduled scan cancels PENDING orders
@@ -29,7 +30,7 @@ use sqlx::PgConnection;
 
 pub use settings::{Rules, Settings};
 
-use crate::rules::{Origin, Outcome, Status};
+use crate::rules::{Moved, Origin, Outcome, Status, Timing};
 
 orderflow_contracts::union_family!(OrderInput {
     Command(OrderCommand),
@@ -46,6 +47,7 @@ pub struct OrderService {
     deadline: chrono::Duration,
     check_every: Duration,
     grace: chrono::Duration,
+    capture_grace: chrono::Duration,
 }
 
 impl OrderService {
@@ -79,6 +81,7 @@ impl OrderService {
                     }
                     Outcome::Rejected(rejection) => Ok(vec![rejection]),
                     Outcome::Ignored(_) => Ok(Vec::new()),
+                    Outcome::NotYet(why) => Err(DomainError::NotYet(why)),
                 };
             }
             OrderCommand::Cancel(cmd) => (&cmd.order_id, Status::Cancelled),
@@ -86,7 +89,8 @@ impl OrderService {
             OrderCommand::Deliver(cmd) => (&cmd.order_id, Status::Delivered),
         };
         let current = store::load_for_update(tx, rules::id("order_id", raw_id)?).await?;
-        self.save(tx, rules::command(current, raw_id, command.name(), to, now)).await
+        let timing = Timing { now, sent_at: input.headers.occurred_at, capture_grace: self.capture_grace };
+        self.save(tx, rules::command(current, raw_id, command.name(), to, timing)).await
     }
 
     async fn on_payment(&self, tx: &mut PgConnection, event: &PaymentEvent) -> Result<Vec<Emit>, DomainError> {
@@ -100,8 +104,17 @@ impl OrderService {
                 let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
                 rules::payment_declined(current, &e.message, now)
             }
-            // Captures, voids and refunds follow from this service's own
-            // events; nothing changes for the order.
+            // The money, for the shipping guard: recorded on the order,
+            // publishing nothing. (A void follows a cancellation: nothing
+            // changes for the order.)
+            PaymentEvent::Captured(e) => {
+                let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
+                rules::money_moved(current, Moved::Captured { amount: e.amount }, e.version)
+            }
+            PaymentEvent::Refunded(e) => {
+                let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
+                rules::money_moved(current, Moved::Refunded { total: e.refunded_total }, e.version)
+            }
             _ => return Ok(Vec::new()),
         };
         self.save(tx, outcome).await
@@ -131,6 +144,7 @@ impl OrderService {
                 tracing::info!(why, "input changes nothing");
                 Ok(Vec::new())
             }
+            Outcome::NotYet(why) => Err(DomainError::NotYet(why)),
         }
     }
 }
@@ -152,6 +166,7 @@ impl Service for OrderService {
             deadline: seconds(rules.payment_deadline_secs),
             check_every: Duration::from_millis(rules.deadline_check_ms),
             grace: seconds(rules.customer_grace_secs),
+            capture_grace: seconds(rules.capture_grace_secs),
         }
     }
 

@@ -7,6 +7,11 @@
 //! rejected with `ILLEGAL_TRANSITION`; a saga event that comes too late for
 //! its order (an authorization after the deadline cancelled it) changes
 //! nothing here — the payment service voids what the cancellation left.
+//!
+//! Shipping is guarded by the money ([`Paid`], recorded from the payment's
+//! captures and refunds): a CONFIRMED order ships only if its payment was
+//! captured and not refunded in full, else `NOT_PAID`. A capture still on
+//! its way (it follows `OrderConfirmed`) is waited for, within a grace.
 
 use chrono::{DateTime, Utc};
 use orderflow_contracts::orders::{
@@ -67,6 +72,9 @@ pub struct Order {
     pub notes: Option<String>,
     pub reason: Option<String>,
     pub payment_id: Option<Uuid>,
+    /// What the payment's events said about its money (not a change of
+    /// the order: recording it publishes nothing and keeps `version`).
+    pub paid: Paid,
     /// Incremented by every change; events carry it.
     pub version: i64,
     /// The request that placed it, for what the deadline publishes.
@@ -82,6 +90,41 @@ pub struct Origin {
     pub command_id: Uuid,
     pub correlation_id: String,
     pub traceparent: String,
+}
+
+/// An order's money as its payment's events told it (payments.events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Paid {
+    /// Minor units captured (`PaymentCaptured`); 0 until then.
+    pub captured: i64,
+    /// Minor units refunded in all (`PaymentRefunded`'s `refunded_total`).
+    pub refunded: i64,
+    /// The payment's version in the last event applied: an older one (a
+    /// stale duplicate from a relay retry) changes nothing.
+    pub version: i64,
+}
+
+/// Money a payments event says moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    Captured {
+        amount: i64,
+    },
+    /// `refunded_total`: everything refunded so far, not this refund alone.
+    Refunded {
+        total: i64,
+    },
+}
+
+/// When a command is decided, and how long it may wait for a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub now: DateTime<Utc>,
+    /// When the command was sent (its `occurred_at`).
+    pub sent_at: DateTime<Utc>,
+    /// How long after it was sent a `ShipOrder` waits for a capture this
+    /// service has not seen yet.
+    pub capture_grace: chrono::Duration,
 }
 
 /// A customer as this service knows them (from users.events).
@@ -101,6 +144,9 @@ pub enum Outcome {
     Rejected(Emit),
     /// Change and publish nothing (a saga event that came too late).
     Ignored(&'static str),
+    /// Decide later: what the input needs has not arrived yet (the capture
+    /// of an order being shipped); the kit retries it.
+    NotYet(String),
 }
 
 /// An id inside an input; anything else is a refusal.
@@ -156,6 +202,7 @@ pub fn place(
         notes: cmd.notes.clone(),
         reason: None,
         payment_id: None,
+        paid: Paid::default(),
         version: 1,
         origin,
         placed_at: now,
@@ -177,7 +224,8 @@ pub fn place(
 }
 
 /// A command's transition of an existing order to `to`.
-pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Status, now: DateTime<Utc>) -> Outcome {
+pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Status, timing: Timing) -> Outcome {
+    let now = timing.now;
     let Some(order) = current else {
         return Outcome::Rejected(rejected(raw_id, command_type, "ORDER_NOT_FOUND", format!("no order {raw_id}")));
     };
@@ -187,7 +235,14 @@ pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Sta
     }
     match to {
         Status::Cancelled => cancel(order, orders::REQUESTED, "cancelled on request".into(), now),
-        Status::Shipped | Status::Delivered => advance(order, to, now),
+        Status::Shipped => match unpaid(&order, timing) {
+            Some(Unpaid::NotYet(why)) => Outcome::NotYet(why),
+            Some(Unpaid::Refused(message)) => {
+                Outcome::Rejected(rejected(raw_id, command_type, "NOT_PAID", format!("order {raw_id} {message}")))
+            }
+            None => advance(order, to, now),
+        },
+        Status::Delivered => advance(order, to, now),
         Status::Pending | Status::Confirmed => Outcome::Rejected(rejected(
             raw_id,
             command_type,
@@ -195,6 +250,35 @@ pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Sta
             format!("no command makes an order {}", to.as_str()),
         )),
     }
+}
+
+/// Why an order's payment does not allow shipping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unpaid {
+    /// No capture seen yet, within the grace: ask again later.
+    NotYet(String),
+    /// Not captured (after the grace), or refunded in full.
+    Refused(String),
+}
+
+/// Whether the payment of `order` forbids shipping it: it must be captured
+/// and not refunded in full (a partial refund, say for a scratched item,
+/// still ships what was paid for). A capture not seen yet is waited for
+/// until `capture_grace` after the command was sent: it follows
+/// `OrderConfirmed` on another topic, so it may trail an admin's command.
+fn unpaid(order: &Order, timing: Timing) -> Option<Unpaid> {
+    let Paid { captured, refunded, .. } = order.paid;
+    let amounts = format!("total {} {}: captured {captured}, refunded {refunded}", order.total, order.currency);
+    if captured <= 0 {
+        if timing.now - timing.sent_at < timing.capture_grace {
+            return Some(Unpaid::NotYet(format!("the capture of order {} is not known here yet", order.id)));
+        }
+        return Some(Unpaid::Refused(format!("is not paid: its payment is not captured ({amounts})")));
+    }
+    if refunded >= captured {
+        return Some(Unpaid::Refused(format!("is not paid: its payment was refunded in full ({amounts})")));
+    }
+    None
 }
 
 fn advance(mut order: Order, to: Status, now: DateTime<Utc>) -> Outcome {
@@ -254,6 +338,21 @@ pub fn payment_declined(current: Option<Order>, message: &str, now: DateTime<Utc
     }
 }
 
+/// A payments event says money moved for the order (a capture, a refund):
+/// recorded, unless an event of the payment as new or newer was already.
+pub fn money_moved(current: Option<Order>, moved: Moved, version: i64) -> Outcome {
+    let Some(mut order) = current else { return Outcome::Ignored("no such order") };
+    if version <= order.paid.version {
+        return Outcome::Ignored("a payments event older than one already applied (a stale duplicate)");
+    }
+    match moved {
+        Moved::Captured { amount } => order.paid.captured = amount,
+        Moved::Refunded { total } => order.paid.refunded = total,
+    }
+    order.paid.version = version;
+    Outcome::Changed { order, events: Vec::new() }
+}
+
 /// A PENDING order whose payment deadline passed is cancelled.
 pub fn payment_timed_out(order: Order, now: DateTime<Utc>) -> Outcome {
     if order.status != Status::Pending {
@@ -295,6 +394,25 @@ mod tests {
             Ok(Outcome::Changed { order, .. }) => order,
             other => panic!("expected a placed order, got {other:?}"),
         }
+    }
+
+    /// A command sent just now, with the default grace for a capture.
+    fn at(now: DateTime<Utc>) -> Timing {
+        Timing { now, sent_at: now, capture_grace: chrono::Duration::seconds(30) }
+    }
+
+    fn changed(outcome: Outcome) -> Order {
+        match outcome {
+            Outcome::Changed { order, .. } => order,
+            other => panic!("expected a change, got {other:?}"),
+        }
+    }
+
+    /// A CONFIRMED order whose payment (version 1 authorized) was captured
+    /// in full (version 2).
+    fn captured() -> Order {
+        let order = changed(payment_authorized(Some(placed(2)), Uuid::now_v7(), Utc::now()));
+        changed(money_moved(Some(order.clone()), Moved::Captured { amount: order.total }, 2))
     }
 
     fn reason(outcome: &Outcome) -> String {
@@ -342,15 +460,20 @@ mod tests {
         let now = Utc::now();
         let order = placed(1);
         let id = order.id.to_string();
-        assert!(reason(&command(Some(order.clone()), &id, "ShipOrder", Shipped, now)).contains("ILLEGAL_TRANSITION"));
-        assert!(reason(&command(None, &id, "CancelOrder", Cancelled, now)).contains("ORDER_NOT_FOUND"));
+        assert!(
+            reason(&command(Some(order.clone()), &id, "ShipOrder", Shipped, at(now))).contains("ILLEGAL_TRANSITION")
+        );
+        assert!(reason(&command(None, &id, "CancelOrder", Cancelled, at(now))).contains("ORDER_NOT_FOUND"));
         let Outcome::Changed { order, .. } = payment_authorized(Some(order), Uuid::now_v7(), now) else { panic!() };
         assert_eq!((order.status, order.version), (Confirmed, 2));
-        let Outcome::Changed { order, .. } = command(Some(order), &id, "ShipOrder", Shipped, now) else { panic!() };
+        let order = changed(money_moved(Some(order), Moved::Captured { amount: 1250 }, 2));
+        assert_eq!(order.version, 2, "recording money is no change of the order's lifecycle");
+        let Outcome::Changed { order, .. } = command(Some(order), &id, "ShipOrder", Shipped, at(now)) else { panic!() };
         assert!(
-            reason(&command(Some(order.clone()), &id, "CancelOrder", Cancelled, now)).contains("ILLEGAL_TRANSITION")
+            reason(&command(Some(order.clone()), &id, "CancelOrder", Cancelled, at(now)))
+                .contains("ILLEGAL_TRANSITION")
         );
-        let Outcome::Changed { order, .. } = command(Some(order), &id, "DeliverOrder", Delivered, now) else {
+        let Outcome::Changed { order, .. } = command(Some(order), &id, "DeliverOrder", Delivered, at(now)) else {
             panic!()
         };
         assert_eq!((order.status, order.version), (Delivered, 4));
@@ -366,5 +489,94 @@ mod tests {
         assert!(matches!(payment_timed_out(order, now), Outcome::Ignored(_)));
         let Outcome::Changed { order, .. } = payment_declined(Some(placed(1)), "over the limit", now) else { panic!() };
         assert_eq!(order.reason.as_deref(), Some("PAYMENT_DECLINED"));
+    }
+
+    #[test]
+    fn a_captured_order_ships() {
+        // Given a confirmed order whose payment was captured in full
+        let order = captured();
+        let id = order.id.to_string();
+        // When an admin ships it
+        let outcome = command(Some(order), &id, "ShipOrder", Status::Shipped, at(Utc::now()));
+        // Then it is SHIPPED
+        let order = changed(outcome);
+        assert_eq!((order.status, order.version), (Status::Shipped, 3));
+    }
+
+    #[test]
+    fn a_fully_refunded_order_does_not_ship() {
+        // Given a captured order an admin refunded in full
+        let order = captured();
+        let total = order.total;
+        let order = changed(money_moved(Some(order), Moved::Refunded { total }, 3));
+        let id = order.id.to_string();
+        // When an admin ships it
+        let outcome = command(Some(order), &id, "ShipOrder", Status::Shipped, at(Utc::now()));
+        // Then it is refused NOT_PAID, naming what was captured and refunded
+        let why = reason(&outcome);
+        assert!(why.contains("NOT_PAID"), "{why}");
+        assert!(why.contains("refunded in full") && why.contains("captured 2500, refunded 2500"), "{why}");
+    }
+
+    #[test]
+    fn a_partly_refunded_order_still_ships() {
+        // Given a captured order of 2500 with 1000 refunded (a scratched item)
+        let order = changed(money_moved(Some(captured()), Moved::Refunded { total: 1000 }, 3));
+        let id = order.id.to_string();
+        // When an admin ships it, then it ships what was paid for
+        let order = changed(command(Some(order), &id, "ShipOrder", Status::Shipped, at(Utc::now())));
+        assert_eq!(order.status, Status::Shipped);
+        assert_eq!(order.paid, Paid { captured: 2500, refunded: 1000, version: 3 });
+    }
+
+    #[test]
+    fn a_capture_not_seen_yet_is_waited_for_then_refused() {
+        // Given a confirmed order whose capture this service has not seen
+        let order = changed(payment_authorized(Some(placed(1)), Uuid::now_v7(), Utc::now()));
+        let id = order.id.to_string();
+        let now = Utc::now();
+        // When a ShipOrder sent 10 s ago is decided (within the 30 s grace)
+        let recent = Timing { sent_at: now - chrono::Duration::seconds(10), ..at(now) };
+        let outcome = command(Some(order.clone()), &id, "ShipOrder", Status::Shipped, recent);
+        // Then it is decided later
+        assert!(matches!(outcome, Outcome::NotYet(_)), "{outcome:?}");
+        // When it was sent 31 s ago, then it is refused NOT_PAID
+        let old = Timing { sent_at: now - chrono::Duration::seconds(31), ..at(now) };
+        let why = reason(&command(Some(order.clone()), &id, "ShipOrder", Status::Shipped, old));
+        assert!(why.contains("NOT_PAID") && why.contains("not captured"), "{why}");
+        // And a grace of 0 never waits
+        let impatient = Timing { capture_grace: chrono::Duration::zero(), ..at(now) };
+        assert!(reason(&command(Some(order), &id, "ShipOrder", Status::Shipped, impatient)).contains("NOT_PAID"));
+    }
+
+    #[test]
+    fn the_money_guard_applies_to_shipping_only() {
+        // Given a confirmed order with nothing captured
+        let order = changed(payment_authorized(Some(placed(1)), Uuid::now_v7(), Utc::now()));
+        let id = order.id.to_string();
+        // When it is cancelled, then it is (the payment service voids or refunds)
+        let cancelled = changed(command(Some(order.clone()), &id, "CancelOrder", Status::Cancelled, at(Utc::now())));
+        assert_eq!(cancelled.status, Status::Cancelled);
+        // And a pending order asked to ship is an illegal transition, not NOT_PAID
+        let why = reason(&command(Some(placed(1)), &id, "ShipOrder", Status::Shipped, at(Utc::now())));
+        assert!(why.contains("ILLEGAL_TRANSITION"), "{why}");
+    }
+
+    #[test]
+    fn money_is_recorded_once_and_in_the_payments_order() {
+        // Given a captured order refunded in part (version 3), then in full (version 4)
+        let order = changed(money_moved(Some(captured()), Moved::Refunded { total: 1000 }, 3));
+        let order = changed(money_moved(Some(order), Moved::Refunded { total: 2500 }, 4));
+        assert_eq!(order.paid, Paid { captured: 2500, refunded: 2500, version: 4 });
+        // When stale duplicates of the capture and the first refund arrive
+        let stale_capture = money_moved(Some(order.clone()), Moved::Captured { amount: 2500 }, 2);
+        let stale_refund = money_moved(Some(order.clone()), Moved::Refunded { total: 1000 }, 3);
+        let again = money_moved(Some(order), Moved::Refunded { total: 2500 }, 4);
+        // Then nothing changes
+        for outcome in [stale_capture, stale_refund, again] {
+            assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+        }
+        // And money for an order not known here changes nothing
+        assert!(matches!(money_moved(None, Moved::Captured { amount: 1 }, 2), Outcome::Ignored(_)));
     }
 }

@@ -19,11 +19,17 @@ pub struct Rules {
     /// events come on their own topic, and a user who has just registered
     /// may order before the registration reached this service.
     pub customer_grace_secs: u64,
+    /// How long a `ShipOrder` for a CONFIRMED order whose capture this
+    /// service has not seen yet is retried before it is refused with
+    /// `NOT_PAID`: the payment service captures on `OrderConfirmed`, and
+    /// its `PaymentCaptured` comes on another topic than the command, so an
+    /// admin may ship an order the moment it is confirmed. 0: never wait.
+    pub capture_grace_secs: u64,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Self { payment_deadline_secs: 60, deadline_check_ms: 1_000, customer_grace_secs: 30 }
+        Self { payment_deadline_secs: 60, deadline_check_ms: 1_000, customer_grace_secs: 30, capture_grace_secs: 30 }
     }
 }
 

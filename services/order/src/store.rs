@@ -6,10 +6,10 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::rules::{Customer, Order, Origin, Status};
+use crate::rules::{Customer, Order, Origin, Paid, Status};
 
 const COLUMNS: &str = "id, customer_id, status, items, currency, total, shipping_address, notes, reason, payment_id,
-    version, command_id, correlation_id, traceparent, placed_at, payment_deadline";
+    captured, refunded, payment_version, version, command_id, correlation_id, traceparent, placed_at, payment_deadline";
 
 fn order(row: &PgRow) -> Result<Order, sqlx::Error> {
     let status: String = row.try_get("status")?;
@@ -27,6 +27,11 @@ fn order(row: &PgRow) -> Result<Order, sqlx::Error> {
         notes: row.try_get("notes")?,
         reason: row.try_get("reason")?,
         payment_id: row.try_get("payment_id")?,
+        paid: Paid {
+            captured: row.try_get("captured")?,
+            refunded: row.try_get("refunded")?,
+            version: row.try_get("payment_version")?,
+        },
         version: row.try_get("version")?,
         origin: Origin {
             command_id: row.try_get("command_id")?,
@@ -91,10 +96,13 @@ pub async fn insert(tx: &mut PgConnection, order: &Order) -> Result<bool, sqlx::
     Ok(inserted == 1)
 }
 
-/// Saves what a transition changed.
+/// Saves what a transition, or a payments event's money, changed. (An
+/// insert leaves the money to the columns' defaults: nothing is paid yet.)
 pub async fn update(tx: &mut PgConnection, order: &Order, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE orders SET status = $2, reason = $3, payment_id = $4, version = $5, updated_at = $6 WHERE id = $1",
+        "UPDATE orders SET status = $2, reason = $3, payment_id = $4, version = $5, updated_at = $6,
+           captured = $7, refunded = $8, payment_version = $9
+         WHERE id = $1",
     )
     .bind(order.id)
     .bind(order.status.as_str())
@@ -102,6 +110,9 @@ pub async fn update(tx: &mut PgConnection, order: &Order, now: DateTime<Utc>) ->
     .bind(order.payment_id)
     .bind(order.version)
     .bind(now)
+    .bind(order.paid.captured)
+    .bind(order.paid.refunded)
+    .bind(order.paid.version)
     .execute(&mut *tx)
     .await?;
     Ok(())
