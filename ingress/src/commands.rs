@@ -58,9 +58,8 @@ pub fn accepted(id: Uuid) -> Response {
 pub fn rejection(status: &CommandStatus) -> ApiError {
     let reason = status.reason.clone().unwrap_or_else(|| "REJECTED".into());
     let http = match reason.as_str() {
-        "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" | "ORDER_EXISTS" | "ILLEGAL_TRANSITION" | "NOT_CAPTURED" => {
-            StatusCode::CONFLICT
-        }
+        "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" | "ORDER_EXISTS" | "ILLEGAL_TRANSITION" | "NOT_CAPTURED"
+        | "NOT_PAID" => StatusCode::CONFLICT,
         "USER_NOT_FOUND" | "ORDER_NOT_FOUND" | "PAYMENT_NOT_FOUND" => StatusCode::NOT_FOUND,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
