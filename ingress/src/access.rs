@@ -55,6 +55,7 @@ pub const RULES: &[Rule] = &[
     rule(Method::POST, "/auth/login", Allow::Public),
     rule(Method::POST, "/auth/token", Allow::Public),
     rule(Method::POST, "/auth/refresh", Allow::Public),
+    rule(Method::POST, "/auth/logout", PEOPLE),
     rule(Method::GET, "/commands/{id}", Allow::Public),
     rule(Method::POST, "/orders", PEOPLE),
     rule(Method::GET, "/orders", STAFF),

@@ -71,11 +71,11 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 /// The claims of the request's bearer token if it is valid and not revoked
-/// (a deactivated user, a password changed since it was issued).
+/// (a deactivated user, a password changed since it was issued, an ended
+/// session), with the roles the read model has now (`revocation`).
 pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Claims, ApiError> {
     let claims = claims_from(headers, state)?;
-    state.revocations.check(&state.pool, &state.service_clients, &claims).await?;
-    Ok(claims)
+    state.revocations.check(&state.pool, &state.service_clients, claims).await
 }
 
 /// The claims of the request's bearer token, or why there are none.

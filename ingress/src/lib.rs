@@ -26,6 +26,7 @@ pub mod request;
 pub mod revocation;
 pub mod routes;
 pub mod security;
+pub mod sessions;
 pub mod settings;
 pub mod status;
 pub mod validate;
@@ -137,6 +138,7 @@ pub fn router(
         .route("/auth/login", post(auth::login))
         .route("/auth/token", post(auth::token))
         .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
         .route("/commands/{id}", get(commands::get))
         .route("/orders", post(orders::place).get(orders::list))
         .route("/orders/mine", get(orders::mine))
@@ -225,6 +227,7 @@ fn bind_error(setting: &str, addr: &str, error: std::io::Error) -> std::io::Erro
 pub async fn run(settings: Settings, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServeError> {
     let pool = orderflow_runtime::database::connect(&settings.database).await?;
     idempotency::prepare(&pool).await?;
+    sessions::prepare(&pool).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
     admin::ensure_topics(
@@ -238,6 +241,10 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     supervisor.spawn(
         "idempotency key purge",
         idempotency::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
+    );
+    supervisor.spawn(
+        "expired session purge",
+        sessions::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
     );
     // Wakes `Prefer: wait` requests.
     let listening = waiter.clone().listen(shutdown.clone());

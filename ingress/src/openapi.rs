@@ -160,12 +160,12 @@ page!(PaymentPage, payments::Payment);
     info(title = "orderflow", description = "The orderflow HTTP API. Writes answer 202 with a command id, or the outcome with `Prefer: wait=N`."),
     paths(
         users::register, users::list, users::me, users::get, users::patch, users::deactivate, users::change_password,
-        auth::login, auth::token, auth::refresh, commands::get,
+        auth::login, auth::token, auth::refresh, auth::logout, commands::get,
         orders::place, orders::list, orders::mine, orders::get, orders::cancel, orders::set_status,
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
         audit::list, audit::verify, audit::correlation,
     ),
-    components(schemas(ErrorBody, ErrorDetail, Accepted, TokenAnswer, OrderView, UserPage, OrderPage, PaymentPage, AuditPage, AuditStory, AuditReport)),
+    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, OrderView, UserPage, OrderPage, PaymentPage, AuditPage, AuditStory, AuditReport)),
     modifiers(&Common),
 )]
 pub struct ApiDoc;

@@ -28,8 +28,11 @@ pub struct JwtSettings {
     /// Access tokens: short-lived (10 min by default); a client renews
     /// them with its refresh token.
     pub ttl_seconds: i64,
-    /// Refresh tokens (`POST /api/v1/auth/refresh`), revoked like access
-    /// tokens by a password change or deactivation.
+    /// Refresh tokens (`POST /api/v1/auth/refresh`): each works once
+    /// (it rotates), revoked like access tokens by a password change,
+    /// deactivation or the end of its session. Also the longest lifetime
+    /// a refresh token may claim (`ttl_seconds` for an access token):
+    /// longer ones are refused.
     #[serde(default = "default_refresh_ttl")]
     pub refresh_ttl_seconds: i64,
 }
@@ -139,7 +142,8 @@ pub struct Settings {
     #[serde(default)]
     pub cors: CorsSettings,
     /// The `readmodels` database: the views in schema `rm` (read only) and
-    /// the ingress's own schema `ingress` (Idempotency-Key answers).
+    /// the ingress's own schema `ingress` (Idempotency-Key answers, login
+    /// sessions).
     pub database: DatabaseSettings,
     /// The `audit` database (read only: the audit log's views in schema
     /// `audit`, for `/api/v1/audit`). Connected lazily: the rest of the API

@@ -12,6 +12,7 @@ mod refused;
 mod revocation;
 mod roles;
 mod secrets;
+mod sessions;
 mod tokens;
 mod trace;
 mod uniqueness;

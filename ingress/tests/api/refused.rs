@@ -81,13 +81,16 @@ async fn refused_requests_name_the_problem_and_send_nothing() {
         parts.join(".")
     };
     assert_eq!(get(&system, "/api/v1/users/me", Some(&forged)).await.0, 401);
+    let session = uuid::Uuid::now_v7();
     let other_key = orderflow_auth::Tokens::new("some-other-secret-entirely", "orderflow", 3600)
-        .issue(&alice_id, &["admin".into()])
-        .expect("token");
+        .issue_access(&alice_id, &["admin".into()], 1, session)
+        .expect("token")
+        .token;
     assert_eq!(get(&system, "/api/v1/users/me", Some(&other_key)).await.0, 401, "a token signed with another key");
     let expired = orderflow_auth::Tokens::new("orderflow-development-secret-change-me", "orderflow", -120)
-        .issue(&alice_id, &[])
-        .expect("token");
+        .issue_access(&alice_id, &[], 1, session)
+        .expect("token")
+        .token;
     let (s, b) = get(&system, "/api/v1/users/me", Some(&expired)).await;
     assert_eq!(s, 401);
     assert!(b["error"]["message"].as_str().expect("message").contains("expired"), "{b}");

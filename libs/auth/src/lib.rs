@@ -4,13 +4,16 @@
 //!   Plaintext passwords exist only inside the ingress, only for the
 //!   duration of a request; what travels (on `users.commands` and
 //!   `users.credentials` only) is the hash.
-//! - [`Tokens`]: HS256 JWTs with `sub`, `roles`, `exp`, `iat`, `iss`.
+//! - [`Tokens`]: HS256 JWTs with `sub`, `roles`, `exp`, `iat`, `iss`, and
+//!   on a user's tokens `ver` (credentials version) and `sid` (session);
+//!   `jti` on every token. Tokens without the shape issued here are refused.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -148,23 +151,38 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// The claims of an access token.
+/// The claims of a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The user id.
+    /// The user id, or `service:<client>` ([`SERVICE_PREFIX`]).
     pub sub: String,
+    /// The roles when the token was issued: informative for the client
+    /// only. The ingress decides access by the roles the read model has
+    /// now, so a token forged or issued before a role change grants nothing
+    /// the user does not have.
+    #[serde(default)]
     pub roles: Vec<String>,
     pub exp: i64,
     pub iat: i64,
     pub iss: String,
     /// The version of the user's credentials when the token was issued: a
     /// later password change or deactivation (a newer version) revokes it.
-    /// Absent on service tokens (and on tokens issued before it existed).
+    /// Required on user tokens; absent on service tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ver: Option<i64>,
     /// [`REFRESH`] for a refresh token; absent (or [`ACCESS`]) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typ: Option<String>,
+    /// The session (one login) the token belongs to: every access and
+    /// refresh token a login and its refreshes issue shares it, so ending
+    /// the session (logout, a reused refresh token) revokes them all.
+    /// Required on user tokens; absent on service tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// The token's own id: which refresh token of a session is the current
+    /// one (an older one presented again is a reuse). Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<Uuid>,
 }
 
 impl Claims {
@@ -175,6 +193,12 @@ impl Claims {
     pub fn has(&self, role: Role) -> bool {
         self.roles.iter().any(|r| r == role.as_str())
     }
+
+    /// The client id of a service token (`sub` = `service:<client>`);
+    /// `None` for a user's token.
+    pub fn service_client(&self) -> Option<&str> {
+        self.sub.strip_prefix(SERVICE_PREFIX)
+    }
 }
 
 /// The key id of [`Tokens::new`]'s one key, and the ingress's default.
@@ -184,6 +208,33 @@ pub const DEFAULT_KID: &str = "default";
 /// `typ`) or `refresh` (only good for getting a new access token).
 pub const ACCESS: &str = "access";
 pub const REFRESH: &str = "refresh";
+
+/// The subject prefix of service (client-credentials) tokens.
+pub const SERVICE_PREFIX: &str = "service:";
+
+/// How far in the future a token's `iat` may be: the clocks of the
+/// replica that issued it and the one checking it may differ a little;
+/// more than this is a forgery or a broken clock, refused either way.
+pub const CLOCK_SKEW_SECONDS: i64 = 30;
+
+/// A freshly signed token and what its issuer must remember about it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub token: String,
+    pub jti: Uuid,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"***")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
 
 #[derive(Clone)]
 struct Key {
@@ -206,6 +257,14 @@ impl Key {
 /// token's header); others are accepted too, so keys rotate without
 /// downtime: first every replica accepts the next key, then it signs, and
 /// the old one is dropped once the tokens it signed have expired.
+///
+/// A token is accepted only with the shape this issuer gives its tokens:
+/// a `kid` naming an accepted key, a `jti`, a lifetime (`exp - iat`) no
+/// longer than the configured one for its type, an `iat` not in the
+/// future (beyond [`CLOCK_SKEW_SECONDS`]), and on a user's token `ver` and
+/// `sid`. A token that lacks any of these was not issued here (or by a
+/// version that no longer counts), so even one signed with a real key
+/// cannot skip revocation or live for years.
 #[derive(Clone)]
 pub struct Tokens {
     signing: Key,
@@ -224,6 +283,7 @@ impl std::fmt::Debug for Tokens {
             .field("accepted", &kids)
             .field("issuer", &self.issuer)
             .field("ttl_seconds", &self.ttl_seconds)
+            .field("refresh_ttl_seconds", &self.refresh_ttl_seconds)
             .finish()
     }
 }
@@ -256,75 +316,120 @@ impl Tokens {
         self.refresh_ttl_seconds
     }
 
-    pub fn issue(&self, user_id: &str, roles: &[String]) -> Result<String, AuthError> {
-        self.issue_versioned(user_id, roles, None)
+    /// A user's access token in `session`, revoked by the next change of
+    /// the user's credentials (a version above `version`) or the end of
+    /// the session.
+    pub fn issue_access(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        version: i64,
+        session: Uuid,
+    ) -> Result<Issued, AuthError> {
+        self.sign(user_id, roles, Some(version), Some(session), None, self.ttl_seconds)
     }
 
-    /// An access token that the next change of the user's credentials (a
-    /// version above `version`) revokes.
-    pub fn issue_versioned(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
-        self.sign(user_id, roles, version, None, self.ttl_seconds)
+    /// A refresh token of `session`: good only at the refresh endpoint,
+    /// once (it rotates), for `refresh_ttl_seconds`, revoked like the
+    /// access token.
+    pub fn issue_refresh(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        version: i64,
+        session: Uuid,
+    ) -> Result<Issued, AuthError> {
+        self.sign(user_id, roles, Some(version), Some(session), Some(REFRESH.to_owned()), self.refresh_ttl_seconds)
     }
 
-    /// A refresh token: good only at the refresh endpoint, for
-    /// `refresh_ttl_seconds`, revoked like the access token.
-    pub fn issue_refresh(&self, user_id: &str, roles: &[String], version: Option<i64>) -> Result<String, AuthError> {
-        self.sign(user_id, roles, version, Some(REFRESH.to_owned()), self.refresh_ttl_seconds)
+    /// An access token for the machine client `client` (subject
+    /// `service:<client>`), without a session: revoked by removing the
+    /// client from the configuration.
+    pub fn issue_service(&self, client: &str, roles: &[String]) -> Result<Issued, AuthError> {
+        self.sign(&format!("{SERVICE_PREFIX}{client}"), roles, None, None, None, self.ttl_seconds)
     }
 
     fn sign(
         &self,
-        user_id: &str,
+        sub: &str,
         roles: &[String],
         version: Option<i64>,
+        session: Option<Uuid>,
         typ: Option<String>,
         ttl: i64,
-    ) -> Result<String, AuthError> {
+    ) -> Result<Issued, AuthError> {
         let now = chrono::Utc::now().timestamp();
+        let jti = Uuid::new_v4();
         let claims = Claims {
-            sub: user_id.to_owned(),
+            sub: sub.to_owned(),
             roles: roles.to_vec(),
             iat: now,
             exp: now + ttl,
             iss: self.issuer.clone(),
             ver: version,
             typ,
+            sid: session,
+            jti: Some(jti),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.signing.encoding).map_err(|e| AuthError::Issue(e.to_string()))
+        let token = jsonwebtoken::encode(&header, &claims, &self.signing.encoding)
+            .map_err(|e| AuthError::Issue(e.to_string()))?;
+        Ok(Issued { token, jti, expires_at: claims.exp })
     }
 
     /// The claims of a valid access token.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let claims = self.decode(token)?;
         match claims.typ.as_deref() {
-            None | Some(ACCESS) => Ok(claims),
-            Some(other) => Err(AuthError::Invalid(format!("a {other} token is not an access token"))),
+            None | Some(ACCESS) => {}
+            Some(other) => return Err(AuthError::Invalid(format!("a {other} token is not an access token"))),
         }
+        self.check_shape(&claims, self.ttl_seconds)?;
+        Ok(claims)
     }
 
-    /// The claims of a valid refresh token.
+    /// The claims of a valid refresh token (always a user's).
     pub fn verify_refresh(&self, token: &str) -> Result<Claims, AuthError> {
         let claims = self.decode(token)?;
-        if claims.typ.as_deref() == Some(REFRESH) {
-            Ok(claims)
-        } else {
-            Err(AuthError::Invalid("not a refresh token".into()))
+        if claims.typ.as_deref() != Some(REFRESH) {
+            return Err(AuthError::Invalid("not a refresh token".into()));
         }
+        if claims.service_client().is_some() {
+            return Err(AuthError::Invalid("a service has no refresh token".into()));
+        }
+        self.check_shape(&claims, self.refresh_ttl_seconds)?;
+        Ok(claims)
+    }
+
+    /// What every token issued here has (see [`Tokens`]).
+    fn check_shape(&self, claims: &Claims, max_lifetime: i64) -> Result<(), AuthError> {
+        let invalid = |why: &str| Err(AuthError::Invalid(why.to_owned()));
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        if lifetime <= 0 || lifetime > max_lifetime {
+            return invalid("its lifetime is not the one configured for its type");
+        }
+        if claims.iat > chrono::Utc::now().timestamp() + CLOCK_SKEW_SECONDS {
+            return invalid("issued in the future");
+        }
+        if claims.jti.is_none() {
+            return invalid("no jti");
+        }
+        if claims.service_client().is_none() && (claims.ver.is_none() || claims.sid.is_none()) {
+            return invalid("a user's token without ver or sid");
+        }
+        Ok(())
     }
 
     fn decode(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        // A token without a kid predates key ids: the signing key's.
-        let key = match header.kid.as_deref() {
-            None => &self.signing,
-            Some(kid) => self
-                .accepted
-                .iter()
-                .find(|k| k.kid == kid)
-                .ok_or_else(|| AuthError::Invalid(format!("no key `{kid}` is accepted")))?,
-        };
+        // Every token issued here names its key: one without a kid was not.
+        let kid = header.kid.as_deref().ok_or_else(|| AuthError::Invalid("no kid in the header".into()))?;
+        let key = self
+            .accepted
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| AuthError::Invalid(format!("no key `{kid}` is accepted")))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
@@ -365,13 +470,17 @@ mod tests {
         assert_ne!(hasher.hash("correct horse").expect("hash"), mine, "a fresh salt each time");
     }
 
+    fn user_token(tokens: &Tokens) -> String {
+        tokens.issue_access("u1", &[], 1, Uuid::new_v4()).expect("issue").token
+    }
+
     #[test]
     fn keys_rotate_by_kid_and_refresh_tokens_are_not_access_tokens() {
         let old = Tokens::with_keys(("k1", "secret-one"), &[("k2", "secret-two")], "orderflow", 60, 600);
         let new = Tokens::with_keys(("k2", "secret-two"), &[("k1", "secret-one")], "orderflow", 60, 600);
         let retired = Tokens::with_keys(("k2", "secret-two"), &[], "orderflow", 60, 600);
-        let by_old = old.issue("u1", &[]).expect("issue");
-        let by_new = new.issue("u1", &[]).expect("issue");
+        let by_old = user_token(&old);
+        let by_new = user_token(&new);
         assert_eq!(jsonwebtoken::decode_header(&by_new).expect("header").kid.as_deref(), Some("k2"));
         for tokens in [&old, &new] {
             tokens.verify(&by_old).expect("during the rotation both keys are accepted");
@@ -379,26 +488,85 @@ mod tests {
         }
         assert!(matches!(retired.verify(&by_old), Err(AuthError::Invalid(_))), "a retired key is refused");
         retired.verify(&by_new).expect("the new key");
-        let refresh = new.issue_refresh("u1", &[], Some(3)).expect("refresh");
-        assert!(new.verify(&refresh).is_err(), "a refresh token is no access token");
-        assert_eq!(new.verify_refresh(&refresh).expect("refresh").ver, Some(3));
+        let session = Uuid::new_v4();
+        let refresh = new.issue_refresh("u1", &[], 3, session).expect("refresh");
+        assert!(new.verify(&refresh.token).is_err(), "a refresh token is no access token");
+        let claims = new.verify_refresh(&refresh.token).expect("refresh");
+        assert_eq!((claims.ver, claims.sid, claims.jti), (Some(3), Some(session), Some(refresh.jti)));
         assert!(new.verify_refresh(&by_new).is_err(), "an access token is no refresh token");
         // Forged kid: a key we do not have.
-        let stranger =
-            Tokens::with_keys(("k9", "secret-nine"), &[], "orderflow", 60, 600).issue("u1", &[]).expect("issue");
+        let stranger = user_token(&Tokens::with_keys(("k9", "secret-nine"), &[], "orderflow", 60, 600));
         assert!(matches!(new.verify(&stranger), Err(AuthError::Invalid(_))));
     }
 
     #[test]
     fn tokens_round_trip_and_reject_forgeries() {
         let tokens = Tokens::new("secret-one", "orderflow", 60);
-        let token = tokens.issue("u1", &["user".into()]).expect("issue");
-        let claims = tokens.verify(&token).expect("verify");
+        let session = Uuid::new_v4();
+        let issued = tokens.issue_access("u1", &["user".into()], 7, session).expect("issue");
+        let claims = tokens.verify(&issued.token).expect("verify");
         assert_eq!((claims.sub.as_str(), claims.iss.as_str()), ("u1", "orderflow"));
-        assert!(claims.exp > claims.iat);
-        assert!(matches!(Tokens::new("other", "orderflow", 60).verify(&token), Err(AuthError::Invalid(_))));
-        assert!(matches!(Tokens::new("secret-one", "elsewhere", 60).verify(&token), Err(AuthError::Invalid(_))));
-        let expired = Tokens::new("secret-one", "orderflow", -10).issue("u1", &[]).expect("issue");
-        assert!(matches!(tokens.verify(&expired), Err(AuthError::Expired)));
+        assert_eq!((claims.ver, claims.sid, claims.jti), (Some(7), Some(session), Some(issued.jti)));
+        assert_eq!(claims.exp - claims.iat, 60);
+        assert_ne!(user_token(&tokens), user_token(&tokens), "every token has its own jti");
+        assert!(matches!(Tokens::new("other", "orderflow", 60).verify(&issued.token), Err(AuthError::Invalid(_))));
+        assert!(matches!(Tokens::new("secret-one", "elsewhere", 60).verify(&issued.token), Err(AuthError::Invalid(_))));
+        let expired = Tokens::new("secret-one", "orderflow", -10).issue_access("u1", &[], 1, session).expect("issue");
+        assert!(matches!(tokens.verify(&expired.token), Err(AuthError::Expired)));
+        let service = tokens.issue_service("fulfilment", &["service".into()]).expect("service");
+        let claims = tokens.verify(&service.token).expect("a service token needs no ver or sid");
+        assert_eq!((claims.service_client(), claims.sid), (Some("fulfilment"), None));
+    }
+
+    /// Signs `claims` with `secret` as a forger with the key could.
+    fn forge(claims: serde_json::Value, kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(b"secret-one")).expect("encode")
+    }
+
+    #[test]
+    fn tokens_without_the_issued_shape_are_refused_even_with_the_key() {
+        let tokens = Tokens::with_keys(("k1", "secret-one"), &[], "orderflow", 60, 600);
+        let now = chrono::Utc::now().timestamp();
+        let good = serde_json::json!({
+            "sub": "u1", "roles": [], "iat": now, "exp": now + 60, "iss": "orderflow",
+            "ver": 1, "sid": Uuid::new_v4(), "jti": Uuid::new_v4(),
+        });
+        tokens.verify(&forge(good.clone(), Some("k1"))).expect("the shape issued here");
+        let without = |field: &str| {
+            let mut claims = good.clone();
+            claims.as_object_mut().expect("object").remove(field);
+            claims
+        };
+        let with = |field: &str, value: serde_json::Value| {
+            let mut claims = good.clone();
+            claims[field] = value;
+            claims
+        };
+        let mut exp_before_iat = with("iat", (now + 10).into());
+        exp_before_iat["exp"] = (now + 5).into();
+        let refused = [
+            ("no kid", forge(good.clone(), None)),
+            ("an unknown kid", forge(good.clone(), Some("k2"))),
+            ("no ver", forge(without("ver"), Some("k1"))),
+            ("no sid", forge(without("sid"), Some("k1"))),
+            ("no jti", forge(without("jti"), Some("k1"))),
+            ("a sid that is no uuid", forge(with("sid", "s1".into()), Some("k1"))),
+            ("exp 10^9 s ahead", forge(with("exp", (now + 1_000_000_000).into()), Some("k1"))),
+            ("iat in the future", forge(with("iat", (now + 3600).into()), Some("k1"))),
+            ("exp before iat", forge(exp_before_iat, Some("k1"))),
+        ];
+        for (what, token) in refused {
+            assert!(matches!(tokens.verify(&token), Err(AuthError::Invalid(_))), "{what}");
+        }
+        // A refresh token may live the refresh lifetime, an access token not.
+        let long = with("exp", (now + 600).into());
+        assert!(tokens.verify(&forge(long.clone(), Some("k1"))).is_err());
+        let mut refresh = long;
+        refresh["typ"] = REFRESH.into();
+        tokens.verify_refresh(&forge(refresh.clone(), Some("k1"))).expect("a refresh token's lifetime");
+        refresh["exp"] = (now + 601).into();
+        assert!(tokens.verify_refresh(&forge(refresh, Some("k1"))).is_err(), "beyond the refresh lifetime");
     }
 }
