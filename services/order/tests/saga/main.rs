@@ -9,5 +9,6 @@ mod inspect;
 mod load;
 mod redelivery;
 mod refused;
+mod shipping;
 
 pub use orderflow_harness::shop::*;
