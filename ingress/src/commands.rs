@@ -54,10 +54,15 @@ pub fn accepted(id: Uuid) -> Response {
     response
 }
 
-/// The error a rejected command maps to.
+/// The error a rejected or failed command maps to: the input's fault is a
+/// 4xx, a command that failed in a service (and was kept for an operator)
+/// is a 500 that says so.
 pub fn rejection(status: &CommandStatus) -> ApiError {
+    use orderflow_contracts::failure::{COMMAND_FAILED, INVALID_COMMAND};
     let reason = status.reason.clone().unwrap_or_else(|| "REJECTED".into());
     let http = match reason.as_str() {
+        INVALID_COMMAND => StatusCode::UNPROCESSABLE_ENTITY,
+        COMMAND_FAILED => StatusCode::INTERNAL_SERVER_ERROR,
         "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" | "ORDER_EXISTS" | "ILLEGAL_TRANSITION" | "NOT_CAPTURED"
         | "NOT_PAID" => StatusCode::CONFLICT,
         "USER_NOT_FOUND" | "ORDER_NOT_FOUND" | "PAYMENT_NOT_FOUND" => StatusCode::NOT_FOUND,
@@ -79,7 +84,11 @@ where
 {
     let Some(seconds) = wait else { return Ok(accepted(id)) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    match state.waiter.settled(id, deadline).await? {
+    let settled = wait_until(state, id, deadline, || async move {
+        Ok(crate::status::read(&state.pool, id).await?.filter(|found| found.status != "pending"))
+    })
+    .await?;
+    match settled {
         Some(status) if status.status == "succeeded" => {
             let mut response = on_success(status, deadline).await?;
             response.headers_mut().insert("preference-applied", HeaderValue::from_static("wait"));
@@ -88,6 +97,27 @@ where
         Some(status) => Err(rejection(&status)),
         None => Ok(accepted(id)),
     }
+}
+
+/// Waits until `check` yields something, re-running it each time command
+/// `id` is announced, or `None` at `deadline`. The request holds its waiting
+/// place (taken on admission), not an in-flight slot, meanwhile; how long
+/// the services took tells admission how many may wait at once.
+pub async fn wait_until<T, F, Fut>(
+    state: &AppState,
+    id: Uuid,
+    deadline: tokio::time::Instant,
+    check: F,
+) -> Result<Option<T>, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, sqlx::Error>>,
+{
+    crate::admission::release_while_waiting();
+    let started = tokio::time::Instant::now();
+    let found = state.waiter.until(id, deadline, check).await?;
+    state.admission.waited(started.elapsed(), found.is_some());
+    Ok(found)
 }
 
 /// How long after its id was minted a command the read model does not know

@@ -49,6 +49,13 @@ impl ApiError {
             .with_details(json!({ "field": field, "problem": problem }))
     }
 
+    /// A path parameter that does not fit (400, naming it).
+    pub fn bad_path(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_PATH", format!("{field}: {problem}"))
+            .with_details(json!({ "field": field, "problem": problem }))
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
     }
@@ -75,6 +82,7 @@ impl ApiError {
             "SERVICE_UNAVAILABLE",
             format!("{context} is unavailable; retry later"),
         )
+        .with_retry_after(1)
     }
 }
 

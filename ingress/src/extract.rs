@@ -1,6 +1,5 @@
 //! Request extractors that answer in the API's error shape.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,9 +9,14 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// `Json<T>` whose rejections name the problem: malformed JSON (400), a
-/// wrong type, missing or unknown field (422, naming it), a body over the
-/// limit (413), a missing JSON content type (415).
+/// `Json<T>` whose rejections name the problem: a missing JSON content type
+/// (415), a body over the limit (413), malformed JSON (400
+/// `MALFORMED_JSON`, which includes an escaped lone UTF-16 surrogate), a
+/// text with a NUL or another control character (422 `VALIDATION_FAILED`
+/// naming the field, e.g. `items[2].name`: [`crate::validate::text_problem`]),
+/// a body that is not an object, a wrong type, a missing or unknown field
+/// (422 `INVALID_BODY`, naming the field, in words a client knows: no Rust
+/// type names).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -20,38 +24,100 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_error(rejection)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the body as JSON with Content-Type: application/json",
+            ));
         }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE || rejection.body_text().contains("length limit") {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", "the body could not be read")
+            }
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            // serde_json says "unexpected end of hex escape" for a lone
+            // surrogate (`"\ud800"`): say what it is.
+            let text = e.to_string();
+            let message = if text.contains("escape") || text.contains("surrogate") {
+                format!(
+                    "the body is not valid JSON: a \\u escape at line {} column {} is not a character (a lone \
+                     UTF-16 surrogate?)",
+                    e.line(),
+                    e.column()
+                )
+            } else {
+                format!("the body is not valid JSON: {text}")
+            };
+            ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", message)
+        })?;
+        if !value.is_object() {
+            return Err(invalid_body(String::new(), "the body must be a JSON object".into()));
+        }
+        if let Some((field, problem)) = crate::validate::first_bad_text(&value) {
+            return Err(ApiError::validation(&field, problem));
+        }
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { String::new() } else { path };
+            invalid_body(field, plain(&error.inner().to_string()))
+        })
     }
 }
 
-fn json_error(rejection: JsonRejection) -> ApiError {
-    let detail = rejection.body_text();
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        StatusCode::UNPROCESSABLE_ENTITY => {
-            // serde's message names the field: "unknown field `x`", "missing field `email`", "invalid type ...".
-            let problem = detail
-                .strip_prefix("Failed to deserialize the JSON body into the target type: ")
-                .unwrap_or(&detail)
-                .to_owned();
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BODY", format!("the body does not fit: {problem}"))
-                .with_details(serde_json::json!({ "problem": problem }))
-        }
-        _ if detail.contains("length limit") => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "the request body is too large")
-        }
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", format!("the body is not valid JSON: {detail}")),
-    }
+/// Whether the request says its body is JSON (`application/json`, or a
+/// `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn invalid_body(field: String, problem: String) -> ApiError {
+    let message = if field.is_empty() {
+        format!("the body does not fit: {problem}")
+    } else {
+        format!("the body does not fit: {field}: {problem}")
+    };
+    let details = if field.is_empty() {
+        serde_json::json!({ "problem": problem })
+    } else {
+        serde_json::json!({ "field": field, "problem": problem })
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BODY", message).with_details(details)
+}
+
+/// serde's message in JSON's words: `expected struct Register with 4
+/// elements` names a Rust type, which tells a client nothing (and tells an
+/// attacker what the server is written in).
+fn plain(message: &str) -> String {
+    let (head, expected) = match message.split_once(", expected ") {
+        Some((head, expected)) => (head, Some(expected)),
+        None => (message, None),
+    };
+    let head = head
+        .replace("invalid type: map", "invalid type: object")
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: unit value", "invalid type: null")
+        .replace("invalid type: floating point", "invalid type: number");
+    let Some(expected) = expected else { return head };
+    let integer = ["i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize"];
+    let expected = match expected {
+        e if e.starts_with("struct ") || e == "a map" => "a JSON object".to_owned(),
+        e if integer.contains(&e) => "an integer".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a sequence" => "an array".to_owned(),
+        "a borrowed string" | "a string" => "a string".to_owned(),
+        e if e.starts_with("enum ") => "one of the allowed values".to_owned(),
+        e if e.starts_with("one of ") || e.starts_with("a ") || e.starts_with("an ") => e.to_owned(),
+        _ => "another kind of value".to_owned(),
+    };
+    format!("{head}, expected {expected}")
 }
 
 /// The caller, from a valid `Authorization: Bearer` token.
@@ -140,5 +206,33 @@ pub fn self_or_admin(claims: &Claims, owner: uuid::Uuid, what: &str) -> Result<(
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("this {what} belongs to another user")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn serde_messages_name_json_kinds_not_rust_types() {
+        assert_eq!(
+            plain("invalid type: sequence, expected struct Register with 4 elements"),
+            "invalid type: array, expected a JSON object"
+        );
+        assert_eq!(
+            plain("invalid length 0, expected struct Register with 4 elements"),
+            "invalid length 0, expected a JSON object"
+        );
+        assert_eq!(
+            plain("invalid type: string \"x\", expected i64"),
+            "invalid type: string \"x\", expected an integer"
+        );
+        assert_eq!(plain("invalid type: map, expected a string"), "invalid type: object, expected a string");
+        assert_eq!(plain("missing field `email`"), "missing field `email`");
+        assert_eq!(plain("unknown field `x`, expected one of `a`, `b`"), "unknown field `x`, expected one of `a`, `b`");
+        assert_eq!(
+            plain("invalid type: null, expected enum Status"),
+            "invalid type: null, expected one of the allowed values"
+        );
     }
 }

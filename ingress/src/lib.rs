@@ -15,6 +15,7 @@
 //! port serves.
 
 pub mod access;
+pub mod admission;
 pub mod commands;
 pub mod docs;
 pub mod error;
@@ -72,6 +73,8 @@ pub struct AppState {
     /// Which tokens no longer count (a deactivated user, a changed password).
     pub revocations: revocation::Revocations,
     pub limits: Arc<limits::Limits>,
+    /// How much work is taken on at once; the rest is shed (503).
+    pub admission: Arc<admission::Admission>,
     /// Bounds the argon2 work (and its memory) running at once.
     pub hashing: Arc<limits::Hashing>,
     /// For the idempotency layer, which reads bodies itself.
@@ -167,8 +170,12 @@ pub fn router(
                 "this endpoint does not take that method",
             )
         })
+        // Every query parameter and path segment is valid text, or 400.
+        .layer(axum::middleware::from_fn(validate::request_target))
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
+        // Sheds what exceeds capacity at once (503), observed like the rest.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .layer(axum::middleware::from_fn(observe))
         // Before any handler: a request over a limit sends nothing.
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
@@ -264,6 +271,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         service_clients: settings.service_clients.clone().into(),
         revocations: revocation::Revocations::default(),
         limits: Arc::new(limits::Limits::new(&settings.rate_limit)),
+        admission: Arc::new(admission::Admission::new(&settings.admission)),
         hashing: Arc::new(limits::Hashing::new(&settings.hashing)),
         max_body_bytes: settings.max_body_bytes,
         request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms)

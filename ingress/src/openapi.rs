@@ -220,13 +220,32 @@ impl Modify for Common {
             };
             let Some(operation) = operation else { continue };
             let responses = &mut operation.responses.responses;
+            // Only writes that send a command (they answer 202) can fail in a service.
+            let sends_a_command = responses.contains_key("202");
             let mut add = |status: &str, description: &str| {
                 responses.entry(status.to_owned()).or_insert_with(|| error(description));
             };
-            add("400", "a malformed X-Request-Id, Idempotency-Key, query or JSON body");
-            add("422", "a value that does not fit (VALIDATION_FAILED, INVALID_BODY), or a rejection");
+            add(
+                "400",
+                "MALFORMED_JSON (not JSON, or a lone UTF-16 surrogate), INVALID_QUERY or INVALID_PATH (a parameter \
+                 that does not fit, or holds a control character), INVALID_PREFER, INVALID_REQUEST_ID, \
+                 INVALID_IDEMPOTENCY_KEY",
+            );
+            add(
+                "422",
+                "VALIDATION_FAILED (a value that does not fit, or a text with a control character; details.field \
+                 names it), INVALID_BODY (not an object, a wrong type, a missing or unknown field), or the \
+                 command's rejection; INVALID_COMMAND: a service could not process the command's data",
+            );
             add("429", "RATE_LIMITED; see Retry-After");
-            add("503", "a dependency is unavailable, the request took too long, or sign-ins are BUSY; retry");
+            add(
+                "503",
+                "OVERLOADED (shed at once: at capacity, or too many requests waiting), SERVICE_UNAVAILABLE (a \
+                 dependency), TIMEOUT, or sign-ins are BUSY; see Retry-After",
+            );
+            if sends_a_command {
+                add("500", "COMMAND_FAILED: a service could not apply the command; it was kept for an operator");
+            }
             if let Allow::Roles(_) = rule.allow {
                 add("401", "no valid token (missing, invalid, expired, revoked)");
                 add("403", "INSUFFICIENT_ROLE, or the resource is another user's");

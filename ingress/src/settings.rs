@@ -138,6 +138,10 @@ pub struct Settings {
     /// How many argon2 hashes run at once (memory and CPU per sign-in).
     #[serde(default)]
     pub hashing: crate::limits::HashingSettings,
+    /// How many requests are handled, queued and waiting at once; the rest
+    /// is answered 503 at once (`crate::admission`).
+    #[serde(default)]
+    pub admission: crate::admission::AdmissionSettings,
     /// Cross-origin browser access: none unless origins are listed.
     #[serde(default)]
     pub cors: CorsSettings,
@@ -154,7 +158,9 @@ pub struct Settings {
     pub jwt: JwtSettings,
     /// The most a client may ask to wait with `Prefer: wait=N`.
     pub max_wait_seconds: u64,
-    /// Largest request body accepted.
+    /// Largest request body accepted: at least the largest valid order
+    /// ([`orderflow_contracts::orders::MAX_JSON_BYTES`]), which is the
+    /// default, rounded up to KiB.
     pub max_body_bytes: usize,
     /// A request taking longer than this (plus any `Prefer: wait`) is
     /// answered 503 and its work dropped.
@@ -171,7 +177,10 @@ impl Default for Settings {
             service_clients: Vec::new(),
             rate_limit: crate::limits::RateLimitSettings::default(),
             hashing: crate::limits::HashingSettings::default(),
-            database: DatabaseSettings::local("readmodels"),
+            admission: crate::admission::AdmissionSettings::default(),
+            // A request gives up on a pooled connection after a second (503
+            // with Retry-After), rather than queueing for ten.
+            database: DatabaseSettings { acquire_timeout_ms: 1_000, ..DatabaseSettings::local("readmodels") },
             audit_database: DatabaseSettings::local("audit"),
             kafka: KafkaSettings { client_id: "ingress".into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
@@ -184,7 +193,7 @@ impl Default for Settings {
                 refresh_ttl_seconds: default_refresh_ttl(),
             },
             max_wait_seconds: 30,
-            max_body_bytes: 16 * 1024,
+            max_body_bytes: orderflow_contracts::orders::MAX_JSON_BYTES.div_ceil(1024) * 1024,
             request_timeout_ms: 10_000,
         }
     }
@@ -199,6 +208,7 @@ impl Validate for Settings {
         }
         self.cors.validate()?;
         self.rate_limit.validate()?;
+        self.admission.validate()?;
         for (i, client) in self.service_clients.iter().enumerate() {
             let field = format!("service_clients[{i}]");
             if client.id.is_empty() || !client.id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
@@ -255,6 +265,13 @@ impl Validate for Settings {
             if key.secret.expose() == DEVELOPMENT_SECRET && self.environment != Environment::Development {
                 return Err(ConfigError::invalid(format!("{field}.secret"), "is the public development key"));
             }
+        }
+        let largest = orderflow_contracts::orders::MAX_JSON_BYTES;
+        if self.max_body_bytes < largest {
+            return Err(ConfigError::invalid(
+                "max_body_bytes",
+                format!("must be at least {largest}: the largest valid order would be refused"),
+            ));
         }
         if self.max_wait_seconds > 300 {
             return Err(ConfigError::invalid("max_wait_seconds", "must be at most 300"));

@@ -29,10 +29,10 @@ impl Page {
     pub fn parse(page: Option<i64>, page_size: Option<i64>) -> ApiResult<Self> {
         let (page, page_size) = (page.unwrap_or(1), page_size.unwrap_or(20));
         if page < 1 {
-            return Err(ApiError::validation("page", "must be 1 or more"));
+            return Err(ApiError::bad_query("page", "must be 1 or more"));
         }
         if !(1..=100).contains(&page_size) {
-            return Err(ApiError::validation("page_size", "must be between 1 and 100"));
+            return Err(ApiError::bad_query("page_size", "must be between 1 and 100"));
         }
         // Bounded, so the offset cannot overflow (it did: a 503).
         if page > MAX_PAGE {
@@ -72,9 +72,9 @@ pub fn own_list(claims: &orderflow_auth::Claims, user: Option<&str>, route: &str
     path_id("user", &claims.sub)
 }
 
-/// A uuid in the path, or a 422 naming what it should have been.
+/// A uuid in the path, or a 400 naming what it should have been.
 pub fn path_id(what: &str, raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::validation("id", format!("`{raw}` is not a {what} id")))
+    Uuid::parse_str(raw).map_err(|_| ApiError::bad_path("id", format!("`{raw}` is not a {what} id")))
 }
 
 /// A query parameter that must be a user id.

@@ -195,19 +195,17 @@ pub async fn place(
     let Some(seconds) = wait else { return Ok(accepted(id)) };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
     let state = &state;
-    // Woken by the command's id: when it is settled (placed or rejected)
-    // and again when the order leaves PENDING.
-    let outcome = state
-        .waiter
-        .until(id, deadline, || async move {
-            let Some(settled) = status::read(&state.pool, id).await? else { return Ok(None) };
-            match settled.status.as_str() {
-                "rejected" => Ok(Some(Err(settled))),
-                "succeeded" => Ok(find(&state.pool, order_id).await?.filter(|o| o.status != "PENDING").map(Ok)),
-                _ => Ok(None),
-            }
-        })
-        .await?;
+    // Woken by the command's id: when it is settled (placed, rejected or
+    // failed) and again when the order leaves PENDING.
+    let outcome = crate::commands::wait_until(state, id, deadline, || async move {
+        let Some(settled) = status::read(&state.pool, id).await? else { return Ok(None) };
+        match settled.status.as_str() {
+            "succeeded" => Ok(find(&state.pool, order_id).await?.filter(|o| o.status != "PENDING").map(Ok)),
+            "pending" => Ok(None),
+            _ => Ok(Some(Err(settled))),
+        }
+    })
+    .await?;
     match outcome {
         Some(Ok(order)) => {
             let mut response = ok_order(StatusCode::CREATED, order);
@@ -257,7 +255,7 @@ pub struct NewStatus {
 
 /// `PATCH /api/v1/orders/{id}/status` (admin): `{"status": "SHIPPED"}` or
 /// `{"status": "DELIVERED"}`.
-#[utoipa::path(patch, path = "/api/v1/orders/{id}/status", summary = "Ship or deliver (admin, service)", request_body = NewStatus, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/orders/{id}/status", summary = "Ship or deliver (admin, service)", request_body = NewStatus, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION, or NOT_PAID: shipping needs a captured payment not refunded in full", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn set_status(
     State(state): State<AppState>,
     request: RequestContext,

@@ -277,7 +277,7 @@ pub async fn list(
     _: AuthUser,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
-    let Query(query) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let query = crate::routes::list_query(query)?;
     let page = Page::parse(query.page, query.page_size)?;
     let pattern = query
         .search

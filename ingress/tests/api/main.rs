@@ -8,6 +8,7 @@ mod inspect;
 mod limits;
 mod openapi;
 mod ops;
+mod probe;
 mod refused;
 mod revocation;
 mod roles;

@@ -67,9 +67,13 @@ async fn refused_requests_name_the_problem_and_send_nothing() {
     long_name["first_name"] = json!("n".repeat(101));
     let (s, b) = system.call(Method::POST, "/api/v1/users", None, Some(long_name)).await;
     assert_eq!((s, b["error"]["details"]["field"].as_str()), (422, Some("first_name")), "{b}");
-    let (s, b) =
-        raw_post(&system, "/api/v1/users", "application/json", format!("{{\"email\": \"{}\"}}", "x".repeat(64 * 1024)))
-            .await;
+    let (s, b) = raw_post(
+        &system,
+        "/api/v1/users",
+        "application/json",
+        format!("{{\"email\": \"{}\"}}", "x".repeat(1024 * 1024)),
+    )
+    .await;
     assert_eq!((s, code(&b)), (413, "PAYLOAD_TOO_LARGE"), "{b}");
 
     // Authentication and authorization.

@@ -8,6 +8,9 @@ use crate::{Topic, commands_on, contract, family, money, schema_files};
 
 /// Commands of the orders domain (the ingress writes, the order service reads).
 pub const COMMANDS: Topic = Topic::commands("orders.commands");
+/// Commands of the orders domain that a consumer gave up on: the projector
+/// settles them as failed.
+pub const DEAD_COMMANDS: Topic = Topic::dead_letters("orders.commands.dlq");
 /// Events of the orders domain.
 pub const EVENTS: Topic = Topic::events("orders.events");
 /// Every topic of the orders domain.
@@ -162,6 +165,25 @@ schema_files!(
 /// Lines in one order at most.
 pub const MAX_LINES: usize = 100;
 
+/// The longest texts of an order, in characters.
+pub const MAX_PRODUCT_ID: usize = 64;
+pub const MAX_ITEM_NAME: usize = 200;
+pub const MAX_ADDRESS_LINE: usize = 200;
+pub const MAX_CITY: usize = 100;
+pub const MAX_POSTAL_CODE: usize = 20;
+pub const MAX_NOTES: usize = 1000;
+
+/// The size of the largest valid `POST /orders` body as a client would
+/// write it (compact JSON, every character at UTF-8's longest, 4 bytes, no
+/// escapes), with room for the names and punctuation: the ingress's body
+/// limit may not be smaller, or a valid order would be refused 413.
+pub const MAX_JSON_BYTES: usize = {
+    const NUMBER: usize = 20; // an i64
+    const LINE: usize = 4 * (MAX_PRODUCT_ID + MAX_ITEM_NAME) + 2 * NUMBER + 80;
+    const ADDRESS: usize = 4 * (3 * MAX_ADDRESS_LINE + MAX_CITY + MAX_POSTAL_CODE + 2) + 120;
+    MAX_LINES * LINE + ADDRESS + 4 * MAX_NOTES + 200
+};
+
 /// What is wrong with an order, naming the field (`items[2].quantity`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -210,8 +232,8 @@ pub fn check(
         return Err(problem("items", format!("at most {MAX_LINES} items per order (got {})", items.len())));
     }
     for (i, line) in items.iter().enumerate() {
-        text(&format!("items[{i}].product_id"), &line.product_id, 64)?;
-        text(&format!("items[{i}].name"), &line.name, 200)?;
+        text(&format!("items[{i}].product_id"), &line.product_id, MAX_PRODUCT_ID)?;
+        text(&format!("items[{i}].name"), &line.name, MAX_ITEM_NAME)?;
         if line.quantity < 1 {
             return Err(problem(format!("items[{i}].quantity"), format!("must be at least 1 (got {})", line.quantity)));
         }
@@ -225,15 +247,15 @@ pub fn check(
     if !money::is_currency(currency) {
         return Err(problem("currency", format!("`{currency}` is not an ISO 4217 currency code (e.g. EUR)")));
     }
-    text("shipping_address.name", &address.name, 200)?;
-    text("shipping_address.line1", &address.line1, 200)?;
+    text("shipping_address.name", &address.name, MAX_ADDRESS_LINE)?;
+    text("shipping_address.line1", &address.line1, MAX_ADDRESS_LINE)?;
     if let Some(line2) = &address.line2
         && !line2.is_empty()
     {
-        text("shipping_address.line2", line2, 200)?;
+        text("shipping_address.line2", line2, MAX_ADDRESS_LINE)?;
     }
-    text("shipping_address.city", &address.city, 100)?;
-    text("shipping_address.postal_code", &address.postal_code, 20)?;
+    text("shipping_address.city", &address.city, MAX_CITY)?;
+    text("shipping_address.postal_code", &address.postal_code, MAX_POSTAL_CODE)?;
     let country = &address.country;
     if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
         return Err(problem(
@@ -242,9 +264,9 @@ pub fn check(
         ));
     }
     if let Some(notes) = notes
-        && notes.chars().count() > 1000
+        && notes.chars().count() > MAX_NOTES
     {
-        return Err(problem("notes", "must be at most 1000 characters"));
+        return Err(problem("notes", format!("must be at most {MAX_NOTES} characters")));
     }
     money::checked_total(items.iter().map(|l| (l.quantity, l.unit_price)))
         .ok_or_else(|| problem("items", "the total does not fit in 64-bit minor units"))

@@ -269,7 +269,10 @@ pub fn requested_refund(
     if cmd.amount < 1 {
         return reject("INVALID_AMOUNT", format!("a refund is at least 1 minor unit (got {})", cmd.amount));
     }
-    if !matches!(payment.status, Status::Captured | Status::PartiallyRefunded) {
+    // A fully refunded payment was captured: what is asked exceeds what is
+    // left (nothing), the same answer whether the refund came alone or lost
+    // a race to another one.
+    if !matches!(payment.status, Status::Captured | Status::PartiallyRefunded | Status::Refunded) {
         let message =
             format!("payment {} is {}; only a captured payment is refunded", payment.id, payment.status.as_str());
         return reject("NOT_CAPTURED", message);
@@ -367,6 +370,12 @@ mod tests {
         assert!(
             rejected(requested_refund(Some(captured.clone()), &refund_of(&captured, 0), command, now))
                 .contains("INVALID_AMOUNT")
+        );
+        let full = changed(requested_refund(Some(captured.clone()), &refund_of(&captured, 100), command, now));
+        assert!(
+            rejected(requested_refund(Some(full.clone()), &refund_of(&full, 1), Uuid::now_v7(), now))
+                .contains("REFUND_EXCEEDS_CAPTURE"),
+            "a refund that lost the race answers as one sent alone"
         );
         let auth = authorized(5);
         assert!(

@@ -88,6 +88,7 @@ impl Context {
 
     async fn summarise(&self, scenario: &str, plan: Plan, mut run: Run) -> Summary {
         let latency = run.tally.percentiles();
+        let refused = run.tally.refused_percentiles();
         let window = run.window(&plan);
         let drain = if run.tally.unsettled.is_empty() {
             None
@@ -107,6 +108,7 @@ impl Context {
             not_settled,
             errors: run.tally.errors,
             latency,
+            refused,
             generator_lag_max_ms: run.generator_lag_max.map(|d| d.as_secs_f64() * 1000.0),
             drain,
             pgbench_tps: self.pgbench_tps,

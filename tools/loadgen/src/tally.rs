@@ -23,6 +23,9 @@ pub struct Tally {
     /// 202: accepted, not settled within the wait: (request number, command id).
     pub unsettled: Vec<(u64, Option<String>)>,
     pub errors: BTreeMap<String, u64>,
+    /// Microseconds from intended start to answer for every request refused
+    /// with an HTTP status (a 503 under overload must come at once).
+    refused_us: Vec<u32>,
     /// When the last answer arrived.
     pub last_answer: Option<Instant>,
 }
@@ -36,6 +39,9 @@ impl Tally {
         self.last_answer = Some(Instant::now());
         if let Some(label) = answer.error_label() {
             *self.errors.entry(label).or_default() += 1;
+            if let Answer::Status(_) = answer {
+                self.refused_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+            }
             return;
         }
         self.accepted += 1;
@@ -53,15 +59,12 @@ impl Tally {
 
     /// Latency percentiles in milliseconds (nearest rank), sorting in place.
     pub fn percentiles(&mut self) -> Percentiles {
-        self.latencies_us.sort_unstable();
-        let at = |p: f64| -> f64 {
-            if self.latencies_us.is_empty() {
-                return f64::NAN;
-            }
-            let rank = (p * self.latencies_us.len() as f64).ceil() as usize;
-            f64::from(self.latencies_us[rank.clamp(1, self.latencies_us.len()) - 1]) / 1000.0
-        };
-        Percentiles { p50: at(0.50), p99: at(0.99), p999: at(0.999), max: at(1.0) }
+        Percentiles::of(&mut self.latencies_us)
+    }
+
+    /// The same for the requests refused with an HTTP status.
+    pub fn refused_percentiles(&mut self) -> Percentiles {
+        Percentiles::of(&mut self.refused_us)
     }
 }
 
@@ -71,6 +74,21 @@ pub struct Percentiles {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+}
+
+impl Percentiles {
+    /// Of `micros`, in milliseconds (nearest rank), sorting in place.
+    fn of(micros: &mut [u32]) -> Self {
+        micros.sort_unstable();
+        let at = |p: f64| -> f64 {
+            if micros.is_empty() {
+                return f64::NAN;
+            }
+            let rank = (p * micros.len() as f64).ceil() as usize;
+            f64::from(micros[rank.clamp(1, micros.len()) - 1]) / 1000.0
+        };
+        Self { p50: at(0.50), p99: at(0.99), p999: at(0.999), max: at(1.0) }
+    }
 }
 
 /// How long it took the commands answered 202 to settle after the run.
@@ -97,6 +115,8 @@ pub struct Summary {
     pub not_settled: u64,
     pub errors: BTreeMap<String, u64>,
     pub latency: Percentiles,
+    /// From intended start to answer, of the requests refused with a status.
+    pub refused: Percentiles,
     /// How late the generator fired its latest request; large values mean
     /// the generator itself was starved (its latency still counts, from the
     /// intended start).
@@ -140,6 +160,11 @@ impl Summary {
             self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
         };
         let ratio = self.ratio_to_pgbench().map_or(String::new(), |r| format!(" = {r:.2} x pgbench TPS"));
+        let refused = if self.refused.max.is_finite() {
+            format!(" (answered in p99 {:.1} ms, max {:.1} ms)", self.refused.p99, self.refused.max)
+        } else {
+            String::new()
+        };
         let lag = self.generator_lag_max_ms.map_or(String::new(), |ms| format!("; generator lag max {ms:.1} ms"));
         let drain = match self.drain {
             Some(d) if d.still_pending > 0 => {
@@ -151,7 +176,7 @@ impl Summary {
         format!(
             "{:<8} offered {:.0}/s for {:.0} s: sent {} of {}; accepted {:.1}/s, settled {:.1}/s{ratio}\n\
              {:<8} write->read p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms\n\
-             {:<8} not settled within the wait (202): {}; errors: {errors}{lag}{drain}",
+             {:<8} not settled within the wait (202): {}; errors: {errors}{refused}{lag}{drain}",
             self.scenario,
             self.offered_rate,
             self.duration_s,
@@ -186,6 +211,8 @@ impl Summary {
             "p99_ms": finite(self.latency.p99),
             "p999_ms": finite(self.latency.p999),
             "max_ms": finite(self.latency.max),
+            "refused_p99_ms": finite(self.refused.p99),
+            "refused_max_ms": finite(self.refused.max),
             "errors": self.errors,
             "generator_lag_max_ms": self.generator_lag_max_ms.map(round),
             "drain_s": self.drain.map(|d| round(d.seconds)),

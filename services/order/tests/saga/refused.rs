@@ -58,7 +58,7 @@ async fn bad_orders_are_refused_naming_the_problem_and_nothing_is_sent() {
     let (status, _) = system.call(Method::POST, &format!("/api/v1/orders/{id}/cancel"), Some(&other), None).await;
     assert_eq!(status, 403);
     let (status, body) = system.call(Method::GET, "/api/v1/orders/not-a-uuid", Some(&token), None).await;
-    assert_eq!((status, body["error"]["details"]["field"].as_str()), (422, Some("id")));
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (400, Some("id")));
     let unknown = uuid::Uuid::now_v7();
     assert_eq!(system.call(Method::GET, &format!("/api/v1/orders/{unknown}"), Some(&token), None).await.0, 404);
     let (status, body) = system.call(Method::GET, "/api/v1/orders/mine?status=LOST", Some(&token), None).await;
