@@ -17,11 +17,10 @@
 //!   nor a database connection, only its place.
 //!
 //! How many waiting places there are adapts to what the services behind
-//! the bus manage (AIMD, as TCP and Netflix's concurrency limits do): every
-//! outcome that arrives within `wait_latency_target_ms` adds a little
-//! (one place per `limit` outcomes), and an outcome later than that, or a
-//! wait that ran out, takes a fifth away (at most once per target
-//! interval). So when the rate offered exceeds what settles, the excess is
+//! the bus manage (AIMD, as TCP and Netflix's concurrency limits do): while
+//! the outcomes' smoothed latency (since their commands were sent) stays
+//! within `wait_latency_target_ms`, every outcome adds a little (one place
+//! per `limit` outcomes); above it, a tenth goes, at most every 100 ms. So when the rate offered exceeds what settles, the excess is
 //! refused at the door instead of queueing on the bus, where every command
 //! would wait longer than its client and goodput would collapse; the
 //! accepted ones keep settling within the target. Between
@@ -93,8 +92,8 @@ impl Default for AdmissionSettings {
             max_queued: 512,
             queue_timeout_ms: 50,
             max_waiting: 4096,
-            min_waiting: 16,
-            wait_latency_target_ms: 500,
+            min_waiting: 64,
+            wait_latency_target_ms: 250,
         }
     }
 }
@@ -144,11 +143,19 @@ struct Places {
 #[derive(Debug)]
 struct Limit {
     places: f64,
+    /// The outcomes' latency, smoothed (milliseconds): one slow outcome is
+    /// noise, a slow average is a queue.
+    average_ms: Option<f64>,
     last_decrease: Option<std::time::Instant>,
 }
 
-/// What a late outcome leaves of the waiting limit.
-const DECREASE: f64 = 0.8;
+/// What a decrease leaves of the waiting limit.
+const DECREASE: f64 = 0.9;
+/// The weight of one outcome in the average.
+const SMOOTHING: f64 = 0.05;
+/// At most one decrease this often: the average needs a few outcomes to
+/// show what the last decrease did.
+const DECREASE_EVERY: Duration = Duration::from_millis(100);
 
 /// A waiting place, given back when dropped.
 #[derive(Debug)]
@@ -175,17 +182,24 @@ impl Places {
         Some(Place(Arc::clone(self)))
     }
 
-    /// One outcome: within the target (or not), or the wait ran out.
-    fn outcome(&self, latency: Duration, settled: bool) {
+    /// One outcome: settled after `latency`, or not settled when the wait
+    /// of `latency` ran out. A wait shorter than the target that ran out
+    /// says nothing (a client may ask for `wait=0`), a longer one that the
+    /// outcome took at least that long.
+    fn outcome(&self, latency: Duration, settled: bool, now: std::time::Instant) {
+        if !settled && latency < self.target {
+            return;
+        }
+        let ms = latency.as_secs_f64() * 1000.0;
         let mut limit = self.limit();
-        if settled && latency <= self.target {
+        let average = limit.average_ms.map_or(ms, |average| average + SMOOTHING * (ms - average));
+        limit.average_ms = Some(average);
+        if average <= self.target.as_secs_f64() * 1000.0 {
+            // Additive: one more place per `places` outcomes in time.
             limit.places = (limit.places + 1.0 / limit.places).min(self.max);
-        } else {
-            let now = std::time::Instant::now();
-            if limit.last_decrease.is_none_or(|at| now.duration_since(at) >= self.target) {
-                limit.places = (limit.places * DECREASE).max(self.min);
-                limit.last_decrease = Some(now);
-            }
+        } else if limit.last_decrease.is_none_or(|at| now.duration_since(at) >= DECREASE_EVERY) {
+            limit.places = (limit.places * DECREASE).max(self.min);
+            limit.last_decrease = Some(now);
         }
         WAITING_LIMIT.set(limit.places as i64);
     }
@@ -200,7 +214,11 @@ impl Admission {
                 taken: AtomicUsize::new(0),
                 // From a sixteenth of the most, so that a first overload
                 // needs few decreases to find what the services manage.
-                limit: std::sync::Mutex::new(Limit { places: (max / 16.0).max(min), last_decrease: None }),
+                limit: std::sync::Mutex::new(Limit {
+                    places: (max / 16.0).max(min),
+                    average_ms: None,
+                    last_decrease: None,
+                }),
                 min,
                 max,
                 target: Duration::from_millis(settings.wait_latency_target_ms),
@@ -214,7 +232,7 @@ impl Admission {
     /// Tells the waiting limit how a wait ended: `settled` after `latency`
     /// since the command was sent, or not settled when the wait ran out.
     pub fn waited(&self, latency: Duration, settled: bool) {
-        self.places.outcome(latency, settled);
+        self.places.outcome(latency, settled, std::time::Instant::now());
     }
 
     /// A slot now, or after a short wait in the bounded queue, or `None`.
@@ -332,32 +350,36 @@ mod tests {
     }
 
     #[test]
-    fn the_waiting_limit_shrinks_when_outcomes_come_late_and_grows_when_they_come_in_time() {
+    fn the_waiting_limit_follows_the_smoothed_latency_and_ignores_short_waits() {
         let settings =
-            AdmissionSettings { min_waiting: 2, max_waiting: 100, wait_latency_target_ms: 1, ..Default::default() };
-        let admission = Admission::new(&settings);
-        let limit = || admission.places.limit().places;
+            AdmissionSettings { min_waiting: 2, max_waiting: 100, wait_latency_target_ms: 100, ..Default::default() };
+        let places = Admission::new(&settings).places;
+        let limit = || places.limit().places;
+        let start = std::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
         assert_eq!(limit(), 6.25, "a sixteenth of the most to start");
-        for _ in 0..2000 {
-            admission.waited(Duration::ZERO, true);
+        for i in 0..2000 {
+            places.outcome(Duration::from_millis(20), true, at(i));
         }
         assert!(limit() > 50.0, "in-time outcomes grow it: {}", limit());
-        for _ in 0..200 {
-            admission.waited(Duration::from_millis(5), true);
-            std::thread::sleep(Duration::from_millis(1));
+        let before = limit();
+        places.outcome(Duration::from_millis(900), true, at(2000));
+        assert!(limit() >= before, "one slow outcome is noise: {}", limit());
+        places.outcome(Duration::ZERO, false, at(2001));
+        assert!(limit() >= before, "a wait=0 that ran out says nothing");
+        for i in 0..100 {
+            places.outcome(Duration::from_millis(500), true, at(3000 + 10 * i));
         }
-        assert!(limit() < 10.0, "late outcomes shrink it: {}", limit());
-        for _ in 0..500 {
-            admission.waited(Duration::from_millis(5), false);
-            std::thread::sleep(Duration::from_micros(1100));
+        let shrunk = limit();
+        assert!(shrunk < before / 2.0, "a slow average shrinks it: {shrunk}");
+        assert!(shrunk > before * 0.9_f64.powi(11), "at most a decrease per 100 ms: {shrunk}");
+        for i in 0..1000 {
+            places.outcome(Duration::from_secs(1), false, at(5000 + 100 * i));
         }
         assert_eq!(limit(), 2.0, "never below min_waiting");
-        let held: Vec<_> = (0..2).map(|_| admission.places.take().expect("a place")).collect();
-        assert!(admission.places.take().is_none(), "two places, both taken");
+        let held: Vec<_> = (0..2).map(|_| places.take().expect("a place")).collect();
+        assert!(places.take().is_none(), "two places, both taken");
         drop(held);
-        for _ in 0..1000 {
-            admission.waited(Duration::ZERO, true);
-        }
-        assert!(limit() > 40.0, "in-time outcomes grow it again: {}", limit());
+        assert!(places.take().is_some(), "given back");
     }
 }

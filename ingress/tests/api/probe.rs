@@ -200,3 +200,31 @@ async fn overload_is_shed_at_once_with_retry_after_and_sends_nothing() {
     assert_eq!(commands_on(&system, orders).await, before + 1, "the shed request sent nothing");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_refund_that_lost_the_race_answers_like_one_sent_alone() {
+    let system = System::start_all().await;
+    let (token, _) = customer(&system, "refunds@example.com").await;
+    let (admin, _) = customer(&system, orderflow_harness::system::ADMIN_EMAIL).await;
+    let (status, placed) = orderflow_harness::shop::place(&system, &token, order(&[(1, 900)])).await;
+    assert_eq!((status, placed["status"].as_str()), (201, Some("CONFIRMED")), "{placed}");
+    let id = placed["id"].as_str().expect("id");
+    let payment = orderflow_harness::shop::until_api(
+        &system,
+        &admin,
+        &format!("/api/v1/payments/by-order/{id}"),
+        "the capture",
+        |p| p["status"] == "CAPTURED",
+    )
+    .await;
+    let refund = format!("/api/v1/payments/{}/refund", payment["id"].as_str().expect("payment id"));
+    let wait = [("prefer", "wait=20")];
+    let (status, body) =
+        system.call_with(Method::POST, &refund, Some(&admin), Some(json!({"amount": 900})), &wait).await;
+    assert_eq!(status, 200, "{body}");
+    // The winner took everything: the loser, and the same refund sent again alone, answer alike.
+    let (status, body) =
+        system.call_with(Method::POST, &refund, Some(&admin), Some(json!({"amount": 900})), &wait).await;
+    assert_eq!((status, code(&body)), (422, "REFUND_EXCEEDS_CAPTURE"), "{body}");
+    system.stop().await;
+}
