@@ -174,12 +174,14 @@ pub fn router(
         .layer(axum::middleware::from_fn(validate::request_target))
         .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
-        // Sheds what exceeds capacity at once (503), observed like the rest.
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .layer(axum::middleware::from_fn(observe))
         // Before any handler: a request over a limit sends nothing.
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit))
-        // Outermost: every answer (a timeout's, a 404's, a 429) has a request id.
+        // Sheds what exceeds capacity first, before any other work (a token
+        // check included): under overload a refusal must cost next to
+        // nothing (counted in orderflow_http_requests_shed_total).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
+        // Outermost: every answer (a timeout's, a 404's, a 429, a 503) has a request id.
         .layer(axum::middleware::from_fn(request::identify));
     // Outside the request id: a preflight is answered by the CORS layer alone.
     let app = match security::cors(cors) {
