@@ -69,26 +69,6 @@ pub async fn purge(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
-/// Purges every `every` until `shutdown`; failures are logged and retried.
-pub async fn purge_every(
-    pool: PgPool,
-    every: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Result<(), std::convert::Infallible> {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = ticks.tick() => {}
-        }
-        match purge(&pool).await {
-            Ok(0) => {}
-            Ok(keys) => tracing::info!(keys, "expired idempotency keys purged"),
-            Err(error) => tracing::warn!(%error, "idempotency keys not purged; retrying later"),
-        }
-    }
-}
-
 /// Every write, which sends a command; not the token endpoints under
 /// `/auth/`, which change nothing (a retried login gets another token).
 fn applies(method: &Method, route: &str) -> bool {

@@ -20,6 +20,7 @@ pub mod commands;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod limits;
 pub mod openapi;
@@ -247,13 +248,26 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     let producer = Producer::new(&settings.kafka)?;
     let waiter = waiter::Waiter::new(pool.clone());
     let mut supervisor = Supervisor::new(shutdown.clone());
+    let hourly = std::time::Duration::from_secs(3600);
     supervisor.spawn(
         "idempotency key purge",
-        idempotency::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
+        housekeeping::purge_every("expired idempotency keys", hourly, shutdown.clone(), {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { idempotency::purge(&pool).await }
+            }
+        }),
     );
     supervisor.spawn(
         "expired session purge",
-        sessions::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
+        housekeeping::purge_every("expired sessions", hourly, shutdown.clone(), {
+            let pool = pool.clone();
+            move || {
+                let pool = pool.clone();
+                async move { sessions::purge(&pool).await }
+            }
+        }),
     );
     // Wakes `Prefer: wait` requests.
     let listening = waiter.clone().listen(shutdown.clone());

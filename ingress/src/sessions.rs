@@ -125,23 +125,3 @@ pub async fn purge(pool: &PgPool) -> Result<u64, sqlx::Error> {
         .await?;
     Ok(done.rows_affected())
 }
-
-/// Purges every `every` until `shutdown`; failures are logged and retried.
-pub async fn purge_every(
-    pool: PgPool,
-    every: Duration,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> Result<(), std::convert::Infallible> {
-    let mut ticks = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = ticks.tick() => {}
-        }
-        match purge(&pool).await {
-            Ok(0) => {}
-            Ok(sessions) => tracing::info!(sessions, "expired sessions purged"),
-            Err(error) => tracing::warn!(%error, "expired sessions not purged; retrying later"),
-        }
-    }
-}
