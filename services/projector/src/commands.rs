@@ -68,7 +68,11 @@ pub async fn settle(
         "INSERT INTO commands (command_id, command_type, aggregate_id, actor, status, reason, message, version, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
          ON CONFLICT (command_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,
-           message = EXCLUDED.message, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+           message = EXCLUDED.message, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+         -- A dead letter never undoes an outcome: a command an operator
+         -- replayed from its DLQ and that then succeeded stays succeeded,
+         -- whichever of the two a rebuild reads first.
+         WHERE EXCLUDED.status <> 'failed' OR commands.status IN ('pending', 'failed')",
     )
     .bind(command_id)
     .bind(command_type)

@@ -1,5 +1,7 @@
 //! Rebuilding the read models by replay, while the system keeps working.
 
+mod failed;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
