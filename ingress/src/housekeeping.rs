@@ -1,10 +1,28 @@
-//! The ingress's periodic chores on its own tables (expired idempotency
-//! keys, expired sessions): one loop, so each chore is only its query.
+//! The ingress's own tables (schema `ingress` in the readmodels database:
+//! Idempotency-Key answers, login sessions): created at start-up, purged
+//! periodically, one piece of code for each, so a table is only its SQL.
 
 use std::future::Future;
 use std::time::Duration;
 
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+
+/// The ingress's tables, in the order they are created (never edit one
+/// that has shipped: add a file).
+const TABLES: [&str; 2] =
+    [include_str!("../../migrations/ingress/idempotency.sql"), include_str!("../../migrations/ingress/sessions.sql")];
+
+/// Creates the ingress's schema and tables if they are missing. Replicas
+/// starting together serialize on an advisory lock.
+pub async fn prepare(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('orderflow-ingress-schema'))").execute(&mut *tx).await?;
+    for table in TABLES {
+        sqlx::raw_sql(table).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
 
 /// Runs `purge` every `every` until `shutdown`, logging how many `what`
 /// went; a failure is logged and retried at the next tick (the task itself

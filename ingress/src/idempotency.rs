@@ -3,7 +3,7 @@
 //! the same key with another request is refused (422).
 //!
 //! The keys live in the `readmodels` database, in a schema of the ingress's
-//! own (`ingress.idempotency_keys`, created at start-up by [`prepare`]):
+//! own (`ingress.idempotency_keys`, created at start-up by [`crate::housekeeping::prepare`]):
 //! a retry may reach another replica, or this one after a restart, so the
 //! memory must be shared and durable, and the readmodels database is the
 //! one every replica already reaches. It is edge bookkeeping (which answer
@@ -50,15 +50,6 @@ pub const MAX_KEY: usize = 255;
 /// request's own).
 const REPLAYED_HEADERS: [HeaderName; 3] =
     [axum::http::header::CONTENT_TYPE, axum::http::header::LOCATION, HeaderName::from_static("preference-applied")];
-
-/// Creates the ingress's schema and table if they are missing. Replicas
-/// starting together serialize on an advisory lock.
-pub async fn prepare(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('orderflow-ingress-schema'))").execute(&mut *tx).await?;
-    sqlx::raw_sql(include_str!("../../migrations/ingress/idempotency.sql")).execute(&mut *tx).await?;
-    tx.commit().await
-}
 
 /// Forgets keys older than [`RETENTION`]; how many.
 pub async fn purge(pool: &PgPool) -> Result<u64, sqlx::Error> {

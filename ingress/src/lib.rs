@@ -236,8 +236,7 @@ fn bind_error(setting: &str, addr: &str, error: std::io::Error) -> std::io::Erro
 /// `listeners.ops` until `shutdown`.
 pub async fn run(settings: Settings, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServeError> {
     let pool = orderflow_runtime::database::connect(&settings.database).await?;
-    idempotency::prepare(&pool).await?;
-    sessions::prepare(&pool).await?;
+    housekeeping::prepare(&pool).await?;
     let codec = Arc::new(Codec::new(&settings.registry.url));
     codec.register_all().await?;
     admin::ensure_topics(

@@ -55,15 +55,6 @@ pub enum Rotation {
     Ended,
 }
 
-/// Creates the sessions table if it is missing (after the schema that
-/// `idempotency::prepare` creates), under the same advisory lock.
-pub async fn prepare(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('orderflow-ingress-schema'))").execute(&mut *tx).await?;
-    sqlx::raw_sql(include_str!("../../migrations/ingress/sessions.sql")).execute(&mut *tx).await?;
-    tx.commit().await
-}
-
 /// Records a new session of `user` whose first refresh token is `refresh`.
 pub async fn start(pool: &PgPool, sid: Uuid, user: Uuid, refresh: &Issued) -> Result<(), sqlx::Error> {
     sqlx::query(
