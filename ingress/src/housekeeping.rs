@@ -2,7 +2,6 @@
 //! Idempotency-Key answers, login sessions): created at start-up, purged
 //! periodically, one piece of code for each, so a table is only its SQL.
 
-use std::future::Future;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -24,29 +23,29 @@ pub async fn prepare(pool: &PgPool) -> Result<(), sqlx::Error> {
     tx.commit().await
 }
 
-/// Runs `purge` every `every` until `shutdown`, logging how many `what`
-/// went; a failure is logged and retried at the next tick (the task itself
-/// only ends at shutdown).
-pub async fn purge_every<F, Fut>(
-    what: &'static str,
+/// Purges expired idempotency keys and expired sessions every `every`
+/// until `shutdown`; a failure is logged and retried at the next tick (the
+/// task itself only ends at shutdown).
+pub async fn purge_every(
+    pool: PgPool,
     every: Duration,
     shutdown: CancellationToken,
-    mut purge: F,
-) -> Result<(), std::convert::Infallible>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<u64, sqlx::Error>>,
-{
+) -> Result<(), std::convert::Infallible> {
     let mut ticks = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = ticks.tick() => {}
         }
-        match purge().await {
-            Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, what, "purged"),
-            Err(error) => tracing::warn!(%error, what, "not purged; retrying later"),
+        for (what, purged) in [
+            ("expired idempotency keys", crate::idempotency::purge(&pool).await),
+            ("expired sessions", crate::sessions::purge(&pool).await),
+        ] {
+            match purged {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, what, "purged"),
+                Err(error) => tracing::warn!(%error, what, "not purged; retrying later"),
+            }
         }
     }
 }

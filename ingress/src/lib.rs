@@ -247,26 +247,9 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     let producer = Producer::new(&settings.kafka)?;
     let waiter = waiter::Waiter::new(pool.clone());
     let mut supervisor = Supervisor::new(shutdown.clone());
-    let hourly = std::time::Duration::from_secs(3600);
     supervisor.spawn(
-        "idempotency key purge",
-        housekeeping::purge_every("expired idempotency keys", hourly, shutdown.clone(), {
-            let pool = pool.clone();
-            move || {
-                let pool = pool.clone();
-                async move { idempotency::purge(&pool).await }
-            }
-        }),
-    );
-    supervisor.spawn(
-        "expired session purge",
-        housekeeping::purge_every("expired sessions", hourly, shutdown.clone(), {
-            let pool = pool.clone();
-            move || {
-                let pool = pool.clone();
-                async move { sessions::purge(&pool).await }
-            }
-        }),
+        "ingress table purge",
+        housekeeping::purge_every(pool.clone(), std::time::Duration::from_secs(3600), shutdown.clone()),
     );
     // Wakes `Prefer: wait` requests.
     let listening = waiter.clone().listen(shutdown.clone());

@@ -25,8 +25,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::status::{self, CommandStatus};
-
 /// The channel the projector announces on.
 pub const CHANNEL: &str = "command_status";
 
@@ -169,14 +167,6 @@ impl Waiter {
                 _ = subscription.woken() => {}
             }
         }
-    }
-
-    /// The command's status once it is settled, or `None` at `deadline`.
-    pub async fn settled(&self, id: Uuid, deadline: Instant) -> Result<Option<CommandStatus>, sqlx::Error> {
-        self.until(id, deadline, || async move {
-            Ok(status::read(&self.pool, id).await?.filter(|found| found.status != "pending"))
-        })
-        .await
     }
 
     /// Waits until the credentials read model (fed by its own topic) shows
