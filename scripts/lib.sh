@@ -10,9 +10,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${OF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}
-TANSU_VERSION=0.6.0
-TANSU_ROOT=$CACHE/tansu-$TANSU_VERSION
-TANSU_BIN=$TANSU_ROOT/bin/tansu
+# The development broker (docs/broker.md), built from crates.io once.
+NISSHI_VERSION=0.8.1
+NISSHI_FEATURES=dynostore,postgres
+NISSHI_ROOT=$CACHE/nisshi-$NISSHI_VERSION
+NISSHI_BIN=$NISSHI_ROOT/bin/nisshi
 PG_BIN=${OF_PG_BIN:-/usr/lib/postgresql/15/bin}
 VENV=$CACHE/venv
 DEPLOY_VENV=$CACHE/deploy-venv
@@ -41,15 +43,19 @@ ensure_apt() {
         || die "apt-get install ${missing[*]} failed"
 }
 
-ensure_tansu() {
-    # tansu's default features carry no storage engine; dynostore gives memory://.
-    [ -x "$TANSU_BIN" ] && return 0
+ensure_nisshi() {
+    # Features: dynostore gives memory:// (tests, scripts/bench), postgres
+    # the durable log of the dev stack; nothing else. rama 0.4.0, one of
+    # its dependencies, declares Rust 1.96 but compiles unchanged on 1.95:
+    # --ignore-rust-version, with --locked so it is the tested set.
+    [ -x "$NISSHI_BIN" ] && return 0
     mkdir -p "$CACHE"
-    log "installing tansu $TANSU_VERSION into $TANSU_ROOT (first time only; 5-15 minutes) ..."
-    CARGO_TARGET_DIR=$CACHE/build/tansu cargo install tansu --locked --version "$TANSU_VERSION" \
-        --features dynostore,libsql --root "$TANSU_ROOT" >"$CACHE/tansu-install.log" 2>&1 \
-        || die "installing tansu failed; see $CACHE/tansu-install.log"
-    rm -rf "$CACHE/build/tansu"
+    log "installing the nisshi $NISSHI_VERSION broker into $NISSHI_ROOT (first time only; 15-35 minutes on 2 cores) ..."
+    CARGO_TARGET_DIR=$CACHE/build/nisshi cargo install nisshi --locked --ignore-rust-version \
+        --version "$NISSHI_VERSION" --no-default-features --features "$NISSHI_FEATURES" \
+        --root "$NISSHI_ROOT" >"$CACHE/nisshi-install.log" 2>&1 \
+        || die "installing nisshi failed; see $CACHE/nisshi-install.log"
+    rm -rf "$CACHE/build/nisshi"
 }
 
 ensure_python_tools() {
@@ -265,6 +271,23 @@ pg_wipe() {
     if [ -n "$PG_HOME" ]; then rmdir "$PG_HOME" "$PG_BASE" 2>/dev/null || true; fi
 }
 
+pg_query() { # PORT SQL: one value
+    PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -qAt -c "$2"
+}
+
+pg_has_database() { # PORT DB
+    [ "$(pg_query "$1" "SELECT 1 FROM pg_database WHERE datname = '$2'")" = 1 ]
+}
+
+# pg_create_missing PORT DB...: creates each database that does not exist.
+pg_create_missing() {
+    local port=$1; shift
+    for db in "$@"; do
+        pg_has_database "$port" "$db" && continue
+        pg_query "$port" "CREATE DATABASE \"$db\"" >/dev/null || die "cannot create database $db on port $port"
+    done
+}
+
 # pg_recreate PORT DB...: drops and creates each database.
 pg_recreate() {
     local port=$1; shift
@@ -275,17 +298,21 @@ pg_recreate() {
     done
 }
 
-# ------------------------------------------------------------------ tansu
+# ------------------------------------------------------------------ broker
 
-# tansu_start PORT PIDFILE LOG: memory storage (see docs/tansu.md for why).
-tansu_start() {
-    local port=$1 pidfile=$2 logfile=$3
-    port_taken "$port" && die "tansu cannot start: port $port is taken by another process"
-    spawn tansu "$pidfile" "$logfile" env RUST_LOG="${TANSU_LOG:-warn}" "$TANSU_BIN" broker \
+# broker_start PORT PIDFILE LOG STORAGE: nisshi on 127.0.0.1:PORT, its log
+# in STORAGE (memory://nisshi/, or a postgres:// URL of a database that
+# exists; nisshi creates its tables). A new empty group forms at once
+# (Kafka's group.initial.rebalance.delay.ms, 0 in development setups).
+broker_start() {
+    local port=$1 pidfile=$2 logfile=$3 storage=$4
+    port_taken "$port" && die "the broker cannot start: port $port is taken by another process"
+    spawn broker "$pidfile" "$logfile" env RUST_LOG="${OF_BROKER_LOG:-warn}" "$NISSHI_BIN" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine "memory://tansu/"
-    wait_for tansu "$logfile" 30 port_taken "$port"
+        --group-initial-rebalance-delay 0s \
+        --storage-engine "$storage"
+    wait_for broker "$logfile" 30 port_taken "$port"
 }
 
 # ------------------------------------------------------------- the system
@@ -316,25 +343,18 @@ DATABASES=(registry users orders payments audit readmodels)
 #   RUN, LOGS            directories of the pid files and the logs
 
 # The settings of every process on one machine with the single-node
-# development broker: topics with one replica, and consumers that ask tansu
-# to answer a fetch within 10 ms, since it does not answer early when data
-# arrives (docs/tansu.md). One place, for scripts/dev and scripts/bench.
+# development broker: topics with one replica, a short session (a killed
+# member's partitions move on within seconds), and consumers that ask the
+# broker to answer a fetch within 10 ms, since it does not answer early when
+# data arrives (docs/broker.md). One place, for scripts/dev and scripts/bench.
 dev_settings_env() { # GROUPS
     echo ORDERFLOW_ENVIRONMENT=development
     if [[ ",$1," == *,kafka,* ]]; then
         echo ORDERFLOW_KAFKA__REPLICATION_FACTOR=1
         echo ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS=1
         echo ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS=10
-        # tansu waits max.poll.interval.ms for a joining member: keep it short.
         echo ORDERFLOW_KAFKA__SESSION_TIMEOUT_MS=6000
-        echo ORDERFLOW_KAFKA__MAX_POLL_INTERVAL_MS=10000
-        # tansu counts only heartbeats as signs of life, and can orphan
-        # partitions: heartbeat often, rejoin a wedged group (docs/tansu.md).
-        echo ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS=1000
-        echo ORDERFLOW_KAFKA__REJOIN_AFTER_MS=10000
-        # tansu skips the rest of a record batch when a consumer resumes
-        # inside it: one record per batch (docs/tansu.md).
-        echo ORDERFLOW_KAFKA__SINGLE_RECORD_BATCHES=true
+        echo ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS=2000
     fi
 }
 

@@ -225,15 +225,15 @@ pub enum ConsumerError {
     WorkerDied { group: String, topic: String, partition: i32, cause: String },
 }
 
-use crate::watchdog::{Membership, Partition, Watchdog};
+/// A topic and one of its partitions.
+pub(crate) type Partition = (String, i32);
 
 /// Logs rebalances, commits what is stored before partitions go away (so
 /// the next owner starts right after the last committed effect), tells
-/// the dispatcher which workers to retire and the watchdog what it owns.
+/// the dispatcher which workers to retire.
 pub(crate) struct GroupContext {
     group: String,
     revoked: Mutex<Vec<Partition>>,
-    pub(crate) membership: Mutex<Membership>,
 }
 
 impl ClientContext for GroupContext {}
@@ -245,7 +245,6 @@ impl ConsumerContext for GroupContext {
             commit_stored(consumer, &self.group);
             let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
             revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
-            self.membership.lock().unwrap_or_else(|p| p.into_inner()).revoked();
             ASSIGNED.with_label_values(&[&self.group]).set(0);
         }
     }
@@ -254,8 +253,6 @@ impl ConsumerContext for GroupContext {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions assigned");
             ASSIGNED.with_label_values(&[&self.group]).set(partitions.count() as i64);
-            let owned = partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-            self.membership.lock().unwrap_or_else(|p| p.into_inner()).assigned(owned);
         }
     }
 }
@@ -292,11 +289,7 @@ pub async fn run<H: MessageHandler>(
         .set("group.id", &options.group)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "500")
-        .create_with_context(GroupContext {
-            group: options.group.clone(),
-            revoked: Mutex::default(),
-            membership: Mutex::default(),
-        })
+        .create_with_context(GroupContext { group: options.group.clone(), revoked: Mutex::default() })
         .map_err(|source| ConsumerError::Create { group: options.group.clone(), source })?;
     let consumer = Arc::new(consumer);
     subscribe(&consumer, options)?;
@@ -306,9 +299,6 @@ pub async fn run<H: MessageHandler>(
     // Workers that were told to stop and may still be finishing their run.
     let mut retiring: HashMap<Partition, CancellationToken> = HashMap::new();
     let mut tasks: JoinSet<Partition> = JoinSet::new();
-    let mut watchdog = Watchdog::new(settings.rejoin_after_ms);
-    let mut check = tokio::time::interval(Duration::from_secs(2));
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         retire_revoked(&consumer, &mut workers, &mut retiring);
         let received = tokio::select! {
@@ -321,17 +311,6 @@ pub async fn run<H: MessageHandler>(
                     Ok(_) => continue,
                     Err(join) => break Err(died(options, &("?".into(), -1), join.to_string())),
                 }
-            }
-            _ = check.tick(), if watchdog.is_some() => {
-                let Some(dog) = watchdog.as_mut() else { continue };
-                if let Some(reason) = dog.check(&consumer, &options.group, &options.topics).await {
-                    tracing::warn!(group = %options.group, %reason, "the consumer group looks wedged; rejoining it");
-                    consumer.unsubscribe();
-                    if let Err(error) = subscribe(&consumer, options) {
-                        break Err(error);
-                    }
-                }
-                continue;
             }
             received = consumer.recv() => received,
         };

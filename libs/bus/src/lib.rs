@@ -21,7 +21,6 @@ pub mod consumer;
 pub mod failpoint;
 mod headers;
 mod producer;
-mod watchdog;
 
 pub use consumer::{ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
 pub use headers::{DeadLetterCause, HeaderError, Headers, child_traceparent, dead_letter_headers, dlq, header_value};

@@ -84,9 +84,6 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     pub fn new(settings: &orderflow_config::KafkaSettings) -> Result<Self, ProducerError> {
         let mut config = crate::client_config(settings);
-        if settings.single_record_batches {
-            config.set("batch.num.messages", "1");
-        }
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")

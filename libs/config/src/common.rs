@@ -129,33 +129,18 @@ pub struct KafkaSettings {
     /// `min.insync.replicas` of each topic this process creates.
     pub min_insync_replicas: i32,
     /// `session.timeout.ms` of consumer groups; must stay below
-    /// `max_poll_interval_ms`.
+    /// `max_poll_interval_ms`. A member that stops heartbeating (a killed
+    /// process) loses its partitions after this long.
     pub session_timeout_ms: u32,
-    /// `max.poll.interval.ms`. tansu also waits this long for a second
-    /// group member to join, so the dev stack keeps it short.
+    /// `max.poll.interval.ms`: a member that does not ask for messages for
+    /// this long leaves the group.
     pub max_poll_interval_ms: u32,
-    /// `heartbeat.interval.ms`. tansu only counts a successful heartbeat as
-    /// a sign of life and pauses rejoining members for 3 s, so with its
-    /// 6 s sessions the dev stack heartbeats every second (docs/tansu.md).
+    /// `heartbeat.interval.ms`: at most a third of `session_timeout_ms`.
     pub heartbeat_interval_ms: u32,
-    /// A consumer whose group looks wedged rejoins it (LeaveGroup, then a
-    /// fresh JoinGroup): no assignment for this long after a revoke, an
-    /// empty assignment while partitions outnumber members, or a partition
-    /// nobody consumes although it has messages and its committed offset has
-    /// not moved for this long. Real Kafka never needs it; the default
-    /// (session + poll interval) lets it act only when something is wrong.
-    /// tansu's coordinator can orphan partitions (docs/tansu.md): 10 s there.
-    pub rejoin_after_ms: u32,
-    /// Producers send every record in a batch of its own
-    /// (`batch.num.messages=1`). tansu 0.6.0 answers a fetch from an offset
-    /// inside a record batch with the *next* batch, so a consumer that
-    /// resumes mid-batch (after a rebalance) would skip the batch's rest;
-    /// with one record per batch there is no "inside". Never needed on
-    /// Kafka (docs/tansu.md).
-    pub single_record_batches: bool,
     /// `fetch.wait.max.ms`: how long the broker may hold a fetch that has
-    /// no data. Kafka answers early when data arrives; tansu does not, so
-    /// every consumer hop would wait this long there (dev: 10).
+    /// no data. Kafka answers early when data arrives, so this costs no
+    /// latency there; the development broker does not (docs/broker.md), so
+    /// every consumer hop could wait this long there (dev: 10).
     pub fetch_wait_max_ms: u32,
     /// Any other librdkafka property, passed through as is (SASL, TLS, ...):
     /// `ORDERFLOW_KAFKA__PROPERTIES__SASL_MECHANISM=PLAIN` sets
@@ -202,9 +187,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("session_timeout_ms", &self.session_timeout_ms)
             .field("max_poll_interval_ms", &self.max_poll_interval_ms)
             .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
-            .field("rejoin_after_ms", &self.rejoin_after_ms)
             .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
-            .field("single_record_batches", &self.single_record_batches)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -222,8 +205,6 @@ impl Default for KafkaSettings {
             session_timeout_ms: 45_000,
             max_poll_interval_ms: 300_000,
             heartbeat_interval_ms: 3_000,
-            rejoin_after_ms: 345_000,
-            single_record_batches: false,
             fetch_wait_max_ms: 500,
             properties: BTreeMap::new(),
         }
@@ -236,18 +217,16 @@ const RESERVED: &[&str] =
     &["enable.idempotence", "acks", "enable.auto.offset.store", "enable.auto.commit", "group.id", "bootstrap.servers"];
 
 impl KafkaSettings {
-    /// Settings for the single-node development broker (tansu): replication
-    /// 1, short group timeouts, short fetch waits.
+    /// Settings for the single-node development broker (nisshi,
+    /// docs/broker.md): replication 1, a short session so a killed member's
+    /// partitions move on within seconds, short fetch waits.
     pub fn development(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
             replication_factor: 1,
             min_insync_replicas: 1,
             session_timeout_ms: 6_000,
-            max_poll_interval_ms: 10_000,
-            heartbeat_interval_ms: 1_000,
-            rejoin_after_ms: 10_000,
-            single_record_batches: true,
+            heartbeat_interval_ms: 2_000,
             fetch_wait_max_ms: 10,
             ..Self::default()
         }
@@ -288,12 +267,6 @@ impl KafkaSettings {
             return Err(ConfigError::invalid(
                 "kafka.heartbeat_interval_ms",
                 "must be between 1 and a third of kafka.session_timeout_ms",
-            ));
-        }
-        if self.rejoin_after_ms != 0 && self.rejoin_after_ms < self.session_timeout_ms {
-            return Err(ConfigError::invalid(
-                "kafka.rejoin_after_ms",
-                "must be at least kafka.session_timeout_ms (or 0 to never rejoin on our own)",
             ));
         }
         if let Some((name, _)) = self.librdkafka_properties().find(|(name, _)| RESERVED.contains(&name.as_str())) {

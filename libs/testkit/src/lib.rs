@@ -1,6 +1,6 @@
 //! Test support shared by every crate's integration tests.
 //!
-//! The test command (`scripts/test`) starts a private Postgres and a tansu
+//! The test command (`scripts/test`) starts a private Postgres and a nisshi
 //! broker on their own ports and exports where they are:
 //!
 //! - `OF_TEST_PG`: an admin URL (`postgres://postgres@127.0.0.1:55433`);
@@ -12,6 +12,7 @@
 //! with a deadline. This crate is a leaf: the whole-system harness, which
 //! starts services, is `orderflow-harness` (tests/harness).
 
+pub mod broker;
 pub mod topic;
 
 use std::future::Future;
@@ -22,13 +23,13 @@ use sqlx::Connection;
 /// The admin URL of the test Postgres cluster.
 pub fn pg_admin_url() -> String {
     std::env::var("OF_TEST_PG")
-        .expect("OF_TEST_PG is not set: run the tests with scripts/test, which starts Postgres and tansu")
+        .expect("OF_TEST_PG is not set: run the tests with scripts/test, which starts Postgres and the broker")
 }
 
 /// The test broker's bootstrap servers.
 pub fn kafka_brokers() -> String {
     std::env::var("OF_TEST_KAFKA")
-        .expect("OF_TEST_KAFKA is not set: run the tests with scripts/test, which starts Postgres and tansu")
+        .expect("OF_TEST_KAFKA is not set: run the tests with scripts/test, which starts Postgres and the broker")
 }
 
 /// Settings for the test broker with a topic prefix of their own.

@@ -113,8 +113,22 @@ impl System {
     /// Registry, projector and ingress; the user service is the test's to
     /// start (in process, or as a process it can kill).
     pub async fn start_without_user_service() -> Self {
+        Self::start_without_user_service_on(orderflow_testkit::kafka_settings()).await
+    }
+
+    /// Everything including the order and payment services, in process,
+    /// on the broker `kafka` names (a test's own, which it may kill).
+    pub async fn start_all_on(kafka: KafkaSettings) -> Self {
+        let mut system = Self::start_without_user_service_on(kafka).await;
+        system.start_user_service().await;
+        system.start_order_service().await;
+        system.start_payment_service().await;
+        system
+    }
+
+    /// [`System::start_without_user_service`] on the broker `kafka` names.
+    pub async fn start_without_user_service_on(kafka: KafkaSettings) -> Self {
         orderflow_testkit::init_tracing();
-        let kafka = orderflow_testkit::kafka_settings();
         let registry = spawn_registry().await;
         let users_db = fresh_database("users").await;
         let orders_db = fresh_database("orders").await;
@@ -188,8 +202,6 @@ impl System {
             ("ORDERFLOW_KAFKA__MAX_POLL_INTERVAL_MS".into(), s.kafka.max_poll_interval_ms.to_string()),
             ("ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS".into(), s.kafka.fetch_wait_max_ms.to_string()),
             ("ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS".into(), s.kafka.heartbeat_interval_ms.to_string()),
-            ("ORDERFLOW_KAFKA__REJOIN_AFTER_MS".into(), s.kafka.rejoin_after_ms.to_string()),
-            ("ORDERFLOW_KAFKA__SINGLE_RECORD_BATCHES".into(), s.kafka.single_record_batches.to_string()),
             ("ORDERFLOW_REGISTRY__URL".into(), s.registry.url),
             ("ORDERFLOW_CONSUMER__GROUP".into(), s.consumer.group),
         ];

@@ -105,9 +105,8 @@ async fn two_members_split_partitions_see_everything_once_and_resume_from_commit
     }
     let total = produced as usize;
     wait_consumed(&seen, total, &topic).await;
-    // Stop the members one at a time, letting the group settle in between:
-    // tansu 0.6.0 wedges a group whose leader leaves while it rebalances
-    // (docs/tansu.md), which real Kafka does not.
+    // Stop the members one at a time: the one left must take over every
+    // partition of the one that left, and resume at its commits.
     let mut members = members.into_iter().zip(stops);
     let (first, first_stop) = members.next().expect("two members");
     first_stop.cancel();

@@ -1,6 +1,7 @@
-//! What the development broker (tansu 0.6.0) implements, probed. Each test
+//! What the development broker (nisshi 0.8.1) implements, probed. Each test
 //! pins a behaviour orderflow relies on or documents one it must not rely
-//! on (docs/tansu.md).
+//! on (docs/broker.md): if a broker release changes it, the test fails and
+//! says that the page must change too.
 
 use std::time::Duration;
 
@@ -132,7 +133,7 @@ async fn topic_configs_are_stored_and_reported() {
             assert_eq!(
                 resource.get(key).and_then(|entry| entry.value.as_deref()),
                 Some(value.as_str()),
-                "{name} ({kind:?}): {key} as set at creation; docs/tansu.md says configs are stored and reported \
+                "{name} ({kind:?}): {key} as set at creation; docs/broker.md says configs are stored and reported \
                  (entries: {:?})",
                 resource.entries
             );
@@ -140,7 +141,7 @@ async fn topic_configs_are_stored_and_reported() {
     }
 }
 
-/// tansu accepts and reports `cleanup.policy=compact` but never compacts:
+/// The broker accepts and reports `cleanup.policy=compact` but never compacts:
 /// 10 writes of one key stay 10 records. (orderflow relies on compaction
 /// only for size; the credentials consumer keeps the latest version per
 /// user anyway.) Kafka would not compact these yet either (it never cleans
@@ -166,41 +167,31 @@ async fn compaction_is_accepted_but_not_performed() {
     assert_eq!(
         values,
         (0..10).map(|i| format!("v{i}")).collect::<Vec<_>>(),
-        "docs/tansu.md says tansu keeps every record of a compacted topic; if it now compacts, update the doc"
+        "docs/broker.md says the broker keeps every record of a compacted topic; if it now compacts, update the doc"
     );
     assert!(read.iter().all(|(_, _, key, _, _)| key.as_deref() == Some("k")));
 }
 
-/// tansu has no Kafka transactions: `InitProducerId` with a
-/// `transactional.id` succeeds, but `EndTxn` is not supported, so a
-/// transaction can be neither committed nor aborted. orderflow uses no
-/// Kafka transactions (exactly-once effects come from outbox + inbox).
+/// The development broker refuses Kafka transactions on purpose:
+/// `InitProducerId` with a `transactional.id` is answered
+/// `TRANSACTIONAL_ID_AUTHORIZATION_FAILED`, so a transactional producer
+/// cannot even start. orderflow uses no Kafka transactions (exactly-once
+/// effects come from outbox + inbox).
 #[tokio::test]
-async fn transactions_cannot_be_completed() {
+async fn transactions_are_refused() {
     let s = settings();
-    ensure_topics(&s, &[("tx".into(), Retention::Week)]).await.expect("create");
-    let topic = s.topic("tx");
     let tx: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("transactional.id", format!("probe-{}", orderflow_testkit::unique_id()))
         .create()
         .expect("tx producer");
-    tx.init_transactions(Duration::from_secs(10))
-        .unwrap_or_else(|e| panic!("docs/tansu.md says InitProducerId with a transactional.id succeeds: {e}"));
-    tx.begin_transaction().expect("begin (client side)");
-    // Whether the record is stored is beside the point: the transaction
-    // cannot end either way.
-    let _ = tx.send(FutureRecord::to(&topic).key("t").payload("in a transaction"), Duration::from_secs(5)).await;
-    match tx.abort_transaction(Duration::from_secs(10)) {
+    match tx.init_transactions(Duration::from_secs(10)) {
         Ok(()) => panic!(
-            "tansu now completes a transaction (EndTxn): docs/tansu.md says it cannot; update the doc and this test"
+            "the broker now starts a transactional producer: docs/broker.md says it refuses; update the doc and this test"
         ),
         Err(error) => {
             let text = error.to_string();
-            assert!(
-                text.contains("EndTxn") && text.contains("not supported"),
-                "EndTxn is refused as unsupported: {text}"
-            );
+            assert!(text.contains("Transactional Id authorization failed"), "refused as unauthorized: {text}");
         }
     }
 }
@@ -232,47 +223,91 @@ fn read_from(brokers: &str, topic: &str, start: i64) -> Vec<i64> {
     offsets
 }
 
-/// tansu answers a fetch from an offset *inside* a record batch with the
-/// next batch (or nothing): a consumer resuming mid-batch after a rebalance
-/// would skip the batch's rest. Our producers therefore send one record per
-/// batch against tansu (`kafka.single_record_batches`); this pins both the
-/// bug (if tansu fixes it, the doc and the setting can go) and the cure.
+/// A consumer that resumes inside a record batch (every new owner of a
+/// partition after a rebalance, at the group's committed offset) gets the
+/// rest of that batch: ten records sent in one batch and read from the
+/// sixth give 5..9, and 13..19 from inside a second batch. tansu 0.6.0
+/// answered with the *next* batch, which is why producers once sent one
+/// record per batch (docs/broker.md). Both producers are checked: a raw one
+/// that lingers long enough to put the ten in one batch, and orderflow's own.
 #[tokio::test]
-async fn resuming_inside_a_record_batch_skips_it_unless_batches_hold_one_record() {
+async fn a_fetch_from_inside_a_record_batch_returns_the_rest_of_it() {
     let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
-    ensure_topics(&s, &[("batched".into(), Retention::Week), ("single".into(), Retention::Week)])
-        .await
-        .expect("topics");
-    let (batched, single) = (s.topic("batched"), s.topic("single"));
+    ensure_topics(&s, &[("batched".into(), Retention::Week), ("ours".into(), Retention::Week)]).await.expect("topics");
+    let (batched, ours_topic) = (s.topic("batched"), s.topic("ours"));
     let lingering: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &s.brokers)
         .set("enable.idempotence", "true")
-        .set("linger.ms", "50")
+        .set("linger.ms", "100")
         .create()
         .expect("producer");
-    let sends = (0..50).map(|i| {
-        let body = i.to_string();
-        let lingering = &lingering;
-        let batched = &batched;
-        async move {
-            lingering
-                .send(FutureRecord::to(batched).key("k").payload(&body), Duration::from_secs(10))
-                .await
-                .expect("send")
-        }
-    });
-    futures::future::join_all(sends).await;
     let ours = orderflow_bus::Producer::new(&s).expect("producer");
-    assert!(s.single_record_batches, "the test broker is tansu");
-    for i in 0..50 {
-        ours.send(&single, "k", i.to_string().as_bytes(), &[]).await.expect("send");
+    for round in 0..2 {
+        let sends = (0..10).map(|i| {
+            let body = (round * 10 + i).to_string();
+            let (lingering, batched) = (&lingering, &batched);
+            async move {
+                lingering
+                    .send(FutureRecord::to(batched).key("k").payload(&body), Duration::from_secs(10))
+                    .await
+                    .expect("send")
+            }
+        });
+        futures::future::join_all(sends).await;
+        let sends = (0..10).map(|i| {
+            let body = (round * 10 + i).to_string();
+            let (ours, ours_topic) = (&ours, &ours_topic);
+            async move { ours.send(ours_topic, "k", body.as_bytes(), &[]).await.expect("send") }
+        });
+        futures::future::join_all(sends).await;
     }
-    let (brokers, batched_topic, single_topic) = (s.brokers.clone(), batched.clone(), single.clone());
-    let (from_batched, from_single) = tokio::task::spawn_blocking(move || {
-        (read_from(&brokers, &batched_topic, 25), read_from(&brokers, &single_topic, 25))
+    let brokers = s.brokers.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        [
+            read_from(&brokers, &batched, 5),
+            read_from(&brokers, &batched, 13),
+            read_from(&brokers, &ours_topic, 5),
+            read_from(&brokers, &ours_topic, 13),
+        ]
     })
     .await
     .expect("readers");
-    assert_ne!(from_batched.first(), Some(&25), "tansu skips a batch entered in the middle: {from_batched:?}");
-    assert_eq!(from_single, (25..50).collect::<Vec<i64>>(), "one record per batch: nothing is skipped");
+    let [raw_5, raw_13, ours_5, ours_13] = read;
+    assert_eq!(raw_5, (5..20).collect::<Vec<i64>>(), "from the sixth record of the first batch on");
+    assert_eq!(raw_13, (13..20).collect::<Vec<i64>>(), "from inside the second batch on");
+    assert_eq!(ours_5, (5..20).collect::<Vec<i64>>(), "orderflow's producer, from offset 5");
+    assert_eq!(ours_13, (13..20).collect::<Vec<i64>>(), "orderflow's producer, from offset 13");
+}
+
+/// The high watermark a consumer is told (ListOffsets "latest") is the
+/// offset after the last record, also after batches of many records:
+/// 10, then 20. Lag figures and "read until the end" (`rebuild`) rely on
+/// it; tansu 0.6.0 reported 1 and 11.
+#[tokio::test]
+async fn the_high_watermark_follows_batches() {
+    let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
+    ensure_topics(&s, &[("watermark".into(), Retention::Week)]).await.expect("topics");
+    let topic = s.topic("watermark");
+    let lingering: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &s.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "100")
+        .create()
+        .expect("producer");
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &s.brokers).create().expect("client");
+    for want in [10, 20] {
+        let sends = (0..10).map(|i| {
+            let body = i.to_string();
+            let (lingering, topic) = (&lingering, &topic);
+            async move {
+                lingering
+                    .send(FutureRecord::to(topic).key("k").payload(&body), Duration::from_secs(10))
+                    .await
+                    .expect("send")
+            }
+        });
+        futures::future::join_all(sends).await;
+        let (low, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(5)).expect("ListOffsets");
+        assert_eq!((low, high), (0, want), "watermarks after {want} records in batches of ten");
+    }
 }

@@ -1,4 +1,4 @@
-//! The bus against a real broker (tansu in tests).
+//! The bus against a real broker (nisshi in tests).
 
 mod avro;
 mod broker;

@@ -1,9 +1,10 @@
 //! The order saga on the real stack: ingress, user, order and payment
-//! services, projector, registry, tansu and Postgres.
+//! services, projector, registry, the broker and Postgres.
 
 mod crash;
 mod deadline;
 mod failed;
+mod faults;
 mod flow;
 mod inspect;
 mod load;
