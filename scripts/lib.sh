@@ -10,10 +10,20 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${OF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow}
-# The development broker (docs/broker.md), built from crates.io once.
+# The development broker (docs/broker.md): nisshi from crates.io, the crates
+# checked against pinned digests, two small patches applied (scripts/patches:
+# a fetch wakes when a produce lands; the memory engine's fetch reads an index
+# instead of listing the whole log), built once. A change of the patches
+# builds it anew.
 NISSHI_VERSION=0.8.1
 NISSHI_FEATURES=dynostore,postgres
-NISSHI_ROOT=$CACHE/nisshi-$NISSHI_VERSION
+NISSHI_CRATES=(
+    "nisshi a357efb09b95f96964366d41b030341aa9c729544ae4dd9cdd012d7ef8e19a52"
+    "nisshi-storage 86f02c7bef648d9e8b00f9f6277f5bfad9e4a401db14c13e83e8d1f9b70ada4c"
+    "nisshi-storage-dynostore 92a8687a90b8a97f02f900f2fde327630f25d744f71067e47352c10395ab9372"
+)
+NISSHI_PATCHES=("$ROOT"/scripts/patches/nisshi-"$NISSHI_VERSION"-*.patch)
+NISSHI_ROOT=$CACHE/nisshi-$NISSHI_VERSION-$(cat "${NISSHI_PATCHES[@]}" | sha256sum | cut -c1-12)
 NISSHI_BIN=$NISSHI_ROOT/bin/nisshi
 PG_BIN=${OF_PG_BIN:-/usr/lib/postgresql/15/bin}
 VENV=$CACHE/venv
@@ -47,15 +57,30 @@ ensure_nisshi() {
     # Features: dynostore gives memory:// (tests, scripts/bench), postgres
     # the durable log of the dev stack; nothing else. rama 0.4.0, one of
     # its dependencies, declares Rust 1.96 but compiles unchanged on 1.95:
-    # --ignore-rust-version, with --locked so it is the tested set.
+    # --ignore-rust-version. nisshi's own Cargo.lock pins every dependency;
+    # only the two patched crates become path dependencies in it.
     [ -x "$NISSHI_BIN" ] && return 0
-    mkdir -p "$CACHE"
-    log "installing the nisshi $NISSHI_VERSION broker into $NISSHI_ROOT (first time only; 15-35 minutes on 2 cores) ..."
-    CARGO_TARGET_DIR=$CACHE/build/nisshi cargo install nisshi --locked --ignore-rust-version \
-        --version "$NISSHI_VERSION" --no-default-features --features "$NISSHI_FEATURES" \
-        --root "$NISSHI_ROOT" >"$CACHE/nisshi-install.log" 2>&1 \
-        || die "installing nisshi failed; see $CACHE/nisshi-install.log"
-    rm -rf "$CACHE/build/nisshi"
+    local src=$CACHE/build/nisshi-src entry crate digest
+    log "building the nisshi $NISSHI_VERSION broker into $NISSHI_ROOT (first time only; 15-35 minutes on 2 cores) ..."
+    rm -rf "$src" && mkdir -p "$src"
+    for entry in "${NISSHI_CRATES[@]}"; do
+        read -r crate digest <<<"$entry"
+        curl -fsSL --retry 3 -o "$src/$crate.crate" \
+            "https://static.crates.io/crates/$crate/$crate-$NISSHI_VERSION.crate" \
+            || die "cannot download $crate $NISSHI_VERSION from crates.io"
+        echo "$digest  $src/$crate.crate" | sha256sum -c --quiet - || die "$crate $NISSHI_VERSION does not match its pinned digest"
+        tar -xzf "$src/$crate.crate" -C "$src"
+    done
+    for patch_file in "${NISSHI_PATCHES[@]}"; do
+        patch -s -d "$src" -p1 <"$patch_file" || die "cannot apply $patch_file"
+    done
+    printf '\n[patch.crates-io]\nnisshi-storage = { path = "../nisshi-storage-%s" }\nnisshi-storage-dynostore = { path = "../nisshi-storage-dynostore-%s" }\n' \
+        "$NISSHI_VERSION" "$NISSHI_VERSION" >>"$src/nisshi-$NISSHI_VERSION/Cargo.toml"
+    (cd "$src/nisshi-$NISSHI_VERSION" && CARGO_TARGET_DIR=$CACHE/build/nisshi cargo build --release --quiet \
+        --ignore-rust-version --no-default-features --features "$NISSHI_FEATURES" --bin nisshi) \
+        >"$CACHE/nisshi-build.log" 2>&1 || die "building nisshi failed; see $CACHE/nisshi-build.log"
+    install -D -m 0755 "$CACHE/build/nisshi/release/nisshi" "$NISSHI_BIN"
+    rm -rf "$CACHE/build/nisshi" "$src"
 }
 
 ensure_python_tools() {
@@ -343,16 +368,14 @@ DATABASES=(registry users orders payments audit readmodels)
 #   RUN, LOGS            directories of the pid files and the logs
 
 # The settings of every process on one machine with the single-node
-# development broker: topics with one replica, a short session (a killed
-# member's partitions move on within seconds), and consumers that ask the
-# broker to answer a fetch within 10 ms, since it does not answer early when
-# data arrives (docs/broker.md). One place, for scripts/dev and scripts/bench.
+# development broker: topics with one replica, and a short session (a killed
+# member's partitions move on within seconds; docs/broker.md). One place, for
+# scripts/dev and scripts/bench.
 dev_settings_env() { # GROUPS
     echo ORDERFLOW_ENVIRONMENT=development
     if [[ ",$1," == *,kafka,* ]]; then
         echo ORDERFLOW_KAFKA__REPLICATION_FACTOR=1
         echo ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS=1
-        echo ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS=10
         echo ORDERFLOW_KAFKA__SESSION_TIMEOUT_MS=6000
         echo ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS=2000
     fi

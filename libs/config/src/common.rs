@@ -109,7 +109,7 @@ impl DatabaseSettings {
 ///
 /// The defaults suit a real cluster (replication 3, `min.insync.replicas`
 /// 2, librdkafka's own timeouts); the single-node development broker needs
-/// 1/1 and a short `fetch_wait_max_ms` (scripts/dev sets them).
+/// 1/1 (scripts/dev sets it).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
@@ -138,9 +138,9 @@ pub struct KafkaSettings {
     /// `heartbeat.interval.ms`: at most a third of `session_timeout_ms`.
     pub heartbeat_interval_ms: u32,
     /// `fetch.wait.max.ms`: how long the broker may hold a fetch that has
-    /// no data. Kafka answers early when data arrives, so this costs no
-    /// latency there; the development broker does not (docs/broker.md), so
-    /// every consumer hop could wait this long there (dev: 10).
+    /// no data. The broker answers as soon as data arrives (Kafka, and the
+    /// development broker with its patch, docs/broker.md), so this costs no
+    /// latency; it bounds how often an idle consumer asks.
     pub fetch_wait_max_ms: u32,
     /// Any other librdkafka property, passed through as is (SASL, TLS, ...):
     /// `ORDERFLOW_KAFKA__PROPERTIES__SASL_MECHANISM=PLAIN` sets
@@ -218,8 +218,8 @@ const RESERVED: &[&str] =
 
 impl KafkaSettings {
     /// Settings for the single-node development broker (nisshi,
-    /// docs/broker.md): replication 1, a short session so a killed member's
-    /// partitions move on within seconds, short fetch waits.
+    /// docs/broker.md): replication 1, and a short session so a killed
+    /// member's partitions move on within seconds.
     pub fn development(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
@@ -227,7 +227,6 @@ impl KafkaSettings {
             min_insync_replicas: 1,
             session_timeout_ms: 6_000,
             heartbeat_interval_ms: 2_000,
-            fetch_wait_max_ms: 10,
             ..Self::default()
         }
     }

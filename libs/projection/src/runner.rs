@@ -37,7 +37,7 @@ static PROJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 /// The librdkafka settings of a projection consumer (fetch waits from the
-/// settings: the development broker never answers a fetch early).
+/// settings).
 pub(crate) fn consumer_config(kafka: &KafkaSettings) -> rdkafka::ClientConfig {
     orderflow_bus::consumer_config(kafka)
 }

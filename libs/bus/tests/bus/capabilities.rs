@@ -311,3 +311,58 @@ async fn the_high_watermark_follows_batches() {
         assert_eq!((low, high), (0, want), "watermarks after {want} records in batches of ten");
     }
 }
+
+/// A fetch waiting for data is answered when a produce lands, as Kafka
+/// answers it, not when its wait runs out: with `fetch.wait.max.ms` at
+/// 5 s, each record reaches an idle consumer well within a second. The
+/// unpatched nisshi 0.8.1 polled its storage after half the wait left,
+/// then a quarter, ..., so a record waited up to 2.5 s
+/// (`scripts/patches/nisshi-0.8.1-fetch-wakeup.patch`, docs/broker.md).
+#[tokio::test]
+async fn a_waiting_fetch_is_answered_when_a_produce_lands() {
+    let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
+    ensure_topics(&s, &[("wakeup".into(), Retention::Week)]).await.expect("topics");
+    let topic = s.topic("wakeup");
+    let brokers = s.brokers.clone();
+    let reader_topic = topic.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
+    let reader = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("probe-{}", orderflow_testkit::unique_id()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "5000")
+            .create()
+            .expect("consumer");
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition_offset(&reader_topic, 0, rdkafka::Offset::Beginning).expect("add");
+        consumer.assign(&list).expect("assign");
+        let mut seen = 0;
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while seen < 5 && std::time::Instant::now() < until {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                message.expect("consume");
+                seen += 1;
+                tx.send(std::time::Instant::now()).expect("report");
+            }
+        }
+    });
+    let producer = orderflow_bus::Producer::new(&s).expect("producer");
+    // The consumer is idle, its fetch parked at the broker, before each record.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..5 {
+        let sent = std::time::Instant::now();
+        producer.send(&topic, "k", i.to_string().as_bytes(), &[]).await.expect("send");
+        let seen = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the record arrives")
+            .expect("reader alive");
+        let took = seen.saturating_duration_since(sent);
+        assert!(
+            took < Duration::from_secs(1),
+            "record {i} reached a consumer waiting 5 s only after {took:?}: the broker did not wake the fetch"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    reader.await.expect("reader");
+}
