@@ -242,7 +242,14 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions revoked");
-            commit_stored(consumer, &self.group);
+            // A lost assignment (the session expired, the broker restarted)
+            // cannot be committed to: the synchronous commit would only
+            // block this thread until the coordinator answers no. The next
+            // owner redoes what was not committed; the inbox makes that
+            // harmless.
+            if !consumer.assignment_lost() {
+                commit_stored(consumer, &self.group);
+            }
             let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
             revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
             ASSIGNED.with_label_values(&[&self.group]).set(0);

@@ -126,11 +126,39 @@ impl<P: Projection> Engine<P> {
     /// go on (then the error): waits as a standby until this instance holds
     /// the projection's lock, takes the next lease epoch, feeds the live
     /// generation and carries out rebuilds.
+    ///
+    /// Losing the database (the lock connection, a Postgres restart) or the
+    /// lease (another instance took over) is not the end: the instance
+    /// stops feeding, and stands by to take the lock again, with a backoff.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        self.projection.definition().validate()?;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match self.run_active(&shutdown).await {
+                Err(error) if error.is_recoverable() && !shutdown.is_cancelled() => {
+                    tracing::warn!(
+                        projection = self.name(),
+                        %error,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "projection lost its database or its lease; standing by to take over again"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One term as the active instance: from taking the lock until
+    /// `shutdown` or an error.
+    async fn run_active(&self, shutdown: &CancellationToken) -> Result<(), Error> {
         let definition = self.projection.definition();
-        definition.validate()?;
         crate::install(&self.pool).await?;
-        let Some(mut lease) = Lease::acquire(&self.pool, self.name(), &shutdown).await? else {
+        let Some(mut lease) = Lease::acquire(&self.pool, self.name(), shutdown).await? else {
             return Ok(());
         };
         let epoch = lease.epoch;

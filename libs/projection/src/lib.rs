@@ -176,6 +176,17 @@ pub enum Error {
     Join(#[from] tokio::task::JoinError),
 }
 
+impl Error {
+    /// Whether the instance may stand by and take over again: it lost its
+    /// database or its lease, or the broker, not its definition or a batch.
+    pub fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(_) | Error::Kafka(_) | Error::Fenced { .. } | Error::LockLost { .. } | Error::GaveUp { .. }
+        )
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Advisory lock classes (the first key; the second is `hashtext(name)`):

@@ -13,6 +13,7 @@
 //! starts services, is `orderflow-harness` (tests/harness).
 
 pub mod broker;
+pub mod postgres;
 pub mod topic;
 
 use std::future::Future;
@@ -57,7 +58,11 @@ pub fn unique_prefix() -> String {
 
 /// Creates an empty database and returns its URL.
 pub async fn fresh_database(hint: &str) -> String {
-    let admin = pg_admin_url();
+    fresh_database_on(&pg_admin_url(), hint).await
+}
+
+/// Creates an empty database in the cluster at `admin` and returns its URL.
+pub async fn fresh_database_on(admin: &str, hint: &str) -> String {
     let name = format!("t_{hint}_{}", unique_id());
     let mut conn =
         sqlx::PgConnection::connect(&format!("{admin}/postgres")).await.expect("connect to the test Postgres");

@@ -9,13 +9,13 @@ use orderflow_config::{
     ServiceSettings,
 };
 use orderflow_runtime::Service;
-use orderflow_testkit::{eventually, fresh_database, http_ok};
+use orderflow_testkit::{eventually, fresh_database_on, http_ok};
 use reqwest::{Client, Method, Response};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{RegistryHandle, spawn_registry};
+use crate::{RegistryHandle, spawn_registry_on};
 
 /// One running in-process component.
 #[derive(Debug)]
@@ -128,13 +128,20 @@ impl System {
 
     /// [`System::start_without_user_service`] on the broker `kafka` names.
     pub async fn start_without_user_service_on(kafka: KafkaSettings) -> Self {
+        Self::start_without_user_service_with(kafka, &orderflow_testkit::pg_admin_url()).await
+    }
+
+    /// [`System::start_without_user_service`] on the broker `kafka` names,
+    /// every database in the Postgres cluster at `pg_admin` (a test's own,
+    /// which it may crash).
+    pub async fn start_without_user_service_with(kafka: KafkaSettings, pg_admin: &str) -> Self {
         orderflow_testkit::init_tracing();
-        let registry = spawn_registry().await;
-        let users_db = fresh_database("users").await;
-        let orders_db = fresh_database("orders").await;
-        let payments_db = fresh_database("payments").await;
-        let readmodels_db = fresh_database("readmodels").await;
-        let audit_db = fresh_database("audit").await;
+        let registry = spawn_registry_on(fresh_database_on(pg_admin, "registry").await).await;
+        let users_db = fresh_database_on(pg_admin, "users").await;
+        let orders_db = fresh_database_on(pg_admin, "orders").await;
+        let payments_db = fresh_database_on(pg_admin, "payments").await;
+        let readmodels_db = fresh_database_on(pg_admin, "readmodels").await;
+        let audit_db = fresh_database_on(pg_admin, "audit").await;
         let mut system = Self {
             kafka,
             registry,
