@@ -61,7 +61,7 @@ ensure_nisshi() {
     # only the two patched crates become path dependencies in it.
     [ -x "$NISSHI_BIN" ] && return 0
     local src=$CACHE/build/nisshi-src entry crate digest
-    log "building the nisshi $NISSHI_VERSION broker into $NISSHI_ROOT (first time only; 15-35 minutes on 2 cores) ..."
+    log "building the nisshi $NISSHI_VERSION broker into $NISSHI_ROOT (first time only; about 10 minutes on 2 cores) ..."
     rm -rf "$src" && mkdir -p "$src"
     for entry in "${NISSHI_CRATES[@]}"; do
         read -r crate digest <<<"$entry"
