@@ -70,7 +70,7 @@ async fn produce(producer: &Producer, topic: &str, range: std::ops::Range<u32>) 
 }
 
 #[tokio::test]
-async fn two_members_split_partitions_see_everything_once_and_resume_from_commits() {
+async fn two_members_split_partitions_see_everything_and_resume_from_commits() {
     let s = settings();
     ensure_topics(&s, &[("work".into(), Retention::Week)]).await.expect("topics");
     let topic = s.topic("work");
@@ -137,7 +137,21 @@ async fn two_members_split_partitions_see_everything_once_and_resume_from_commit
     let seen = seen.lock().expect("lock").clone();
     let bodies: BTreeSet<&str> = seen.iter().map(|(_, _, _, b)| b.as_str()).collect();
     assert_eq!(bodies.len(), total, "every message seen");
-    assert_eq!(seen.len(), total, "and seen once");
+    // At least once, not exactly once: a run in hand when its partition is
+    // revoked finishes after the revoke's commit, and the next owner hands
+    // it over again (the services' inbox makes that harmless). So a message
+    // seen twice must have been seen by both members, on a partition that
+    // changed hands; never twice by one member.
+    let mut by_body: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, _, _, body) in &seen {
+        by_body.entry(body.as_str()).or_default().push(name);
+    }
+    for (body, members) in &by_body {
+        let distinct: BTreeSet<&&str> = members.iter().collect();
+        assert_eq!(distinct.len(), members.len(), "{body} handled twice by the same member: {members:?}");
+    }
+    let again = seen.len() - total;
+    assert!(again <= 50, "only a run in hand at a handover is seen again: {again} of {total}");
     let mut owners: HashMap<i32, BTreeSet<&str>> = HashMap::new();
     for (name, partition, _, _) in &seen {
         owners.entry(*partition).or_default().insert(name);
