@@ -60,6 +60,7 @@ ensure_nisshi() {
     # --ignore-rust-version. nisshi's own Cargo.lock pins every dependency;
     # only the two patched crates become path dependencies in it.
     [ -x "$NISSHI_BIN" ] && return 0
+    command -v patch >/dev/null 2>&1 || ensure_apt patch
     local src=$CACHE/build/nisshi-src entry crate digest
     log "building the nisshi $NISSHI_VERSION broker into $NISSHI_ROOT (first time only; about 10 minutes on 2 cores) ..."
     rm -rf "$src" && mkdir -p "$src"
