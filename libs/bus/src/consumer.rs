@@ -228,8 +228,8 @@ pub enum ConsumerError {
 /// A topic and one of its partitions.
 pub(crate) type Partition = (String, i32);
 
-/// Logs rebalances, commits what is stored before partitions go away (so
-/// the next owner starts right after the last committed effect), tells
+/// Logs rebalances, sends a commit of what is stored before partitions go
+/// away (so the next owner starts right after the last committed effect), tells
 /// the dispatcher which workers to retire.
 pub(crate) struct GroupContext {
     group: String,
@@ -242,13 +242,15 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             tracing::info!(group = %self.group, partitions = ?describe(partitions), "partitions revoked");
-            // A lost assignment (the session expired, the broker restarted)
-            // cannot be committed to: the synchronous commit would only
-            // block this thread until the coordinator answers no. The next
-            // owner redoes what was not committed; the inbox makes that
-            // harmless.
+            // Sent, not awaited: this callback runs on a runtime thread, and
+            // a synchronous commit blocks it until the coordinator answers,
+            // for as long as the broker is restarting (seen: every thread
+            // of a process stuck, timers included). A lost assignment (the
+            // session expired, the broker restarted) cannot be committed to
+            // at all. Whatever the next owner does not find committed it
+            // handles again; the inbox makes that harmless.
             if !consumer.assignment_lost() {
-                commit_stored(consumer, &self.group);
+                commit_stored(consumer, &self.group, CommitMode::Async);
             }
             let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
             revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
@@ -268,8 +270,8 @@ fn describe(list: &TopicPartitionList) -> Vec<String> {
     list.elements().iter().map(|e| format!("{}[{}]", e.topic(), e.partition())).collect()
 }
 
-fn commit_stored<C: Consumer<X>, X: ConsumerContext>(consumer: &C, group: &str) {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
+fn commit_stored<C: Consumer<X>, X: ConsumerContext>(consumer: &C, group: &str, mode: CommitMode) {
+    match consumer.commit_consumer_state(mode) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(error) => tracing::warn!(%error, group, "offset commit failed"),
     }
@@ -354,7 +356,7 @@ pub async fn run<H: MessageHandler>(
             panicked.get_or_insert(join.to_string());
         }
     }
-    commit_stored(consumer.as_ref(), &options.group);
+    commit_stored(consumer.as_ref(), &options.group, CommitMode::Sync);
     drop(workers);
     // Dropping closes the consumer: a final revoke (which commits) and a
     // LeaveGroup, so the group rebalances at once instead of waiting out
