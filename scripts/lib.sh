@@ -297,8 +297,10 @@ pg_wipe() {
     if [ -n "$PG_HOME" ]; then rmdir "$PG_HOME" "$PG_BASE" 2>/dev/null || true; fi
 }
 
-pg_query() { # PORT SQL: one value
-    PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -qAt -c "$2"
+pg_query() { # PORT SQL...: each statement in turn (its own transaction); prints the values
+    local port=$1 statements=() sql; shift
+    for sql in "$@"; do statements+=(-c "$sql"); done
+    PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt "${statements[@]}"
 }
 
 pg_has_database() { # PORT DB
@@ -318,8 +320,7 @@ pg_create_missing() {
 pg_recreate() {
     local port=$1; shift
     for db in "$@"; do
-        PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -qAt \
-            -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\"" >/dev/null \
+        pg_query "$port" "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" "CREATE DATABASE \"$db\"" >/dev/null \
             || die "cannot create database $db on port $port"
     done
 }

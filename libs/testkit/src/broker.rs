@@ -26,7 +26,7 @@ impl PrivateBroker {
     /// Starts one on a free port with its log in a fresh database.
     pub async fn start() -> Self {
         let storage = crate::fresh_database("broker").await;
-        let port = free_port();
+        let port = crate::free_port();
         let mut broker = Self { brokers: format!("127.0.0.1:{port}"), port, storage, child: None };
         broker.restart().await;
         broker
@@ -68,10 +68,4 @@ impl PrivateBroker {
         })
         .await;
     }
-}
-
-/// A port nothing listens on now (the kernel's choice for an ephemeral bind).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("its address").port()
 }

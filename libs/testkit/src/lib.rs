@@ -46,6 +46,12 @@ pub fn init_tracing() {
     orderflow_telemetry::init_tracing("warn");
 }
 
+/// A port nothing listens on now (the kernel's choice for an ephemeral bind).
+pub(crate) fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// A short random token, unique per call.
 pub fn unique_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()

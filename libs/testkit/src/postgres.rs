@@ -30,7 +30,7 @@ impl PrivatePostgres {
         if as_root() {
             run(Command::new("chown").arg("postgres:postgres").arg(&data), "chown the cluster's directory");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = crate::free_port();
         let cluster = Self { admin_url: format!("postgres://postgres@127.0.0.1:{port}"), data, port, bin };
         run(
             cluster.command("initdb").arg("-D").arg(cluster.data.join("pg")).args([
@@ -50,10 +50,7 @@ impl PrivatePostgres {
     /// `pg_ctl stop -m immediate`: every backend killed at once, no
     /// checkpoint; the next start recovers from the WAL.
     pub fn crash(&self) {
-        run(
-            self.command("pg_ctl").arg("-D").arg(self.data.join("pg")).args(["-m", "immediate", "stop"]),
-            "pg_ctl stop",
-        );
+        run(&mut self.stop_immediately(), "pg_ctl stop");
     }
 
     /// Starts the cluster (again) and waits until it accepts connections.
@@ -64,14 +61,25 @@ impl PrivatePostgres {
             self.data.display()
         );
         run(
-            self.command("pg_ctl")
-                .arg("-D")
-                .arg(self.data.join("pg"))
+            self.pg_ctl()
                 .arg("-l")
                 .arg(self.data.join("postgres.log"))
                 .args(["-w", "-t", "60", "-o", &options, "start"]),
             "pg_ctl start",
         );
+    }
+
+    /// `pg_ctl -D <its data directory>`.
+    fn pg_ctl(&self) -> Command {
+        let mut command = self.command("pg_ctl");
+        command.arg("-D").arg(self.data.join("pg"));
+        command
+    }
+
+    fn stop_immediately(&self) -> Command {
+        let mut command = self.pg_ctl();
+        command.args(["-m", "immediate", "stop"]);
+        command
     }
 
     fn command(&self, binary: &str) -> Command {
@@ -88,7 +96,7 @@ impl PrivatePostgres {
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
-        let _ = self.command("pg_ctl").arg("-D").arg(self.data.join("pg")).args(["-m", "immediate", "stop"]).output();
+        let _ = self.stop_immediately().output();
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }

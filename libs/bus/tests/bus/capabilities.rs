@@ -223,6 +223,25 @@ fn read_from(brokers: &str, topic: &str, start: i64) -> Vec<i64> {
     offsets
 }
 
+/// A raw producer that lingers long enough to put ten quick sends in one batch.
+fn lingering_producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "100")
+        .create()
+        .expect("producer")
+}
+
+/// Sends `bodies` under key `k`, all at once, so they share a batch.
+async fn send_together(producer: &FutureProducer, topic: &str, bodies: std::ops::Range<i32>) {
+    let sends = bodies.map(|i| async move {
+        let body = i.to_string();
+        producer.send(FutureRecord::to(topic).key("k").payload(&body), Duration::from_secs(10)).await.expect("send")
+    });
+    futures::future::join_all(sends).await;
+}
+
 /// A consumer that resumes inside a record batch (every new owner of a
 /// partition after a rebalance, at the group's committed offset) gets the
 /// rest of that batch: ten records sent in one batch and read from the
@@ -235,25 +254,10 @@ async fn a_fetch_from_inside_a_record_batch_returns_the_rest_of_it() {
     let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
     ensure_topics(&s, &[("batched".into(), Retention::Week), ("ours".into(), Retention::Week)]).await.expect("topics");
     let (batched, ours_topic) = (s.topic("batched"), s.topic("ours"));
-    let lingering: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "100")
-        .create()
-        .expect("producer");
+    let lingering = lingering_producer(&s.brokers);
     let ours = orderflow_bus::Producer::new(&s).expect("producer");
     for round in 0..2 {
-        let sends = (0..10).map(|i| {
-            let body = (round * 10 + i).to_string();
-            let (lingering, batched) = (&lingering, &batched);
-            async move {
-                lingering
-                    .send(FutureRecord::to(batched).key("k").payload(&body), Duration::from_secs(10))
-                    .await
-                    .expect("send")
-            }
-        });
-        futures::future::join_all(sends).await;
+        send_together(&lingering, &batched, round * 10..round * 10 + 10).await;
         let sends = (0..10).map(|i| {
             let body = (round * 10 + i).to_string();
             let (ours, ours_topic) = (&ours, &ours_topic);
@@ -288,25 +292,10 @@ async fn the_high_watermark_follows_batches() {
     let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
     ensure_topics(&s, &[("watermark".into(), Retention::Week)]).await.expect("topics");
     let topic = s.topic("watermark");
-    let lingering: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &s.brokers)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "100")
-        .create()
-        .expect("producer");
+    let lingering = lingering_producer(&s.brokers);
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &s.brokers).create().expect("client");
     for want in [10, 20] {
-        let sends = (0..10).map(|i| {
-            let body = i.to_string();
-            let (lingering, topic) = (&lingering, &topic);
-            async move {
-                lingering
-                    .send(FutureRecord::to(topic).key("k").payload(&body), Duration::from_secs(10))
-                    .await
-                    .expect("send")
-            }
-        });
-        futures::future::join_all(sends).await;
+        send_together(&lingering, &topic, 0..10).await;
         let (low, high) = consumer.fetch_watermarks(&topic, 0, Duration::from_secs(5)).expect("ListOffsets");
         assert_eq!((low, high), (0, want), "watermarks after {want} records in batches of ten");
     }
