@@ -309,13 +309,15 @@ impl<P: Projection> Engine<P> {
                     ?previous,
                     "rebuild finished; the rebuilt generation is live"
                 );
-                self.finish_request(rebuilt.request, Ok(generation)).await;
                 *live = Some(rebuilt.runner);
+                // Cleaned up before the request is answered: whoever waits
+                // for the rebuild sees its whole effect, old schemas gone.
                 if let Some(previous) = previous
                     && let Err(error) = generation::drop_older_than(&self.pool, self.name(), previous).await
                 {
                     tracing::warn!(projection = self.name(), %error, "cannot drop old generations");
                 }
+                self.finish_request(rebuilt.request, Ok(generation)).await;
                 Ok(())
             }
             Err(cause) => {
