@@ -18,6 +18,9 @@ static PRODUCED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
+
 static FATAL: LazyLock<IntCounter> = LazyLock::new(|| {
     orderflow_telemetry::register(
         IntCounter::new("orderflow_bus_producer_renewals_total", "Producers replaced after a fatal error")
@@ -73,6 +76,7 @@ impl ProducerError {
 pub struct Producer {
     inner: Arc<RwLock<FutureProducer>>,
     config: Arc<ClientConfig>,
+    max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for Producer {
@@ -91,7 +95,32 @@ impl Producer {
             .set("message.timeout.ms", "30000")
             .set("compression.type", "none");
         let inner = config.create().map_err(ProducerError::Create)?;
-        Ok(Self { inner: Arc::new(RwLock::new(inner)), config: Arc::new(config) })
+        let max_message_bytes =
+            config.get("message.max.bytes").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        Ok(Self { inner: Arc::new(RwLock::new(inner)), config: Arc::new(config), max_message_bytes })
+    }
+
+    /// Refuses, without sending anything, a record the client would refuse
+    /// as too large (`message.max.bytes` against key, value and headers,
+    /// as librdkafka counts them). A caller that pipelines sends checks
+    /// first, so the later records of the same key are not sent ahead of
+    /// one that can never go.
+    pub fn check_size(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(String, Vec<u8>)],
+    ) -> Result<(), ProducerError> {
+        // Each header: its name and value, and two length varints.
+        let headers: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 10).sum();
+        if key.len() + payload.len() + headers > self.max_message_bytes {
+            return Err(ProducerError::Delivery {
+                topic: topic.to_owned(),
+                source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+            });
+        }
+        Ok(())
     }
 
     fn current(&self) -> FutureProducer {

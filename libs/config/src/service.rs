@@ -84,13 +84,15 @@ pub struct RelaySettings {
     pub max_attempts: i32,
     /// A safety net: the relay wakes on `NOTIFY outbox`, and at least this often.
     pub poll_interval_ms: u64,
-    /// Published rows are deleted after this long.
+    /// Published rows are kept this long, marked, for inspection; 0 (the
+    /// default) deletes each row once the broker confirmed it, which keeps
+    /// the table to its backlog (the topic is the record of what was sent).
     pub retention_secs: u64,
 }
 
 impl Default for RelaySettings {
     fn default() -> Self {
-        Self { batch_size: 500, max_attempts: 5, poll_interval_ms: 1_000, retention_secs: 3_600 }
+        Self { batch_size: 500, max_attempts: 5, poll_interval_ms: 1_000, retention_secs: 0 }
     }
 }
 

@@ -6,9 +6,10 @@
 //!   connection, so a relay whose lock connection died (Postgres restarted,
 //!   the lock is gone) fails on its next statement and stops publishing
 //!   instead of racing a new leader.
-//! - **Confirmed, then marked.** Rows are marked published only after the
-//!   broker confirmed them; a crash in between republishes them (same
-//!   `message_id`), which consumers' inboxes absorb.
+//! - **Confirmed, then deleted.** Rows are deleted (or, with a retention,
+//!   marked published) only after the broker confirmed them; a crash in
+//!   between republishes them (same `message_id`), which consumers'
+//!   inboxes absorb.
 //! - **Parking.** A row whose delivery keeps failing (`max_attempts`, or at
 //!   once for an error that can never pass: too large, not allowed) is
 //!   parked together with every later row of its key — per-key order holds —
@@ -16,7 +17,7 @@
 //!   after fixing the cause, `UPDATE outbox SET parked_at = NULL, attempts = 0
 //!   WHERE parked_at IS NOT NULL` releases them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -78,7 +79,7 @@ pub struct RelayOptions {
     pub max_attempts: i32,
     /// A safety net: the relay wakes on `NOTIFY outbox`, and at least this often.
     pub poll_interval: Duration,
-    /// Published rows are deleted after this long.
+    /// Published rows are kept this long (zero: deleted once confirmed).
     pub retention: Duration,
     /// Inbox rows are deleted after this long (see `inbox::prune`).
     pub inbox_retention: Duration,
@@ -162,37 +163,64 @@ impl Relay {
                 }
             })
             .collect();
+        // A key is blocked from its first row that failed: its later rows
+        // stay unpublished and go after it. A row the producer would refuse
+        // as too large is known before sending, so nothing after it in its
+        // key is sent ahead of it.
+        // Per key, the id of its first row that failed.
+        let mut blocked: HashMap<(&str, &str), i64> = HashMap::new();
+        let mut first_error = None;
+        let mut sendable = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let m = &row.message;
+            let key = (m.topic.as_str(), m.key.as_str());
+            if blocked.contains_key(&key) {
+                continue;
+            }
+            match self.producer.check_size(&m.topic, &m.key, &m.payload, &m.headers) {
+                Ok(()) => sendable.push(row),
+                Err(error) => {
+                    FAILED.inc();
+                    blocked.insert(key, row.id);
+                    self.record_failure(conn, row, &error).await?;
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
         // Every send is queued (in id order) before any ack is awaited; the
         // idempotent producer keeps that order within each partition.
         let results = join_all(
-            rows.iter()
+            sendable
+                .iter()
                 .map(|r| self.producer.send(&r.message.topic, &r.message.key, &r.message.payload, &r.message.headers)),
         )
         .await;
         orderflow_bus::failpoint::hit("relay.after_ack");
-        // A row after a failed row of the same key stays unpublished, so it
-        // is sent again after it: per-key order is never inverted for good.
-        let mut blocked: HashSet<(&str, &str)> = HashSet::new();
         let mut confirmed = Vec::with_capacity(rows.len());
-        let mut first_error = None;
-        for (row, result) in rows.iter().zip(results) {
+        for (row, result) in sendable.into_iter().zip(results) {
             let key = (row.message.topic.as_str(), row.message.key.as_str());
             match result {
-                Ok(_) if !blocked.contains(&key) => confirmed.push(row.id),
+                Ok(_) if blocked.get(&key).is_none_or(|&first| row.id < first) => confirmed.push(row.id),
                 Ok(_) => {}
                 Err(error) => {
                     FAILED.inc();
-                    blocked.insert(key);
+                    let first = blocked.entry(key).or_insert(row.id);
+                    *first = (*first).min(row.id);
                     self.record_failure(conn, row, &error).await?;
                     first_error.get_or_insert(error);
                 }
             }
         }
         if !confirmed.is_empty() {
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-                .bind(&confirmed)
-                .execute(&mut *conn)
-                .await?;
+            // Kept for a while only when asked: a marked row is a new row
+            // version, and the unpublished index keeps pointing at the old
+            // one until vacuum; a deleted one is gone with its index entry.
+            let mark = if self.options.retention.is_zero() {
+                "DELETE FROM outbox WHERE id = ANY($1)"
+            } else {
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1)"
+            };
+            sqlx::query(mark).bind(&confirmed).execute(&mut *conn).await?;
             PUBLISHED.inc_by(confirmed.len() as u64);
         }
         match first_error {
