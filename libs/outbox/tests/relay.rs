@@ -115,3 +115,61 @@ async fn a_row_that_can_never_be_published_is_parked_with_its_key_and_the_rest_f
     assert_eq!(relay.relay_once().await.expect("relay"), 1);
     assert_eq!(of_key(&s, "stuck").await, ["stuck=before", "stuck=after"]);
 }
+
+#[tokio::test]
+async fn a_relay_that_loses_its_lock_stops_and_one_relay_carries_on_in_key_order() {
+    let s = setup().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let options = RelayOptions { poll_interval: Duration::from_millis(50), ..RelayOptions::default() };
+    let leaders = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database =
+               (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("locks")
+    };
+    let mut relays = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let relay = Relay::new(s.pool.clone(), s.producer.clone(), options.clone());
+        relays.spawn(relay.run(shutdown.clone()));
+    }
+    let mut sent = 0;
+    for round in 0..10 {
+        let batch: Vec<OutboxMessage> =
+            (sent..sent + 20).map(|n| message(&s.topic, "k", format!("{n:03}").into_bytes())).collect();
+        enqueue(&s.pool, &batch).await;
+        sent += 20;
+        if round % 3 == 1 {
+            // The leader's lock connection dies (as when Postgres drops it).
+            for pid in leaders(s.pool.clone()).await {
+                sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&s.pool).await.expect("terminate");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let pool = s.pool.clone();
+    orderflow_testkit::eventually("every row is published", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move { count(&pool, "true").await == 0 }
+    })
+    .await;
+    assert_eq!(leaders(s.pool.clone()).await.len(), 1, "one relay leads");
+
+    // A row may go twice (sent, then the lock lost before it was deleted),
+    // but never ahead of an earlier row of its key.
+    let records = of_key(&s, "k").await;
+    let mut first_seen = Vec::new();
+    for record in &records {
+        if !first_seen.contains(record) {
+            first_seen.push(record.clone());
+        }
+    }
+    let expected: Vec<String> = (0..sent).map(|n| format!("k={n:03}")).collect();
+    assert_eq!(first_seen, expected, "per-key order across the takeovers ({} records)", records.len());
+    shutdown.cancel();
+    while let Some(ended) = relays.join_next().await {
+        ended.expect("relay task").expect("a relay ends cleanly on shutdown");
+    }
+}

@@ -1,13 +1,8 @@
 //! The service kit: what every orderflow process shares, so a domain
 //! service is its rules, its schemas and a few lines of wiring.
 //!
-//! - [`Supervisor`]: owns every background task of a process. A task that
-//!   ends or panics while the process should be running makes
-//!   `/health/ready` fail at once, cancels the rest, is logged once with its
-//!   cause chain, and makes the process exit non-zero so an orchestrator
-//!   restarts it.
-//! - [`database::connect`]: a pool with statement and idle-in-transaction
-//!   timeouts on every connection.
+//! - [`Supervisor`] and [`database::connect`], from `orderflow-process`
+//!   (the plumbing that needs no Kafka).
 //! - [`Service`] and [`TransactionalHandler`]: the library decodes, checks
 //!   headers and key, opens one transaction for a run of messages, claims
 //!   their inbox rows, asks the service what each one means, encodes and
@@ -20,13 +15,11 @@
 //!   the audit log): engine, dead-letter relay, ops HTTP, supervised;
 //!   [`rebuild`] and [`serve`] for their binaries.
 
-pub mod database;
 mod handler;
 mod projector;
 mod service;
-mod supervisor;
 
 pub use handler::{DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
+pub use orderflow_process::{Health, Supervisor, TaskFailed, database};
 pub use projector::{ProjectionProcess, connect_projection, rebuild, run_projection, serve};
 pub use service::{RunError, main, readiness, run};
-pub use supervisor::{Health, Supervisor, TaskFailed};

@@ -14,8 +14,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::supervisor::Supervisor;
 use crate::{RunError, readiness};
+use orderflow_process::Supervisor;
 
 /// What runs a projection beside its engine.
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::supervisor::{Health, Supervisor, TaskFailed};
 use crate::{Service, TransactionalHandler, database};
+use orderflow_process::{Health, Supervisor, TaskFailed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

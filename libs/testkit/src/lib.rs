@@ -14,6 +14,7 @@
 
 pub mod broker;
 pub mod postgres;
+pub mod registry;
 pub mod topic;
 
 use std::future::Future;

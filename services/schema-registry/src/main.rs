@@ -1,5 +1,5 @@
 use anyhow::Context;
-use orderflow_schema_registry::{Settings, run};
+use orderflow_registry::{Settings, run};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]

@@ -1,64 +1,10 @@
-//! The whole-system harness for tests: a schema registry in process
-//! ([`spawn_registry`]) and the whole system ([`system::System`]): registry,
+//! The whole-system harness for tests: the whole system
+//! ([`system::System`]): a schema registry (from `orderflow-testkit`),
 //! user service, projector and ingress, each on a fresh database, all on
 //! one unique topic prefix, on port 0. It may depend on every service;
-//! `orderflow-testkit` stays a leaf.
+//! `orderflow-testkit` depends on none.
 
 pub mod shop;
 pub mod system;
 
-use std::time::Duration;
-
-use orderflow_testkit::{eventually, fresh_database, http_ok};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-/// A schema registry running in this process on its own database.
-#[derive(Debug)]
-pub struct RegistryHandle {
-    pub url: String,
-    pub database_url: String,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RegistryHandle {
-    /// Stops the registry and waits until it has let go of its port.
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.task.await;
-    }
-}
-
-/// Starts a schema registry on port 0 with a fresh database (or `database_url`).
-pub async fn spawn_registry_on(database_url: String) -> RegistryHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the registry port");
-    let url = format!("http://{}", listener.local_addr().expect("local addr"));
-    let settings = orderflow_schema_registry::Settings {
-        environment: orderflow_config::Environment::Development,
-        http: orderflow_config::HttpSettings { addr: "127.0.0.1:0".into() },
-        database: orderflow_config::DatabaseSettings {
-            max_connections: 5,
-            ..orderflow_config::DatabaseSettings::at(database_url.clone())
-        },
-    };
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move {
-        if let Err(error) = orderflow_schema_registry::run(settings, listener, token).await {
-            panic!("test schema registry failed: {error}");
-        }
-    });
-    let handle = RegistryHandle { url, database_url, shutdown, task };
-    let probe = format!("{}/health/ready", handle.url);
-    eventually("the schema registry is ready", Duration::from_secs(20), || {
-        let probe = probe.clone();
-        async move { http_ok(&probe).await }
-    })
-    .await;
-    handle
-}
-
-pub async fn spawn_registry() -> RegistryHandle {
-    spawn_registry_on(fresh_database("registry").await).await
-}
+pub use orderflow_testkit::registry::{RegistryHandle, spawn_registry, spawn_registry_on};

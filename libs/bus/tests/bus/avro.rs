@@ -17,7 +17,7 @@ use crate::settings;
 #[tokio::test]
 async fn avro_round_trip_through_broker_and_registry() {
     let s = settings();
-    let registry = orderflow_harness::spawn_registry().await;
+    let registry = orderflow_testkit::registry::spawn_registry().await;
     ensure_topics(&s, &[("events".into(), Retention::Forever)]).await.expect("topics");
     let topic = s.topic("events");
     let codec = Codec::new(&registry.url);

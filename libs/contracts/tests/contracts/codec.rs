@@ -6,7 +6,7 @@ use orderflow_contracts::{Codec, CodecError, Contract, Family};
 #[tokio::test]
 async fn every_schema_registers_and_messages_round_trip() {
     orderflow_testkit::init_tracing();
-    let registry = orderflow_harness::spawn_registry().await;
+    let registry = orderflow_testkit::registry::spawn_registry().await;
     let codec = Codec::new(&registry.url);
     codec.register_all().await.expect("register every schema");
 

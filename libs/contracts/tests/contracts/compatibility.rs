@@ -54,7 +54,7 @@ fn v2_and_v3(schema: &str) -> (String, String) {
 #[tokio::test]
 async fn event_subjects_refuse_a_schema_that_breaks_an_older_version() {
     orderflow_testkit::init_tracing();
-    let registry = orderflow_harness::spawn_registry().await;
+    let registry = orderflow_testkit::registry::spawn_registry().await;
     let codec = Codec::new(&registry.url);
     codec.register_all().await.expect("register every schema");
     codec.register_all().await.expect("and again, as every restart does");
@@ -91,7 +91,7 @@ async fn event_subjects_refuse_a_schema_that_breaks_an_older_version() {
 #[tokio::test]
 async fn register_all_sets_the_level_before_it_registers() {
     orderflow_testkit::init_tracing();
-    let registry = orderflow_harness::spawn_registry().await;
+    let registry = orderflow_testkit::registry::spawn_registry().await;
     // The registry already holds two versions of an event subject, taken at
     // the default BACKWARD: one without `user_id`, then one where `user_id`
     // has a default. This build's schema (a required `user_id`) reads the

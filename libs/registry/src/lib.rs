@@ -41,7 +41,7 @@ pub enum ServeError {
 /// Connects to the database, applies the migrations and serves the API on
 /// `listener` until `shutdown` fires.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServeError> {
-    let pool = orderflow_runtime::database::connect(&settings.database).await?;
+    let pool = orderflow_process::database::connect(&settings.database).await?;
     sqlx::migrate!("../../migrations/registry").run(&pool).await?;
     let store = store::Store::new(pool.clone());
     let ready_pool = pool.clone();
