@@ -26,6 +26,14 @@
 //! accepted ones keep settling within the target. Between
 //! `min_waiting` and `max_waiting` places.
 //!
+//! The ingress's own responsiveness counts too: a task wakes every 10 ms
+//! and measures how late it ran (the runtime's scheduling lag, smoothed).
+//! Above `lag_target_ms` the process is short of CPU — on a shared machine,
+//! usually because the services behind it are busy with what it admitted —
+//! and every request, refusals included, waits for a core; so the waiting
+//! places shrink as for a slow outcome, and grow only while both are in
+//! time. That keeps a refusal a matter of milliseconds under overload.
+//!
 //! The figures that justify the defaults are in docs/performance.md.
 
 use std::sync::Arc;
@@ -58,6 +66,15 @@ static WAITING_LIMIT: std::sync::LazyLock<IntGauge> = std::sync::LazyLock::new(|
             .expect("valid metric"),
     )
 });
+static LAG: std::sync::LazyLock<prometheus::Gauge> = std::sync::LazyLock::new(|| {
+    orderflow_telemetry::register(
+        prometheus::Gauge::new(
+            "orderflow_http_scheduling_lag_seconds",
+            "How late the ingress's runtime runs a task that is due (smoothed)",
+        )
+        .expect("valid metric"),
+    )
+});
 static IN_FLIGHT: std::sync::LazyLock<IntGauge> = std::sync::LazyLock::new(|| {
     orderflow_telemetry::register(
         IntGauge::new("orderflow_http_requests_in_flight", "Requests being handled (not counting those waiting)")
@@ -83,6 +100,9 @@ pub struct AdmissionSettings {
     /// An outcome later than this after its command was sent means the
     /// services are falling behind: fewer waiting places.
     pub wait_latency_target_ms: u64,
+    /// The ingress's smoothed scheduling lag above this means it is short
+    /// of CPU: fewer waiting places, as for a late outcome.
+    pub lag_target_ms: u64,
 }
 
 impl Default for AdmissionSettings {
@@ -94,6 +114,7 @@ impl Default for AdmissionSettings {
             max_waiting: 4096,
             min_waiting: 64,
             wait_latency_target_ms: 250,
+            lag_target_ms: 5,
         }
     }
 }
@@ -112,6 +133,9 @@ impl AdmissionSettings {
         }
         if self.wait_latency_target_ms == 0 {
             return Err(invalid("admission.wait_latency_target_ms", "must be at least 1"));
+        }
+        if self.lag_target_ms == 0 {
+            return Err(invalid("admission.lag_target_ms", "must be at least 1"));
         }
         if self.queue_timeout_ms > 1_000 {
             return Err(invalid("admission.queue_timeout_ms", "must be at most 1000: shedding must be quick"));
@@ -138,6 +162,7 @@ struct Places {
     min: f64,
     max: f64,
     target: Duration,
+    lag_target: Duration,
 }
 
 #[derive(Debug)]
@@ -146,6 +171,8 @@ struct Limit {
     /// The outcomes' latency, smoothed (milliseconds): one slow outcome is
     /// noise, a slow average is a queue.
     average_ms: Option<f64>,
+    /// The runtime's scheduling lag, smoothed (milliseconds).
+    lag_ms: f64,
     last_decrease: Option<std::time::Instant>,
 }
 
@@ -153,6 +180,10 @@ struct Limit {
 const DECREASE: f64 = 0.9;
 /// The weight of one outcome in the average.
 const SMOOTHING: f64 = 0.05;
+/// The weight of one lag sample (one every [`LAG_EVERY`]).
+const LAG_SMOOTHING: f64 = 0.2;
+/// How often the lag is sampled.
+const LAG_EVERY: Duration = Duration::from_millis(10);
 /// At most one decrease this often: the average needs a few outcomes to
 /// show what the last decrease did.
 const DECREASE_EVERY: Duration = Duration::from_millis(100);
@@ -194,10 +225,31 @@ impl Places {
         let mut limit = self.limit();
         let average = limit.average_ms.map_or(ms, |average| average + SMOOTHING * (ms - average));
         limit.average_ms = Some(average);
-        if average <= self.target.as_secs_f64() * 1000.0 {
+        if average <= self.target.as_secs_f64() * 1000.0 && limit.lag_ms <= self.lag_target_ms() {
             // Additive: one more place per `places` outcomes in time.
             limit.places = (limit.places + 1.0 / limit.places).min(self.max);
-        } else if limit.last_decrease.is_none_or(|at| now.duration_since(at) >= DECREASE_EVERY) {
+        } else {
+            self.decrease(&mut limit, now);
+        }
+    }
+
+    /// One lag sample: the runtime ran a due task `lag` late.
+    fn lagged(&self, lag: Duration, now: std::time::Instant) {
+        let mut limit = self.limit();
+        limit.lag_ms += LAG_SMOOTHING * (lag.as_secs_f64() * 1000.0 - limit.lag_ms);
+        LAG.set(limit.lag_ms / 1000.0);
+        if limit.lag_ms > self.lag_target_ms() {
+            self.decrease(&mut limit, now);
+        }
+    }
+
+    fn lag_target_ms(&self) -> f64 {
+        self.lag_target.as_secs_f64() * 1000.0
+    }
+
+    /// Multiplicative: a tenth fewer places, at most every [`DECREASE_EVERY`].
+    fn decrease(&self, limit: &mut Limit, now: std::time::Instant) {
+        if limit.last_decrease.is_none_or(|at| now.duration_since(at) >= DECREASE_EVERY) {
             limit.places = (limit.places * DECREASE).max(self.min);
             limit.last_decrease = Some(now);
         }
@@ -217,11 +269,13 @@ impl Admission {
                 limit: std::sync::Mutex::new(Limit {
                     places: (max / 16.0).max(min),
                     average_ms: None,
+                    lag_ms: 0.0,
                     last_decrease: None,
                 }),
                 min,
                 max,
                 target: Duration::from_millis(settings.wait_latency_target_ms),
+                lag_target: Duration::from_millis(settings.lag_target_ms),
             }),
             queued: AtomicUsize::new(0),
             max_queued: settings.max_queued,
@@ -233,6 +287,20 @@ impl Admission {
     /// since the command was sent, or not settled when the wait ran out.
     pub fn waited(&self, latency: Duration, settled: bool) {
         self.places.outcome(latency, settled, std::time::Instant::now());
+    }
+
+    /// Samples the runtime's scheduling lag until `shutdown` (a task of
+    /// the process: it must run on the runtime that serves requests).
+    pub async fn watch_lag(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            let due = tokio::time::Instant::now() + LAG_EVERY;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(due) => {}
+            }
+            let now = tokio::time::Instant::now();
+            self.places.lagged(now.saturating_duration_since(due), now.into_std());
+        }
     }
 
     /// A slot now, or after a short wait in the bounded queue, or `None`.
@@ -381,5 +449,40 @@ mod tests {
         assert!(places.take().is_none(), "two places, both taken");
         drop(held);
         assert!(places.take().is_some(), "given back");
+    }
+
+    #[test]
+    fn a_runtime_short_of_cpu_shrinks_the_waiting_limit_and_stops_its_growth() {
+        let settings = AdmissionSettings {
+            min_waiting: 2,
+            max_waiting: 100,
+            wait_latency_target_ms: 100,
+            lag_target_ms: 5,
+            ..Default::default()
+        };
+        let places = Admission::new(&settings).places;
+        let limit = || places.limit().places;
+        let start = std::time::Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        for i in 0..50 {
+            places.lagged(Duration::from_millis(2), at(i * 10));
+        }
+        assert_eq!(limit(), 6.25, "a lag within the target changes nothing");
+        for i in 0..100 {
+            places.lagged(Duration::from_millis(80), at(1000 + i * 10));
+        }
+        let shrunk = limit();
+        assert!(shrunk < 6.25 * 0.9_f64.powi(5), "a late runtime shrinks it: {shrunk}");
+        for i in 0..500 {
+            places.outcome(Duration::from_millis(20), true, at(3000 + i));
+        }
+        assert!(limit() <= shrunk, "outcomes in time do not grow it while the runtime is late: {}", limit());
+        for i in 0..50 {
+            places.lagged(Duration::ZERO, at(4000 + i * 10));
+        }
+        for i in 0..500 {
+            places.outcome(Duration::from_millis(20), true, at(5000 + i));
+        }
+        assert!(limit() > shrunk, "and grow it again once it is on time: {}", limit());
     }
 }

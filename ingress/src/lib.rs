@@ -275,6 +275,11 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms)
             + std::time::Duration::from_secs(settings.max_wait_seconds),
     };
+    let watching = Arc::clone(&state.admission).watch_lag(shutdown.clone());
+    supervisor.spawn("scheduling lag probe", async move {
+        watching.await;
+        Ok::<_, std::convert::Infallible>(())
+    });
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
