@@ -358,15 +358,42 @@ pub async fn run<H: MessageHandler>(
     }
     commit_stored(consumer.as_ref(), &options.group, CommitMode::Sync);
     drop(workers);
-    // Dropping closes the consumer: a final revoke (which commits) and a
-    // LeaveGroup, so the group rebalances at once instead of waiting out
-    // the session timeout. The workers held clones; all have ended.
-    drop(consumer);
+    // The workers held clones; all have ended.
+    close(consumer, &options.group).await;
     tracing::info!(group = %options.group, "consumer stopped");
     match (outcome, panicked) {
         (Err(error), _) => Err(error),
         (Ok(()), Some(cause)) => Err(died(options, &("?".into(), -1), cause)),
         (Ok(()), None) => Ok(()),
+    }
+}
+
+/// How long a stopping consumer may take to leave its group.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Closes the consumer — a final revoke (which commits) and a LeaveGroup,
+/// so the group rebalances at once instead of waiting out the session
+/// timeout — on a thread of its own, for at most [`CLOSE_WITHIN`].
+/// librdkafka's close waits for the group coordinator, and after a broker
+/// restart it can wait forever (rdkafka's `Drop` polls until it is closed);
+/// a process must still stop. The thread is then left behind, and the
+/// group rebalances after the session timeout instead.
+async fn close(consumer: Arc<StreamConsumer<GroupContext>>, group: &str) {
+    let (closed, done) = tokio::sync::oneshot::channel();
+    let closing = std::thread::Builder::new().name("consumer-close".into()).spawn(move || {
+        drop(consumer);
+        let _ = closed.send(());
+    });
+    if let Err(error) = closing {
+        tracing::warn!(%error, group, "cannot start a thread to close the consumer; not closing it");
+        return;
+    }
+    if tokio::time::timeout(CLOSE_WITHIN, done).await.is_err() {
+        tracing::warn!(
+            group,
+            "the consumer did not leave its group within {CLOSE_WITHIN:?}; stopping without it \
+             (the group rebalances after the session timeout)"
+        );
     }
 }
 
