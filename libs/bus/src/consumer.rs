@@ -46,6 +46,18 @@ static HANDLED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .expect("valid metric"),
     )
 });
+static PARKED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    orderflow_telemetry::register(
+        IntGaugeVec::new(
+            Opts::new(
+                "orderflow_bus_parked_messages",
+                "Messages set aside behind a key whose first message cannot be acted on yet, by group",
+            ),
+            &["group"],
+        )
+        .expect("valid metric"),
+    )
+});
 static ASSIGNED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     orderflow_telemetry::register(
         IntGaugeVec::new(
@@ -115,13 +127,24 @@ pub enum HandlerError {
     /// whoever waits on it that the input, not the system, was wrong.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The message cannot be acted on yet (what it needs has not arrived:
+    /// an order for a customer this service has not seen yet), and nothing
+    /// of it was committed. Its key is set aside and retried with backoff
+    /// while the partition's other keys flow on; the committed offset stays
+    /// before it, so a restart delivers it again. (With too many set aside,
+    /// it is retried in place.)
+    #[error("not yet: {0}")]
+    Later(String),
 }
 
 impl HandlerError {
     /// What the error says, without its kind.
     pub fn reason(&self) -> &str {
         match self {
-            HandlerError::Transient(reason) | HandlerError::Permanent(reason) | HandlerError::Invalid(reason) => reason,
+            HandlerError::Transient(reason)
+            | HandlerError::Permanent(reason)
+            | HandlerError::Invalid(reason)
+            | HandlerError::Later(reason) => reason,
         }
     }
 
@@ -135,7 +158,7 @@ impl HandlerError {
     pub fn dead_letter_cause(&self) -> DeadLetterCause {
         match self {
             HandlerError::Invalid(_) => DeadLetterCause::Invalid,
-            HandlerError::Transient(_) | HandlerError::Permanent(_) => DeadLetterCause::Failed,
+            HandlerError::Transient(_) | HandlerError::Permanent(_) | HandlerError::Later(_) => DeadLetterCause::Failed,
         }
     }
 }
@@ -467,15 +490,89 @@ struct PartitionWork<H> {
 
 enum Outcome {
     Done,
+    /// Not yet ([`HandlerError::Later`]): nothing of it was committed.
+    Later(String),
     Stopped,
 }
 
+/// Keys set aside because their first message could not be acted on yet,
+/// and where the partition's offsets stand because of them.
+#[derive(Default)]
+struct Parked {
+    keys: HashMap<String, ParkedKey>,
+    /// Messages set aside, over all keys.
+    messages: usize,
+    /// The highest offset handled (or dead-lettered), parked ones aside.
+    handled_through: Option<i64>,
+    /// The offset last stored for commit; it never moves back.
+    stored: Option<i64>,
+}
+
+/// One parked key: its messages in order, the first of which is not yet.
+struct ParkedKey {
+    messages: std::collections::VecDeque<InboundMessage>,
+    due: tokio::time::Instant,
+    delays: Box<dyn Iterator<Item = Duration> + Send>,
+}
+
+impl Parked {
+    fn key(message: &InboundMessage) -> &str {
+        message.key.as_deref().unwrap_or_default()
+    }
+
+    fn holds(&self, message: &InboundMessage) -> bool {
+        self.keys.contains_key(Self::key(message))
+    }
+
+    /// Sets `message` aside behind the others of its key (or as the first
+    /// of a newly parked key, due after the key's first backoff).
+    fn park(&mut self, message: InboundMessage, options: &ConsumerOptions) {
+        let key = Self::key(&message).to_owned();
+        let entry = self.keys.entry(key).or_insert_with(|| {
+            let mut delays = Box::new(options.backoff());
+            let delay = delays.next().unwrap_or(options.max_backoff);
+            ParkedKey { messages: Default::default(), due: tokio::time::Instant::now() + delay, delays }
+        });
+        entry.messages.push_back(message);
+        self.messages += 1;
+        PARKED.with_label_values(&[&options.group]).inc();
+    }
+
+    /// When the earliest parked key is due.
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.keys.values().map(|k| k.due).min()
+    }
+
+    /// The offset that may be stored now: everything handled, but nothing
+    /// at or after a parked message (a restart must deliver it again).
+    fn storable(&self) -> Option<i64> {
+        let first_parked = self.keys.values().filter_map(|k| k.messages.front()).map(|m| m.offset).min();
+        match (self.handled_through, first_parked) {
+            (Some(done), Some(parked)) if parked <= done => (parked > 0).then_some(parked - 1),
+            (done, _) => done,
+        }
+        .filter(|offset| self.stored.is_none_or(|stored| *offset > stored))
+    }
+}
+
 impl<H: MessageHandler> PartitionWork<H> {
-    async fn run(&self, mut inbox: mpsc::Receiver<InboundMessage>) {
+    async fn run(&self, inbox: mpsc::Receiver<InboundMessage>) {
+        let mut parked = Parked::default();
+        self.work(inbox, &mut parked).await;
+        // Left for the partition's next owner (nothing of them committed).
+        PARKED.with_label_values(&[&self.options.group]).sub(parked.messages as i64);
+    }
+
+    async fn work(&self, mut inbox: mpsc::Receiver<InboundMessage>, parked: &mut Parked) {
         loop {
+            if let Outcome::Stopped = self.retry_parked(parked).await {
+                return;
+            }
+            let due = parked.next_due();
             let first = tokio::select! {
                 _ = self.stop.cancelled() => return,
                 next = inbox.recv() => match next { Some(m) => m, None => return },
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => continue,
             };
             let mut batch = vec![first];
             while batch.len() < self.options.batch_size {
@@ -483,6 +580,14 @@ impl<H: MessageHandler> PartitionWork<H> {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
+            }
+            // A message of a parked key waits behind it: per-key order.
+            let (waiting, batch): (Vec<_>, Vec<_>) = batch.into_iter().partition(|m| parked.holds(m));
+            for message in waiting {
+                parked.park(message, &self.options);
+            }
+            if batch.is_empty() {
+                continue;
             }
             let span = tracing::info_span!(
                 "batch",
@@ -492,26 +597,30 @@ impl<H: MessageHandler> PartitionWork<H> {
                 first_offset = batch[0].offset,
                 messages = batch.len(),
             );
-            if let Outcome::Stopped = self.process_batch(&batch).instrument(span).await {
+            if let Outcome::Stopped = self.process_batch(&batch, parked).instrument(span).await {
                 return;
             }
         }
     }
 
-    fn store(&self, message: &InboundMessage) {
+    /// Records `offset` as handled and stores what may be committed.
+    fn handled(&self, parked: &mut Parked, offset: i64) {
+        parked.handled_through = Some(parked.handled_through.map_or(offset, |done| done.max(offset)));
+        let Some(offset) = parked.storable() else { return };
         crate::failpoint::hit("consumer.after_commit");
         // librdkafka commits `offset + 1` for a stored offset: store the
         // message's own offset (adding one here skips a message at every
         // rebalance; the group test catches that).
-        tracing::debug!(topic = %message.topic, partition = message.partition, offset = message.offset, "storing offset");
-        if let Err(error) = self.consumer.store_offset(&message.topic, message.partition, message.offset) {
+        tracing::debug!(topic = %self.partition.0, partition = self.partition.1, offset, "storing offset");
+        match self.consumer.store_offset(&self.partition.0, self.partition.1, offset) {
+            Ok(()) => parked.stored = Some(offset),
             // The partition was revoked meanwhile: its next owner
             // redelivers the message and the inbox absorbs it.
-            tracing::info!(%error, offset = message.offset, "offset not stored (partition revoked)");
+            Err(error) => tracing::info!(%error, offset, "offset not stored (partition revoked)"),
         }
     }
 
-    async fn process_batch(&self, batch: &[InboundMessage]) -> Outcome {
+    async fn process_batch(&self, batch: &[InboundMessage], parked: &mut Parked) -> Outcome {
         if batch.len() > 1 {
             let mut delays = self.options.backoff();
             loop {
@@ -521,7 +630,7 @@ impl<H: MessageHandler> PartitionWork<H> {
                             .with_label_values(&[&self.options.group, &self.partition.0, "ok"])
                             .inc_by(batch.len() as u64);
                         if let Some(last) = batch.last() {
-                            self.store(last);
+                            self.handled(parked, last.offset);
                         }
                         return Outcome::Done;
                     }
@@ -539,9 +648,51 @@ impl<H: MessageHandler> PartitionWork<H> {
             }
         }
         for message in batch {
-            match self.process_one(message).await {
-                Outcome::Done => self.store(message),
+            if parked.holds(message) {
+                parked.park(message.clone(), &self.options);
+                continue;
+            }
+            match self.process_one(message, parked.messages < self.options.queue_capacity).await {
+                Outcome::Done => self.handled(parked, message.offset),
+                Outcome::Later(why) => {
+                    tracing::info!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits, the partition goes on");
+                    parked.park(message.clone(), &self.options);
+                }
                 Outcome::Stopped => return Outcome::Stopped,
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Tries the first message of every parked key that is due, and the
+    /// rest of a key's messages once its first went through.
+    async fn retry_parked(&self, parked: &mut Parked) -> Outcome {
+        let now = tokio::time::Instant::now();
+        let due: Vec<String> = parked.keys.iter().filter(|(_, k)| k.due <= now).map(|(key, _)| key.clone()).collect();
+        for key in due {
+            loop {
+                let Some(message) = parked.keys.get(&key).and_then(|k| k.messages.front()).cloned() else {
+                    parked.keys.remove(&key);
+                    break;
+                };
+                match self.process_one(&message, true).await {
+                    Outcome::Done => {
+                        if let Some(k) = parked.keys.get_mut(&key) {
+                            k.messages.pop_front();
+                        }
+                        parked.messages -= 1;
+                        PARKED.with_label_values(&[&self.options.group]).dec();
+                        self.handled(parked, message.offset);
+                    }
+                    Outcome::Later(why) => {
+                        tracing::debug!(offset = message.offset, %why, "still not yet");
+                        if let Some(k) = parked.keys.get_mut(&key) {
+                            k.due = tokio::time::Instant::now() + k.delays.next().unwrap_or(self.options.max_backoff);
+                        }
+                        break;
+                    }
+                    Outcome::Stopped => return Outcome::Stopped,
+                }
             }
         }
         Outcome::Done
@@ -556,7 +707,10 @@ impl<H: MessageHandler> PartitionWork<H> {
         }
     }
 
-    async fn process_one(&self, message: &InboundMessage) -> Outcome {
+    /// Handles one message: done (or dead-lettered), stopped, or — when
+    /// `may_park` — not yet. Without room to park, a message that is not
+    /// yet is retried in place, as the whole partition did before.
+    async fn process_one(&self, message: &InboundMessage, may_park: bool) -> Outcome {
         let span = tracing::info_span!(
             "message",
             offset = message.offset,
@@ -567,10 +721,10 @@ impl<H: MessageHandler> PartitionWork<H> {
             span.record("correlation_id", headers.correlation_id.as_str());
             span.record("trace_id", headers.trace_id());
         }
-        self.retry_then_dead_letter(message).instrument(span).await
+        self.retry_then_dead_letter(message, may_park).instrument(span).await
     }
 
-    async fn retry_then_dead_letter(&self, message: &InboundMessage) -> Outcome {
+    async fn retry_then_dead_letter(&self, message: &InboundMessage, may_park: bool) -> Outcome {
         let mut delays = self.options.backoff();
         let mut attempts = 0;
         loop {
@@ -579,9 +733,10 @@ impl<H: MessageHandler> PartitionWork<H> {
                     HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
                     return Outcome::Done;
                 }
+                Err(HandlerError::Later(why)) if may_park => return Outcome::Later(why),
                 Err(error) => error,
             };
-            if error.is_transient() {
+            if error.is_transient() || matches!(error, HandlerError::Later(_)) {
                 tracing::warn!(%error, "transient failure; retrying");
             } else {
                 attempts += 1;

@@ -48,9 +48,10 @@ pub enum DomainError {
     #[error("refused ({}): {}", .0.reason, .0.message)]
     Refused(Refusal),
     /// The input may be acted on later, not yet (an order for a customer
-    /// whose registration this service has not seen yet): the run is
-    /// retried with backoff, nothing advances. The service bounds how long
-    /// it answers this (e.g. by the input's age) and then decides.
+    /// whose registration this service has not seen yet): nothing of it is
+    /// committed, its key waits and is retried with backoff while the other
+    /// keys of its partition flow on. The service bounds how long it
+    /// answers this (e.g. by the input's age) and then decides.
     #[error("not yet: {0}")]
     NotYet(String),
     #[error(transparent)]
@@ -284,8 +285,9 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
                 Ok(emits) => self.render(&input.headers, &emits, &mut outgoing).await?,
                 Err(DomainError::Database(error)) => return Err(classify(error)),
                 Err(DomainError::NotYet(why)) => {
-                    tracing::debug!(message_id = %id, %why, "not yet; the run is retried");
-                    return Err(HandlerError::Transient(format!("not yet: {why}")));
+                    // Rolled back; the consumer sets its key aside.
+                    tracing::debug!(message_id = %id, %why, "not yet");
+                    return Err(HandlerError::Later(why));
                 }
                 Err(DomainError::Refused(refusal)) if inputs.len() == 1 => {
                     tx.rollback().await.map_err(classify)?;

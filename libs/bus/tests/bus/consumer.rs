@@ -89,3 +89,142 @@ async fn poison_is_retried_boundedly_then_dead_lettered_and_the_partition_moves_
     let poison = attempts.iter().filter(|a| *a == "poison").count();
     assert!((options.max_attempts..=options.max_attempts + 1).contains(&poison), "{attempts:?}");
 }
+
+/// Says "not yet" to every message of key `waiting` until `ready` is set,
+/// and records what it handles, in order.
+#[derive(Clone, Default)]
+struct Gate {
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    handled: Arc<Mutex<Vec<String>>>,
+}
+
+impl MessageHandler for Gate {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+        let mut committed = Vec::new();
+        for message in messages {
+            if message.key.as_deref() == Some("waiting") && !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(HandlerError::Later("its customer is not known here yet".into()));
+            }
+            committed.push(String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned());
+        }
+        self.handled.lock().expect("lock").extend(committed);
+        Ok(())
+    }
+
+    async fn dead_letter(&self, _: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
+        panic!("nothing is dead-lettered here: {error}");
+    }
+}
+
+/// The offset group `group` committed on partition 0 of `topic` (negative: none).
+async fn committed(s: &orderflow_config::KafkaSettings, group: &str, topic: &str) -> i64 {
+    let (brokers, group, topic) = (s.brokers.clone(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", &group)
+            .create()
+            .expect("consumer");
+        let mut list = rdkafka::TopicPartitionList::new();
+        list.add_partition(&topic, 0);
+        let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("committed");
+        committed.elements()[0].offset().to_raw().unwrap_or(-1)
+    })
+    .await
+    .expect("task")
+}
+
+#[tokio::test]
+async fn a_key_that_cannot_be_acted_on_yet_waits_while_its_partition_flows_on_and_is_redelivered_if_stopped() {
+    // One partition: every key shares it.
+    let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
+    ensure_topics(&s, &[("gate".into(), Retention::Week)]).await.expect("topics");
+    let topic = s.topic("gate");
+    let producer = Producer::new(&s).expect("producer");
+    let headers = Headers::new_root("Probe", "system").to_pairs();
+    for (key, body) in [("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2"), ("other", "o3")] {
+        producer.send(&topic, key, body.as_bytes(), &headers).await.expect("send");
+    }
+    let group = format!("{}gate", s.topic_prefix);
+    let mut options = ConsumerOptions::new(group.clone(), vec![topic.clone()]);
+    options.base_backoff = Duration::from_millis(20);
+    options.max_backoff = Duration::from_millis(200);
+    let start = |gate: Gate| {
+        let (s, options, stop) = (s.clone(), options.clone(), CancellationToken::new());
+        let task = {
+            let stop = stop.clone();
+            tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), stop).await })
+        };
+        (task, stop)
+    };
+
+    let gate = Gate::default();
+    let (task, stop) = start(gate.clone());
+    orderflow_testkit::eventually("the other key's messages are handled", Duration::from_secs(30), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").len() == 3 }
+    })
+    .await;
+    assert_eq!(*gate.handled.lock().expect("lock"), ["o1", "o2", "o3"], "not held up by the waiting key");
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+    assert!(
+        committed(&s, &group, &topic).await <= 0,
+        "nothing at or after the waiting message is committed: a restart delivers it again"
+    );
+
+    // Started again once it can be acted on: it comes again, and its key in order.
+    let gate = Gate::default();
+    gate.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (task, stop) = start(gate.clone());
+    orderflow_testkit::eventually("the waiting key's messages are handled", Duration::from_secs(30), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").contains(&"w2".to_owned()) }
+    })
+    .await;
+    let handled = gate.handled.lock().expect("lock").clone();
+    let position = |body: &str| handled.iter().position(|h| h == body).expect("handled");
+    assert!(position("w1") < position("w2"), "per-key order: {handled:?}");
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+    assert_eq!(committed(&s, &group, &topic).await, 5, "everything is committed now");
+}
+
+#[tokio::test]
+async fn a_waiting_key_is_retried_with_backoff_and_goes_once_it_can() {
+    let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
+    ensure_topics(&s, &[("gate".into(), Retention::Week)]).await.expect("topics");
+    let topic = s.topic("gate");
+    let producer = Producer::new(&s).expect("producer");
+    let headers = Headers::new_root("Probe", "system").to_pairs();
+    for (key, body) in [("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2")] {
+        producer.send(&topic, key, body.as_bytes(), &headers).await.expect("send");
+    }
+    let group = format!("{}gate", s.topic_prefix);
+    let mut options = ConsumerOptions::new(group.clone(), vec![topic.clone()]);
+    options.base_backoff = Duration::from_millis(20);
+    options.max_backoff = Duration::from_millis(200);
+    let gate = Gate::default();
+    let stop = CancellationToken::new();
+    let task = {
+        let (s, options, gate, stop) = (s.clone(), options.clone(), gate.clone(), stop.clone());
+        tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), stop).await })
+    };
+    orderflow_testkit::eventually("the other key flows", Duration::from_secs(30), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").len() == 2 }
+    })
+    .await;
+    // Its customer arrives: the same consumer, with no new message, takes it.
+    gate.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    orderflow_testkit::eventually("the waiting key goes", Duration::from_secs(30), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").len() == 4 }
+    })
+    .await;
+    assert_eq!(*gate.handled.lock().expect("lock"), ["o1", "o2", "w1", "w2"]);
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+    assert_eq!(committed(&s, &group, &topic).await, 4, "everything is committed");
+}

@@ -192,3 +192,62 @@ async fn an_admin_ships_delivers_and_refunds_part_of_an_order() {
     );
     system.stop().await;
 }
+
+#[tokio::test]
+async fn an_order_for_a_customer_not_known_yet_holds_up_no_other_order_of_its_partition() {
+    // One partition per topic: every order shares it.
+    let kafka = orderflow_config::KafkaSettings { partitions: 1, ..orderflow_testkit::kafka_settings() };
+    let system = System::start_all_on(kafka).await;
+    let (late_token, late_id) = customer(&system, "late@example.com").await;
+    let (token, _) = customer(&system, "prompt@example.com").await;
+    // The order service has not heard of the first customer yet (as if
+    // their registration were still on its way to it).
+    let orders = pool(&system.orders_db).await;
+    orderflow_testkit::eventually("the order service knows both customers", std::time::Duration::from_secs(30), || {
+        let orders = orders.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM customers")
+                .fetch_one(&orders)
+                .await
+                .is_ok_and(|n| n == 2)
+        }
+    })
+    .await;
+    let late_uuid = uuid::Uuid::parse_str(&late_id).expect("uuid");
+    let row: (bool, i64) = sqlx::query_as("DELETE FROM customers WHERE id = $1 RETURNING active, version")
+        .bind(late_uuid)
+        .fetch_one(&orders)
+        .await
+        .expect("forget the customer");
+    let (status, waiting) =
+        system.call(Method::POST, "/api/v1/orders", Some(&late_token), Some(order(&[(1, 100)]))).await;
+    assert_eq!(status, 202, "{waiting}");
+
+    // Another customer's order, after it on the same partition, goes through
+    // while the first waits for its customer.
+    // (Held up behind it, it would wait out the 30 s customer grace and
+    // come back 202 after `place`'s 20 s wait.)
+    let (status, placed) = place(&system, &token, order(&[(1, 200)])).await;
+    assert_eq!((status, placed["status"].as_str()), (201, Some("CONFIRMED")), "{placed}");
+    let command = waiting["command_id"].as_str().expect("command id");
+    let (_, pending) = system.call(Method::GET, &format!("/api/v1/commands/{command}"), Some(&late_token), None).await;
+    assert_eq!(pending["status"], "pending", "the first order still waits for its customer: {pending}");
+
+    // Its customer arrives: the waiting order goes ahead by itself.
+    sqlx::query("INSERT INTO customers (id, active, version) VALUES ($1, $2, $3)")
+        .bind(late_uuid)
+        .bind(row.0)
+        .bind(row.1)
+        .execute(&orders)
+        .await
+        .expect("the customer arrives");
+    let settled =
+        until_api(&system, &late_token, &format!("/api/v1/commands/{command}"), "the waiting order settles", |c| {
+            c["status"] != "pending"
+        })
+        .await;
+    assert_eq!(settled["status"], "succeeded", "{settled}");
+    saga_settled(&system, 2).await;
+    assert_consistent(&system).await;
+    system.stop().await;
+}
