@@ -14,16 +14,13 @@ use crate::{PASSWORD, System, get};
 
 /// Polls the command until it is settled; its status.
 async fn settled(system: &System, id: &str) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = get(system, &format!("/api/v1/commands/{id}"), None).await;
+    let path = format!("/api/v1/commands/{id}");
+    orderflow_testkit::until(&format!("command {id} settled"), Duration::from_secs(30), || async {
+        let (status, body) = get(system, &path, None).await;
         assert_eq!(status, 200, "{body}");
-        if body["status"] != "pending" {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "command {id} never settled");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if body["status"] != "pending" { Ok(body) } else { Err(body.to_string()) }
+    })
+    .await
 }
 
 #[tokio::test]

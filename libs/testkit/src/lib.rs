@@ -88,14 +88,31 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    until(what, deadline, || {
+        let checked = check();
+        async move { if checked.await { Ok(()) } else { Err(String::new()) } }
+    })
+    .await
+}
+
+/// Polls `check` until it returns `Ok(value)` and returns the value, or
+/// panics once `deadline` passed, naming `what` and the last `Err` it said
+/// (what was seen instead), so a timeout explains itself.
+pub async fn until<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let until = tokio::time::Instant::now() + deadline;
     let mut pause = Duration::from_millis(10);
     loop {
-        if check().await {
-            return;
-        }
+        let seen = match check().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         if tokio::time::Instant::now() >= until {
-            panic!("timed out after {deadline:?} waiting until {what}");
+            let seen = if seen.is_empty() { String::new() } else { format!("; last seen: {seen}") };
+            panic!("timed out after {deadline:?} waiting until {what}{seen}");
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(200));

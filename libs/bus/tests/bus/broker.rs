@@ -37,16 +37,18 @@ type Seen = Arc<Mutex<Vec<(&'static str, i32, i64, String)>>>;
 
 /// Waits until messages `m0..m{total}` were all handled; names the missing ones.
 async fn wait_consumed(seen: &Seen, total: usize, topic: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let got: BTreeSet<String> = seen.lock().expect("lock").iter().map(|(_, _, _, b)| b.clone()).collect();
-        let missing: Vec<usize> = (0..total).filter(|i| !got.contains(&format!("m{i}"))).collect();
-        if missing.is_empty() {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
+    orderflow_testkit::until(
+        &format!("all {total} messages of {topic} are consumed"),
+        Duration::from_secs(30),
+        || async {
+            let seen = seen.lock().expect("lock");
+            let got: BTreeSet<&str> = seen.iter().map(|(_, _, _, b)| b.as_str()).collect();
+            let missing: Vec<usize> = (0..total).filter(|i| !got.contains(format!("m{i}").as_str())).collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
             let mut by_partition: HashMap<i32, Vec<i64>> = HashMap::new();
-            for (_, p, o, _) in seen.lock().expect("lock").iter() {
+            for (_, p, o, _) in seen.iter() {
                 by_partition.entry(*p).or_default().push(*o);
             }
             let gaps: Vec<(i32, i64, i64)> = by_partition
@@ -56,10 +58,10 @@ async fn wait_consumed(seen: &Seen, total: usize, topic: &str) {
                     offsets.windows(2).filter(|w| w[1] != w[0] + 1).map(|w| (p, w[0], w[1])).collect::<Vec<_>>()
                 })
                 .collect();
-            panic!("{} of {total} consumed; missing {missing:?}; offset gaps {gaps:?} ({topic})", got.len());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            Err(format!("{} consumed; missing {missing:?}; offset gaps {gaps:?}", got.len()))
+        },
+    )
+    .await
 }
 
 async fn produce(producer: &Producer, topic: &str, range: std::ops::Range<u32>) {
@@ -88,21 +90,20 @@ async fn two_members_split_partitions_see_everything_and_resume_from_commits() {
     }
     // The second member's join rebalances the group; keep traffic coming
     // until both members have been handed work.
-    let mut produced = 200;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    let produced = std::sync::atomic::AtomicU32::new(200);
+    orderflow_testkit::eventually("both members were handed work", Duration::from_secs(60), || async {
         let both = {
             let seen = seen.lock().expect("lock");
             seen.iter().any(|(n, ..)| *n == "a") && seen.iter().any(|(n, ..)| *n == "b")
         };
-        if both {
-            break;
+        if !both {
+            let from = produced.fetch_add(20, std::sync::atomic::Ordering::Relaxed);
+            produce(&producer, &topic, from..from + 20).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the second member never got a partition");
-        produce(&producer, &topic, produced..produced + 20).await;
-        produced += 20;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        both
+    })
+    .await;
+    let produced = produced.into_inner();
     let total = produced as usize;
     wait_consumed(&seen, total, &topic).await;
     // Stop the members one at a time: the one left must take over every
@@ -111,23 +112,31 @@ async fn two_members_split_partitions_see_everything_and_resume_from_commits() {
     let (first, first_stop) = members.next().expect("two members");
     first_stop.cancel();
     first.await.expect("join").expect("consumer ran");
-    let mut settled = total;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        // Traffic on every key: once "b" handled a message of every
-        // partition after "a" left, it owns them all.
-        let before = seen.lock().expect("lock").len();
-        produce(&producer, &topic, settled as u32..settled as u32 + 17).await;
-        settled += 17;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let owned: BTreeSet<i32> =
-            seen.lock().expect("lock")[before..].iter().filter(|(n, ..)| *n == "b").map(|(_, p, ..)| *p).collect();
-        if owned.len() == s.partitions as usize {
-            break;
+    // Traffic on every key (17 keys), a round at a time: once "b" handled
+    // a message of every partition after "a" left, it owns them all.
+    let settled = std::sync::atomic::AtomicU32::new(total as u32);
+    let round = Mutex::new(None::<(usize, u32)>); // (seen before it, its end)
+    orderflow_testkit::eventually("the member left owns every partition", Duration::from_secs(60), || async {
+        let current = *round.lock().expect("lock");
+        if let Some((before, end)) = current {
+            let seen = seen.lock().expect("lock");
+            let got: BTreeSet<&str> = seen[before..].iter().map(|(_, _, _, b)| b.as_str()).collect();
+            if !(end - 17..end).all(|i| got.contains(format!("m{i}").as_str())) {
+                return false; // the round is still being consumed
+            }
+            let owned: BTreeSet<i32> = seen[before..].iter().filter(|(n, ..)| *n == "b").map(|(_, p, ..)| *p).collect();
+            if owned.len() == s.partitions as usize {
+                return true;
+            }
         }
-        assert!(tokio::time::Instant::now() < deadline, "the remaining member never took over every partition");
-    }
-    let total = settled;
+        let before = seen.lock().expect("lock").len();
+        let from = settled.fetch_add(17, std::sync::atomic::Ordering::Relaxed);
+        produce(&producer, &topic, from..from + 17).await;
+        *round.lock().expect("lock") = Some((before, from + 17));
+        false
+    })
+    .await;
+    let total = settled.into_inner() as usize;
     wait_consumed(&seen, total, &topic).await;
     let (second, second_stop) = members.next().expect("two members");
     second_stop.cancel();
@@ -172,11 +181,27 @@ async fn two_members_split_partitions_see_everything_and_resume_from_commits() {
         async move { seen.lock().expect("lock").len() >= 10 }
     })
     .await;
-    // Give an erroneous replay a moment to show up, then compare.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Then one message on every key, so on every partition: a partition is
+    // read in order, so anything replayed from before the commit would
+    // arrive before these. Once they are all in, nothing more can come.
+    let fence = produced + 10..produced + 27;
+    produce(&producer, &topic, fence.clone()).await;
+    orderflow_testkit::eventually("a message on every partition after them", Duration::from_secs(60), || {
+        let seen = Arc::clone(&again.seen);
+        let fence = fence.clone();
+        async move {
+            let seen = seen.lock().expect("lock");
+            fence.clone().all(|i| seen.iter().any(|(_, _, _, b)| *b == format!("m{i}")))
+        }
+    })
+    .await;
     stop.cancel();
     task.await.expect("join").expect("consumer ran");
-    let resumed: BTreeSet<String> = again.seen.lock().expect("lock").iter().map(|(_, _, _, b)| b.clone()).collect();
-    let expected: BTreeSet<String> = (produced..produced + 10).map(|i| format!("m{i}")).collect();
+    let seen = again.seen.lock().expect("lock").clone();
+    let fenced: BTreeSet<i32> =
+        seen.iter().filter(|(.., b)| fence.clone().any(|i| *b == format!("m{i}"))).map(|(_, p, ..)| *p).collect();
+    assert_eq!(fenced.len(), s.partitions as usize, "the 17 keys reach every partition");
+    let resumed: BTreeSet<String> = seen.iter().map(|(_, _, _, b)| b.clone()).collect();
+    let expected: BTreeSet<String> = (produced..produced + 27).map(|i| format!("m{i}")).collect();
     assert_eq!(resumed, expected, "only what came after the commit is delivered again");
 }

@@ -127,15 +127,16 @@ async fn an_order_tells_its_story_in_causal_order_without_its_address() {
     })
     .await;
     let correlation = body["items"][0]["correlation_id"].as_str().expect("correlation").to_owned();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    let story = loop {
-        let (status, story) = get(&system, &format!("/api/v1/audit/correlations/{correlation}"), &admin).await;
+    let path = format!("/api/v1/audit/correlations/{correlation}");
+    let story = orderflow_testkit::until("the story of the order", std::time::Duration::from_secs(60), || async {
+        let (status, story) = get(&system, &path, &admin).await;
         if status == 200 && story["items"].as_array().is_some_and(|items| items.len() >= 4) {
-            break story;
+            Ok(story)
+        } else {
+            Err(format!("{status} {story}"))
         }
-        assert!(tokio::time::Instant::now() < deadline, "the story of the order: {status} {story}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let items = story["items"].as_array().expect("items");
     let told: Vec<(&str, i64)> = items
         .iter()

@@ -13,21 +13,15 @@ use crate::{admin, assert_consistent, customer, order, place, pool, saga_settled
 async fn paid_here(system: &System, id: &str, what: &str, done: impl Fn((i64, i64)) -> bool) -> (i64, i64) {
     let db = pool(&system.orders_db).await;
     let id = uuid::Uuid::parse_str(id).expect("order id");
-    let mut last = None;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    orderflow_testkit::until(what, Duration::from_secs(60), || async {
         let row: Option<(i64, i64)> = sqlx::query_as("SELECT captured, refunded FROM orders WHERE id = $1")
             .bind(id)
             .fetch_optional(&db)
             .await
             .expect("order's money");
-        if let Some(paid) = row.filter(|paid| done(*paid)) {
-            return paid;
-        }
-        last = row.or(last);
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}: last {last:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        row.filter(|paid| done(*paid)).ok_or_else(|| format!("(captured, refunded) {row:?}"))
+    })
+    .await
 }
 
 async fn ship(system: &System, admin: &str, id: &str) -> (u16, Value) {

@@ -47,16 +47,13 @@ async fn a_dead_letter_settles_a_pending_command_failed_but_never_undoes_an_outc
     // has been applied too.
     let never = Headers::new_root("UpdateUserProfile", "anonymous");
     dead_letter(&system, &producer, &key, &never).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let body = status(&system, &never.message_id.to_string()).await;
-        if body["status"] == "failed" {
-            assert_eq!(body["reason"], "COMMAND_FAILED", "{body}");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the dead letter was not settled: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let never_id = never.message_id.to_string();
+    let body = orderflow_testkit::until("the dead letter settled the command", Duration::from_secs(30), || async {
+        let body = status(&system, &never_id).await;
+        if body["status"] == "failed" { Ok(body) } else { Err(body.to_string()) }
+    })
+    .await;
+    assert_eq!(body["reason"], "COMMAND_FAILED", "{body}");
     let body = status(&system, &command).await;
     assert_eq!(body["status"], "succeeded", "a dead letter after the outcome changes nothing: {body}");
     system.stop().await;

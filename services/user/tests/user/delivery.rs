@@ -46,16 +46,11 @@ async fn every_command_delivered_twice_has_one_effect() {
     assert_eq!(inbox, 3, "three distinct message ids");
 
     // Exactly one event per effect reaches the bus.
-    let expected = 3;
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        seen = events(&system).await;
-        if seen.len() >= expected {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let seen = orderflow_testkit::until("three events are on the bus", Duration::from_secs(30), || async {
+        let seen = events(&system).await;
+        if seen.len() >= 3 { Ok(seen) } else { Err(format!("{:?}", seen.iter().map(|(t, _)| t).collect::<Vec<_>>())) }
+    })
+    .await;
     let types: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["UserRegistered", "UserProfileUpdated", "UserProfileUpdated"]);
     let causes: Vec<String> = seen.iter().map(|(_, m)| m.headers().expect("headers").causation_id).collect();

@@ -85,22 +85,20 @@ async fn per_user_order_holds_with_two_replicas() {
     // On the bus, each user's events are in version order.
     let codec = Codec::new(&system.registry.url);
     let mut versions: HashMap<String, Vec<i64>> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    let expected = 12 * (updates + 1);
+    let all = orderflow_testkit::until("every event is on the bus", Duration::from_secs(30), || async {
         let all = events(&system).await;
-        if all.len() >= 12 * (updates + 1) || tokio::time::Instant::now() > deadline {
-            for (_, message) in all {
-                let event: UserEvent = codec.decode(message.payload.as_deref()).await.expect("decode");
-                let (user, version) = match event {
-                    UserEvent::Registered(e) => (e.user_id, e.version),
-                    UserEvent::ProfileUpdated(e) => (e.user_id, e.version),
-                    other => panic!("unexpected {other:?}"),
-                };
-                versions.entry(user).or_default().push(version);
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        if all.len() >= expected { Ok(all) } else { Err(format!("{} of {expected}", all.len())) }
+    })
+    .await;
+    for (_, message) in all {
+        let event: UserEvent = codec.decode(message.payload.as_deref()).await.expect("decode");
+        let (user, version) = match event {
+            UserEvent::Registered(e) => (e.user_id, e.version),
+            UserEvent::ProfileUpdated(e) => (e.user_id, e.version),
+            other => panic!("unexpected {other:?}"),
+        };
+        versions.entry(user).or_default().push(version);
     }
     for id in &users {
         assert_eq!(versions.get(id), Some(&(1..=9).collect::<Vec<i64>>()), "user {id} in order");
