@@ -135,21 +135,28 @@ async fn committed(s: &orderflow_config::KafkaSettings, group: &str, topic: &str
     .expect("task")
 }
 
-#[tokio::test]
-async fn a_key_that_cannot_be_acted_on_yet_waits_while_its_partition_flows_on_and_is_redelivered_if_stopped() {
-    // One partition: every key shares it.
+/// A topic of one partition (every key shares it) holding `messages`
+/// (key, body), and options to consume it as a group of its own.
+async fn one_partition(messages: &[(&str, &str)]) -> (orderflow_config::KafkaSettings, ConsumerOptions) {
     let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
     ensure_topics(&s, &[("gate".into(), Retention::Week)]).await.expect("topics");
     let topic = s.topic("gate");
     let producer = Producer::new(&s).expect("producer");
     let headers = Headers::new_root("Probe", "system").to_pairs();
-    for (key, body) in [("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2"), ("other", "o3")] {
+    for (key, body) in messages {
         producer.send(&topic, key, body.as_bytes(), &headers).await.expect("send");
     }
-    let group = format!("{}gate", s.topic_prefix);
-    let mut options = ConsumerOptions::new(group.clone(), vec![topic.clone()]);
+    let mut options = ConsumerOptions::new(format!("{}gate", s.topic_prefix), vec![topic]);
     options.base_backoff = Duration::from_millis(20);
     options.max_backoff = Duration::from_millis(200);
+    (s, options)
+}
+
+#[tokio::test]
+async fn a_key_that_cannot_be_acted_on_yet_waits_while_its_partition_flows_on_and_is_redelivered_if_stopped() {
+    let (s, options) =
+        one_partition(&[("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2"), ("other", "o3")]).await;
+    let (group, topic) = (options.group.clone(), options.topics[0].clone());
     let start = |gate: Gate| {
         let (s, options, stop) = (s.clone(), options.clone(), CancellationToken::new());
         let task = {
@@ -193,18 +200,8 @@ async fn a_key_that_cannot_be_acted_on_yet_waits_while_its_partition_flows_on_an
 
 #[tokio::test]
 async fn a_waiting_key_is_retried_with_backoff_and_goes_once_it_can() {
-    let s = orderflow_config::KafkaSettings { partitions: 1, ..settings() };
-    ensure_topics(&s, &[("gate".into(), Retention::Week)]).await.expect("topics");
-    let topic = s.topic("gate");
-    let producer = Producer::new(&s).expect("producer");
-    let headers = Headers::new_root("Probe", "system").to_pairs();
-    for (key, body) in [("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2")] {
-        producer.send(&topic, key, body.as_bytes(), &headers).await.expect("send");
-    }
-    let group = format!("{}gate", s.topic_prefix);
-    let mut options = ConsumerOptions::new(group.clone(), vec![topic.clone()]);
-    options.base_backoff = Duration::from_millis(20);
-    options.max_backoff = Duration::from_millis(200);
+    let (s, options) = one_partition(&[("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2")]).await;
+    let (group, topic) = (options.group.clone(), options.topics[0].clone());
     let gate = Gate::default();
     let stop = CancellationToken::new();
     let task = {
