@@ -22,4 +22,4 @@ mod service;
 pub use handler::{DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
 pub use orderflow_process::{Health, Supervisor, TaskFailed, database};
 pub use projector::{ProjectionProcess, connect_projection, rebuild, run_projection, serve};
-pub use service::{RunError, main, readiness, run};
+pub use service::{RunError, main, readiness, run, run_service};

@@ -60,6 +60,18 @@ pub async fn run<S: Service>(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let service = S::new(&settings);
+    run_service(service, settings, listener, shutdown).await
+}
+
+/// [`run`] with a service built by the caller (another payment provider,
+/// a test's stand-in for an outside system).
+pub async fn run_service<S: Service>(
+    service: S,
+    settings: ServiceSettings<S::Domain>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let pool = database::connect(&settings.database).await.map_err(RunError::Database)?;
     orderflow_outbox::migrate(&pool).await?;
     S::migrator().run(&pool).await?;
@@ -75,7 +87,7 @@ pub async fn run<S: Service>(
     supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
 
     let handler = Arc::new(TransactionalHandler {
-        service: Arc::new(S::new(&settings)),
+        service: Arc::new(service),
         pool: pool.clone(),
         codec,
         kafka: settings.kafka.clone(),

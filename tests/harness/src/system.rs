@@ -2,6 +2,7 @@
 //! ingress (and, for the tests that start it, the audit log), each on a
 //! fresh database, all on one unique topic prefix.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_config::{
@@ -49,11 +50,17 @@ async fn listener() -> (TcpListener, String) {
 /// Runs domain service `S` in process until its component is stopped; it
 /// panics (failing the test) if the service fails.
 pub async fn spawn_service<S: Service>(settings: ServiceSettings<S::Domain>) -> Component {
+    spawn_service_with(S::new(&settings), settings).await
+}
+
+/// [`spawn_service`] with a service built by the test (e.g. with a payment
+/// provider of its own).
+pub async fn spawn_service_with<S: Service>(service: S, settings: ServiceSettings<S::Domain>) -> Component {
     let (listener, url) = listener().await;
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
-        if let Err(error) = orderflow_runtime::run::<S>(settings, listener, token).await {
+        if let Err(error) = orderflow_runtime::run_service(service, settings, listener, token).await {
             panic!("{} failed: {error}", <S::Domain as Domain>::SERVICE);
         }
     });
@@ -249,6 +256,15 @@ impl System {
 
     pub async fn start_payment_service(&mut self) {
         self.payment = Some(spawn_service::<orderflow_payment::PaymentService>(self.payment_settings()).await);
+    }
+
+    /// The payment service with a provider of the test's.
+    pub async fn start_payment_service_with(
+        &mut self,
+        provider: Arc<dyn orderflow_payment::provider::PaymentProvider>,
+    ) {
+        let service = orderflow_payment::PaymentService::with_provider(provider);
+        self.payment = Some(spawn_service_with(service, self.payment_settings()).await);
     }
 
     pub fn projector_settings(&self) -> orderflow_projector::Settings {

@@ -4,6 +4,7 @@
 //! with one payment decision each and its money right.
 
 mod failed;
+mod provider;
 
 use orderflow_harness::shop::{assert_consistent, customer, died, place_many, saga_settled, spawn_binary};
 use orderflow_harness::system::System;
