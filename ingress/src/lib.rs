@@ -17,6 +17,7 @@
 pub mod access;
 pub mod admission;
 pub mod commands;
+pub mod connection;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -183,7 +184,10 @@ pub fn router(
         // nothing (counted in orderflow_http_requests_shed_total).
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         // Outermost: every answer (a timeout's, a 404's, a 429, a 503) has a request id.
-        .layer(axum::middleware::from_fn(request::identify));
+        .layer(axum::middleware::from_fn(request::identify))
+        // Around all: an answer that left its request's body unread closes
+        // the connection, and says so.
+        .layer(axum::middleware::from_fn(connection::close_if_body_unread));
     // Outside the request id: a preflight is answered by the CORS layer alone.
     let app = match security::cors(cors) {
         Some(layer) => app.layer(layer),

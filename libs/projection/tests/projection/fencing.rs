@@ -71,12 +71,24 @@ async fn losing_the_lock_connection_hands_the_projection_to_one_instance_and_not
     .expect("terminate");
     assert_eq!(killed, vec![true], "one session held the lock");
     // One of the two (the standby, or the first once it stood by again)
-    // became active with the next epoch and goes on.
+    // becomes active with the next epoch and goes on. (Until one does, the
+    // first may still apply what arrives under epoch 1: nobody else is
+    // active, so that is no split brain.)
+    let pool = h.pool.clone();
+    eventually("an instance took over with the next epoch", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT epoch FROM projection.lease")
+                .fetch_one(&pool)
+                .await
+                .is_ok_and(|epoch| epoch == 2)
+        }
+    })
+    .await;
     h.send("b", "2").await;
     h.wait_for_items(2).await;
     let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM projection.lease").fetch_one(&h.pool).await.expect("epoch");
-    assert_eq!(epoch, 2);
-    let pool = h.pool.clone();
+    assert_eq!(epoch, 2, "and nobody took over twice");
     eventually("the standby holds the lock", Duration::from_secs(10), || {
         let pool = pool.clone();
         async move {
