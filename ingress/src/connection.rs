@@ -1,20 +1,22 @@
-//! A response sent before its request's body was read says
-//! `Connection: close`.
+//! What to do with a request body the handler did not read.
 //!
 //! Many answers come before the body is read: a refusal by admission (503),
-//! a missing or revoked token (401), a rate limit (429). The server then
-//! cannot reuse the connection (the rest of the body is still on it) and
-//! closes it; a client that has already sent its next request on that
-//! connection sees it dropped without an answer ("remote end closed
-//! connection without response": seen with schemathesis's client). Saying
-//! so in the response (RFC 9112 §9.6) lets the client open a fresh
-//! connection for the next request instead. A body read to its end keeps
-//! the connection reusable.
+//! a missing or revoked token (401), a rate limit (429). The rest of the
+//! body is still on the connection. hyper polls it once after the answer
+//! and closes the connection, silently, if that did not finish it: a client
+//! that sends its body apart from its headers (Python's `http.client` does)
+//! and reuses the connection then sees it dropped without an answer
+//! ("remote end closed connection without response", seen with
+//! schemathesis). So this layer finishes the job: the unread rest of a body
+//! is read and dropped, up to [`DRAIN_BYTES`] and [`DRAIN_FOR`], and the
+//! connection stays reusable; a body larger or slower than that gets
+//! `Connection: close` (RFC 9112 §9.6), so the client opens a fresh one.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
@@ -22,6 +24,12 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
+use tokio::sync::oneshot;
+
+/// The most of an unread body read and dropped to keep its connection.
+pub const DRAIN_BYTES: usize = 64 * 1024;
+/// How long the rest of an unread body may take to arrive.
+pub const DRAIN_FOR: Duration = Duration::from_millis(100);
 
 /// Middleware: see the module docs.
 pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
@@ -30,18 +38,57 @@ pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let ended = Arc::new(AtomicBool::new(false));
-    let body = Body::new(Watched { inner: body, ended: Arc::clone(&ended) });
+    let (give_back, unread) = oneshot::channel();
+    let body = Body::new(Watched { inner: body, ended: Arc::clone(&ended), give_back: Some(give_back) });
     let mut response = next.run(Request::from_parts(parts, body)).await;
-    if !ended.load(Ordering::Acquire) {
+    if ended.load(Ordering::Acquire) {
+        return response;
+    }
+    // The handler dropped the body unread (or still holds it somewhere).
+    let drained = tokio::time::timeout(DRAIN_FOR, async {
+        match unread.await {
+            Ok(rest) => drain(rest).await,
+            Err(_) => false,
+        }
+    })
+    .await
+    .unwrap_or(false);
+    if !drained {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
 
-/// A request body that records when it was read to its end.
+/// Reads `body` to its end if it is at most [`DRAIN_BYTES`].
+async fn drain(mut body: Body) -> bool {
+    use http_body_util::BodyExt;
+    let mut read = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return false };
+        read += frame.data_ref().map_or(0, Bytes::len);
+        if read > DRAIN_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
+/// A request body that records when it was read to its end, and gives its
+/// unread rest back when dropped before that.
 struct Watched {
     inner: Body,
     ended: Arc<AtomicBool>,
+    give_back: Option<oneshot::Sender<Body>>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if let Some(give_back) = self.give_back.take()
+            && !self.ended.load(Ordering::Acquire)
+        {
+            let _ = give_back.send(std::mem::take(&mut self.inner));
+        }
+    }
 }
 
 impl http_body::Body for Watched {
@@ -86,9 +133,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn only_an_answer_that_left_the_body_unread_closes_the_connection() {
-        assert_eq!(connection("/unread", "a body").await, Some(HeaderValue::from_static("close")));
+    async fn an_unread_body_is_drained_to_keep_the_connection_unless_it_is_too_large() {
+        assert_eq!(connection("/unread", "a body").await, None, "drained: the connection stays reusable");
         assert_eq!(connection("/read", "a body").await, None, "a body read to its end keeps it open");
         assert_eq!(connection("/unread", "").await, None, "no body, nothing left on the connection");
+        let large: &'static str = Box::leak("x".repeat(DRAIN_BYTES + 1).into_boxed_str());
+        assert_eq!(connection("/unread", large).await, Some(HeaderValue::from_static("close")), "too large to drain");
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_come_closes_the_connection() {
+        let (_sender, body) = futures_channel_body();
+        let request = Request::post("/unread").body(body).expect("request");
+        let response = app().oneshot(request).await.expect("response");
+        assert_eq!(response.headers().get(header::CONNECTION), Some(&HeaderValue::from_static("close")));
+    }
+
+    /// A body whose data never arrives while the sender is held.
+    fn futures_channel_body() -> (tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>, Body) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let stream = tokio_stream_from(receiver);
+        (sender, Body::from_stream(stream))
+    }
+
+    fn tokio_stream_from(
+        mut receiver: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+        futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
     }
 }
