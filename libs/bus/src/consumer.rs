@@ -148,10 +148,11 @@ impl HandlerError {
         }
     }
 
-    /// Whether retrying may help by itself (infrastructure), rather than
-    /// the message or its handling being wrong.
+    /// Whether retrying may help by itself (infrastructure, or what the
+    /// message needs arriving), rather than the message or its handling
+    /// being wrong: never counted towards dead-lettering.
     pub fn is_transient(&self) -> bool {
-        matches!(self, HandlerError::Transient(_))
+        matches!(self, HandlerError::Transient(_) | HandlerError::Later(_))
     }
 
     /// Whose fault it is, for a dead letter of a message this error stopped.
@@ -500,8 +501,6 @@ enum Outcome {
 #[derive(Default)]
 struct Parked {
     keys: HashMap<String, ParkedKey>,
-    /// Messages set aside, over all keys.
-    messages: usize,
     /// The highest offset handled (or dead-lettered), parked ones aside.
     handled_through: Option<i64>,
     /// The offset last stored for commit; it never moves back.
@@ -534,8 +533,12 @@ impl Parked {
             ParkedKey { messages: Default::default(), due: tokio::time::Instant::now() + delay, delays }
         });
         entry.messages.push_back(message);
-        self.messages += 1;
         PARKED.with_label_values(&[&options.group]).inc();
+    }
+
+    /// Messages set aside, over all keys.
+    fn len(&self) -> usize {
+        self.keys.values().map(|k| k.messages.len()).sum()
     }
 
     /// When the earliest parked key is due.
@@ -560,7 +563,7 @@ impl<H: MessageHandler> PartitionWork<H> {
         let mut parked = Parked::default();
         self.work(inbox, &mut parked).await;
         // Left for the partition's next owner (nothing of them committed).
-        PARKED.with_label_values(&[&self.options.group]).sub(parked.messages as i64);
+        PARKED.with_label_values(&[&self.options.group]).sub(parked.len() as i64);
     }
 
     async fn work(&self, mut inbox: mpsc::Receiver<InboundMessage>, parked: &mut Parked) {
@@ -652,7 +655,7 @@ impl<H: MessageHandler> PartitionWork<H> {
                 parked.park(message.clone(), &self.options);
                 continue;
             }
-            match self.process_one(message, parked.messages < self.options.queue_capacity).await {
+            match self.process_one(message, parked.len() < self.options.queue_capacity).await {
                 Outcome::Done => self.handled(parked, message.offset),
                 Outcome::Later(why) => {
                     tracing::info!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits, the partition goes on");
@@ -680,7 +683,6 @@ impl<H: MessageHandler> PartitionWork<H> {
                         if let Some(k) = parked.keys.get_mut(&key) {
                             k.messages.pop_front();
                         }
-                        parked.messages -= 1;
                         PARKED.with_label_values(&[&self.options.group]).dec();
                         self.handled(parked, message.offset);
                     }
@@ -736,7 +738,7 @@ impl<H: MessageHandler> PartitionWork<H> {
                 Err(HandlerError::Later(why)) if may_park => return Outcome::Later(why),
                 Err(error) => error,
             };
-            if error.is_transient() || matches!(error, HandlerError::Later(_)) {
+            if error.is_transient() {
                 tracing::warn!(%error, "transient failure; retrying");
             } else {
                 attempts += 1;
