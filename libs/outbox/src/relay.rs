@@ -119,6 +119,13 @@ struct Row_ {
     message: crate::OutboxMessage,
 }
 
+impl Row_ {
+    /// The topic and key its order is kept within.
+    fn key(&self) -> (&str, &str) {
+        (&self.message.topic, &self.message.key)
+    }
+}
+
 impl Relay {
     pub fn new(pool: PgPool, producer: Producer, options: RelayOptions) -> Self {
         Self { pool, producer, options }
@@ -163,27 +170,23 @@ impl Relay {
                 }
             })
             .collect();
-        // A key is blocked from its first row that failed: its later rows
-        // stay unpublished and go after it. A row the producer would refuse
-        // as too large is known before sending, so nothing after it in its
-        // key is sent ahead of it.
-        // Per key, the id of its first row that failed.
+        // A key is blocked from its first row that failed (the id of that
+        // row): its later rows stay unpublished and go after it. A row the
+        // producer would refuse as too large is known before sending, so
+        // nothing after it in its key is sent ahead of it.
         let mut blocked: HashMap<(&str, &str), i64> = HashMap::new();
-        let mut first_error = None;
+        let mut failed = Vec::new();
         let mut sendable = Vec::with_capacity(rows.len());
         for row in &rows {
-            let m = &row.message;
-            let key = (m.topic.as_str(), m.key.as_str());
-            if blocked.contains_key(&key) {
+            if blocked.contains_key(&row.key()) {
                 continue;
             }
+            let m = &row.message;
             match self.producer.check_size(&m.topic, &m.key, &m.payload, &m.headers) {
                 Ok(()) => sendable.push(row),
                 Err(error) => {
-                    FAILED.inc();
-                    blocked.insert(key, row.id);
-                    self.record_failure(conn, row, &error).await?;
-                    first_error.get_or_insert(error);
+                    blocked.insert(row.key(), row.id);
+                    failed.push((row, error));
                 }
             }
         }
@@ -196,21 +199,27 @@ impl Relay {
         )
         .await;
         orderflow_bus::failpoint::hit("relay.after_ack");
-        let mut confirmed = Vec::with_capacity(rows.len());
+        let mut sent = Vec::with_capacity(sendable.len());
         for (row, result) in sendable.into_iter().zip(results) {
-            let key = (row.message.topic.as_str(), row.message.key.as_str());
             match result {
-                Ok(_) if blocked.get(&key).is_none_or(|&first| row.id < first) => confirmed.push(row.id),
-                Ok(_) => {}
+                Ok(_) => sent.push(row),
                 Err(error) => {
-                    FAILED.inc();
-                    let first = blocked.entry(key).or_insert(row.id);
+                    let first = blocked.entry(row.key()).or_insert(row.id);
                     *first = (*first).min(row.id);
-                    self.record_failure(conn, row, &error).await?;
-                    first_error.get_or_insert(error);
+                    failed.push((row, error));
                 }
             }
         }
+        let confirmed: Vec<i64> = sent
+            .into_iter()
+            .filter(|r| blocked.get(&r.key()).is_none_or(|&first| r.id < first))
+            .map(|r| r.id)
+            .collect();
+        for (row, error) in &failed {
+            FAILED.inc();
+            self.record_failure(conn, row, error).await?;
+        }
+        let first_error = failed.into_iter().next().map(|(_, error)| error);
         if !confirmed.is_empty() {
             // Kept for a while only when asked: a marked row is a new row
             // version, and the unpublished index keeps pointing at the old
