@@ -291,11 +291,14 @@ impl Admission {
 
     /// Samples the runtime's scheduling lag until `shutdown` (a task of
     /// the process: it must run on the runtime that serves requests).
-    pub async fn watch_lag(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+    pub async fn watch_lag(
+        self: Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), std::convert::Infallible> {
         loop {
             let due = tokio::time::Instant::now() + LAG_EVERY;
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep_until(due) => {}
             }
             let now = tokio::time::Instant::now();

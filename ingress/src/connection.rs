@@ -13,8 +13,6 @@
 //! `Connection: close` (RFC 9112 §9.6), so the client opens a fresh one.
 
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,18 +35,15 @@ pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
     if http_body::Body::is_end_stream(&body) {
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let ended = Arc::new(AtomicBool::new(false));
     let (give_back, unread) = oneshot::channel();
-    let body = Body::new(Watched { inner: body, ended: Arc::clone(&ended), give_back: Some(give_back) });
+    let body = Body::new(Watched { inner: body, ended: false, give_back: Some(give_back) });
     let mut response = next.run(Request::from_parts(parts, body)).await;
-    if ended.load(Ordering::Acquire) {
-        return response;
-    }
-    // The handler dropped the body unread (or still holds it somewhere).
+    // The body comes back if it was dropped unread; read to its end, it does
+    // not (the sender goes without sending).
     let drained = tokio::time::timeout(DRAIN_FOR, async {
         match unread.await {
             Ok(rest) => drain(rest).await,
-            Err(_) => false,
+            Err(_) => true,
         }
     })
     .await
@@ -73,18 +68,18 @@ async fn drain(mut body: Body) -> bool {
     true
 }
 
-/// A request body that records when it was read to its end, and gives its
-/// unread rest back when dropped before that.
+/// A request body that gives its unread rest back when dropped before its
+/// end.
 struct Watched {
     inner: Body,
-    ended: Arc<AtomicBool>,
+    ended: bool,
     give_back: Option<oneshot::Sender<Body>>,
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
         if let Some(give_back) = self.give_back.take()
-            && !self.ended.load(Ordering::Acquire)
+            && !self.ended
         {
             let _ = give_back.send(std::mem::take(&mut self.inner));
         }
@@ -98,7 +93,7 @@ impl http_body::Body for Watched {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.ended.store(true, Ordering::Release);
+            self.ended = true;
         }
         polled
     }

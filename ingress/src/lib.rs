@@ -185,8 +185,8 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         // Outermost: every answer (a timeout's, a 404's, a 429, a 503) has a request id.
         .layer(axum::middleware::from_fn(request::identify))
-        // Around all: an answer that left its request's body unread closes
-        // the connection, and says so.
+        // Around all: a body an answer left unread is drained to keep the
+        // connection, or the answer closes it and says so.
         .layer(axum::middleware::from_fn(connection::close_if_body_unread));
     // Outside the request id: a preflight is answered by the CORS layer alone.
     let app = match security::cors(cors) {
@@ -279,11 +279,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms)
             + std::time::Duration::from_secs(settings.max_wait_seconds),
     };
-    let watching = Arc::clone(&state.admission).watch_lag(shutdown.clone());
-    supervisor.spawn("scheduling lag probe", async move {
-        watching.await;
-        Ok::<_, std::convert::Infallible>(())
-    });
+    supervisor.spawn("scheduling lag probe", Arc::clone(&state.admission).watch_lag(shutdown.clone()));
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
