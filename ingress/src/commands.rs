@@ -66,6 +66,8 @@ pub fn rejection(status: &CommandStatus) -> ApiError {
         "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" | "ORDER_EXISTS" | "ILLEGAL_TRANSITION" | "NOT_CAPTURED"
         | "NOT_PAID" => StatusCode::CONFLICT,
         "USER_NOT_FOUND" | "ORDER_NOT_FOUND" | "PAYMENT_NOT_FOUND" => StatusCode::NOT_FOUND,
+        // The payment provider did not answer within its retry budget.
+        "PROVIDER_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let message = status.message.clone().unwrap_or_else(|| "the command was rejected".into());

@@ -200,6 +200,27 @@ pub trait MessageHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// Wakes a parked key before its backoff ends: what its first message
+/// waits for (a call to an outside system) has finished. The consumer
+/// listens; whoever finishes that work calls [`Wakeups::wake`]. Clones
+/// share one channel.
+#[derive(Debug, Clone)]
+pub struct Wakeups(tokio::sync::broadcast::Sender<String>);
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        // A listener that falls this far behind wakes all its keys instead.
+        Self(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Wakeups {
+    /// Retries the parked messages of `key` now (a key not parked: nothing).
+    pub fn wake(&self, key: &str) {
+        let _ = self.0.send(key.to_owned());
+    }
+}
+
 /// Which topics, as which group, and how patiently.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
@@ -214,6 +235,8 @@ pub struct ConsumerOptions {
     /// First retry delay; doubles up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
+    /// Wakes parked keys early.
+    pub wakeups: Wakeups,
 }
 
 impl ConsumerOptions {
@@ -230,6 +253,7 @@ impl ConsumerOptions {
             max_attempts: settings.max_attempts,
             base_backoff: Duration::from_millis(settings.base_backoff_ms),
             max_backoff: Duration::from_millis(settings.max_backoff_ms),
+            wakeups: Wakeups::default(),
         }
     }
 
@@ -541,6 +565,19 @@ impl Parked {
         self.keys.values().map(|k| k.messages.len()).sum()
     }
 
+    /// Makes `key` due now, if it is parked; `None`: every parked key.
+    fn wake(&mut self, key: Option<&str>) {
+        let now = tokio::time::Instant::now();
+        match key {
+            Some(key) => {
+                if let Some(parked) = self.keys.get_mut(key) {
+                    parked.due = now;
+                }
+            }
+            None => self.keys.values_mut().for_each(|parked| parked.due = now),
+        }
+    }
+
     /// When the earliest parked key is due.
     fn next_due(&self) -> Option<tokio::time::Instant> {
         self.keys.values().map(|k| k.due).min()
@@ -567,6 +604,7 @@ impl<H: MessageHandler> PartitionWork<H> {
     }
 
     async fn work(&self, mut inbox: mpsc::Receiver<InboundMessage>, parked: &mut Parked) {
+        let mut woken = self.options.wakeups.0.subscribe();
         loop {
             if let Outcome::Stopped = self.retry_parked(parked).await {
                 return;
@@ -576,6 +614,11 @@ impl<H: MessageHandler> PartitionWork<H> {
                 _ = self.stop.cancelled() => return,
                 next = inbox.recv() => match next { Some(m) => m, None => return },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => continue,
+                key = woken.recv(), if due.is_some() => {
+                    // Lagged: some keys were missed, so wake them all.
+                    parked.wake(key.as_deref().ok());
+                    continue;
+                }
             };
             let mut batch = vec![first];
             while batch.len() < self.options.batch_size {

@@ -25,7 +25,7 @@ mod service;
 
 pub use common::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings};
 pub use secret::Secret;
-pub use service::{ConsumerSettings, Domain, RelaySettings, ServiceSettings};
+pub use service::{ConsumerSettings, Domain, EffectSettings, RelaySettings, ServiceSettings};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};

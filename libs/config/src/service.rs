@@ -111,6 +111,52 @@ impl RelaySettings {
     }
 }
 
+/// How a service's calls to outside systems (effects: a payment
+/// provider) are run: outside any partition's transaction, a bounded number
+/// of times each, with backoff.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectSettings {
+    /// Calls of one effect at most (its retry budget); then it has failed
+    /// and the service decides what that means (a payment is declined).
+    pub max_attempts: i32,
+    /// First delay before a failed call is made again; doubles up to
+    /// `max_backoff_ms`.
+    pub base_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// One call's time limit; a call that takes longer counts as failed.
+    pub timeout_ms: u64,
+    /// Calls in flight at once, per process.
+    pub concurrency: usize,
+}
+
+impl Default for EffectSettings {
+    fn default() -> Self {
+        Self { max_attempts: 5, base_backoff_ms: 200, max_backoff_ms: 10_000, timeout_ms: 10_000, concurrency: 32 }
+    }
+}
+
+impl EffectSettings {
+    pub fn validate(&self) -> Result<()> {
+        if self.max_attempts < 1 {
+            return Err(ConfigError::invalid("effects.max_attempts", "must be at least 1"));
+        }
+        if self.base_backoff_ms == 0 || self.max_backoff_ms < self.base_backoff_ms {
+            return Err(ConfigError::invalid(
+                "effects.base_backoff_ms",
+                "must be at least 1 and at most effects.max_backoff_ms",
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(ConfigError::invalid("effects.timeout_ms", "must be at least 1"));
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::invalid("effects.concurrency", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 /// The settings of a domain service: the shared groups plus `domain`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound = "D: Domain")]
@@ -124,6 +170,7 @@ pub struct ServiceSettings<D: Domain> {
     pub registry: RegistrySettings,
     pub consumer: ConsumerSettings,
     pub relay: RelaySettings,
+    pub effects: EffectSettings,
     /// The service's own rules.
     pub domain: D,
 }
@@ -138,6 +185,7 @@ impl<D: Domain> Default for ServiceSettings<D> {
             registry: RegistrySettings::default(),
             consumer: ConsumerSettings::new(D::SERVICE),
             relay: RelaySettings::default(),
+            effects: EffectSettings::default(),
             domain: D::default(),
         }
     }
@@ -151,6 +199,7 @@ impl<D: Domain> Validate for ServiceSettings<D> {
         self.registry.validate()?;
         self.consumer.validate()?;
         self.relay.validate()?;
+        self.effects.validate()?;
         self.domain.validate()
     }
 }

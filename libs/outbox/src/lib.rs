@@ -14,11 +14,15 @@
 //! Dead letters go through the outbox too ([`dead_letter`]): the inbox row
 //! that marks the message as done and the dead letter commit together.
 //!
-//! The tables (`outbox`, `inbox`) belong to this crate: [`migrate`] applies
+//! Calls to outside systems are recorded in the [`effects`] table, run
+//! outside any partition's transaction by the kit's effector.
+//!
+//! The tables (`outbox`, `inbox`, `effects`) belong to this crate: [`migrate`] applies
 //! `libs/outbox/migrations` to a service's database, tracked in a
 //! migrations table of its own so the service's migrations stay its own.
 
 mod dead_letter;
+pub mod effects;
 pub mod inbox;
 mod relay;
 
@@ -38,7 +42,7 @@ pub enum OutboxError {
     LostLeadership(sqlx::Error),
 }
 
-/// Creates or upgrades the `outbox` and `inbox` tables.
+/// Creates or upgrades the `outbox`, `inbox` and `effects` tables.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.dangerous_set_table_name("_orderflow_outbox_migrations");

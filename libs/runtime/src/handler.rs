@@ -54,6 +54,12 @@ pub enum DomainError {
     /// answers this (e.g. by the input's age) and then decides.
     #[error("not yet: {0}")]
     NotYet(String),
+    /// The input needs a call to an outside system first
+    /// ([`crate::effects::outcome`] asked for it): the kit records the call,
+    /// parks the input's key like [`DomainError::NotYet`], and the effector
+    /// makes the call outside this transaction and wakes the key.
+    #[error("waiting for the {} call {}", .0.kind, .0.id)]
+    Awaits(crate::effects::EffectRequest),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -109,6 +115,18 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// dead-lettered after bounded retries instead, never dropped silently.
     fn rejection(&self, input: &Inbound<'_, Self::Input>, refusal: &Refusal) -> Option<Emit>;
 
+    /// Makes one call to an outside system that an input asked for
+    /// ([`crate::effects::outcome`]), outside any transaction; the kit
+    /// bounds its time and attempts (`effects.*` settings) and records its
+    /// answer for the input. Services that call nothing keep the default.
+    fn perform(
+        &self,
+        effect: &crate::effects::Effect,
+    ) -> impl Future<Output = Result<serde_json::Value, crate::effects::EffectError>> + Send {
+        let kind = effect.kind.clone();
+        async move { Err(crate::effects::EffectError(format!("this service makes no `{kind}` calls"))) }
+    }
+
     /// How often [`Service::due`] runs; `None` (the default): never.
     fn schedule(&self) -> Option<std::time::Duration> {
         None
@@ -141,6 +159,8 @@ pub struct TransactionalHandler<S> {
     pub kafka: KafkaSettings,
     /// The consumer group, recorded on dead letters.
     pub group: String,
+    /// Where the calls its inputs await are recorded.
+    pub(crate) requests: crate::effects::Requests,
 }
 
 impl<S: Service> TransactionalHandler<S> {
@@ -288,6 +308,13 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
                     // Rolled back; the consumer sets its key aside.
                     tracing::debug!(message_id = %id, %why, "not yet");
                     return Err(HandlerError::Later(why));
+                }
+                Err(DomainError::Awaits(request)) => {
+                    tx.rollback().await.map_err(classify)?;
+                    let key = input.source.key.as_deref().unwrap_or_default();
+                    self.requests.record(&request, key).await.map_err(classify)?;
+                    tracing::debug!(message_id = %id, call = %request.id, kind = request.kind, "waiting for a call");
+                    return Err(HandlerError::Later(format!("waiting for the {} call {}", request.kind, request.id)));
                 }
                 Err(DomainError::Refused(refusal)) if inputs.len() == 1 => {
                     tx.rollback().await.map_err(classify)?;

@@ -9,12 +9,16 @@
 //!   enqueues the resulting events in the outbox, and commits. A
 //!   deterministic refusal becomes the service's rejection event, which
 //!   settles the command; what keeps failing is dead-lettered.
+//! - [`effects`]: calls to outside systems, recorded and made by a
+//!   supervised effector outside the partition's transaction, bounded in
+//!   time and attempts; the waiting input's key is parked meanwhile.
 //! - [`run`]: the whole process of a domain service: migrations, topics,
 //!   schemas, consumer, relay, ops HTTP, supervised; [`main`] around it.
 //! - [`run_projection`]: the whole process of a projection (the projector,
 //!   the audit log): engine, dead-letter relay, ops HTTP, supervised;
 //!   [`rebuild`] and [`serve`] for their binaries.
 
+pub mod effects;
 mod handler;
 mod projector;
 mod service;

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::effects::Effector;
 use crate::{Service, TransactionalHandler, database};
 use orderflow_process::{Health, Supervisor, TaskFailed};
 
@@ -86,18 +87,23 @@ pub async fn run_service<S: Service>(
     let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::from_settings(&settings.relay));
     supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
 
+    let service = Arc::new(service);
+    let topics = S::CONSUMES.iter().map(|t| settings.kafka.topic(t.name)).collect();
+    let options = ConsumerOptions::from_settings(&settings.consumer, topics);
+    let effector =
+        Arc::new(Effector::new(Arc::clone(&service), pool.clone(), settings.effects.clone(), options.wakeups.clone()));
     let handler = Arc::new(TransactionalHandler {
-        service: Arc::new(service),
+        service,
         pool: pool.clone(),
         codec,
         kafka: settings.kafka.clone(),
         group: settings.consumer.group.clone(),
+        requests: effector.requests(),
     });
+    supervisor.spawn("effector", effector.run(shutdown.clone()));
     if let Some(every) = handler.service.schedule() {
         supervisor.spawn("scheduler", Arc::clone(&handler).run_schedule(every, shutdown.clone()));
     }
-    let topics = S::CONSUMES.iter().map(|t| settings.kafka.topic(t.name)).collect();
-    let options = ConsumerOptions::from_settings(&settings.consumer, topics);
     let (kafka, token) = (settings.kafka.clone(), shutdown.clone());
     supervisor.spawn("consumer", async move { consumer::run(&kafka, &options, handler, token).await });
 

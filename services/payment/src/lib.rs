@@ -22,14 +22,15 @@ use chrono::Utc;
 use orderflow_contracts::Topic;
 use orderflow_contracts::orders::{self, OrderEvent};
 use orderflow_contracts::payments::{self, PaymentCommand};
+use orderflow_runtime::effects::{self, Called, Effect, EffectError};
 use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub use settings::{Rules, Settings};
 
-use crate::provider::{BuiltinProvider, PaymentProvider, ProviderError};
-use crate::rules::{Action, Outcome, Payment};
+use crate::provider::{Authorization, BuiltinProvider, PaymentProvider, ProviderCall};
+use crate::rules::Outcome;
 
 orderflow_contracts::union_family!(PaymentInput {
     Command(PaymentCommand),
@@ -60,11 +61,24 @@ impl PaymentService {
                 if store::load_for_update(tx, order_id).await?.is_some() {
                     return Ok(Vec::new()); // one payment per order
                 }
-                let decision = self
-                    .provider
-                    .authorize(rules::payment_id(order_id), placed.total, &placed.currency)
-                    .await
-                    .map_err(unavailable)?;
+                let call = ProviderCall::Authorize {
+                    payment_id: rules::payment_id(order_id),
+                    amount: placed.total,
+                    currency: placed.currency.clone(),
+                };
+                let decision = match effects::outcome(tx, call.request()).await? {
+                    Called::Done(answer) => serde_json::from_value(answer).map_err(|e| {
+                        Refusal::new(
+                            "PROVIDER_ANSWER_INVALID",
+                            format!("the recorded authorization is unreadable: {e}"),
+                        )
+                    })?,
+                    // The budget is spent: the order cannot be paid now.
+                    Called::Failed(error) => Authorization::Declined {
+                        reason: PROVIDER_UNAVAILABLE.into(),
+                        message: format!("the payment provider could not authorize the payment: {error}"),
+                    },
+                };
                 rules::opened(placed, order_id, customer_id, decision, now)
             }
             OrderEvent::Confirmed(e) => {
@@ -78,13 +92,20 @@ impl PaymentService {
         self.save(tx, outcome).await
     }
 
-    /// Makes the provider call a decision needs, then saves it. A failed
-    /// call rolls the transaction back and is retried (idempotently).
+    /// Saves a decision once the provider call it needs has been made
+    /// (outside this transaction: [`effects::outcome`] parks the input
+    /// until then). A call that failed its whole budget refuses the input:
+    /// a refund command is rejected, an order event dead-lettered for an
+    /// operator.
     async fn save(&self, tx: &mut PgConnection, outcome: Outcome) -> Result<Vec<Emit>, DomainError> {
         match outcome {
             Outcome::Changed { payment, action, events } => {
                 if let Some(action) = &action {
-                    self.act(&payment, action).await.map_err(unavailable)?;
+                    let call = ProviderCall::of(&payment, action);
+                    if let Called::Failed(error) = effects::outcome(tx, call.request()).await? {
+                        let message = format!("the payment provider could not {}: {error}", call.kind());
+                        return Err(Refusal::new(PROVIDER_UNAVAILABLE, message).into());
+                    }
                 }
                 store::save(tx, &payment, action.as_ref(), Utc::now()).await?;
                 Ok(events)
@@ -96,20 +117,11 @@ impl PaymentService {
             }
         }
     }
-
-    async fn act(&self, payment: &Payment, action: &Action) -> Result<(), ProviderError> {
-        match action {
-            Action::Capture { amount } => self.provider.capture(payment.id, *amount).await,
-            Action::Void => self.provider.void(payment.id).await,
-            Action::Refund { refund_id, amount, .. } => self.provider.refund(payment.id, *refund_id, *amount).await,
-        }
-    }
 }
 
-/// A provider failure: the input can be acted on later.
-fn unavailable(error: ProviderError) -> DomainError {
-    DomainError::NotYet(error.to_string())
-}
+/// Why a payment was declined or a refund refused when the provider could
+/// not be reached within the call's retry budget.
+pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
 
 impl Service for PaymentService {
     type Domain = Rules;
@@ -134,6 +146,12 @@ impl Service for PaymentService {
                 self.save(tx, outcome).await
             }
         }
+    }
+
+    async fn perform(&self, effect: &Effect) -> Result<serde_json::Value, EffectError> {
+        let call: ProviderCall = serde_json::from_value(effect.call.clone())
+            .map_err(|e| EffectError(format!("the recorded call is not a provider call: {e}")))?;
+        call.make(self.provider.as_ref()).await
     }
 
     fn rejection(&self, input: &Inbound<'_, PaymentInput>, refusal: &Refusal) -> Option<Emit> {

@@ -3,12 +3,98 @@
 //! rules. Every call carries an idempotency key derived from the order
 //! (the payment id) or the refund, so a call repeated after a crash or a
 //! redelivery moves money once.
+//!
+//! The service never calls the provider inside a partition's transaction:
+//! a decision that needs a call names it ([`ProviderCall`]), the kit's
+//! effector makes it (`orderflow_runtime::effects`), and the decision is
+//! taken again with the answer.
 
 use futures::future::BoxFuture;
+use orderflow_runtime::effects::{EffectError, EffectRequest};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::rules::{Action, Payment};
+
+/// One call to the provider, as recorded for the effector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum ProviderCall {
+    Authorize { payment_id: Uuid, amount: i64, currency: String },
+    Capture { payment_id: Uuid, amount: i64 },
+    Void { payment_id: Uuid },
+    Refund { payment_id: Uuid, refund_id: Uuid, amount: i64 },
+}
+
+impl ProviderCall {
+    /// The call an action on `payment` needs.
+    pub fn of(payment: &Payment, action: &Action) -> Self {
+        let payment_id = payment.id;
+        match action {
+            Action::Capture { amount } => Self::Capture { payment_id, amount: *amount },
+            Action::Void => Self::Void { payment_id },
+            Action::Refund { refund_id, amount, .. } => {
+                Self::Refund { payment_id, refund_id: *refund_id, amount: *amount }
+            }
+        }
+    }
+
+    /// What it is called in metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Authorize { .. } => "authorize",
+            Self::Capture { .. } => "capture",
+            Self::Void { .. } => "void",
+            Self::Refund { .. } => "refund",
+        }
+    }
+
+    /// Its id in the kit's effects: one per call, whatever the redelivery
+    /// (the authorization's is the payment id; a refund's, the refund id).
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::Authorize { payment_id, .. } => *payment_id,
+            Self::Capture { payment_id, .. } => Uuid::new_v5(payment_id, b"capture"),
+            Self::Void { payment_id } => Uuid::new_v5(payment_id, b"void"),
+            Self::Refund { refund_id, .. } => *refund_id,
+        }
+    }
+
+    pub fn request(&self) -> EffectRequest {
+        EffectRequest {
+            id: self.id(),
+            kind: self.kind(),
+            call: serde_json::to_value(self).expect("a provider call is plain data"),
+        }
+    }
+
+    /// Makes the call; an authorization answers with its [`Authorization`],
+    /// the others with `null`.
+    pub async fn make(&self, provider: &dyn PaymentProvider) -> Result<serde_json::Value, EffectError> {
+        let failed = |e: ProviderError| EffectError(e.to_string());
+        match self {
+            Self::Authorize { payment_id, amount, currency } => {
+                let answer = provider.authorize(*payment_id, *amount, currency).await.map_err(failed)?;
+                Ok(serde_json::to_value(answer).expect("an authorization is plain data"))
+            }
+            Self::Capture { payment_id, amount } => {
+                provider.capture(*payment_id, *amount).await.map_err(failed).map(|()| serde_json::Value::Null)
+            }
+            Self::Void { payment_id } => {
+                provider.void(*payment_id).await.map_err(failed).map(|()| serde_json::Value::Null)
+            }
+            Self::Refund { payment_id, refund_id, amount } => provider
+                .refund(*payment_id, *refund_id, *amount)
+                .await
+                .map_err(failed)
+                .map(|()| serde_json::Value::Null),
+        }
+    }
+}
+
 /// What the provider said to an authorization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Authorization {
     Authorized { reference: String },
     Declined { reason: String, message: String },

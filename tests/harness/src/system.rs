@@ -97,6 +97,9 @@ pub struct System {
     /// before it starts the service).
     pub order_rules: orderflow_order::Rules,
     pub payment_rules: orderflow_payment::Rules,
+    /// How the services run their calls to outside systems (a test may
+    /// shrink the retry budget before it starts a service).
+    pub effects: orderflow_config::EffectSettings,
 }
 
 pub const ADMIN_EMAIL: &str = "root@orderflow.test";
@@ -168,10 +171,22 @@ impl System {
             admins: vec![ADMIN_EMAIL.into()],
             order_rules: orderflow_order::Rules::default(),
             payment_rules: orderflow_payment::Rules::default(),
+            effects: Self::test_effects(),
         };
         system.start_projector().await;
         system.start_ingress().await;
         system
+    }
+
+    /// The kit's effect settings with test-sized delays: a failed call is
+    /// tried again within tens of milliseconds, not seconds.
+    pub fn test_effects() -> orderflow_config::EffectSettings {
+        orderflow_config::EffectSettings {
+            base_backoff_ms: 20,
+            max_backoff_ms: 200,
+            timeout_ms: 5_000,
+            ..Default::default()
+        }
     }
 
     /// The settings of a domain service of this system.
@@ -184,6 +199,7 @@ impl System {
             registry: RegistrySettings { url: self.registry.url.clone() },
             consumer: ConsumerSettings::new(format!("{}{}", self.kafka.topic_prefix, D::SERVICE)),
             relay: orderflow_config::RelaySettings::default(),
+            effects: self.effects.clone(),
             domain,
         }
     }
@@ -218,6 +234,9 @@ impl System {
             ("ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS".into(), s.kafka.heartbeat_interval_ms.to_string()),
             ("ORDERFLOW_REGISTRY__URL".into(), s.registry.url),
             ("ORDERFLOW_CONSUMER__GROUP".into(), s.consumer.group),
+            ("ORDERFLOW_EFFECTS__MAX_ATTEMPTS".into(), s.effects.max_attempts.to_string()),
+            ("ORDERFLOW_EFFECTS__BASE_BACKOFF_MS".into(), s.effects.base_backoff_ms.to_string()),
+            ("ORDERFLOW_EFFECTS__MAX_BACKOFF_MS".into(), s.effects.max_backoff_ms.to_string()),
         ];
         env.extend(domain.iter().map(|(name, value)| (format!("ORDERFLOW_DOMAIN__{name}"), value.clone())));
         env

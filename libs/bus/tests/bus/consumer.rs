@@ -225,3 +225,35 @@ async fn a_waiting_key_is_retried_with_backoff_and_goes_once_it_can() {
     task.await.expect("join").expect("ran");
     assert_eq!(committed(&s, &group, &topic).await, 4, "everything is committed");
 }
+
+#[tokio::test]
+async fn a_woken_key_goes_at_once_instead_of_after_its_backoff() {
+    let (s, mut options) = one_partition(&[("waiting", "w1"), ("other", "o1"), ("waiting", "w2")]).await;
+    // Left to its backoff, the waiting key would be tried again in minutes.
+    options.base_backoff = Duration::from_secs(600);
+    options.max_backoff = Duration::from_secs(600);
+    let gate = Gate::default();
+    let stop = CancellationToken::new();
+    let task = {
+        let (s, options, gate, stop) = (s.clone(), options.clone(), gate.clone(), stop.clone());
+        tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), stop).await })
+    };
+    // o1 comes after w1 in the partition: once it is handled, w1 is parked.
+    orderflow_testkit::eventually("the other key flows", Duration::from_secs(30), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").len() == 1 }
+    })
+    .await;
+    // What it waited for is done (an effect finished): it is woken.
+    gate.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    options.wakeups.wake("not-parked-here");
+    options.wakeups.wake("waiting");
+    orderflow_testkit::eventually("the woken key goes", Duration::from_secs(15), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").len() == 3 }
+    })
+    .await;
+    assert_eq!(*gate.handled.lock().expect("lock"), ["o1", "w1", "w2"], "its key's order holds");
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+}
