@@ -183,12 +183,41 @@ impl From<HeaderError> for HandlerError {
     }
 }
 
+/// What handling a run did: every message is done, except those it left
+/// for later (nothing of them committed; their keys are set aside as for
+/// [`HandlerError::Later`], and so are the run's later messages of those
+/// keys, which the handler must leave too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handled {
+    /// Positions in the run, each with why it waits.
+    later: Vec<(usize, String)>,
+}
+
+impl Handled {
+    /// The whole run is done.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Done except the message at `position` of the run, for `why`.
+    pub fn leave(&mut self, position: usize, why: impl Into<String>) {
+        self.later.push((position, why.into()));
+    }
+
+    /// Why the message at `position` waits, if it does.
+    pub fn waits(&self, position: usize) -> Option<&str> {
+        self.later.iter().find(|(p, _)| *p == position).map(|(_, why)| why.as_str())
+    }
+}
+
 /// What a service does with its messages.
 pub trait MessageHandler: Send + Sync + 'static {
-    /// Handles a run of consecutive messages of one partition, in order, as
-    /// one unit: every effect (and every inbox row) is committed before
-    /// `Ok`, or none is. A run of one is the fallback for a run that failed.
-    fn handle(&self, messages: &[InboundMessage]) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    /// Handles a run of consecutive messages of one partition, in order:
+    /// the effects and inbox rows of every message it returns as done are
+    /// committed before `Ok` (those of a failed run: none, or, should it
+    /// commit in parts, ones its inbox absorbs when the run comes again).
+    /// A run of one is the fallback for a run that failed.
+    fn handle(&self, messages: &[InboundMessage]) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
 
     /// Sends a message that keeps failing to the dead-letter topic (with its
     /// original headers, position, the error and whose fault it is),
@@ -671,12 +700,18 @@ impl<H: MessageHandler> PartitionWork<H> {
             let mut delays = self.options.backoff();
             loop {
                 match self.handler.handle(batch).await {
-                    Ok(()) => {
-                        HANDLED
-                            .with_label_values(&[&self.options.group, &self.partition.0, "ok"])
-                            .inc_by(batch.len() as u64);
-                        if let Some(last) = batch.last() {
-                            self.handled(parked, last.offset);
+                    Ok(handled) => {
+                        for (position, message) in batch.iter().enumerate() {
+                            match handled.waits(position) {
+                                Some(why) => {
+                                    tracing::debug!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits");
+                                    parked.park(message.clone(), &self.options);
+                                }
+                                None => {
+                                    HANDLED.with_label_values(&[&self.options.group, &self.partition.0, "ok"]).inc();
+                                    self.handled(parked, message.offset);
+                                }
+                            }
                         }
                         return Outcome::Done;
                     }
@@ -774,10 +809,14 @@ impl<H: MessageHandler> PartitionWork<H> {
         let mut attempts = 0;
         loop {
             let error = match self.handler.handle(std::slice::from_ref(message)).await {
-                Ok(()) => {
-                    HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
-                    return Outcome::Done;
-                }
+                Ok(handled) => match handled.waits(0) {
+                    None => {
+                        HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
+                        return Outcome::Done;
+                    }
+                    Some(why) if may_park => return Outcome::Later(why.to_owned()),
+                    Some(why) => HandlerError::Later(why.to_owned()),
+                },
                 Err(HandlerError::Later(why)) if may_park => return Outcome::Later(why),
                 Err(error) => error,
             };

@@ -22,7 +22,7 @@ pub mod failpoint;
 mod headers;
 mod producer;
 
-pub use consumer::{ConsumerOptions, HandlerError, InboundMessage, MessageHandler, Wakeups};
+pub use consumer::{ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler, Wakeups};
 pub use headers::{DeadLetterCause, HeaderError, Headers, child_traceparent, dead_letter_headers, dlq, header_value};
 pub use producer::{Producer, ProducerError};
 

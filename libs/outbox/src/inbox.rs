@@ -65,6 +65,16 @@ pub async fn claim_all(
     Ok(claimed)
 }
 
+/// Gives back claims taken in this transaction for messages it leaves for
+/// later (so that they are acted on when they come again).
+pub async fn unclaim(tx: &mut PgConnection, message_ids: &[String]) -> Result<(), sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM inbox WHERE message_id = ANY($1)").bind(message_ids).execute(&mut *tx).await?;
+    Ok(())
+}
+
 /// Deletes inbox rows older than `retention`, which must exceed how long
 /// any message they guard can still be delivered
 /// (`orderflow_contracts::topics::INBOX_RETENTION`). Returns how many.

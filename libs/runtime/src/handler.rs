@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use orderflow_bus::{HandlerError, Headers, InboundMessage, MessageHandler};
+use std::collections::HashSet;
+
+use orderflow_bus::{Handled, HandlerError, Headers, InboundMessage, MessageHandler};
 use orderflow_config::{Domain, KafkaSettings, ServiceSettings};
 use orderflow_contracts::{AnyMessage, Codec, Family, Topic};
 use orderflow_outbox::inbox::{self, Entry, Outcome};
@@ -225,6 +227,111 @@ impl<S: Service> TransactionalHandler<S> {
 }
 
 impl<S: Service> TransactionalHandler<S> {
+    /// Handles `inputs` (the run's from position `first` on) in one
+    /// transaction. An input that must wait (not yet, or for a call) is
+    /// undone alone and left for later with its key, when the run has
+    /// more than it (`alone`: the whole run waits instead).
+    async fn handle_part(
+        &self,
+        inputs: &[Inbound<'_, S::Input>],
+        first: usize,
+        alone: bool,
+        handled: &mut Handled,
+        waiting: &mut HashSet<String>,
+    ) -> Result<(), HandlerError> {
+        let ids: Vec<String> = inputs.iter().map(|i| i.headers.message_id.to_string()).collect();
+        let entries: Vec<Entry<'_>> = inputs
+            .iter()
+            .zip(&ids)
+            .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.message.name() })
+            .collect();
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // An id claimed now is acted on once: a copy later in the same run
+        // (a redelivery that arrived together with the original) is not.
+        let mut first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
+        let mut outgoing = Vec::with_capacity(inputs.len() * 2);
+        let mut left = Vec::new();
+        let mut calls = Vec::new();
+        for (offset, (input, id)) in inputs.iter().zip(&ids).enumerate() {
+            let key = input.source.key.as_deref().unwrap_or_default();
+            if waiting.contains(key) {
+                // Not acted on: its claim goes back (a copy of it later in
+                // the run would not have been claimed, and is left too).
+                handled.leave(first + offset, "a message of its key waits before it");
+                if first_time.remove(id) {
+                    left.push(id.clone());
+                }
+                continue;
+            }
+            if !first_time.remove(id) {
+                tracing::info!(message_id = %id, "duplicate ignored");
+                continue;
+            }
+            // A run spans many traces: each input's own on what its handling logs.
+            let span = tracing::info_span!(
+                "input",
+                message_id = %id,
+                correlation_id = %input.headers.correlation_id,
+                trace_id = %input.headers.trace_id(),
+            );
+            // Test only (`handle.<MessageType>=error`): a message this
+            // service cannot apply, whatever it holds.
+            if orderflow_bus::failpoint::fails("handle", input.message.name()) {
+                return Err(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.message.name())));
+            }
+            if !alone {
+                sqlx::query("SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
+            }
+            let why = match self.service.handle(&mut tx, input).instrument(span).await {
+                Ok(emits) => {
+                    self.render(&input.headers, &emits, &mut outgoing).await?;
+                    continue;
+                }
+                Err(DomainError::Database(error)) => return Err(classify(error)),
+                Err(DomainError::NotYet(why)) => why,
+                Err(DomainError::Awaits(request)) => {
+                    let why = format!("waiting for the {} call {}", request.kind, request.id);
+                    calls.push((request, key));
+                    why
+                }
+                Err(DomainError::Refused(refusal)) if alone => {
+                    tx.rollback().await.map_err(classify)?;
+                    return self.refuse(input, &refusal).await;
+                }
+                Err(DomainError::Refused(refusal)) => {
+                    // Its rejection commits in a transaction of its own:
+                    // redo the run one by one.
+                    return Err(HandlerError::Permanent(format!("refused ({})", refusal.reason)));
+                }
+            };
+            tracing::debug!(message_id = %id, %why, "not yet");
+            if alone {
+                // Rolled back; the consumer sets its key aside.
+                tx.rollback().await.map_err(classify)?;
+                self.record(&calls).await?;
+                return Err(HandlerError::Later(why));
+            }
+            sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
+            handled.leave(first + offset, why);
+            waiting.insert(key.to_owned());
+            left.push(id.clone());
+        }
+        inbox::unclaim(&mut tx, &left).await.map_err(classify)?;
+        enqueue(&mut tx, &outgoing).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        tracing::debug!(messages = inputs.len(), left = left.len(), events = outgoing.len(), "run committed");
+        self.record(&calls).await
+    }
+
+    /// Records the calls inputs wait for, once their transaction has ended
+    /// (it holds a connection; recording takes another).
+    async fn record(&self, calls: &[(crate::effects::EffectRequest, &str)]) -> Result<(), HandlerError> {
+        for (request, key) in calls {
+            self.requests.record(request, key).await.map_err(classify)?;
+        }
+        Ok(())
+    }
+
     /// Runs [`Service::due`] once: its changes and the outbox rows of its
     /// events in one transaction. How many events it published.
     pub async fn run_due(&self) -> Result<usize, HandlerError> {
@@ -267,72 +374,31 @@ impl<S: Service> TransactionalHandler<S> {
     }
 }
 
+/// Inputs handled in one transaction at most. Each input of a longer run
+/// runs in a savepoint of its own, so that one which must wait can be
+/// undone alone; Postgres keeps the ids of 64 subtransactions per
+/// transaction in shared memory and slows every snapshot beyond that, so
+/// a longer run commits in parts (a part that commits before a later one
+/// fails comes again with the run; the inbox absorbs it).
+const MAX_PER_TRANSACTION: usize = 60;
+
 impl<S: Service> MessageHandler for TransactionalHandler<S> {
-    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
         let mut inputs = Vec::with_capacity(messages.len());
         for message in messages {
             inputs.push(self.decode(message).await?);
         }
-        let ids: Vec<String> = inputs.iter().map(|i| i.headers.message_id.to_string()).collect();
-        let entries: Vec<Entry<'_>> = inputs
-            .iter()
-            .zip(&ids)
-            .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.message.name() })
-            .collect();
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        // An id claimed now is acted on once: a copy later in the same run
-        // (a redelivery that arrived together with the original) is not.
-        let mut first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
-        let mut outgoing = Vec::with_capacity(inputs.len() * 2);
-        for (input, id) in inputs.iter().zip(&ids) {
-            if !first_time.remove(id) {
-                tracing::info!(message_id = %id, "duplicate ignored");
-                continue;
-            }
-            // A run spans many traces: each input's own on what its handling logs.
-            let span = tracing::info_span!(
-                "input",
-                message_id = %id,
-                correlation_id = %input.headers.correlation_id,
-                trace_id = %input.headers.trace_id(),
-            );
-            // Test only (`handle.<MessageType>=error`): a message this
-            // service cannot apply, whatever it holds.
-            if orderflow_bus::failpoint::fails("handle", input.message.name()) {
-                return Err(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.message.name())));
-            }
-            match self.service.handle(&mut tx, input).instrument(span).await {
-                Ok(emits) => self.render(&input.headers, &emits, &mut outgoing).await?,
-                Err(DomainError::Database(error)) => return Err(classify(error)),
-                Err(DomainError::NotYet(why)) => {
-                    // Rolled back; the consumer sets its key aside.
-                    tracing::debug!(message_id = %id, %why, "not yet");
-                    return Err(HandlerError::Later(why));
-                }
-                Err(DomainError::Awaits(request)) => {
-                    tx.rollback().await.map_err(classify)?;
-                    let key = input.source.key.as_deref().unwrap_or_default();
-                    self.requests.record(&request, key).await.map_err(classify)?;
-                    tracing::debug!(message_id = %id, call = %request.id, kind = request.kind, "waiting for a call");
-                    return Err(HandlerError::Later(format!("waiting for the {} call {}", request.kind, request.id)));
-                }
-                Err(DomainError::Refused(refusal)) if inputs.len() == 1 => {
-                    tx.rollback().await.map_err(classify)?;
-                    return self.refuse(input, &refusal).await;
-                }
-                Err(DomainError::Refused(refusal)) => {
-                    // The refused input's partial writes share the run's
-                    // transaction: redo the run one by one.
-                    return Err(HandlerError::Permanent(format!("refused ({})", refusal.reason)));
-                }
-            }
+        let mut handled = Handled::all();
+        // Keys with a message left for later: the run's later messages of
+        // those keys wait behind it.
+        let mut waiting = HashSet::new();
+        let mut first = 0;
+        for part in inputs.chunks(MAX_PER_TRANSACTION) {
+            self.handle_part(part, first, inputs.len() == 1, &mut handled, &mut waiting).await?;
+            first += part.len();
         }
-        enqueue(&mut tx, &outgoing).await.map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        tracing::debug!(messages = messages.len(), events = outgoing.len(), "run committed");
-        Ok(())
+        Ok(handled)
     }
-
     async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
         orderflow_outbox::dead_letter(&self.pool, message, error, &self.group).await.map_err(classify)
     }

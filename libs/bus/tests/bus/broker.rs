@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orderflow_bus::admin::ensure_topics;
-use orderflow_bus::consumer::{self, ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
+use orderflow_bus::consumer::{self, ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler};
 use orderflow_bus::{Headers, Producer};
 use orderflow_contracts::Retention;
 use tokio_util::sync::CancellationToken;
@@ -20,12 +20,12 @@ struct Recorder {
 }
 
 impl MessageHandler for Recorder {
-    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
         for message in messages {
             let body = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
             self.seen.lock().expect("lock").push((self.name, message.partition, message.offset, body));
         }
-        Ok(())
+        Ok(Handled::all())
     }
 
     async fn dead_letter(&self, _: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orderflow_bus::admin::ensure_topics;
-use orderflow_bus::consumer::{self, ConsumerOptions, HandlerError, InboundMessage, MessageHandler};
+use orderflow_bus::consumer::{self, ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler};
 use orderflow_bus::{Headers, Producer};
 use orderflow_contracts::Retention;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ struct Flaky {
 
 impl MessageHandler for Flaky {
     /// All or nothing, like a database transaction over the run.
-    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
         let mut committed = Vec::new();
         for message in messages {
             let body = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
@@ -41,7 +41,7 @@ impl MessageHandler for Flaky {
             committed.push(body);
         }
         self.handled.lock().expect("lock").extend(committed);
-        Ok(())
+        Ok(Handled::all())
     }
 
     async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
@@ -91,7 +91,9 @@ async fn poison_is_retried_boundedly_then_dead_lettered_and_the_partition_moves_
 }
 
 /// Says "not yet" to every message of key `waiting` until `ready` is set,
-/// and records what it handles, in order.
+/// and records what it handles, in order. Like the service kit, it leaves
+/// such a message (and the rest of its key) out of a longer run and
+/// commits the others, and answers a run of one with `Later`.
 #[derive(Clone, Default)]
 struct Gate {
     ready: Arc<std::sync::atomic::AtomicBool>,
@@ -99,16 +101,22 @@ struct Gate {
 }
 
 impl MessageHandler for Gate {
-    async fn handle(&self, messages: &[InboundMessage]) -> Result<(), HandlerError> {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
+        let why = "its customer is not known here yet";
         let mut committed = Vec::new();
-        for message in messages {
+        let mut handled = Handled::all();
+        for (position, message) in messages.iter().enumerate() {
             if message.key.as_deref() == Some("waiting") && !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(HandlerError::Later("its customer is not known here yet".into()));
+                if messages.len() == 1 {
+                    return Err(HandlerError::Later(why.into()));
+                }
+                handled.leave(position, why);
+                continue;
             }
             committed.push(String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned());
         }
         self.handled.lock().expect("lock").extend(committed);
-        Ok(())
+        Ok(handled)
     }
 
     async fn dead_letter(&self, _: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
