@@ -177,6 +177,10 @@ impl<S: Service> Effector<S> {
             if free > 0 {
                 match effects::claim(&self.pool, free as i64, self.lease()).await {
                     Ok(claimed) => {
+                        // Fewer than there was room for: none is due now,
+                        // so sleep until the next one is (or a request,
+                        // or a call ending, wakes the loop).
+                        let all_due = claimed.len() < free;
                         for call in claimed {
                             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { break };
                             let effector = Arc::clone(&self);
@@ -185,13 +189,15 @@ impl<S: Service> Effector<S> {
                                 drop(slot);
                             });
                         }
+                        if all_due {
+                            match effects::next_due(&self.pool).await {
+                                Ok(Some(due)) => wait = wait.min(due.max(Duration::from_millis(1))),
+                                Ok(None) => {}
+                                Err(error) => tracing::warn!(%error, "cannot read when the next call is due"),
+                            }
+                        }
                     }
                     Err(error) => tracing::warn!(%error, "cannot claim due calls; trying again"),
-                }
-                match effects::next_due(&self.pool).await {
-                    Ok(Some(due)) => wait = wait.min(due.max(Duration::from_millis(1))),
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "cannot read when the next call is due"),
                 }
             }
             tokio::select! {
