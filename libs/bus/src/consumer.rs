@@ -646,6 +646,14 @@ impl<H: MessageHandler> PartitionWork<H> {
                 key = woken.recv(), if due.is_some() => {
                     // Lagged: some keys were missed, so wake them all.
                     parked.wake(key.as_deref().ok());
+                    // Every wake-up already sent, so the keys go in one run.
+                    loop {
+                        match woken.try_recv() {
+                            Ok(key) => parked.wake(Some(&key)),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => parked.wake(None),
+                            Err(_) => break,
+                        }
+                    }
                     continue;
                 }
             };
@@ -745,9 +753,41 @@ impl<H: MessageHandler> PartitionWork<H> {
         Outcome::Done
     }
 
-    /// Tries the first message of every parked key that is due, and the
-    /// rest of a key's messages once its first went through.
+    /// Tries the first message of every parked key that is due, together
+    /// in one run, and the rest of a key's messages once its first went
+    /// through; a run that fails goes key by key.
     async fn retry_parked(&self, parked: &mut Parked) -> Outcome {
+        loop {
+            let now = tokio::time::Instant::now();
+            let mut run: Vec<InboundMessage> =
+                parked.keys.values().filter(|k| k.due <= now).filter_map(|k| k.messages.front().cloned()).collect();
+            if run.len() < 2 {
+                break;
+            }
+            run.sort_by_key(|m| m.offset);
+            let Ok(handled) = self.handler.handle(&run).await else { break };
+            for (position, message) in run.iter().enumerate() {
+                let key = Parked::key(message).to_owned();
+                let Some(k) = parked.keys.get_mut(&key) else { continue };
+                if let Some(why) = handled.waits(position) {
+                    tracing::debug!(offset = message.offset, %why, "still not yet");
+                    k.due = tokio::time::Instant::now() + k.delays.next().unwrap_or(self.options.max_backoff);
+                    continue;
+                }
+                k.messages.pop_front();
+                if k.messages.is_empty() {
+                    parked.keys.remove(&key);
+                }
+                PARKED.with_label_values(&[&self.options.group]).dec();
+                HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
+                self.handled(parked, message.offset);
+            }
+        }
+        self.retry_parked_one_by_one(parked).await
+    }
+
+    /// [`Self::retry_parked`], one message at a time.
+    async fn retry_parked_one_by_one(&self, parked: &mut Parked) -> Outcome {
         let now = tokio::time::Instant::now();
         let due: Vec<String> = parked.keys.iter().filter(|(_, k)| k.due <= now).map(|(key, _)| key.clone()).collect();
         for key in due {

@@ -67,22 +67,42 @@ pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<EffectSta
     }))
 }
 
-/// Records `effect` as due now, for the message of `wake_key`; asking
-/// again for a recorded call changes nothing. Committed on its own: the
-/// asking input's transaction is rolled back while it waits.
-pub async fn request(pool: &PgPool, effect: &EffectRequest, wake_key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO effects (id, kind, call, wake_key, state, due_at)
-         VALUES ($1, $2, $3::jsonb, $4, 'pending', now())
-         ON CONFLICT (id) DO NOTHING",
+/// Records `effect` for the message of `wake_key`; asking again for a
+/// recorded call changes nothing. Committed on its own: the asking input's
+/// transaction has ended. With `claim_for`, the caller is about to make
+/// the call itself: it is recorded as claimed (its first attempt counted)
+/// and returned, unless it was recorded before.
+pub async fn request(
+    pool: &PgPool,
+    effect: &EffectRequest,
+    wake_key: &str,
+    claim_for: Option<Duration>,
+) -> Result<Option<ClaimedEffect>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO effects (id, kind, call, wake_key, state, attempts, due_at)
+         VALUES ($1, $2, $3::jsonb, $4, CASE WHEN $5::float8 IS NULL THEN 'pending' ELSE 'running' END,
+                 CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
+                 now() + make_interval(secs => COALESCE($5::float8, 0)))
+         ON CONFLICT (id) DO NOTHING
+         RETURNING attempts",
     )
     .bind(effect.id)
     .bind(effect.kind)
     .bind(effect.call.to_string())
     .bind(wake_key)
-    .execute(pool)
+    .bind(claim_for.map(|lease| lease.as_secs_f64()))
+    .fetch_optional(pool)
     .await?;
-    Ok(())
+    Ok(match (row, claim_for) {
+        (Some(row), Some(_)) => Some(ClaimedEffect {
+            id: effect.id,
+            kind: effect.kind.to_owned(),
+            call: effect.call.clone(),
+            wake_key: wake_key.to_owned(),
+            attempt: row.try_get("attempts")?,
+        }),
+        _ => None,
+    })
 }
 
 /// Claims up to `limit` calls that are due (or whose claim lapsed: their

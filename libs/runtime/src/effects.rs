@@ -10,8 +10,9 @@
 //!    [`DomainError::Awaits`], the kit rolls its transaction back, records
 //!    the call (`effects` table, committed on its own) and parks the
 //!    input's key — the rest of the partition flows on.
-//! 2. The [`Effector`] (one supervised task per process) claims due calls,
-//!    makes each through [`Service::perform`] with a time limit, at most
+//! 2. The [`Effector`] (one supervised task per process) makes each call
+//!    — claimed as it is recorded when a slot is free, else claimed once
+//!    due — through [`Service::perform`] with a time limit, at most
 //!    `effects.concurrency` at once, and records the answer; a failure is
 //!    made again after a backoff, at most `effects.max_attempts` times in
 //!    all, then recorded as failed. Either way it wakes the parked key.
@@ -113,17 +114,29 @@ pub async fn outcome(tx: &mut PgConnection, request: EffectRequest) -> Result<Ca
     }
 }
 
-/// Records a call a handler asked for and tells the effector.
+/// Records a call a handler asked for and hands it to the effector: with
+/// a slot free, claimed in the same statement and made at once; otherwise
+/// left due for the effector to claim.
 #[derive(Debug, Clone)]
 pub(crate) struct Requests {
     pool: PgPool,
     requested: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    claimed: tokio::sync::mpsc::UnboundedSender<ClaimedEffect>,
+    lease: Duration,
 }
 
 impl Requests {
     pub(crate) async fn record(&self, request: &EffectRequest, wake_key: &str) -> Result<(), sqlx::Error> {
-        effects::request(&self.pool, request, wake_key).await?;
-        self.requested.notify_one();
+        let claim_for = (self.slots.available_permits() > 0).then_some(self.lease);
+        match effects::request(&self.pool, request, wake_key, claim_for).await? {
+            Some(claimed) => {
+                // The effector ended (shutdown): the claim lapses and
+                // another process makes the call.
+                let _ = self.claimed.send(claimed);
+            }
+            None => self.requested.notify_one(),
+        }
         Ok(())
     }
 }
@@ -135,6 +148,11 @@ pub struct Effector<S> {
     settings: EffectSettings,
     requested: Arc<Notify>,
     wakeups: Wakeups,
+    /// Calls in flight, at most `settings.concurrency`.
+    slots: Arc<Semaphore>,
+    /// Calls claimed as they were recorded ([`Requests`]), and where they arrive.
+    claimed: tokio::sync::mpsc::UnboundedSender<ClaimedEffect>,
+    arrivals: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ClaimedEffect>>>,
 }
 
 impl<S> std::fmt::Debug for Effector<S> {
@@ -149,12 +167,29 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 
 impl<S: Service> Effector<S> {
     pub fn new(service: Arc<S>, pool: PgPool, settings: EffectSettings, wakeups: Wakeups) -> Self {
-        Self { service, pool, settings, requested: Arc::new(Notify::new()), wakeups }
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        let (claimed, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            service,
+            pool,
+            settings,
+            requested: Arc::new(Notify::new()),
+            wakeups,
+            slots,
+            claimed,
+            arrivals: std::sync::Mutex::new(Some(arrivals)),
+        }
     }
 
     /// What the service's handler records its calls with.
     pub(crate) fn requests(&self) -> Requests {
-        Requests { pool: self.pool.clone(), requested: Arc::clone(&self.requested) }
+        Requests {
+            pool: self.pool.clone(),
+            requested: Arc::clone(&self.requested),
+            slots: Arc::clone(&self.slots),
+            claimed: self.claimed.clone(),
+            lease: self.lease(),
+        }
     }
 
     fn timeout(&self) -> Duration {
@@ -169,12 +204,20 @@ impl<S: Service> Effector<S> {
     /// Makes due calls until `shutdown`; calls in flight then are dropped
     /// (their claims lapse and another process makes them again).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), std::convert::Infallible> {
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let taken = self.arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let Some(mut arrivals) = taken else {
+            tracing::error!("the effector runs once per process; this one is already running");
+            return Ok(());
+        };
         let mut calls = JoinSet::new();
+        // Whether to look for due calls: not right after calls arrived
+        // claimed (under load, two queries per call saved); the next wake
+        // by anything else looks.
+        let mut look = true;
         loop {
             let mut wait = POLL_EVERY;
-            let free = slots.available_permits();
-            if free > 0 {
+            let free = self.slots.available_permits();
+            if look && free > 0 {
                 match effects::claim(&self.pool, free as i64, self.lease()).await {
                     Ok(claimed) => {
                         // Fewer than there was room for: none is due now,
@@ -182,12 +225,7 @@ impl<S: Service> Effector<S> {
                         // or a call ending, wakes the loop).
                         let all_due = claimed.len() < free;
                         for call in claimed {
-                            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { break };
-                            let effector = Arc::clone(&self);
-                            calls.spawn(async move {
-                                effector.make(call).await;
-                                drop(slot);
-                            });
+                            self.spawn(call, &mut calls);
                         }
                         if all_due {
                             match effects::next_due(&self.pool).await {
@@ -200,13 +238,30 @@ impl<S: Service> Effector<S> {
                     Err(error) => tracing::warn!(%error, "cannot claim due calls; trying again"),
                 }
             }
+            look = true;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                Some(call) = arrivals.recv() => {
+                    self.spawn(call, &mut calls);
+                    while let Ok(call) = arrivals.try_recv() {
+                        self.spawn(call, &mut calls);
+                    }
+                    look = false;
+                }
                 _ = self.requested.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 Some(_) = calls.join_next(), if !calls.is_empty() => {}
             }
         }
+    }
+
+    /// Makes `call` in a task of its own, once a slot is free.
+    fn spawn(self: &Arc<Self>, call: ClaimedEffect, calls: &mut JoinSet<()>) {
+        let effector = Arc::clone(self);
+        calls.spawn(async move {
+            let Ok(_slot) = Arc::clone(&effector.slots).acquire_owned().await else { return };
+            effector.make(call).await;
+        });
     }
 
     /// Makes one claimed call and records how it went.

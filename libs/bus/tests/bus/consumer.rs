@@ -160,22 +160,33 @@ async fn one_partition(messages: &[(&str, &str)]) -> (orderflow_config::KafkaSet
     (s, options)
 }
 
+/// A consumer of `options` handing its messages to `gate`, until the token is cancelled.
+fn consume(
+    s: &orderflow_config::KafkaSettings,
+    options: &ConsumerOptions,
+    gate: &Gate,
+) -> (tokio::task::JoinHandle<Result<(), consumer::ConsumerError>>, CancellationToken) {
+    let (s, options, gate, stop) = (s.clone(), options.clone(), gate.clone(), CancellationToken::new());
+    let token = stop.clone();
+    (tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), token).await }), stop)
+}
+
+/// Waits until `gate` has handled `count` messages.
+async fn handled(gate: &Gate, what: &str, count: usize) {
+    orderflow_testkit::eventually(what, Duration::from_secs(30), || {
+        let handled = Arc::clone(&gate.handled);
+        async move { handled.lock().expect("lock").len() == count }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_key_that_cannot_be_acted_on_yet_waits_while_its_partition_flows_on_and_is_redelivered_if_stopped() {
     let (s, options) =
         one_partition(&[("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2"), ("other", "o3")]).await;
     let (group, topic) = (options.group.clone(), options.topics[0].clone());
-    let start = |gate: Gate| {
-        let (s, options, stop) = (s.clone(), options.clone(), CancellationToken::new());
-        let task = {
-            let stop = stop.clone();
-            tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), stop).await })
-        };
-        (task, stop)
-    };
-
     let gate = Gate::default();
-    let (task, stop) = start(gate.clone());
+    let (task, stop) = consume(&s, &options, &gate);
     orderflow_testkit::eventually("the other key's messages are handled", Duration::from_secs(30), || {
         let handled = Arc::clone(&gate.handled);
         async move { handled.lock().expect("lock").len() == 3 }
@@ -192,7 +203,7 @@ async fn a_key_that_cannot_be_acted_on_yet_waits_while_its_partition_flows_on_an
     // Started again once it can be acted on: it comes again, and its key in order.
     let gate = Gate::default();
     gate.ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (task, stop) = start(gate.clone());
+    let (task, stop) = consume(&s, &options, &gate);
     orderflow_testkit::eventually("the waiting key's messages are handled", Duration::from_secs(30), || {
         let handled = Arc::clone(&gate.handled);
         async move { handled.lock().expect("lock").contains(&"w2".to_owned()) }
@@ -211,23 +222,11 @@ async fn a_waiting_key_is_retried_with_backoff_and_goes_once_it_can() {
     let (s, options) = one_partition(&[("waiting", "w1"), ("other", "o1"), ("waiting", "w2"), ("other", "o2")]).await;
     let (group, topic) = (options.group.clone(), options.topics[0].clone());
     let gate = Gate::default();
-    let stop = CancellationToken::new();
-    let task = {
-        let (s, options, gate, stop) = (s.clone(), options.clone(), gate.clone(), stop.clone());
-        tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), stop).await })
-    };
-    orderflow_testkit::eventually("the other key flows", Duration::from_secs(30), || {
-        let handled = Arc::clone(&gate.handled);
-        async move { handled.lock().expect("lock").len() == 2 }
-    })
-    .await;
+    let (task, stop) = consume(&s, &options, &gate);
+    handled(&gate, "the other key flows", 2).await;
     // Its customer arrives: the same consumer, with no new message, takes it.
     gate.ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    orderflow_testkit::eventually("the waiting key goes", Duration::from_secs(30), || {
-        let handled = Arc::clone(&gate.handled);
-        async move { handled.lock().expect("lock").len() == 4 }
-    })
-    .await;
+    handled(&gate, "the waiting key goes", 4).await;
     assert_eq!(*gate.handled.lock().expect("lock"), ["o1", "o2", "w1", "w2"]);
     stop.cancel();
     task.await.expect("join").expect("ran");
@@ -241,26 +240,15 @@ async fn a_woken_key_goes_at_once_instead_of_after_its_backoff() {
     options.base_backoff = Duration::from_secs(600);
     options.max_backoff = Duration::from_secs(600);
     let gate = Gate::default();
-    let stop = CancellationToken::new();
-    let task = {
-        let (s, options, gate, stop) = (s.clone(), options.clone(), gate.clone(), stop.clone());
-        tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), stop).await })
-    };
+    let (task, stop) = consume(&s, &options, &gate);
     // o1 comes after w1 in the partition: once it is handled, w1 is parked.
-    orderflow_testkit::eventually("the other key flows", Duration::from_secs(30), || {
-        let handled = Arc::clone(&gate.handled);
-        async move { handled.lock().expect("lock").len() == 1 }
-    })
-    .await;
-    // What it waited for is done (an effect finished): it is woken.
+    handled(&gate, "the other key flows", 1).await;
+    // What it waited for is done (an effect finished): it is woken, and
+    // goes within the wait below, far shorter than its backoff.
     gate.ready.store(true, std::sync::atomic::Ordering::SeqCst);
     options.wakeups.wake("not-parked-here");
     options.wakeups.wake("waiting");
-    orderflow_testkit::eventually("the woken key goes", Duration::from_secs(15), || {
-        let handled = Arc::clone(&gate.handled);
-        async move { handled.lock().expect("lock").len() == 3 }
-    })
-    .await;
+    handled(&gate, "the woken key goes", 3).await;
     assert_eq!(*gate.handled.lock().expect("lock"), ["o1", "w1", "w2"], "its key's order holds");
     stop.cancel();
     task.await.expect("join").expect("ran");
