@@ -58,17 +58,16 @@ pub fn accepted(id: Uuid) -> Response {
 /// 4xx, a command that failed in a service (and was kept for an operator)
 /// is a 500 that says so.
 pub fn rejection(status: &CommandStatus) -> ApiError {
-    use orderflow_contracts::failure::{COMMAND_FAILED, INVALID_COMMAND};
+    use orderflow_contracts::reason::{Kind, Reason};
     let reason = status.reason.clone().unwrap_or_else(|| "REJECTED".into());
-    let http = match reason.as_str() {
-        INVALID_COMMAND => StatusCode::UNPROCESSABLE_ENTITY,
-        COMMAND_FAILED => StatusCode::INTERNAL_SERVER_ERROR,
-        "EMAIL_TAKEN" | "USER_EXISTS" | "USER_DEACTIVATED" | "ORDER_EXISTS" | "ILLEGAL_TRANSITION" | "NOT_CAPTURED"
-        | "NOT_PAID" => StatusCode::CONFLICT,
-        "USER_NOT_FOUND" | "ORDER_NOT_FOUND" | "PAYMENT_NOT_FOUND" => StatusCode::NOT_FOUND,
-        // The payment provider did not answer within its retry budget.
-        "PROVIDER_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    // Every reason a service can give is in the contracts' list; a name
+    // this build does not know (a newer service) is a client-side refusal.
+    let http = match Reason::parse(&reason).map(Reason::kind) {
+        Some(Kind::Invalid) | None => StatusCode::UNPROCESSABLE_ENTITY,
+        Some(Kind::Conflict) => StatusCode::CONFLICT,
+        Some(Kind::NotFound) => StatusCode::NOT_FOUND,
+        Some(Kind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(Kind::Failed) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let message = status.message.clone().unwrap_or_else(|| "the command was rejected".into());
     ApiError::new(http, reason, message).with_details(json!({"command_id": status.command_id}))

@@ -19,6 +19,7 @@ pub mod failure;
 pub mod money;
 pub mod orders;
 pub mod payments;
+pub mod reason;
 pub mod topics;
 pub mod users;
 
@@ -27,6 +28,7 @@ pub use apache_avro;
 
 pub use codec::{Codec, CodecError, Decoded};
 pub use compatibility::EVENT_LEVEL;
+pub use reason::Reason;
 pub use topics::{Retention, Topic};
 
 use std::future::Future;

@@ -67,48 +67,79 @@ pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<EffectSta
     }))
 }
 
-/// Records `effect` for the message of `wake_key`; asking again for a
-/// recorded call changes nothing. Committed on its own: the asking input's
-/// transaction has ended. With `claim_for`, the caller is about to make
-/// the call itself: it is recorded as claimed (its first attempt counted)
-/// and returned, unless it was recorded before.
+/// Runs `statement` in a transaction that does not wait for its commit to
+/// reach the disk. This table is bookkeeping that a database crash may
+/// lose the last moments of without harm: a lost request is recorded again
+/// when its input comes again, a lost answer or attempt is made again —
+/// the call's id makes it idempotent at the outside system — so only the
+/// attempt count may then exceed the budget, by what the crash lost.
+/// Durable commits would cost a disk flush per request, claim and answer.
+async fn quick<'q>(
+    pool: &PgPool,
+    statement: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+    let rows = statement.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Records `effects`, each for the message of its key, in one statement;
+/// asking again for a recorded call changes nothing. Committed on its own:
+/// the asking inputs' transaction has ended. With `claim_for`, the caller
+/// is about to make the calls itself: they are recorded as claimed (their
+/// first attempt counted) and returned, but for those recorded before.
 pub async fn request(
     pool: &PgPool,
-    effect: &EffectRequest,
-    wake_key: &str,
+    effects: &[(EffectRequest, &str)],
     claim_for: Option<Duration>,
-) -> Result<Option<ClaimedEffect>, sqlx::Error> {
-    let row = sqlx::query(
+) -> Result<Vec<ClaimedEffect>, sqlx::Error> {
+    if effects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = effects.iter().map(|(e, _)| e.id).collect();
+    let kinds: Vec<&str> = effects.iter().map(|(e, _)| e.kind).collect();
+    let calls: Vec<String> = effects.iter().map(|(e, _)| e.call.to_string()).collect();
+    let keys: Vec<&str> = effects.iter().map(|(_, key)| *key).collect();
+    let statement = sqlx::query(
         "INSERT INTO effects (id, kind, call, wake_key, state, attempts, due_at)
-         VALUES ($1, $2, $3::jsonb, $4, CASE WHEN $5::float8 IS NULL THEN 'pending' ELSE 'running' END,
-                 CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
-                 now() + make_interval(secs => COALESCE($5::float8, 0)))
+         SELECT id, kind, call::jsonb, wake_key,
+                CASE WHEN $5::float8 IS NULL THEN 'pending' ELSE 'running' END,
+                CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
+                now() + make_interval(secs => COALESCE($5::float8, 0))
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, kind, call, wake_key)
          ON CONFLICT (id) DO NOTHING
-         RETURNING attempts",
+         RETURNING id, attempts",
     )
-    .bind(effect.id)
-    .bind(effect.kind)
-    .bind(effect.call.to_string())
-    .bind(wake_key)
-    .bind(claim_for.map(|lease| lease.as_secs_f64()))
-    .fetch_optional(pool)
-    .await?;
-    Ok(match (row, claim_for) {
-        (Some(row), Some(_)) => Some(ClaimedEffect {
-            id: effect.id,
+    .bind(ids)
+    .bind(kinds)
+    .bind(calls)
+    .bind(keys)
+    .bind(claim_for.map(|lease| lease.as_secs_f64()));
+    let rows = quick(pool, statement).await?;
+    if claim_for.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: Uuid = row.try_get("id")?;
+        let Some((effect, key)) = effects.iter().find(|(e, _)| e.id == id) else { continue };
+        claimed.push(ClaimedEffect {
+            id,
             kind: effect.kind.to_owned(),
             call: effect.call.clone(),
-            wake_key: wake_key.to_owned(),
+            wake_key: (*key).to_owned(),
             attempt: row.try_get("attempts")?,
-        }),
-        _ => None,
-    })
+        });
+    }
+    Ok(claimed)
 }
 
 /// Claims up to `limit` calls that are due (or whose claim lapsed: their
 /// process died mid-call), each for `lease`, and counts the attempt.
 pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<ClaimedEffect>, sqlx::Error> {
-    let rows = sqlx::query(
+    let statement = sqlx::query(
         "UPDATE effects e SET state = 'running', attempts = e.attempts + 1,
            due_at = now() + make_interval(secs => $2), updated_at = now()
          FROM (SELECT id FROM effects
@@ -118,9 +149,8 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
          RETURNING e.id, e.kind, e.call::text AS call, e.wake_key, e.attempts",
     )
     .bind(limit)
-    .bind(lease.as_secs_f64())
-    .fetch_all(pool)
-    .await?;
+    .bind(lease.as_secs_f64());
+    let rows = quick(pool, statement).await?;
     rows.iter()
         .map(|row| {
             let call: String = row.try_get("call")?;
@@ -138,39 +168,37 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
 
 /// Records what call `id` answered.
 pub async fn succeeded(pool: &PgPool, id: Uuid, result: &serde_json::Value) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let statement = sqlx::query(
         "UPDATE effects SET state = 'done', result = $2::jsonb, last_error = NULL, updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
-    .bind(result.to_string())
-    .execute(pool)
-    .await?;
+    .bind(result.to_string());
+    quick(pool, statement).await?;
     Ok(())
 }
 
 /// Records a failed attempt of call `id`; it is made again after `delay`.
 pub async fn retry(pool: &PgPool, id: Uuid, error: &str, delay: Duration) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let statement = sqlx::query(
         "UPDATE effects SET state = 'pending', last_error = $2,
            due_at = now() + make_interval(secs => $3), updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
     .bind(error)
-    .bind(delay.as_secs_f64())
-    .execute(pool)
-    .await?;
+    .bind(delay.as_secs_f64());
+    quick(pool, statement).await?;
     Ok(())
 }
 
 /// Records that call `id` used up its budget: `error` was the last answer.
 pub async fn failed(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE effects SET state = 'failed', last_error = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(error)
-        .execute(pool)
-        .await?;
+    let statement =
+        sqlx::query("UPDATE effects SET state = 'failed', last_error = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(error);
+    quick(pool, statement).await?;
     Ok(())
 }
 

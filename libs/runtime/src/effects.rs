@@ -127,15 +127,19 @@ pub(crate) struct Requests {
 }
 
 impl Requests {
-    pub(crate) async fn record(&self, request: &EffectRequest, wake_key: &str) -> Result<(), sqlx::Error> {
-        let claim_for = (self.slots.available_permits() > 0).then_some(self.lease);
-        match effects::request(&self.pool, request, wake_key, claim_for).await? {
-            Some(claimed) => {
-                // The effector ended (shutdown): the claim lapses and
-                // another process makes the call.
-                let _ = self.claimed.send(claimed);
-            }
-            None => self.requested.notify_one(),
+    pub(crate) async fn record(&self, calls: &[(EffectRequest, &str)]) -> Result<(), sqlx::Error> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let claim_for = (self.slots.available_permits() >= calls.len()).then_some(self.lease);
+        let claimed = effects::request(&self.pool, calls, claim_for).await?;
+        if claim_for.is_none() {
+            self.requested.notify_one();
+        }
+        for call in claimed {
+            // The effector ended (shutdown): the claim lapses and another
+            // process makes the call.
+            let _ = self.claimed.send(call);
         }
         Ok(())
     }

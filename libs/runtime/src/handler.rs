@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use orderflow_bus::{Handled, HandlerError, Headers, InboundMessage, MessageHandler};
 use orderflow_config::{Domain, KafkaSettings, ServiceSettings};
-use orderflow_contracts::{AnyMessage, Codec, Family, Topic};
+use orderflow_contracts::{AnyMessage, Codec, Family, Reason, Topic};
 use orderflow_outbox::inbox::{self, Entry, Outcome};
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
 use sqlx::{PgConnection, PgPool};
@@ -33,14 +33,14 @@ impl Emit {
 /// instead of being retried and dead-lettered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// SNAKE_CASE, e.g. `INVALID_USER_ID`; the HTTP edge maps it.
-    pub reason: String,
+    /// One of the contracts' reasons; the HTTP edge maps its kind.
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Refusal {
-    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { reason: reason.into(), message: message.into() }
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
     }
 }
 
@@ -326,10 +326,7 @@ impl<S: Service> TransactionalHandler<S> {
     /// Records the calls inputs wait for, once their transaction has ended
     /// (it holds a connection; recording takes another).
     async fn record(&self, calls: &[(crate::effects::EffectRequest, &str)]) -> Result<(), HandlerError> {
-        for (request, key) in calls {
-            self.requests.record(request, key).await.map_err(classify)?;
-        }
-        Ok(())
+        self.requests.record(calls).await.map_err(classify)
     }
 
     /// Runs [`Service::due`] once: its changes and the outbox rows of its

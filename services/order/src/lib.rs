@@ -24,7 +24,7 @@ use orderflow_bus::Headers;
 use orderflow_contracts::orders::{self, OrderCommand};
 use orderflow_contracts::payments::{self, PaymentEvent};
 use orderflow_contracts::users::{self, UserEvent};
-use orderflow_contracts::{Family, Topic};
+use orderflow_contracts::{Family, Reason, Topic};
 use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Scheduled, Service};
 use sqlx::PgConnection;
 
@@ -76,7 +76,7 @@ impl OrderService {
                             Ok(events)
                         } else {
                             let message = format!("an order with id {} exists already", cmd.order_id);
-                            Ok(vec![rules::rejected(&cmd.order_id, "PlaceOrder", "ORDER_EXISTS", message)])
+                            Ok(vec![rules::rejected(&cmd.order_id, "PlaceOrder", Reason::OrderExists, message)])
                         }
                     }
                     Outcome::Rejected(rejection) => Ok(vec![rejection]),
@@ -181,7 +181,7 @@ impl Service for OrderService {
     fn rejection(&self, input: &Inbound<'_, OrderInput>, refusal: &Refusal) -> Option<Emit> {
         // Only commands have someone waiting for an answer.
         let OrderInput::Command(command) = &input.message else { return None };
-        Some(rules::rejected(&command.key(), command.name(), &refusal.reason, refusal.message.clone()))
+        Some(rules::rejected(&command.key(), command.name(), refusal.reason, refusal.message.clone()))
     }
 
     fn schedule(&self) -> Option<Duration> {

@@ -14,6 +14,7 @@
 //! its way (it follows `OrderConfirmed`) is waited for, within a grace.
 
 use chrono::{DateTime, Utc};
+use orderflow_contracts::Reason;
 use orderflow_contracts::orders::{
     self, OrderCancelled, OrderConfirmed, OrderDelivered, OrderLine, OrderPlaced, OrderRejected, OrderShipped,
     PlaceOrder, ShippingAddress,
@@ -151,16 +152,16 @@ pub enum Outcome {
 
 /// An id inside an input; anything else is a refusal.
 pub fn id(field: &str, raw: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(raw).map_err(|_| Refusal::new("INVALID_ID", format!("{field} `{raw}` is not a uuid")))
+    Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidId, format!("{field} `{raw}` is not a uuid")))
 }
 
-pub fn rejected(order_id: &str, command_type: &str, reason: &str, message: impl Into<String>) -> Emit {
+pub fn rejected(order_id: &str, command_type: &str, reason: Reason, message: impl Into<String>) -> Emit {
     Emit::new(
         orders::EVENTS,
         OrderRejected {
             order_id: order_id.to_owned(),
             command_type: command_type.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.as_str().to_owned(),
             message: message.into(),
         },
     )
@@ -179,17 +180,17 @@ pub fn place(
     let order_id = id("order_id", &cmd.order_id)?;
     let customer_id = id("customer_id", &cmd.customer_id)?;
     let reject =
-        |reason: &str, message: String| Ok(Outcome::Rejected(rejected(&cmd.order_id, "PlaceOrder", reason, message)));
+        |reason: Reason, message: String| Ok(Outcome::Rejected(rejected(&cmd.order_id, "PlaceOrder", reason, message)));
     match customer {
-        None => return reject("UNKNOWN_CUSTOMER", format!("no customer {customer_id}")),
+        None => return reject(Reason::UnknownCustomer, format!("no customer {customer_id}")),
         Some(Customer { active: false }) => {
-            return reject("CUSTOMER_DEACTIVATED", format!("customer {customer_id} is deactivated"));
+            return reject(Reason::CustomerDeactivated, format!("customer {customer_id} is deactivated"));
         }
         Some(_) => {}
     }
     let total = match orders::check(&cmd.items, &cmd.currency, &cmd.shipping_address, cmd.notes.as_deref()) {
         Ok(total) => total,
-        Err(problem) => return reject("INVALID_ORDER", problem.to_string()),
+        Err(problem) => return reject(Reason::InvalidOrder, problem.to_string()),
     };
     let order = Order {
         id: order_id,
@@ -227,18 +228,18 @@ pub fn place(
 pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Status, timing: Timing) -> Outcome {
     let now = timing.now;
     let Some(order) = current else {
-        return Outcome::Rejected(rejected(raw_id, command_type, "ORDER_NOT_FOUND", format!("no order {raw_id}")));
+        return Outcome::Rejected(rejected(raw_id, command_type, Reason::OrderNotFound, format!("no order {raw_id}")));
     };
     if !order.status.may_become(to) {
         let message = format!("order {raw_id} is {}; it cannot become {}", order.status.as_str(), to.as_str());
-        return Outcome::Rejected(rejected(raw_id, command_type, "ILLEGAL_TRANSITION", message));
+        return Outcome::Rejected(rejected(raw_id, command_type, Reason::IllegalTransition, message));
     }
     match to {
         Status::Cancelled => cancel(order, orders::REQUESTED, "cancelled on request".into(), now),
         Status::Shipped => match unpaid(&order, timing) {
             Some(Unpaid::NotYet(why)) => Outcome::NotYet(why),
             Some(Unpaid::Refused(message)) => {
-                Outcome::Rejected(rejected(raw_id, command_type, "NOT_PAID", format!("order {raw_id} {message}")))
+                Outcome::Rejected(rejected(raw_id, command_type, Reason::NotPaid, format!("order {raw_id} {message}")))
             }
             None => advance(order, to, now),
         },
@@ -246,7 +247,7 @@ pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Sta
         Status::Pending | Status::Confirmed => Outcome::Rejected(rejected(
             raw_id,
             command_type,
-            "ILLEGAL_TRANSITION",
+            Reason::IllegalTransition,
             format!("no command makes an order {}", to.as_str()),
         )),
     }

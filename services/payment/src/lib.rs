@@ -19,9 +19,9 @@ pub mod store;
 use std::sync::Arc;
 
 use chrono::Utc;
-use orderflow_contracts::Topic;
 use orderflow_contracts::orders::{self, OrderEvent};
 use orderflow_contracts::payments::{self, PaymentCommand};
+use orderflow_contracts::{Reason, Topic};
 use orderflow_runtime::effects::{self, Called, Effect, EffectError};
 use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
 use sqlx::PgConnection;
@@ -50,7 +50,7 @@ impl PaymentService {
     }
 
     fn order_id(raw: &str) -> Result<Uuid, Refusal> {
-        Uuid::parse_str(raw).map_err(|_| Refusal::new("INVALID_ID", format!("order_id `{raw}` is not a uuid")))
+        Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidId, format!("order_id `{raw}` is not a uuid")))
     }
 
     async fn on_order(&self, tx: &mut PgConnection, event: &OrderEvent) -> Result<Vec<Emit>, DomainError> {
@@ -69,13 +69,13 @@ impl PaymentService {
                 let decision = match effects::outcome(tx, call.request()).await? {
                     Called::Done(answer) => serde_json::from_value(answer).map_err(|e| {
                         Refusal::new(
-                            "PROVIDER_ANSWER_INVALID",
+                            Reason::ProviderAnswerInvalid,
                             format!("the recorded authorization is unreadable: {e}"),
                         )
                     })?,
                     // The budget is spent: the order cannot be paid now.
                     Called::Failed(error) => Authorization::Declined {
-                        reason: PROVIDER_UNAVAILABLE.into(),
+                        reason: Reason::ProviderUnavailable.as_str().into(),
                         message: format!("the payment provider could not authorize the payment: {error}"),
                     },
                 };
@@ -104,7 +104,7 @@ impl PaymentService {
                     let call = ProviderCall::of(&payment, action);
                     if let Called::Failed(error) = effects::outcome(tx, call.request()).await? {
                         let message = format!("the payment provider could not {}: {error}", call.kind());
-                        return Err(Refusal::new(PROVIDER_UNAVAILABLE, message).into());
+                        return Err(Refusal::new(Reason::ProviderUnavailable, message).into());
                     }
                 }
                 store::save(tx, &payment, action.as_ref(), Utc::now()).await?;
@@ -118,10 +118,6 @@ impl PaymentService {
         }
     }
 }
-
-/// Why a payment was declined or a refund refused when the provider could
-/// not be reached within the call's retry budget.
-pub const PROVIDER_UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
 
 impl Service for PaymentService {
     type Domain = Rules;
@@ -157,6 +153,6 @@ impl Service for PaymentService {
     fn rejection(&self, input: &Inbound<'_, PaymentInput>, refusal: &Refusal) -> Option<Emit> {
         // Only commands have someone waiting for an answer.
         let PaymentInput::Command(PaymentCommand::Refund(cmd)) = &input.message else { return None };
-        Some(rules::rejected(cmd, &refusal.reason, refusal.message.clone()))
+        Some(rules::rejected(cmd, refusal.reason, refusal.message.clone()))
     }
 }

@@ -9,6 +9,7 @@
 //! at most what was captured minus what was refunded.
 
 use chrono::{DateTime, Utc};
+use orderflow_contracts::Reason;
 use orderflow_contracts::orders::OrderPlaced;
 use orderflow_contracts::payments::{
     self, ORDER_CANCELLED, PaymentAuthorized, PaymentCaptured, PaymentCommandRejected, PaymentDeclined,
@@ -104,7 +105,7 @@ pub enum Outcome {
 }
 
 fn id(field: &str, raw: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(raw).map_err(|_| Refusal::new("INVALID_ID", format!("{field} `{raw}` is not a uuid")))
+    Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidId, format!("{field} `{raw}` is not a uuid")))
 }
 
 /// The ids of a placed order: (order, customer).
@@ -241,14 +242,14 @@ fn refund(mut payment: Payment, refund_id: Uuid, amount: i64, reason: &'static s
     }
 }
 
-pub fn rejected(cmd: &RefundPayment, reason: &str, message: impl Into<String>) -> Emit {
+pub fn rejected(cmd: &RefundPayment, reason: Reason, message: impl Into<String>) -> Emit {
     Emit::new(
         payments::EVENTS,
         PaymentCommandRejected {
             order_id: cmd.order_id.clone(),
             payment_id: cmd.payment_id.clone(),
             command_type: "RefundPayment".into(),
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             message: message.into(),
         },
     )
@@ -262,12 +263,12 @@ pub fn requested_refund(
     command_id: Uuid,
     now: DateTime<Utc>,
 ) -> Outcome {
-    let reject = |reason: &str, message: String| Outcome::Rejected(rejected(cmd, reason, message));
+    let reject = |reason: Reason, message: String| Outcome::Rejected(rejected(cmd, reason, message));
     let Some(payment) = current.filter(|p| p.id.to_string() == cmd.payment_id) else {
-        return reject("PAYMENT_NOT_FOUND", format!("no payment {} for order {}", cmd.payment_id, cmd.order_id));
+        return reject(Reason::PaymentNotFound, format!("no payment {} for order {}", cmd.payment_id, cmd.order_id));
     };
     if cmd.amount < 1 {
-        return reject("INVALID_AMOUNT", format!("a refund is at least 1 minor unit (got {})", cmd.amount));
+        return reject(Reason::InvalidAmount, format!("a refund is at least 1 minor unit (got {})", cmd.amount));
     }
     // A fully refunded payment was captured: what is asked exceeds what is
     // left (nothing), the same answer whether the refund came alone or lost
@@ -275,14 +276,14 @@ pub fn requested_refund(
     if !matches!(payment.status, Status::Captured | Status::PartiallyRefunded | Status::Refunded) {
         let message =
             format!("payment {} is {}; only a captured payment is refunded", payment.id, payment.status.as_str());
-        return reject("NOT_CAPTURED", message);
+        return reject(Reason::NotCaptured, message);
     }
     if cmd.amount > payment.refundable() {
         let message = format!(
             "{} is more than what is left to refund: {} captured, {} refunded already",
             cmd.amount, payment.captured, payment.refunded
         );
-        return reject("REFUND_EXCEEDS_CAPTURE", message);
+        return reject(Reason::RefundExceedsCapture, message);
     }
     let id = refund_id(payment.id, &command_id.to_string());
     refund(payment, id, cmd.amount, REQUESTED, now)

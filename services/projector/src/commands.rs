@@ -39,7 +39,7 @@ pub enum Settled<'a> {
     /// With the reason and a message.
     Rejected(&'a str, &'a str),
     /// Dead-lettered by a consumer: with the reason
-    /// ([`failure::INVALID_COMMAND`] or [`failure::COMMAND_FAILED`]) and a
+    /// ([`orderflow_contracts::Reason::InvalidCommand`] or [`orderflow_contracts::Reason::CommandFailed`]) and a
     /// message for the client.
     Failed(&'a str, &'a str),
 }
@@ -114,5 +114,5 @@ pub async fn failed(tx: &mut PgConnection, letter: &InboundMessage) -> Result<Ap
         .map_or(headers.occurred_at, |at| at.with_timezone(&chrono::Utc));
     let as_cause = Headers { causation_id: headers.message_id.to_string(), occurred_at: failed_at, ..headers.clone() };
     let key = letter.key.as_deref().unwrap_or_default();
-    settle(tx, &as_cause, (&headers.message_type, key), Settled::Failed(reason, &message)).await
+    settle(tx, &as_cause, (&headers.message_type, key), Settled::Failed(reason.as_str(), &message)).await
 }

@@ -3,6 +3,7 @@
 //! the state; the service kit does everything else.
 
 use chrono::{DateTime, Utc};
+use orderflow_contracts::Reason;
 use orderflow_contracts::users::{
     self, ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile, UserCommandRejected, UserCredentials,
     UserDeactivated, UserPasswordChanged, UserProfileUpdated, UserRegistered, UserRegistrationRejected,
@@ -44,7 +45,7 @@ pub enum Conflict {
 /// A user id inside a command; anything else is a refusal (the ingress
 /// only sends uuids, so this is a malformed or foreign command).
 pub fn user_id(raw: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(raw).map_err(|_| Refusal::new("INVALID_USER_ID", format!("`{raw}` is not a user id")))
+    Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidUserId, format!("`{raw}` is not a user id")))
 }
 
 fn credentials(user: &User) -> Emit {
@@ -61,13 +62,13 @@ fn credentials(user: &User) -> Emit {
     )
 }
 
-fn rejected(user_id: &str, command_type: &str, reason: &str, message: String) -> Emit {
+fn rejected(user_id: &str, command_type: &str, reason: Reason, message: String) -> Emit {
     Emit::new(
         users::EVENTS,
         UserCommandRejected {
             user_id: user_id.to_owned(),
             command_type: command_type.to_owned(),
-            reason: reason.to_owned(),
+            reason: reason.as_str().to_owned(),
             message,
         },
     )
@@ -81,12 +82,12 @@ pub fn refused(user_id: &str, command_type: &str, refusal: &Refusal) -> Emit {
             UserRegistrationRejected {
                 user_id: user_id.to_owned(),
                 email: String::new(),
-                reason: refusal.reason.clone(),
+                reason: refusal.reason.as_str().to_owned(),
                 message: refusal.message.clone(),
             },
         );
     }
-    rejected(user_id, command_type, &refusal.reason, refusal.message.clone())
+    rejected(user_id, command_type, refusal.reason, refusal.message.clone())
 }
 
 /// A new user (version 1), with the `admin` role if the email is a
@@ -124,21 +125,21 @@ pub fn register(cmd: &RegisterUser, id: Uuid, admins: &[String], now: DateTime<U
 pub fn registration_conflict(cmd: &RegisterUser, conflict: Conflict) -> Emit {
     let email = cmd.email.to_lowercase();
     let (reason, message) = match conflict {
-        Conflict::IdTaken => ("USER_EXISTS", format!("a user with id {} already exists", cmd.user_id)),
-        Conflict::EmailTaken => ("EMAIL_TAKEN", format!("the email {email} is already registered")),
+        Conflict::IdTaken => (Reason::UserExists, format!("a user with id {} already exists", cmd.user_id)),
+        Conflict::EmailTaken => (Reason::EmailTaken, format!("the email {email} is already registered")),
     };
     Emit::new(
         users::EVENTS,
-        UserRegistrationRejected { user_id: cmd.user_id.clone(), email, reason: reason.into(), message },
+        UserRegistrationRejected { user_id: cmd.user_id.clone(), email, reason: reason.as_str().into(), message },
     )
 }
 
 /// The user a command may act on: it exists and is active.
 fn active(current: Option<User>, raw_id: &str, command_type: &str) -> Result<User, Emit> {
     match current {
-        None => Err(rejected(raw_id, command_type, "USER_NOT_FOUND", format!("no user with id {raw_id}"))),
+        None => Err(rejected(raw_id, command_type, Reason::UserNotFound, format!("no user with id {raw_id}"))),
         Some(user) if !user.active => {
-            Err(rejected(raw_id, command_type, "USER_DEACTIVATED", format!("user {raw_id} is deactivated")))
+            Err(rejected(raw_id, command_type, Reason::UserDeactivated, format!("user {raw_id} is deactivated")))
         }
         Some(user) => Ok(user),
     }
@@ -253,7 +254,7 @@ mod tests {
     #[test]
     fn a_malformed_id_is_a_refusal_that_settles_the_command() {
         let refusal = user_id("not-a-uuid").expect_err("refused");
-        assert_eq!(refusal.reason, "INVALID_USER_ID");
+        assert_eq!(refusal.reason, Reason::InvalidUserId);
         let event = refused("not-a-uuid", "DeactivateUser", &refusal);
         assert_eq!(event.message.name(), "UserCommandRejected");
         assert_eq!(refused("x", "RegisterUser", &refusal).message.name(), "UserRegistrationRejected");
