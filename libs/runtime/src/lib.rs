@@ -25,5 +25,7 @@ mod service;
 
 pub use handler::{DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
 pub use orderflow_process::{Health, Supervisor, TaskFailed, database};
-pub use projector::{ProjectionProcess, connect_projection, rebuild, run_projection, serve};
+pub use projector::{
+    ProjectionBinary, ProjectionProcess, connect_projection, projection_main, rebuild, run_projection, serve,
+};
 pub use service::{RunError, main, readiness, run, run_service};

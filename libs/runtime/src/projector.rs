@@ -97,3 +97,84 @@ where
     tracing::info!(service = name, "stopped");
     Ok(())
 }
+
+/// A projection process's binary (the projector, the audit log): what
+/// [`projection_main`] needs to know of it.
+pub trait ProjectionBinary {
+    /// Its name in logs, errors and `--check-config`.
+    const NAME: &'static str;
+    /// What `--help` says it is.
+    const ABOUT: &'static str;
+    /// The projection `rebuild` rebuilds.
+    const PROJECTION: &'static str;
+    type Settings: Default + serde::Serialize + serde::de::DeserializeOwned + orderflow_config::Validate;
+    /// Its own commands beside `run` and `rebuild` (none: an empty enum).
+    type Commands: clap::Subcommand + std::fmt::Debug;
+
+    /// Where its ops endpoint listens.
+    fn addr(settings: &Self::Settings) -> String;
+    /// Its database, migrated.
+    fn connect(settings: &Self::Settings) -> impl Future<Output = Result<PgPool, RunError>>;
+    /// The process, until `shutdown`.
+    fn run(
+        settings: Self::Settings,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = Result<(), RunError>>;
+    /// One of its own commands.
+    fn command(settings: Self::Settings, command: Self::Commands) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+struct Cli<C: clap::Subcommand> {
+    /// Load and validate the settings exactly as at start-up (defaults,
+    /// `ORDERFLOW_CONFIG_FILE`, `ORDERFLOW_*`), then exit: non-zero, naming
+    /// the setting, if one is unknown, missing or invalid.
+    #[arg(long, global = true)]
+    check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command<C>>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command<C: clap::Subcommand> {
+    /// Run it (the default).
+    Run,
+    /// Rebuild by replaying the topics from the beginning into fresh
+    /// tables, then switch readers to them. The running process does the
+    /// work; this waits for it and reports the new generation.
+    Rebuild {
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    #[command(flatten)]
+    Own(C),
+}
+
+/// The `main` of a projection binary: tracing, settings, then `run` (the
+/// default), `rebuild`, or one of its own commands.
+pub async fn projection_main<B: ProjectionBinary>() -> anyhow::Result<()> {
+    use anyhow::Context;
+    use clap::{CommandFactory, FromArgMatches};
+    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
+    let matches = Cli::<B::Commands>::command().name(B::NAME).about(B::ABOUT).get_matches();
+    let cli = Cli::<B::Commands>::from_arg_matches(&matches)?;
+    let settings: B::Settings = orderflow_config::load().with_context(|| format!("{} settings", B::NAME))?;
+    if cli.check_config {
+        println!("{}: configuration is valid", B::NAME);
+        return Ok(());
+    }
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            let addr = B::addr(&settings);
+            serve(B::NAME, &addr, |listener, shutdown| B::run(settings, listener, shutdown)).await
+        }
+        Command::Rebuild { timeout } => {
+            let pool = B::connect(&settings).await.with_context(|| format!("{} database", B::NAME))?;
+            rebuild(&pool, B::PROJECTION, Duration::from_secs(timeout)).await
+        }
+        Command::Own(command) => B::command(settings, command).await,
+    }
+}

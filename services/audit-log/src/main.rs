@@ -1,33 +1,13 @@
-use std::time::Duration;
+//! `audit-log [run]`, `audit-log rebuild`, `audit-log verify [--full]`,
+//! `audit-log --check-config`.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use orderflow_audit_log::{Settings, run};
 
-/// The audit log: every event, once, hash-chained.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Cli {
-    /// Check the settings (defaults, `ORDERFLOW_CONFIG_FILE`, `ORDERFLOW_*`)
-    /// and exit, without starting anything.
-    #[arg(long)]
-    check_config: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+/// The audit log's binary.
+struct AuditLog;
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the audit log (the default).
-    Run,
-    /// Rebuild the audit log by replaying every events topic into fresh
-    /// tables (same records, same hashes), then switch readers to them. The
-    /// running service does the work; this waits for it.
-    Rebuild {
-        /// Give up waiting after this many seconds.
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-    },
+#[derive(Debug, clap::Subcommand)]
+enum Commands {
     /// Verify every chain and print the report (JSON); exits non-zero if a
     /// chain is broken. `--full` recomputes every record (a periodic job).
     Verify {
@@ -36,34 +16,42 @@ enum Command {
     },
 }
 
+impl orderflow_runtime::ProjectionBinary for AuditLog {
+    const NAME: &'static str = "audit-log";
+    const ABOUT: &'static str = "The audit log: every event, once, hash-chained.";
+    const PROJECTION: &'static str = orderflow_audit_log::projection::NAME;
+    type Settings = orderflow_audit_log::Settings;
+    type Commands = Commands;
+
+    fn addr(settings: &Self::Settings) -> String {
+        settings.http.addr.clone()
+    }
+
+    async fn connect(settings: &Self::Settings) -> Result<sqlx::PgPool, orderflow_runtime::RunError> {
+        orderflow_audit_log::connect(settings).await
+    }
+
+    async fn run(
+        settings: Self::Settings,
+        listener: tokio::net::TcpListener,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), orderflow_runtime::RunError> {
+        orderflow_audit_log::run(settings, listener, shutdown).await
+    }
+
+    async fn command(settings: Self::Settings, command: Commands) -> anyhow::Result<()> {
+        let Commands::Verify { full } = command;
+        let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
+        let report = orderflow_audit::verify::verify(&pool, full).await.context("verifying")?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        if !report.intact {
+            std::process::exit(1);
+        }
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
-    let cli = Cli::parse();
-    let settings: Settings = orderflow_config::load().context("audit-log settings")?;
-    if cli.check_config {
-        println!("audit-log: configuration is valid");
-        return Ok(());
-    }
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
-            let addr = settings.http.addr.clone();
-            orderflow_runtime::serve("audit-log", &addr, |listener, shutdown| run(settings, listener, shutdown))
-                .await?;
-        }
-        Command::Rebuild { timeout } => {
-            let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
-            let name = orderflow_audit_log::projection::NAME;
-            orderflow_runtime::rebuild(&pool, name, Duration::from_secs(timeout)).await?;
-        }
-        Command::Verify { full } => {
-            let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
-            let report = orderflow_audit::verify::verify(&pool, full).await.context("verifying")?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            if !report.intact {
-                std::process::exit(1);
-            }
-        }
-    }
-    Ok(())
+    orderflow_runtime::projection_main::<AuditLog>().await
 }
