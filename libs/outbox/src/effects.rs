@@ -8,6 +8,16 @@
 //! ([`claim`]), makes them, and records each outcome ([`succeeded`],
 //! [`retry`], [`failed`]); the waiting input, handled again, reads the
 //! outcome ([`state`]) inside its own transaction and decides.
+//!
+//! Every function here but [`state`] takes the kit's bookkeeping pool,
+//! whose commits do not wait for the disk
+//! (`orderflow_process::database::connect_bookkeeping`): a database crash
+//! may lose the last moments of this table without harm — a lost request
+//! is recorded again when its input comes again, a lost answer or attempt
+//! is made again, which the call's id makes idempotent at the outside
+//! system — so only the attempt count may then exceed the budget, by what
+//! the crash lost. Durable commits would cost a disk flush per request,
+//! claim and answer.
 
 use std::time::Duration;
 
@@ -67,24 +77,6 @@ pub async fn state(conn: &mut PgConnection, id: Uuid) -> Result<Option<EffectSta
     }))
 }
 
-/// Runs `statement` in a transaction that does not wait for its commit to
-/// reach the disk. This table is bookkeeping that a database crash may
-/// lose the last moments of without harm: a lost request is recorded again
-/// when its input comes again, a lost answer or attempt is made again —
-/// the call's id makes it idempotent at the outside system — so only the
-/// attempt count may then exceed the budget, by what the crash lost.
-/// Durable commits would cost a disk flush per request, claim and answer.
-async fn quick<'q>(
-    pool: &PgPool,
-    statement: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-    let rows = statement.fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(rows)
-}
-
 /// Records `effects`, each for the message of its key, in one statement;
 /// asking again for a recorded call changes nothing. Committed on its own:
 /// the asking inputs' transaction has ended. With `claim_for`, the caller
@@ -117,7 +109,7 @@ pub async fn request(
     .bind(calls)
     .bind(keys)
     .bind(claim_for.map(|lease| lease.as_secs_f64()));
-    let rows = quick(pool, statement).await?;
+    let rows = statement.fetch_all(pool).await?;
     if claim_for.is_none() {
         return Ok(Vec::new());
     }
@@ -150,7 +142,7 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
     )
     .bind(limit)
     .bind(lease.as_secs_f64());
-    let rows = quick(pool, statement).await?;
+    let rows = statement.fetch_all(pool).await?;
     rows.iter()
         .map(|row| {
             let call: String = row.try_get("call")?;
@@ -174,7 +166,7 @@ pub async fn succeeded(pool: &PgPool, id: Uuid, result: &serde_json::Value) -> R
     )
     .bind(id)
     .bind(result.to_string());
-    quick(pool, statement).await?;
+    statement.execute(pool).await?;
     Ok(())
 }
 
@@ -188,7 +180,7 @@ pub async fn retry(pool: &PgPool, id: Uuid, error: &str, delay: Duration) -> Res
     .bind(id)
     .bind(error)
     .bind(delay.as_secs_f64());
-    quick(pool, statement).await?;
+    statement.execute(pool).await?;
     Ok(())
 }
 
@@ -198,7 +190,7 @@ pub async fn failed(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Er
         sqlx::query("UPDATE effects SET state = 'failed', last_error = $2, updated_at = now() WHERE id = $1")
             .bind(id)
             .bind(error);
-    quick(pool, statement).await?;
+    statement.execute(pool).await?;
     Ok(())
 }
 

@@ -170,6 +170,7 @@ impl<S> std::fmt::Debug for Effector<S> {
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
 impl<S: Service> Effector<S> {
+    /// `pool`: the bookkeeping pool (`database::connect_bookkeeping`).
     pub fn new(service: Arc<S>, pool: PgPool, settings: EffectSettings, wakeups: Wakeups) -> Self {
         let slots = Arc::new(Semaphore::new(settings.concurrency));
         let (claimed, arrivals) = tokio::sync::mpsc::unbounded_channel();

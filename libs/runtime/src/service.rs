@@ -90,8 +90,9 @@ pub async fn run_service<S: Service>(
     let service = Arc::new(service);
     let topics = S::CONSUMES.iter().map(|t| settings.kafka.topic(t.name)).collect();
     let options = ConsumerOptions::from_settings(&settings.consumer, topics);
+    let bookkeeping = database::connect_bookkeeping(&settings.database, 4).await.map_err(RunError::Database)?;
     let effector =
-        Arc::new(Effector::new(Arc::clone(&service), pool.clone(), settings.effects.clone(), options.wakeups.clone()));
+        Arc::new(Effector::new(Arc::clone(&service), bookkeeping, settings.effects.clone(), options.wakeups.clone()));
     let handler = Arc::new(TransactionalHandler {
         service,
         pool: pool.clone(),
