@@ -16,7 +16,7 @@ pub mod store;
 
 use chrono::Utc;
 use orderflow_contracts::users::{self, UserCommand};
-use orderflow_contracts::{Family, Topic};
+use orderflow_contracts::Topic;
 use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
 use sqlx::PgConnection;
 
@@ -78,6 +78,6 @@ impl Service for UserService {
     }
 
     fn rejection(&self, input: &Inbound<'_, UserCommand>, refusal: &Refusal) -> Option<Emit> {
-        Some(rules::refused(&input.message.key(), input.message.name(), refusal))
+        Some(rules::refused(&input.message, refusal))
     }
 }

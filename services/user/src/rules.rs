@@ -3,10 +3,11 @@
 //! the state; the service kit does everything else.
 
 use chrono::{DateTime, Utc};
-use orderflow_contracts::Reason;
+use orderflow_contracts::{Family, Reason};
 use orderflow_contracts::users::{
-    self, ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile, UserCommandRejected, UserCredentials,
-    UserDeactivated, UserPasswordChanged, UserProfileUpdated, UserRegistered, UserRegistrationRejected,
+    self, ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile, UserCommand, UserCommandRejected,
+    UserCredentials, UserDeactivated, UserPasswordChanged, UserProfileUpdated, UserRegistered,
+    UserRegistrationRejected,
 };
 use orderflow_runtime::{Emit, Refusal};
 use uuid::Uuid;
@@ -74,20 +75,21 @@ fn rejected(user_id: &str, command_type: &str, reason: Reason, message: String) 
     )
 }
 
-/// The rejection event for a command the service refused.
-pub fn refused(user_id: &str, command_type: &str, refusal: &Refusal) -> Emit {
-    if command_type == "RegisterUser" {
-        return Emit::new(
+/// The rejection event for a command the service refused: a registration
+/// has its own (its email is what a client would change).
+pub fn refused(command: &UserCommand, refusal: &Refusal) -> Emit {
+    match command {
+        UserCommand::Register(cmd) => Emit::new(
             users::EVENTS,
             UserRegistrationRejected {
-                user_id: user_id.to_owned(),
-                email: String::new(),
+                user_id: cmd.user_id.clone(),
+                email: cmd.email.to_lowercase(),
                 reason: refusal.reason.as_str().to_owned(),
                 message: refusal.message.clone(),
             },
-        );
+        ),
+        other => rejected(other.user_id(), other.name(), refusal.reason, refusal.message.clone()),
     }
-    rejected(user_id, command_type, refusal.reason, refusal.message.clone())
 }
 
 /// A new user (version 1), with the `admin` role if the email is a
@@ -255,8 +257,15 @@ mod tests {
     fn a_malformed_id_is_a_refusal_that_settles_the_command() {
         let refusal = user_id("not-a-uuid").expect_err("refused");
         assert_eq!(refusal.reason, Reason::InvalidUserId);
-        let event = refused("not-a-uuid", "DeactivateUser", &refusal);
-        assert_eq!(event.message.name(), "UserCommandRejected");
-        assert_eq!(refused("x", "RegisterUser", &refusal).message.name(), "UserRegistrationRejected");
+        let deactivate = UserCommand::Deactivate(DeactivateUser { user_id: "not-a-uuid".into() });
+        assert_eq!(refused(&deactivate, &refusal).message.name(), "UserCommandRejected");
+        let register = UserCommand::Register(RegisterUser {
+            user_id: "x".into(),
+            email: "Ada@Example.com".into(),
+            password_hash: "$argon2id$hash".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+        });
+        assert_eq!(refused(&register, &refusal).message.name(), "UserRegistrationRejected");
     }
 }
