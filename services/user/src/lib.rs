@@ -15,8 +15,8 @@ pub mod settings;
 pub mod store;
 
 use chrono::Utc;
-use orderflow_contracts::users::{self, UserCommand};
 use orderflow_contracts::Topic;
+use orderflow_contracts::users::{self, UserCommand};
 use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
 use sqlx::PgConnection;
 

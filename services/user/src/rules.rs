@@ -3,12 +3,12 @@
 //! the state; the service kit does everything else.
 
 use chrono::{DateTime, Utc};
-use orderflow_contracts::{Family, Reason};
 use orderflow_contracts::users::{
     self, ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile, UserCommand, UserCommandRejected,
     UserCredentials, UserDeactivated, UserPasswordChanged, UserProfileUpdated, UserRegistered,
     UserRegistrationRejected,
 };
+use orderflow_contracts::{Family, Reason};
 use orderflow_runtime::{Emit, Refusal};
 use uuid::Uuid;
 
