@@ -589,6 +589,26 @@ impl Parked {
         PARKED.with_label_values(&[&options.group]).inc();
     }
 
+    /// The first message of `key` went through: the next is its first
+    /// now (none left: the key is no longer parked).
+    fn went(&mut self, key: &str, options: &ConsumerOptions) {
+        if let Some(parked) = self.keys.get_mut(key) {
+            parked.messages.pop_front();
+            if parked.messages.is_empty() {
+                self.keys.remove(key);
+            }
+            PARKED.with_label_values(&[&options.group]).dec();
+        }
+    }
+
+    /// The first message of `key` is still not yet: try again after the
+    /// key's next backoff.
+    fn not_yet(&mut self, key: &str, options: &ConsumerOptions) {
+        if let Some(parked) = self.keys.get_mut(key) {
+            parked.due = tokio::time::Instant::now() + parked.delays.next().unwrap_or(options.max_backoff);
+        }
+    }
+
     /// Messages set aside, over all keys.
     fn len(&self) -> usize {
         self.keys.values().map(|k| k.messages.len()).sum()
@@ -767,18 +787,13 @@ impl<H: MessageHandler> PartitionWork<H> {
             run.sort_by_key(|m| m.offset);
             let Ok(handled) = self.handler.handle(&run).await else { break };
             for (position, message) in run.iter().enumerate() {
-                let key = Parked::key(message).to_owned();
-                let Some(k) = parked.keys.get_mut(&key) else { continue };
+                let key = Parked::key(message);
                 if let Some(why) = handled.waits(position) {
                     tracing::debug!(offset = message.offset, %why, "still not yet");
-                    k.due = tokio::time::Instant::now() + k.delays.next().unwrap_or(self.options.max_backoff);
+                    parked.not_yet(key, &self.options);
                     continue;
                 }
-                k.messages.pop_front();
-                if k.messages.is_empty() {
-                    parked.keys.remove(&key);
-                }
-                PARKED.with_label_values(&[&self.options.group]).dec();
+                parked.went(key, &self.options);
                 HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
                 self.handled(parked, message.offset);
             }
@@ -791,24 +806,15 @@ impl<H: MessageHandler> PartitionWork<H> {
         let now = tokio::time::Instant::now();
         let due: Vec<String> = parked.keys.iter().filter(|(_, k)| k.due <= now).map(|(key, _)| key.clone()).collect();
         for key in due {
-            loop {
-                let Some(message) = parked.keys.get(&key).and_then(|k| k.messages.front()).cloned() else {
-                    parked.keys.remove(&key);
-                    break;
-                };
+            while let Some(message) = parked.keys.get(&key).and_then(|k| k.messages.front()).cloned() {
                 match self.process_one(&message, true).await {
                     Outcome::Done => {
-                        if let Some(k) = parked.keys.get_mut(&key) {
-                            k.messages.pop_front();
-                        }
-                        PARKED.with_label_values(&[&self.options.group]).dec();
+                        parked.went(&key, &self.options);
                         self.handled(parked, message.offset);
                     }
                     Outcome::Later(why) => {
                         tracing::debug!(offset = message.offset, %why, "still not yet");
-                        if let Some(k) = parked.keys.get_mut(&key) {
-                            k.due = tokio::time::Instant::now() + k.delays.next().unwrap_or(self.options.max_backoff);
-                        }
+                        parked.not_yet(&key, &self.options);
                         break;
                     }
                     Outcome::Stopped => return Outcome::Stopped,

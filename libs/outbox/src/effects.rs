@@ -33,6 +33,13 @@ pub struct EffectRequest {
     pub call: serde_json::Value,
 }
 
+/// "the `kind` call `id`": how logs and waiting inputs name it.
+impl std::fmt::Display for EffectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the {} call {}", self.kind, self.id)
+    }
+}
+
 /// What is known of a recorded call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EffectState {
@@ -94,7 +101,7 @@ pub async fn request(
     let kinds: Vec<&str> = effects.iter().map(|(e, _)| e.kind).collect();
     let calls: Vec<String> = effects.iter().map(|(e, _)| e.call.to_string()).collect();
     let keys: Vec<&str> = effects.iter().map(|(_, key)| *key).collect();
-    let statement = sqlx::query(
+    let rows = sqlx::query(
         "INSERT INTO effects (id, kind, call, wake_key, state, attempts, due_at)
          SELECT id, kind, call::jsonb, wake_key,
                 CASE WHEN $5::float8 IS NULL THEN 'pending' ELSE 'running' END,
@@ -108,8 +115,9 @@ pub async fn request(
     .bind(kinds)
     .bind(calls)
     .bind(keys)
-    .bind(claim_for.map(|lease| lease.as_secs_f64()));
-    let rows = statement.fetch_all(pool).await?;
+    .bind(claim_for.map(|lease| lease.as_secs_f64()))
+    .fetch_all(pool)
+    .await?;
     if claim_for.is_none() {
         return Ok(Vec::new());
     }
@@ -131,7 +139,7 @@ pub async fn request(
 /// Claims up to `limit` calls that are due (or whose claim lapsed: their
 /// process died mid-call), each for `lease`, and counts the attempt.
 pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<ClaimedEffect>, sqlx::Error> {
-    let statement = sqlx::query(
+    let rows = sqlx::query(
         "UPDATE effects e SET state = 'running', attempts = e.attempts + 1,
            due_at = now() + make_interval(secs => $2), updated_at = now()
          FROM (SELECT id FROM effects
@@ -141,8 +149,9 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
          RETURNING e.id, e.kind, e.call::text AS call, e.wake_key, e.attempts",
     )
     .bind(limit)
-    .bind(lease.as_secs_f64());
-    let rows = statement.fetch_all(pool).await?;
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
     rows.iter()
         .map(|row| {
             let call: String = row.try_get("call")?;
@@ -160,37 +169,39 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
 
 /// Records what call `id` answered.
 pub async fn succeeded(pool: &PgPool, id: Uuid, result: &serde_json::Value) -> Result<(), sqlx::Error> {
-    let statement = sqlx::query(
+    sqlx::query(
         "UPDATE effects SET state = 'done', result = $2::jsonb, last_error = NULL, updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
-    .bind(result.to_string());
-    statement.execute(pool).await?;
+    .bind(result.to_string())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Records a failed attempt of call `id`; it is made again after `delay`.
 pub async fn retry(pool: &PgPool, id: Uuid, error: &str, delay: Duration) -> Result<(), sqlx::Error> {
-    let statement = sqlx::query(
+    sqlx::query(
         "UPDATE effects SET state = 'pending', last_error = $2,
            due_at = now() + make_interval(secs => $3), updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
     .bind(error)
-    .bind(delay.as_secs_f64());
-    statement.execute(pool).await?;
+    .bind(delay.as_secs_f64())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Records that call `id` used up its budget: `error` was the last answer.
 pub async fn failed(pool: &PgPool, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
-    let statement =
-        sqlx::query("UPDATE effects SET state = 'failed', last_error = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(error);
-    statement.execute(pool).await?;
+    sqlx::query("UPDATE effects SET state = 'failed', last_error = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

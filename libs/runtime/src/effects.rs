@@ -107,9 +107,7 @@ pub async fn outcome(tx: &mut PgConnection, request: EffectRequest) -> Result<Ca
     match effects::state(tx, request.id).await? {
         Some(EffectState::Done(answer)) => Ok(Called::Done(answer)),
         Some(EffectState::Failed(error)) => Ok(Called::Failed(error)),
-        Some(EffectState::Pending) => {
-            Err(DomainError::NotYet(format!("waiting for the {} call {}", request.kind, request.id)))
-        }
+        Some(EffectState::Pending) => Err(DomainError::NotYet(format!("waiting for {request}"))),
         None => Err(DomainError::Awaits(request)),
     }
 }

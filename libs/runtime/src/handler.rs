@@ -60,7 +60,7 @@ pub enum DomainError {
     /// ([`crate::effects::outcome`] asked for it): the kit records the call,
     /// parks the input's key like [`DomainError::NotYet`], and the effector
     /// makes the call outside this transaction and wakes the key.
-    #[error("waiting for the {} call {}", .0.kind, .0.id)]
+    #[error("waiting for {0}")]
     Awaits(crate::effects::EffectRequest),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -290,7 +290,7 @@ impl<S: Service> TransactionalHandler<S> {
                 Err(DomainError::Database(error)) => return Err(classify(error)),
                 Err(DomainError::NotYet(why)) => why,
                 Err(DomainError::Awaits(request)) => {
-                    let why = format!("waiting for the {} call {}", request.kind, request.id);
+                    let why = format!("waiting for {request}");
                     calls.push((request, key));
                     why
                 }
