@@ -81,15 +81,11 @@ async fn poison_commands_are_dead_lettered_with_their_headers_and_the_partition_
     // Every consumer group dead-letters what *it* cannot handle: the user
     // service both messages, the projector (which reads only the headers of
     // commands) the one without headers.
-    let mut letters = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        letters = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &dlq_topic).await;
-        if letters.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let letters = orderflow_testkit::until("three dead letters", Duration::from_secs(30), || async {
+        let letters = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &dlq_topic).await;
+        if letters.len() >= 3 { Ok(letters) } else { Err(format!("{} dead letters", letters.len())) }
+    })
+    .await;
     let (ours, theirs): (Vec<_>, Vec<_>) =
         letters.iter().partition(|m| header(m, "dlq_consumer_group").as_deref() == Some(group.as_str()));
     assert_eq!(ours.len(), 2, "both poison messages dead-lettered by the user service");
