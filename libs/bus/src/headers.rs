@@ -47,13 +47,15 @@ impl Headers {
     /// Headers of a message caused by `self` (an event caused by a command):
     /// same correlation, trace and actor.
     pub fn caused(&self, message_type: &str) -> Self {
-        Self {
-            message_id: Uuid::now_v7(),
-            message_type: message_type.to_owned(),
+        self.cause().caused(message_type)
+    }
+
+    /// What a message caused by this one takes from it.
+    pub fn cause(&self) -> Cause {
+        Cause {
+            message_id: self.message_id,
             correlation_id: self.correlation_id.clone(),
-            causation_id: self.message_id.to_string(),
-            occurred_at: Utc::now(),
-            traceparent: child_traceparent(&self.traceparent),
+            traceparent: self.traceparent.clone(),
             actor: self.actor.clone(),
         }
     }
@@ -95,6 +97,117 @@ impl Headers {
     /// The W3C trace id (32 hex digits) of `traceparent`.
     pub fn trace_id(&self) -> &str {
         self.traceparent.split('-').nth(1).unwrap_or("")
+    }
+}
+
+/// What a command came to, on the headers of every event it caused
+/// directly (stamped by the service kit): whoever keeps command statuses
+/// settles any command of any domain from these alone, without knowing
+/// which event answers which command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The command's `message_type` (the event's `causation_id` is its id).
+    pub command_type: String,
+    /// The command's key: the entity it was about.
+    pub command_key: String,
+    pub settled: Settled,
+}
+
+/// How a command ended, as its events' headers say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// With the aggregate version it produced, if its events carry one.
+    Succeeded { version: Option<i64> },
+    /// With the reason (`SNAKE_CASE`, one of the contract's) and a message
+    /// for the client.
+    Rejected { reason: String, message: String },
+}
+
+/// The names of the outcome headers.
+pub mod outcome {
+    pub const OUTCOME: &str = "outcome";
+    pub const COMMAND_TYPE: &str = "command_type";
+    pub const COMMAND_KEY: &str = "command_key";
+    pub const VERSION: &str = "aggregate_version";
+    pub const REASON: &str = "reason";
+    pub const MESSAGE: &str = "reason_message";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const REJECTED: &str = "rejected";
+}
+
+impl CommandOutcome {
+    /// Appends the outcome headers to `pairs`.
+    pub fn append_to(&self, pairs: &mut Vec<(String, Vec<u8>)>) {
+        let mut put = |name: &str, value: &str| pairs.push((name.to_owned(), value.as_bytes().to_vec()));
+        put(outcome::COMMAND_TYPE, &self.command_type);
+        put(outcome::COMMAND_KEY, &self.command_key);
+        match &self.settled {
+            Settled::Succeeded { version } => {
+                put(outcome::OUTCOME, outcome::SUCCEEDED);
+                if let Some(version) = version {
+                    put(outcome::VERSION, &version.to_string());
+                }
+            }
+            Settled::Rejected { reason, message } => {
+                put(outcome::OUTCOME, outcome::REJECTED);
+                put(outcome::REASON, reason);
+                put(outcome::MESSAGE, message);
+            }
+        }
+    }
+
+    /// The outcome a message's headers carry: `None` for a message no
+    /// command caused directly (a saga step, a scheduled one).
+    pub fn from_pairs(pairs: &[(String, Vec<u8>)]) -> Result<Option<Self>, HeaderError> {
+        let Some(outcome) = header_value(pairs, outcome::OUTCOME) else { return Ok(None) };
+        let get = |name: &'static str| header_value(pairs, name).map(str::to_owned).ok_or(HeaderError::Missing(name));
+        let settled = match outcome {
+            outcome::SUCCEEDED => Settled::Succeeded {
+                version: header_value(pairs, outcome::VERSION)
+                    .map(|v| {
+                        v.parse().map_err(|_| HeaderError::Invalid {
+                            name: outcome::VERSION,
+                            problem: format!("`{v}` is not a version"),
+                        })
+                    })
+                    .transpose()?,
+            },
+            outcome::REJECTED => Settled::Rejected { reason: get(outcome::REASON)?, message: get(outcome::MESSAGE)? },
+            other => {
+                return Err(HeaderError::Invalid {
+                    name: outcome::OUTCOME,
+                    problem: format!("unknown outcome `{other}`"),
+                });
+            }
+        };
+        Ok(Some(Self { command_type: get(outcome::COMMAND_TYPE)?, command_key: get(outcome::COMMAND_KEY)?, settled }))
+    }
+}
+
+/// What an event needs of the message it counts as caused by (for its
+/// correlation id, causation id, trace and actor), when that message is
+/// not at hand: a scheduled step remembers these of the command that
+/// started its entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub message_id: Uuid,
+    pub correlation_id: String,
+    pub traceparent: String,
+    pub actor: String,
+}
+
+impl Cause {
+    /// Headers of a message caused by this one.
+    pub fn caused(&self, message_type: &str) -> Headers {
+        Headers {
+            message_id: Uuid::now_v7(),
+            message_type: message_type.to_owned(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.message_id.to_string(),
+            occurred_at: Utc::now(),
+            traceparent: child_traceparent(&self.traceparent),
+            actor: self.actor.clone(),
+        }
     }
 }
 
@@ -223,5 +336,23 @@ mod tests {
         let back = Headers::from_pairs(&pairs).expect("parse");
         assert_eq!(back.message_id, event.message_id);
         assert_eq!(Headers::from_pairs(&pairs[1..]), Err(HeaderError::Missing("message_id")));
+    }
+
+    #[test]
+    fn an_outcome_round_trips_and_a_message_without_one_has_none() {
+        let mut pairs = Headers::new_root("UserRegistered", "system").to_pairs();
+        assert_eq!(CommandOutcome::from_pairs(&pairs), Ok(None));
+        for settled in [
+            Settled::Succeeded { version: Some(3) },
+            Settled::Succeeded { version: None },
+            Settled::Rejected { reason: "ILLEGAL_TRANSITION".into(), message: "order is SHIPPED".into() },
+        ] {
+            let outcome = CommandOutcome { command_type: "ShipOrder".into(), command_key: "o-1".into(), settled };
+            let mut with = pairs.clone();
+            outcome.append_to(&mut with);
+            assert_eq!(CommandOutcome::from_pairs(&with), Ok(Some(outcome)));
+        }
+        pairs.push((outcome::OUTCOME.into(), b"maybe".to_vec()));
+        assert!(matches!(CommandOutcome::from_pairs(&pairs), Err(HeaderError::Invalid { name: "outcome", .. })));
     }
 }

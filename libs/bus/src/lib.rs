@@ -23,7 +23,10 @@ mod headers;
 mod producer;
 
 pub use consumer::{ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler, Wakeups};
-pub use headers::{DeadLetterCause, HeaderError, Headers, child_traceparent, dead_letter_headers, dlq, header_value};
+pub use headers::{
+    Cause, CommandOutcome, DeadLetterCause, HeaderError, Headers, Settled, child_traceparent, dead_letter_headers, dlq,
+    header_value, outcome,
+};
 pub use producer::{Producer, ProducerError};
 
 /// The client settings every orderflow client shares: brokers, `client.id`

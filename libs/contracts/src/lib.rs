@@ -16,8 +16,10 @@
 mod codec;
 mod compatibility;
 pub mod failure;
+pub mod ids;
 pub mod money;
 pub mod orders;
+pub mod outcomes;
 pub mod payments;
 pub mod reason;
 pub mod topics;
@@ -28,7 +30,7 @@ pub use apache_avro;
 
 pub use codec::{Codec, CodecError, Decoded};
 pub use compatibility::EVENT_LEVEL;
-pub use reason::Reason;
+pub use reason::{Reason, Refusal};
 pub use topics::{Retention, Topic};
 
 use std::future::Future;
@@ -47,6 +49,11 @@ pub trait Contract: Serialize + DeserializeOwned + Send + Sync {
     const SCHEMA: &'static str;
     /// The aggregate id: the Kafka key.
     fn key(&self) -> String;
+    /// The aggregate's version after this event, for events that carry one
+    /// (what a settled command's status reports).
+    fn version(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Any contract message with its type erased, so a service can return a
@@ -56,6 +63,8 @@ pub trait AnyMessage: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// The Kafka key (aggregate id).
     fn key(&self) -> String;
+    /// The aggregate's version it carries, if any ([`Contract::version`]).
+    fn version(&self) -> Option<i64>;
     /// Encodes in the Confluent wire format.
     fn encode<'a>(&'a self, codec: &'a Codec)
     -> Pin<Box<dyn Future<Output = Result<Vec<u8>, CodecError>> + Send + 'a>>;
@@ -68,6 +77,10 @@ impl<C: Contract + std::fmt::Debug + 'static> AnyMessage for C {
 
     fn key(&self) -> String {
         Contract::key(self)
+    }
+
+    fn version(&self) -> Option<i64> {
+        Contract::version(self)
     }
 
     fn encode<'a>(
@@ -117,6 +130,14 @@ pub trait Family: Sized {
     fn key(&self) -> String;
     /// Whether `full_name` is one of this family's messages.
     fn knows(full_name: &str) -> bool;
+    /// Whether the message inside is a command (its schema's namespace is
+    /// `….commands`): someone waits for its outcome.
+    fn is_command(&self) -> bool;
+}
+
+/// Whether a schema full name is a command's (namespace `….commands`).
+pub fn is_command_schema(full_name: &str) -> bool {
+    full_name.rsplit_once('.').is_some_and(|(namespace, _)| namespace.ends_with(".commands"))
 }
 
 /// A message sent to a domain's command topic (by the ingress).
@@ -133,11 +154,19 @@ pub fn event_topics() -> Vec<Topic> {
 
 /// Every schema of `schemas/`; the registry gets all of them at start-up.
 pub fn all_schemas() -> Vec<SchemaFile> {
-    [users::SCHEMAS, orders::SCHEMAS, payments::SCHEMAS].concat()
+    [users::SCHEMAS, orders::SCHEMAS, payments::SCHEMAS, outcomes::SCHEMAS].concat()
 }
 
 macro_rules! contract {
+    ($ty:ident, $ns:literal, $dir:literal, $key:ident, version) => {
+        $crate::contract!(@impl $ty, $ns, $dir, $key, fn version(&self) -> Option<i64> {
+            Some(self.version)
+        });
+    };
     ($ty:ident, $ns:literal, $dir:literal, $key:ident) => {
+        $crate::contract!(@impl $ty, $ns, $dir, $key,);
+    };
+    (@impl $ty:ident, $ns:literal, $dir:literal, $key:ident, $($version:item)?) => {
         impl $crate::Contract for $ty {
             const NAME: &'static str = stringify!($ty);
             const FULL_NAME: &'static str = concat!($ns, ".", stringify!($ty));
@@ -152,6 +181,7 @@ macro_rules! contract {
             fn key(&self) -> String {
                 self.$key.clone()
             }
+            $($version)?
         }
     };
 }
@@ -191,6 +221,12 @@ macro_rules! family {
 
             fn knows(full_name: &str) -> bool {
                 [$(<$ty as $crate::Contract>::FULL_NAME),+].contains(&full_name)
+            }
+
+            fn is_command(&self) -> bool {
+                match self {
+                    $($family::$variant(_) => $crate::is_command_schema(<$ty as $crate::Contract>::FULL_NAME)),+
+                }
             }
         }
     };
@@ -244,6 +280,12 @@ macro_rules! union_family {
 
             fn knows(full_name: &str) -> bool {
                 $(<$family as $crate::Family>::knows(full_name))||+
+            }
+
+            fn is_command(&self) -> bool {
+                match self {
+                    $($union::$variant(m) => $crate::Family::is_command(m)),+
+                }
             }
         }
     };

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcomes::CommandRejected;
 use crate::{Topic, commands_on, contract, family, money, schema_files};
 
 /// Commands of the orders domain (the ingress writes, the order service reads).
@@ -79,7 +80,7 @@ pub struct OrderPlaced {
     pub placed_at: i64,
     pub payment_deadline: i64,
 }
-contract!(OrderPlaced, "orderflow.orders.events", "orders", order_id);
+contract!(OrderPlaced, "orderflow.orders.events", "orders", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderConfirmed {
@@ -88,7 +89,7 @@ pub struct OrderConfirmed {
     pub version: i64,
     pub confirmed_at: i64,
 }
-contract!(OrderConfirmed, "orderflow.orders.events", "orders", order_id);
+contract!(OrderConfirmed, "orderflow.orders.events", "orders", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderCancelled {
@@ -99,7 +100,7 @@ pub struct OrderCancelled {
     pub version: i64,
     pub cancelled_at: i64,
 }
-contract!(OrderCancelled, "orderflow.orders.events", "orders", order_id);
+contract!(OrderCancelled, "orderflow.orders.events", "orders", order_id, version);
 
 /// The reason of a cancellation a `CancelOrder` command asked for (the
 /// others are the saga's own: `PAYMENT_DECLINED`, `PAYMENT_TIMEOUT`).
@@ -111,7 +112,7 @@ pub struct OrderShipped {
     pub version: i64,
     pub shipped_at: i64,
 }
-contract!(OrderShipped, "orderflow.orders.events", "orders", order_id);
+contract!(OrderShipped, "orderflow.orders.events", "orders", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderDelivered {
@@ -119,8 +120,9 @@ pub struct OrderDelivered {
     pub version: i64,
     pub delivered_at: i64,
 }
-contract!(OrderDelivered, "orderflow.orders.events", "orders", order_id);
+contract!(OrderDelivered, "orderflow.orders.events", "orders", order_id, version);
 
+/// Retired (see [`OrderEvent`]): no longer published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRejected {
     pub order_id: String,
@@ -143,7 +145,10 @@ family!(OrderEvent {
     Cancelled(OrderCancelled),
     Shipped(OrderShipped),
     Delivered(OrderDelivered),
-    Rejected(OrderRejected),
+    Rejected(CommandRejected),
+    // Retired: rejections before the kit published [`CommandRejected`];
+    // still read, so that older topics replay.
+    RetiredRejected(OrderRejected),
 });
 
 commands_on!(COMMANDS => PlaceOrder, CancelOrder, ShipOrder, DeliverOrder);

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcomes::CommandRejected;
 use crate::{Topic, commands_on, contract, family, schema_files};
 
 /// Commands of the payments domain (admin refunds).
@@ -41,7 +42,7 @@ pub struct PaymentAuthorized {
     pub version: i64,
     pub authorized_at: i64,
 }
-contract!(PaymentAuthorized, "orderflow.payments.events", "payments", order_id);
+contract!(PaymentAuthorized, "orderflow.payments.events", "payments", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentDeclined {
@@ -55,7 +56,7 @@ pub struct PaymentDeclined {
     pub version: i64,
     pub declined_at: i64,
 }
-contract!(PaymentDeclined, "orderflow.payments.events", "payments", order_id);
+contract!(PaymentDeclined, "orderflow.payments.events", "payments", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentCaptured {
@@ -65,7 +66,7 @@ pub struct PaymentCaptured {
     pub version: i64,
     pub captured_at: i64,
 }
-contract!(PaymentCaptured, "orderflow.payments.events", "payments", order_id);
+contract!(PaymentCaptured, "orderflow.payments.events", "payments", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentVoided {
@@ -76,7 +77,7 @@ pub struct PaymentVoided {
     pub version: i64,
     pub voided_at: i64,
 }
-contract!(PaymentVoided, "orderflow.payments.events", "payments", order_id);
+contract!(PaymentVoided, "orderflow.payments.events", "payments", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentRefunded {
@@ -90,8 +91,9 @@ pub struct PaymentRefunded {
     pub version: i64,
     pub refunded_at: i64,
 }
-contract!(PaymentRefunded, "orderflow.payments.events", "payments", order_id);
+contract!(PaymentRefunded, "orderflow.payments.events", "payments", order_id, version);
 
+/// Retired (see [`PaymentEvent`]): no longer published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentCommandRejected {
     pub order_id: String,
@@ -110,7 +112,10 @@ family!(PaymentEvent {
     Captured(PaymentCaptured),
     Voided(PaymentVoided),
     Refunded(PaymentRefunded),
-    CommandRejected(PaymentCommandRejected),
+    Rejected(CommandRejected),
+    // Retired: rejections before the kit published [`CommandRejected`];
+    // still read, so that older topics replay.
+    RetiredCommandRejected(PaymentCommandRejected),
 });
 
 commands_on!(COMMANDS => RefundPayment);

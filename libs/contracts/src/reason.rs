@@ -97,6 +97,25 @@ reasons! {
     ProviderAnswerInvalid = "PROVIDER_ANSWER_INVALID", Failed;
 }
 
+/// A deterministic refusal: the input can never be acted on (a malformed
+/// id inside a command, an illegal state transition). Whatever the input
+/// changed is undone; the service kit settles a command with a
+/// `CommandRejected` — the client sees why — instead of retrying and
+/// dead-lettering it. An input that is not a command (nobody waits for its
+/// answer) is dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// One of the contracts' reasons; the HTTP edge maps its kind.
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self { reason, message: message.into() }
+    }
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

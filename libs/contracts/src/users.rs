@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcomes::CommandRejected;
 use crate::{Topic, commands_on, contract, family, schema_files};
 
 /// Commands of the users domain (the ingress writes, the user service reads).
@@ -61,8 +62,9 @@ pub struct UserRegistered {
     /// Milliseconds since the epoch.
     pub registered_at: i64,
 }
-contract!(UserRegistered, "orderflow.users.events", "users", user_id);
+contract!(UserRegistered, "orderflow.users.events", "users", user_id, version);
 
+/// Retired (see [`UserEvent`]): no longer published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRegistrationRejected {
     pub user_id: String,
@@ -80,7 +82,7 @@ pub struct UserProfileUpdated {
     pub version: i64,
     pub updated_at: i64,
 }
-contract!(UserProfileUpdated, "orderflow.users.events", "users", user_id);
+contract!(UserProfileUpdated, "orderflow.users.events", "users", user_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPasswordChanged {
@@ -88,7 +90,7 @@ pub struct UserPasswordChanged {
     pub version: i64,
     pub changed_at: i64,
 }
-contract!(UserPasswordChanged, "orderflow.users.events", "users", user_id);
+contract!(UserPasswordChanged, "orderflow.users.events", "users", user_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserDeactivated {
@@ -96,8 +98,9 @@ pub struct UserDeactivated {
     pub version: i64,
     pub deactivated_at: i64,
 }
-contract!(UserDeactivated, "orderflow.users.events", "users", user_id);
+contract!(UserDeactivated, "orderflow.users.events", "users", user_id, version);
 
+/// Retired (see [`UserEvent`]): no longer published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCommandRejected {
     pub user_id: String,
@@ -117,7 +120,7 @@ pub struct UserCredentials {
     pub active: bool,
     pub version: i64,
 }
-contract!(UserCredentials, "orderflow.users.credentials", "users", user_id);
+contract!(UserCredentials, "orderflow.users.credentials", "users", user_id, version);
 
 /// The hash stays out of `Debug`, so no log line can carry it.
 impl std::fmt::Debug for UserCredentials {
@@ -141,11 +144,14 @@ family!(UserCommand {
 
 family!(UserEvent {
     Registered(UserRegistered),
-    RegistrationRejected(UserRegistrationRejected),
     ProfileUpdated(UserProfileUpdated),
     PasswordChanged(UserPasswordChanged),
     Deactivated(UserDeactivated),
-    CommandRejected(UserCommandRejected),
+    Rejected(CommandRejected),
+    // Retired: rejections before the kit published [`CommandRejected`];
+    // still read, so that older topics replay.
+    RetiredRegistrationRejected(UserRegistrationRejected),
+    RetiredCommandRejected(UserCommandRejected),
 });
 
 family!(CredentialsRecord { Credentials(UserCredentials) });

@@ -127,6 +127,12 @@ impl Applied {
         self
     }
 
+    /// Applied; announce what `other` announces too.
+    pub fn and(mut self, other: Applied) -> Self {
+        self.notify.extend(other.notify);
+        self
+    }
+
     pub fn keys(&self) -> &[String] {
         &self.notify
     }

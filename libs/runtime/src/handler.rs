@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use std::collections::HashSet;
 
-use orderflow_bus::{Handled, HandlerError, Headers, InboundMessage, MessageHandler};
+use orderflow_bus::{Cause, CommandOutcome, Handled, HandlerError, Headers, InboundMessage, MessageHandler, Settled};
 use orderflow_config::{Domain, KafkaSettings, ServiceSettings};
-use orderflow_contracts::{AnyMessage, Codec, Family, Reason, Topic};
+pub use orderflow_contracts::Refusal;
+use orderflow_contracts::outcomes::CommandRejected;
+use orderflow_contracts::{AnyMessage, Codec, Family, Topic};
 use orderflow_outbox::inbox::{self, Entry, Outcome};
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
 use sqlx::{PgConnection, PgPool};
@@ -27,22 +29,20 @@ impl Emit {
     }
 }
 
-/// A deterministic refusal: the input can never be acted on (a malformed
-/// id inside a command, an illegal state transition). It settles the
-/// command with the service's rejection event — the client sees why —
-/// instead of being retried and dead-lettered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// One of the contracts' reasons; the HTTP edge maps its kind.
-    pub reason: Reason,
-    pub message: String,
+/// What a rule decided about one input that it may act on (a refusal or a
+/// "not yet" is the `Err` of [`Decided`]).
+#[derive(Debug)]
+pub enum Decision<T> {
+    /// Save `state` and publish `events`.
+    Changed { state: T, events: Vec<Emit> },
+    /// Change and publish nothing, and why (a saga event that came too
+    /// late, a stale duplicate).
+    Unchanged(&'static str),
 }
 
-impl Refusal {
-    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
-    }
-}
+/// What a rule returns: a [`Decision`], or why the input is refused or
+/// must wait ([`DomainError::Refused`], [`DomainError::NotYet`]).
+pub type Decided<T> = Result<Decision<T>, DomainError>;
 
 /// Why a service could not act on an input.
 #[derive(Debug, thiserror::Error)]
@@ -74,23 +74,47 @@ impl From<Refusal> for DomainError {
 
 /// One decoded input with what the service may want to know about it.
 #[derive(Debug)]
-pub struct Inbound<'a, I> {
-    pub message: I,
-    pub headers: Headers,
+pub struct Inbound<'a, M> {
+    /// What it says, as the service's rules read it ([`Service::Message`]).
+    pub message: &'a M,
+    pub headers: &'a Headers,
     /// Where it came from (the topic with any test prefix).
     pub source: &'a InboundMessage,
+}
+
+/// An input as the kit holds it: what the service sees, or why it was
+/// refused at decode, and what the kit needs to answer for it.
+#[derive(Debug)]
+struct Input<'a, M> {
+    message: Result<M, Refusal>,
+    headers: Headers,
+    source: &'a InboundMessage,
+    /// Its `message_type`.
+    name: &'static str,
+    /// Its aggregate id (the Kafka key).
+    key: String,
+    /// Whether someone waits for its outcome.
+    is_command: bool,
 }
 
 /// A domain service: its rules, in terms of messages in and messages out.
 pub trait Service: Send + Sync + Sized + 'static {
     /// Its own settings (`ORDERFLOW_DOMAIN__...`), its name and defaults.
     type Domain: Domain;
-    /// The messages it consumes (commands, or events it reacts to): one
-    /// family, which may span several topics.
+    /// The messages it consumes (commands, or events it reacts to), as
+    /// they travel: one family, which may span several topics.
     type Input: Family + Send + Sync + std::fmt::Debug;
+    /// The same, as its rules read them: ids and values parsed once into
+    /// domain types, when the kit decodes a message. A conversion that
+    /// fails refuses the input (a command is rejected, an event
+    /// dead-lettered) before the service sees it.
+    type Message: TryFrom<Self::Input, Error = Refusal> + Send + Sync + std::fmt::Debug;
     /// The topics it publishes to; created at start-up if missing, each
     /// with its dead-letter topic.
     const PUBLISHES: &'static [Topic];
+    /// Its own event topic (one of [`Service::PUBLISHES`]): where the kit
+    /// publishes the [`CommandRejected`] of each command it refuses.
+    const EVENTS: Topic;
     /// The topics it consumes (created too, so start-up order never matters).
     const CONSUMES: &'static [Topic];
 
@@ -103,19 +127,15 @@ pub trait Service: Send + Sync + Sized + 'static {
 
     /// Acts on one input inside the caller's transaction (which also holds
     /// its inbox row and will hold its outbox rows) and returns what to
-    /// publish. Keep the decision itself a pure function of the loaded
-    /// state and the input, so it can be tested without a database.
+    /// publish, or why it refuses it ([`DomainError::Refused`]: the kit
+    /// undoes what the input changed and settles a command as rejected).
+    /// Keep the decision itself a pure function of the loaded state and
+    /// the input, so it can be tested without a database.
     fn handle(
         &self,
         tx: &mut PgConnection,
-        input: &Inbound<'_, Self::Input>,
+        input: &Inbound<'_, Self::Message>,
     ) -> impl Future<Output = Result<Vec<Emit>, DomainError>> + Send;
-
-    /// The rejection event that settles an input the service refused, for
-    /// inputs someone waits on (a command). `None` for inputs nobody waits
-    /// on (an event of another service that cannot be acted on): those are
-    /// dead-lettered after bounded retries instead, never dropped silently.
-    fn rejection(&self, input: &Inbound<'_, Self::Input>, refusal: &Refusal) -> Option<Emit>;
 
     /// Makes one call to an outside system that an input asked for
     /// ([`crate::effects::outcome`]), outside any transaction; the kit
@@ -148,7 +168,7 @@ pub trait Service: Send + Sync + Sized + 'static {
 /// their correlation id, causation id, trace and actor).
 #[derive(Debug)]
 pub struct Scheduled {
-    pub cause: Headers,
+    pub cause: Cause,
     pub emits: Vec<Emit>,
 }
 
@@ -166,7 +186,7 @@ pub struct TransactionalHandler<S> {
 }
 
 impl<S: Service> TransactionalHandler<S> {
-    async fn decode<'m>(&self, message: &'m InboundMessage) -> Result<Inbound<'m, S::Input>, HandlerError> {
+    async fn decode<'m>(&self, message: &'m InboundMessage) -> Result<Input<'m, S::Message>, HandlerError> {
         let headers = message.headers()?;
         let decoded: S::Input = self.codec.decode(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         if decoded.name() != headers.message_type {
@@ -183,43 +203,93 @@ impl<S: Service> TransactionalHandler<S> {
                 message.key
             )));
         }
-        Ok(Inbound { message: decoded, headers, source: message })
+        let (name, is_command) = (decoded.name(), decoded.is_command());
+        Ok(Input { message: S::Message::try_from(decoded), headers, source: message, name, key, is_command })
     }
 
-    async fn render(&self, cause: &Headers, emits: &[Emit], out: &mut Vec<OutboxMessage>) -> Result<(), HandlerError> {
+    /// Appends the outbox rows of `emits`, caused by `cause`, each with the
+    /// outcome of the command that caused them, if one did.
+    async fn render(
+        &self,
+        cause: &Cause,
+        emits: &[Emit],
+        outcome: Option<&CommandOutcome>,
+        out: &mut Vec<OutboxMessage>,
+    ) -> Result<(), HandlerError> {
         for emit in emits {
+            let mut headers = cause.caused(emit.message.name()).to_pairs();
+            if let Some(outcome) = outcome {
+                outcome.append_to(&mut headers);
+            }
             out.push(OutboxMessage {
                 topic: self.kafka.topic(emit.topic.name),
                 key: emit.message.key(),
                 payload: emit.message.encode(&self.codec).await.map_err(HandlerError::from)?,
-                headers: cause.caused(emit.message.name()).to_pairs(),
+                headers,
             });
         }
         Ok(())
     }
 
+    /// Appends what `input` decided: its events, stamped with the outcome
+    /// when it is a command (the highest version its events carry).
+    async fn decided(
+        &self,
+        input: &Input<'_, S::Message>,
+        emits: &[Emit],
+        out: &mut Vec<OutboxMessage>,
+    ) -> Result<(), HandlerError> {
+        if !input.is_command {
+            return self.render(&input.headers.cause(), emits, None, out).await;
+        }
+        if emits.is_empty() {
+            tracing::warn!(command = input.name, message_id = %input.headers.message_id, "a command decided nothing: its status stays pending");
+        }
+        let version = emits.iter().filter_map(|e| e.message.version()).max();
+        let outcome = self.outcome(input, Settled::Succeeded { version });
+        self.render(&input.headers.cause(), emits, Some(&outcome), out).await
+    }
+
+    fn outcome(&self, input: &Input<'_, S::Message>, settled: Settled) -> CommandOutcome {
+        CommandOutcome { command_type: input.name.to_owned(), command_key: input.key.clone(), settled }
+    }
+
+    /// Appends the [`CommandRejected`] of a refused command; an input that
+    /// is not a command fails permanently instead (retried, then
+    /// dead-lettered: nobody waits for its answer, and it is never dropped
+    /// silently).
+    async fn rejected(
+        &self,
+        input: &Input<'_, S::Message>,
+        refusal: &Refusal,
+        out: &mut Vec<OutboxMessage>,
+    ) -> Result<(), HandlerError> {
+        let name = input.name;
+        if !input.is_command {
+            return Err(HandlerError::Permanent(format!("{name} refused ({}): {}", refusal.reason, refusal.message)));
+        }
+        tracing::info!(reason = %refusal.reason, message = %refusal.message, message_id = %input.headers.message_id, "command refused");
+        let rejection = CommandRejected::new(
+            input.headers.message_id.to_string(),
+            name,
+            input.key.clone(),
+            refusal.reason,
+            refusal.message.clone(),
+        );
+        let settled =
+            Settled::Rejected { reason: refusal.reason.as_str().to_owned(), message: refusal.message.clone() };
+        let outcome = self.outcome(input, settled);
+        self.render(&input.headers.cause(), &[Emit::new(S::EVENTS, rejection)], Some(&outcome), out).await
+    }
+
     /// Records `input` as handled and publishes its rejection, in a
-    /// transaction of its own (the refused attempt's was rolled back). An
-    /// input without a rejection event fails permanently: retried, then
-    /// dead-lettered.
-    async fn refuse(&self, input: &Inbound<'_, S::Input>, refusal: &Refusal) -> Result<(), HandlerError> {
-        let Some(rejection) = self.service.rejection(input, refusal) else {
-            return Err(HandlerError::Permanent(format!(
-                "{} refused ({}): {}",
-                input.message.name(),
-                refusal.reason,
-                refusal.message
-            )));
-        };
-        tracing::info!(reason = %refusal.reason, message = %refusal.message, message_id = %input.headers.message_id, "input refused");
+    /// transaction of its own (the refused attempt's was rolled back).
+    async fn refuse(&self, input: &Input<'_, S::Message>, refusal: &Refusal) -> Result<(), HandlerError> {
         let mut outgoing = Vec::with_capacity(1);
-        self.render(&input.headers, &[rejection], &mut outgoing).await?;
+        self.rejected(input, refusal, &mut outgoing).await?;
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let id = input.headers.message_id.to_string();
-        if inbox::claim(&mut tx, &id, &input.source.topic, input.message.name(), Outcome::Handled)
-            .await
-            .map_err(classify)?
-        {
+        if inbox::claim(&mut tx, &id, &input.source.topic, input.name, Outcome::Handled).await.map_err(classify)? {
             enqueue(&mut tx, &outgoing).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)
@@ -233,7 +303,7 @@ impl<S: Service> TransactionalHandler<S> {
     /// more than it (`alone`: the whole run waits instead).
     async fn handle_part(
         &self,
-        inputs: &[Inbound<'_, S::Input>],
+        inputs: &[Input<'_, S::Message>],
         first: usize,
         alone: bool,
         handled: &mut Handled,
@@ -243,7 +313,7 @@ impl<S: Service> TransactionalHandler<S> {
         let entries: Vec<Entry<'_>> = inputs
             .iter()
             .zip(&ids)
-            .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.message.name() })
+            .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.name })
             .collect();
         let mut tx = self.pool.begin().await.map_err(classify)?;
         // An id claimed now is acted on once: a copy later in the same run
@@ -276,15 +346,22 @@ impl<S: Service> TransactionalHandler<S> {
             );
             // Test only (`handle.<MessageType>=error`): a message this
             // service cannot apply, whatever it holds.
-            if orderflow_bus::failpoint::fails("handle", input.message.name()) {
-                return Err(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.message.name())));
+            if orderflow_bus::failpoint::fails("handle", input.name) {
+                return Err(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.name)));
             }
             if !alone {
                 sqlx::query("SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
             }
-            let why = match self.service.handle(&mut tx, input).instrument(span).await {
+            let decided = match &input.message {
+                Ok(message) => {
+                    let inbound = Inbound { message, headers: &input.headers, source: input.source };
+                    self.service.handle(&mut tx, &inbound).instrument(span).await
+                }
+                Err(refusal) => Err(DomainError::Refused(refusal.clone())),
+            };
+            let why = match decided {
                 Ok(emits) => {
-                    self.render(&input.headers, &emits, &mut outgoing).await?;
+                    self.decided(input, &emits, &mut outgoing).await?;
                     continue;
                 }
                 Err(DomainError::Database(error)) => return Err(classify(error)),
@@ -299,9 +376,10 @@ impl<S: Service> TransactionalHandler<S> {
                     return self.refuse(input, &refusal).await;
                 }
                 Err(DomainError::Refused(refusal)) => {
-                    // Its rejection commits in a transaction of its own:
-                    // redo the run one by one.
-                    return Err(HandlerError::Permanent(format!("refused ({})", refusal.reason)));
+                    // Undo what it changed; its rejection goes with the run.
+                    sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
+                    self.rejected(input, &refusal, &mut outgoing).await?;
+                    continue;
                 }
             };
             tracing::debug!(message_id = %id, %why, "not yet");
@@ -340,7 +418,7 @@ impl<S: Service> TransactionalHandler<S> {
         };
         let mut outgoing = Vec::new();
         for Scheduled { cause, emits } in &scheduled {
-            self.render(cause, emits, &mut outgoing).await?;
+            self.render(cause, emits, None, &mut outgoing).await?;
         }
         enqueue(&mut tx, &outgoing).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;

@@ -22,8 +22,9 @@ pub mod effects;
 mod handler;
 mod projector;
 mod service;
+pub mod testing;
 
-pub use handler::{DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
+pub use handler::{Decided, Decision, DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
 pub use orderflow_process::{Health, Supervisor, TaskFailed, database};
 pub use projector::{
     ProjectionBinary, ProjectionProcess, connect_projection, projection_main, rebuild, run_projection, serve,

@@ -9,10 +9,12 @@
 //! whose payment deadline passed (`PAYMENT_TIMEOUT`). docs/orders.md has
 //! the saga and its state diagrams.
 //!
+//! - [`input`]: what it reads, as the rules read it (ids parsed).
 //! - [`rules`]: what each input means (pure decisions).
 //! - [`store`]: loading and saving orders and customers.
 //! - [`settings`]: the deadline and the grace for new customers.
 
+pub mod input;
 pub mod rules;
 pub mod settings;
 pub mod store;
@@ -20,18 +22,18 @@ pub mod store;
 use std::time::Duration;
 
 use chrono::Utc;
-use orderflow_bus::Headers;
+use orderflow_bus::Cause;
 use orderflow_contracts::orders::{self, OrderCommand};
 use orderflow_contracts::payments::{self, PaymentEvent};
 use orderflow_contracts::users::{self, UserEvent};
-use orderflow_contracts::{Family, Reason, Topic};
-use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Scheduled, Service};
+use orderflow_contracts::{Reason, Topic};
+use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Refusal, Scheduled, Service};
 use sqlx::PgConnection;
 
 pub use settings::{Rules, Settings};
 
-use crate::rules::{Moved, Origin, Outcome, Status, Timing};
-
+use crate::input::{Input, Placement};
+use crate::rules::{Origin, Outcome, Timing};
 orderflow_contracts::union_family!(OrderInput {
     Command(OrderCommand),
     User(UserEvent),
@@ -51,100 +53,47 @@ pub struct OrderService {
 }
 
 impl OrderService {
-    async fn on_command(
+    /// A `PlaceOrder`: the customer must be known here (within a grace, it
+    /// may still be on its way) and the order id new.
+    async fn place(
         &self,
         tx: &mut PgConnection,
-        input: &Inbound<'_, OrderInput>,
-        command: &OrderCommand,
+        input: &Inbound<'_, Input>,
+        cmd: &Placement,
     ) -> Result<Vec<Emit>, DomainError> {
         let now = Utc::now();
-        let (raw_id, to) = match command {
-            OrderCommand::Place(cmd) => {
-                let customer_id = rules::id("customer_id", &cmd.customer_id)?;
-                let customer = store::customer(tx, customer_id).await?;
-                if customer.is_none() && now - input.headers.occurred_at < self.grace {
-                    return Err(DomainError::NotYet(format!("customer {customer_id} is not known here yet")));
-                }
-                let origin = Origin {
-                    command_id: input.headers.message_id,
-                    correlation_id: input.headers.correlation_id.clone(),
-                    traceparent: input.headers.traceparent.clone(),
-                };
-                return match rules::place(cmd, customer, origin, now, self.deadline)? {
-                    Outcome::Changed { order, events } => {
-                        if store::insert(tx, &order).await? {
-                            Ok(events)
-                        } else {
-                            let message = format!("an order with id {} exists already", cmd.order_id);
-                            Ok(vec![rules::rejected(&cmd.order_id, "PlaceOrder", Reason::OrderExists, message)])
-                        }
-                    }
-                    Outcome::Rejected(rejection) => Ok(vec![rejection]),
-                    Outcome::Ignored(_) => Ok(Vec::new()),
-                    Outcome::NotYet(why) => Err(DomainError::NotYet(why)),
-                };
-            }
-            OrderCommand::Cancel(cmd) => (&cmd.order_id, Status::Cancelled),
-            OrderCommand::Ship(cmd) => (&cmd.order_id, Status::Shipped),
-            OrderCommand::Deliver(cmd) => (&cmd.order_id, Status::Delivered),
-        };
-        let current = store::load_for_update(tx, rules::id("order_id", raw_id)?).await?;
-        let timing = Timing { now, sent_at: input.headers.occurred_at, capture_grace: self.capture_grace };
-        self.save(tx, rules::command(current, raw_id, command.name(), to, timing)).await
-    }
-
-    async fn on_payment(&self, tx: &mut PgConnection, event: &PaymentEvent) -> Result<Vec<Emit>, DomainError> {
-        let now = Utc::now();
-        let outcome = match event {
-            PaymentEvent::Authorized(e) => {
-                let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
-                rules::payment_authorized(current, rules::id("payment_id", &e.payment_id)?, now)
-            }
-            PaymentEvent::Declined(e) => {
-                let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
-                rules::payment_declined(current, &e.message, now)
-            }
-            // The money, for the shipping guard: recorded on the order,
-            // publishing nothing. (A void follows a cancellation: nothing
-            // changes for the order.)
-            PaymentEvent::Captured(e) => {
-                let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
-                rules::money_moved(current, Moved::Captured { amount: e.amount }, e.version)
-            }
-            PaymentEvent::Refunded(e) => {
-                let current = store::load_for_update(tx, rules::id("order_id", &e.order_id)?).await?;
-                rules::money_moved(current, Moved::Refunded { total: e.refunded_total }, e.version)
-            }
-            _ => return Ok(Vec::new()),
-        };
-        self.save(tx, outcome).await
-    }
-
-    async fn on_user(&self, tx: &mut PgConnection, event: &UserEvent) -> Result<Vec<Emit>, DomainError> {
-        match event {
-            UserEvent::Registered(e) => {
-                store::save_customer(tx, rules::id("user_id", &e.user_id)?, true, e.version).await?
-            }
-            UserEvent::Deactivated(e) => {
-                store::save_customer(tx, rules::id("user_id", &e.user_id)?, false, e.version).await?;
-            }
-            _ => {}
+        let customer = store::customer(tx, cmd.customer.0).await?;
+        if customer.is_none() && now - input.headers.occurred_at < self.grace {
+            return Err(DomainError::NotYet(format!("customer {} is not known here yet", cmd.customer)));
         }
-        Ok(Vec::new())
+        let origin = Origin {
+            command_id: input.headers.message_id,
+            correlation_id: input.headers.correlation_id.clone(),
+            traceparent: input.headers.traceparent.clone(),
+        };
+        match rules::place(cmd, customer, origin, now, self.deadline)? {
+            Decision::Changed { state: order, events } => {
+                if store::insert(tx, &order).await? {
+                    Ok(events)
+                } else {
+                    let message = format!("an order with id {} exists already", cmd.id);
+                    Err(Refusal::new(Reason::OrderExists, message).into())
+                }
+            }
+            Decision::Unchanged(_) => Ok(Vec::new()),
+        }
     }
 
     async fn save(&self, tx: &mut PgConnection, outcome: Outcome) -> Result<Vec<Emit>, DomainError> {
-        match outcome {
-            Outcome::Changed { order, events } => {
+        match outcome? {
+            Decision::Changed { state: order, events } => {
                 store::update(tx, &order, Utc::now()).await?;
                 Ok(events)
             }
-            Outcome::Rejected(rejection) => Ok(vec![rejection]),
-            Outcome::Ignored(why) => {
+            Decision::Unchanged(why) => {
                 tracing::info!(why, "input changes nothing");
                 Ok(Vec::new())
             }
-            Outcome::NotYet(why) => Err(DomainError::NotYet(why)),
         }
     }
 }
@@ -152,7 +101,9 @@ impl OrderService {
 impl Service for OrderService {
     type Domain = Rules;
     type Input = OrderInput;
+    type Message = Input;
     const PUBLISHES: &'static [Topic] = &[orders::EVENTS];
+    const EVENTS: Topic = orders::EVENTS;
     const CONSUMES: &'static [Topic] = &[orders::COMMANDS, users::EVENTS, payments::EVENTS];
 
     fn migrator() -> sqlx::migrate::Migrator {
@@ -170,18 +121,33 @@ impl Service for OrderService {
         }
     }
 
-    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, OrderInput>) -> Result<Vec<Emit>, DomainError> {
-        match &input.message {
-            OrderInput::Command(command) => self.on_command(tx, input, command).await,
-            OrderInput::Payment(event) => self.on_payment(tx, event).await,
-            OrderInput::User(event) => self.on_user(tx, event).await,
-        }
-    }
-
-    fn rejection(&self, input: &Inbound<'_, OrderInput>, refusal: &Refusal) -> Option<Emit> {
-        // Only commands have someone waiting for an answer.
-        let OrderInput::Command(command) = &input.message else { return None };
-        Some(rules::rejected(&command.key(), command.name(), refusal.reason, refusal.message.clone()))
+    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, Input>) -> Result<Vec<Emit>, DomainError> {
+        let now = Utc::now();
+        let outcome = match input.message {
+            Input::Place(cmd) => return self.place(tx, input, cmd).await,
+            Input::Move { id, to } => {
+                let timing = Timing { now, sent_at: input.headers.occurred_at, capture_grace: self.capture_grace };
+                rules::command(store::load_for_update(tx, id.0).await?, &id.to_string(), *to, timing)
+            }
+            Input::Authorized { order, payment } => {
+                rules::payment_authorized(store::load_for_update(tx, order.0).await?, *payment, now)
+            }
+            Input::Declined { order, message } => {
+                rules::payment_declined(store::load_for_update(tx, order.0).await?, message, now)
+            }
+            // The money, for the shipping guard: recorded on the order,
+            // publishing nothing.
+            Input::Paid { order, moved, version } => {
+                rules::money_moved(store::load_for_update(tx, order.0).await?, *moved, *version)
+            }
+            Input::Customer { id, active, version } => {
+                store::save_customer(tx, id.0, *active, *version).await?;
+                return Ok(Vec::new());
+            }
+            // (A void follows a cancellation: nothing changes for the order.)
+            Input::Other(_) => return Ok(Vec::new()),
+        };
+        self.save(tx, outcome).await
     }
 
     fn schedule(&self) -> Option<Duration> {
@@ -196,15 +162,12 @@ impl Service for OrderService {
         let mut scheduled = Vec::new();
         for order in store::overdue(tx, OVERDUE_BATCH).await? {
             let origin = order.origin.clone();
-            if let Outcome::Changed { order, events } = rules::payment_timed_out(order, now) {
+            if let Ok(Decision::Changed { state: order, events }) = rules::payment_timed_out(order, now) {
                 store::update(tx, &order, now).await?;
                 tracing::info!(order_id = %order.id, "payment deadline passed; order cancelled");
-                let cause = Headers {
+                let cause = Cause {
                     message_id: origin.command_id,
-                    message_type: "PlaceOrder".into(),
                     correlation_id: origin.correlation_id,
-                    causation_id: origin.command_id.to_string(),
-                    occurred_at: now,
                     traceparent: origin.traceparent,
                     actor: "system".into(),
                 };

@@ -15,12 +15,14 @@
 
 use chrono::{DateTime, Utc};
 use orderflow_contracts::Reason;
+use orderflow_contracts::ids::PaymentId;
 use orderflow_contracts::orders::{
-    self, OrderCancelled, OrderConfirmed, OrderDelivered, OrderLine, OrderPlaced, OrderRejected, OrderShipped,
-    PlaceOrder, ShippingAddress,
+    self, OrderCancelled, OrderConfirmed, OrderDelivered, OrderLine, OrderPlaced, OrderShipped, ShippingAddress,
 };
-use orderflow_runtime::{Emit, Refusal};
+use orderflow_runtime::{Decided, Decision, DomainError, Emit, Refusal};
 use uuid::Uuid;
+
+use crate::input::Placement;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -134,53 +136,21 @@ pub struct Customer {
     pub active: bool,
 }
 
-/// What an input does to an order (made once per input and consumed at
-/// once, so its size does not matter).
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum Outcome {
-    /// Save `order` and publish `events`.
-    Changed { order: Order, events: Vec<Emit> },
-    /// Change nothing; publish the rejection.
-    Rejected(Emit),
-    /// Change and publish nothing (a saga event that came too late).
-    Ignored(&'static str),
-    /// Decide later: what the input needs has not arrived yet (the capture
-    /// of an order being shipped); the kit retries it.
-    NotYet(String),
-}
-
-/// An id inside an input; anything else is a refusal.
-pub fn id(field: &str, raw: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidId, format!("{field} `{raw}` is not a uuid")))
-}
-
-pub fn rejected(order_id: &str, command_type: &str, reason: Reason, message: impl Into<String>) -> Emit {
-    Emit::new(
-        orders::EVENTS,
-        OrderRejected {
-            order_id: order_id.to_owned(),
-            command_type: command_type.to_owned(),
-            reason: reason.as_str().to_owned(),
-            message: message.into(),
-        },
-    )
-}
+/// What an input does to an order.
+pub type Outcome = Decided<Order>;
 
 /// What a `PlaceOrder` for `customer` means: a PENDING order with its
 /// computed total and deadline, or a rejection. (An unknown customer
 /// within the grace is the caller's to retry.)
 pub fn place(
-    cmd: &PlaceOrder,
+    cmd: &Placement,
     customer: Option<Customer>,
     origin: Origin,
     now: DateTime<Utc>,
     deadline: chrono::Duration,
-) -> Result<Outcome, Refusal> {
-    let order_id = id("order_id", &cmd.order_id)?;
-    let customer_id = id("customer_id", &cmd.customer_id)?;
-    let reject =
-        |reason: Reason, message: String| Ok(Outcome::Rejected(rejected(&cmd.order_id, "PlaceOrder", reason, message)));
+) -> Outcome {
+    let (order_id, customer_id) = (cmd.id.0, cmd.customer.0);
+    let reject = |reason: Reason, message: String| Err(Refusal::new(reason, message).into());
     match customer {
         None => return reject(Reason::UnknownCustomer, format!("no customer {customer_id}")),
         Some(Customer { active: false }) => {
@@ -210,8 +180,8 @@ pub fn place(
         payment_deadline: now + deadline,
     };
     let placed = OrderPlaced {
-        order_id: cmd.order_id.clone(),
-        customer_id: cmd.customer_id.clone(),
+        order_id: order_id.to_string(),
+        customer_id: customer_id.to_string(),
         items: order.items.clone(),
         currency: order.currency.clone(),
         total,
@@ -221,35 +191,32 @@ pub fn place(
         placed_at: now.timestamp_millis(),
         payment_deadline: order.payment_deadline.timestamp_millis(),
     };
-    Ok(Outcome::Changed { order, events: vec![Emit::new(orders::EVENTS, placed)] })
+    Ok(Decision::Changed { state: order, events: vec![Emit::new(orders::EVENTS, placed)] })
 }
 
 /// A command's transition of an existing order to `to`.
-pub fn command(current: Option<Order>, raw_id: &str, command_type: &str, to: Status, timing: Timing) -> Outcome {
+pub fn command(current: Option<Order>, raw_id: &str, to: Status, timing: Timing) -> Outcome {
     let now = timing.now;
     let Some(order) = current else {
-        return Outcome::Rejected(rejected(raw_id, command_type, Reason::OrderNotFound, format!("no order {raw_id}")));
+        return Err(Refusal::new(Reason::OrderNotFound, format!("no order {raw_id}")).into());
     };
     if !order.status.may_become(to) {
         let message = format!("order {raw_id} is {}; it cannot become {}", order.status.as_str(), to.as_str());
-        return Outcome::Rejected(rejected(raw_id, command_type, Reason::IllegalTransition, message));
+        return Err(Refusal::new(Reason::IllegalTransition, message).into());
     }
     match to {
         Status::Cancelled => cancel(order, orders::REQUESTED, "cancelled on request".into(), now),
         Status::Shipped => match unpaid(&order, timing) {
-            Some(Unpaid::NotYet(why)) => Outcome::NotYet(why),
+            Some(Unpaid::NotYet(why)) => Err(DomainError::NotYet(why)),
             Some(Unpaid::Refused(message)) => {
-                Outcome::Rejected(rejected(raw_id, command_type, Reason::NotPaid, format!("order {raw_id} {message}")))
+                Err(Refusal::new(Reason::NotPaid, format!("order {raw_id} {message}")).into())
             }
             None => advance(order, to, now),
         },
         Status::Delivered => advance(order, to, now),
-        Status::Pending | Status::Confirmed => Outcome::Rejected(rejected(
-            raw_id,
-            command_type,
-            Reason::IllegalTransition,
-            format!("no command makes an order {}", to.as_str()),
-        )),
+        Status::Pending | Status::Confirmed => {
+            Err(Refusal::new(Reason::IllegalTransition, format!("no command makes an order {}", to.as_str())).into())
+        }
     }
 }
 
@@ -291,7 +258,7 @@ fn advance(mut order: Order, to: Status, now: DateTime<Utc>) -> Outcome {
     } else {
         Emit::new(orders::EVENTS, OrderDelivered { order_id, version, delivered_at: at })
     };
-    Outcome::Changed { order, events: vec![event] }
+    Ok(Decision::Changed { state: order, events: vec![event] })
 }
 
 fn cancel(mut order: Order, reason: &str, message: String, now: DateTime<Utc>) -> Outcome {
@@ -305,15 +272,15 @@ fn cancel(mut order: Order, reason: &str, message: String, now: DateTime<Utc>) -
         version: order.version,
         cancelled_at: now.timestamp_millis(),
     };
-    Outcome::Changed { order, events: vec![Emit::new(orders::EVENTS, event)] }
+    Ok(Decision::Changed { state: order, events: vec![Emit::new(orders::EVENTS, event)] })
 }
 
 /// The payment of a PENDING order was authorized: it is confirmed.
-pub fn payment_authorized(current: Option<Order>, payment_id: Uuid, now: DateTime<Utc>) -> Outcome {
+pub fn payment_authorized(current: Option<Order>, payment_id: PaymentId, now: DateTime<Utc>) -> Outcome {
     match current {
         Some(mut order) if order.status == Status::Pending => {
             order.status = Status::Confirmed;
-            order.payment_id = Some(payment_id);
+            order.payment_id = Some(payment_id.0);
             order.version += 1;
             let event = OrderConfirmed {
                 order_id: order.id.to_string(),
@@ -321,10 +288,12 @@ pub fn payment_authorized(current: Option<Order>, payment_id: Uuid, now: DateTim
                 version: order.version,
                 confirmed_at: now.timestamp_millis(),
             };
-            Outcome::Changed { order, events: vec![Emit::new(orders::EVENTS, event)] }
+            Ok(Decision::Changed { state: order, events: vec![Emit::new(orders::EVENTS, event)] })
         }
-        Some(_) => Outcome::Ignored("the order is no longer PENDING; the payment service voids a late authorization"),
-        None => Outcome::Ignored("no such order"),
+        Some(_) => {
+            Ok(Decision::Unchanged("the order is no longer PENDING; the payment service voids a late authorization"))
+        }
+        None => Ok(Decision::Unchanged("no such order")),
     }
 }
 
@@ -334,30 +303,30 @@ pub fn payment_declined(current: Option<Order>, message: &str, now: DateTime<Utc
         Some(order) if order.status == Status::Pending => {
             cancel(order, "PAYMENT_DECLINED", format!("the payment was declined: {message}"), now)
         }
-        Some(_) => Outcome::Ignored("the order is no longer PENDING"),
-        None => Outcome::Ignored("no such order"),
+        Some(_) => Ok(Decision::Unchanged("the order is no longer PENDING")),
+        None => Ok(Decision::Unchanged("no such order")),
     }
 }
 
 /// A payments event says money moved for the order (a capture, a refund):
 /// recorded, unless an event of the payment as new or newer was already.
 pub fn money_moved(current: Option<Order>, moved: Moved, version: i64) -> Outcome {
-    let Some(mut order) = current else { return Outcome::Ignored("no such order") };
+    let Some(mut order) = current else { return Ok(Decision::Unchanged("no such order")) };
     if version <= order.paid.version {
-        return Outcome::Ignored("a payments event older than one already applied (a stale duplicate)");
+        return Ok(Decision::Unchanged("a payments event older than one already applied (a stale duplicate)"));
     }
     match moved {
         Moved::Captured { amount } => order.paid.captured = amount,
         Moved::Refunded { total } => order.paid.refunded = total,
     }
     order.paid.version = version;
-    Outcome::Changed { order, events: Vec::new() }
+    Ok(Decision::Changed { state: order, events: Vec::new() })
 }
 
 /// A PENDING order whose payment deadline passed is cancelled.
 pub fn payment_timed_out(order: Order, now: DateTime<Utc>) -> Outcome {
     if order.status != Status::Pending {
-        return Outcome::Ignored("the order is no longer PENDING");
+        return Ok(Decision::Unchanged("the order is no longer PENDING"));
     }
     let message = format!("no payment decision by {}", order.payment_deadline.to_rfc3339());
     cancel(order, "PAYMENT_TIMEOUT", message, now)
@@ -365,12 +334,15 @@ pub fn payment_timed_out(order: Order, now: DateTime<Utc>) -> Outcome {
 
 #[cfg(test)]
 mod tests {
+    use orderflow_contracts::ids::{OrderId, UserId};
+    use orderflow_runtime::testing::given;
+
     use super::*;
 
-    fn command_to_place(quantity: i64) -> PlaceOrder {
-        PlaceOrder {
-            order_id: Uuid::now_v7().to_string(),
-            customer_id: Uuid::now_v7().to_string(),
+    fn placement(quantity: i64) -> Placement {
+        Placement {
+            id: OrderId(Uuid::now_v7()),
+            customer: UserId(Uuid::now_v7()),
             items: vec![OrderLine { product_id: "sku-1".into(), name: "Widget".into(), quantity, unit_price: 1250 }],
             currency: "EUR".into(),
             shipping_address: ShippingAddress {
@@ -389,12 +361,22 @@ mod tests {
         Origin { command_id: Uuid::now_v7(), correlation_id: "c".into(), traceparent: "t".into() }
     }
 
-    fn placed(quantity: i64) -> Order {
-        let active = Some(Customer { active: true });
-        match place(&command_to_place(quantity), active, origin(), Utc::now(), chrono::Duration::seconds(60)) {
-            Ok(Outcome::Changed { order, .. }) => order,
-            other => panic!("expected a placed order, got {other:?}"),
-        }
+    const ACTIVE: Option<Customer> = Some(Customer { active: true });
+    const DEADLINE: chrono::Duration = chrono::Duration::seconds(60);
+
+    /// A PENDING order of `quantity` widgets at 12.50.
+    fn pending(quantity: i64) -> Order {
+        given(ACTIVE)
+            .when(|customer| place(&placement(quantity), customer, origin(), Utc::now(), DEADLINE))
+            .then_emits(&["OrderPlaced"])
+            .0
+    }
+
+    fn confirmed() -> Order {
+        given(Some(pending(2)))
+            .when(|o| payment_authorized(o, PaymentId(Uuid::now_v7()), Utc::now()))
+            .then_emits(&["OrderConfirmed"])
+            .0
     }
 
     /// A command sent just now, with the default grace for a capture.
@@ -402,44 +384,50 @@ mod tests {
         Timing { now, sent_at: now, capture_grace: chrono::Duration::seconds(30) }
     }
 
-    fn changed(outcome: Outcome) -> Order {
-        match outcome {
-            Outcome::Changed { order, .. } => order,
-            other => panic!("expected a change, got {other:?}"),
-        }
+    /// Order `order` asked (now) to become `to`.
+    fn asked(order: Option<Order>, to: Status) -> Outcome {
+        let id = order.as_ref().map_or_else(|| "none".to_owned(), |o| o.id.to_string());
+        command(order, &id, to, at(Utc::now()))
+    }
+
+    /// Money recorded on `order`: (payment version, what moved).
+    fn recorded(order: Order, version: i64, moved: Moved) -> Order {
+        given(Some(order)).when(|o| money_moved(o, moved, version)).then_emits(&[]).0
     }
 
     /// A CONFIRMED order whose payment (version 1 authorized) was captured
     /// in full (version 2).
     fn captured() -> Order {
-        let order = changed(payment_authorized(Some(placed(2)), Uuid::now_v7(), Utc::now()));
-        changed(money_moved(Some(order.clone()), Moved::Captured { amount: order.total }, 2))
-    }
-
-    fn reason(outcome: &Outcome) -> String {
-        match outcome {
-            Outcome::Rejected(emit) => format!("{:?}", emit.message),
-            other => panic!("expected a rejection, got {other:?}"),
-        }
+        let order = confirmed();
+        let total = order.total;
+        recorded(order, 2, Moved::Captured { amount: total })
     }
 
     #[test]
-    fn placing_computes_the_total_and_checks_the_customer() {
-        let order = placed(2);
-        assert_eq!((order.status, order.total, order.version), (Status::Pending, 2500, 1));
+    fn placing_an_order_for_an_active_customer_makes_it_pending_with_its_total_and_deadline() {
         let now = Utc::now();
-        let deadline = chrono::Duration::seconds(60);
-        let outcome = place(&command_to_place(2), None, origin(), now, deadline).expect("decided");
-        assert!(reason(&outcome).contains("UNKNOWN_CUSTOMER"));
-        let outcome =
-            place(&command_to_place(2), Some(Customer { active: false }), origin(), now, deadline).expect("decided");
-        assert!(reason(&outcome).contains("CUSTOMER_DEACTIVATED"));
-        let outcome =
-            place(&command_to_place(0), Some(Customer { active: true }), origin(), now, deadline).expect("decided");
-        assert!(reason(&outcome).contains("INVALID_ORDER"));
-        let mut bad = command_to_place(1);
-        bad.order_id = "nope".into();
-        assert!(place(&bad, None, origin(), now, deadline).is_err(), "a malformed id is a refusal");
+        let (order, events) =
+            given(ACTIVE).when(|c| place(&placement(2), c, origin(), now, DEADLINE)).then_emits(&["OrderPlaced"]);
+        assert_eq!((order.status, order.total, order.version), (Status::Pending, 2500, 1));
+        assert_eq!(order.payment_deadline, now + DEADLINE);
+        assert_eq!(events[0].message.version(), Some(1));
+    }
+
+    #[test]
+    fn placing_an_order_for_an_unknown_or_deactivated_customer_is_refused() {
+        let now = Utc::now();
+        given(None).when(|c| place(&placement(2), c, origin(), now, DEADLINE)).then_refused(Reason::UnknownCustomer);
+        given(Some(Customer { active: false }))
+            .when(|c| place(&placement(2), c, origin(), now, DEADLINE))
+            .then_refused(Reason::CustomerDeactivated);
+    }
+
+    #[test]
+    fn placing_an_order_with_a_line_that_breaks_a_rule_is_refused_naming_the_line() {
+        let message = given(ACTIVE)
+            .when(|c| place(&placement(0), c, origin(), Utc::now(), DEADLINE))
+            .then_refused(Reason::InvalidOrder);
+        assert!(message.contains("items[0].quantity"), "{message}");
     }
 
     #[test]
@@ -458,50 +446,36 @@ mod tests {
                 (Shipped, Delivered)
             ]
         );
-        let now = Utc::now();
-        let order = placed(1);
-        let id = order.id.to_string();
-        assert!(
-            reason(&command(Some(order.clone()), &id, "ShipOrder", Shipped, at(now))).contains("ILLEGAL_TRANSITION")
-        );
-        assert!(reason(&command(None, &id, "CancelOrder", Cancelled, at(now))).contains("ORDER_NOT_FOUND"));
-        let Outcome::Changed { order, .. } = payment_authorized(Some(order), Uuid::now_v7(), now) else { panic!() };
-        assert_eq!((order.status, order.version), (Confirmed, 2));
-        let order = changed(money_moved(Some(order), Moved::Captured { amount: 1250 }, 2));
-        assert_eq!(order.version, 2, "recording money is no change of the order's lifecycle");
-        let Outcome::Changed { order, .. } = command(Some(order), &id, "ShipOrder", Shipped, at(now)) else { panic!() };
-        assert!(
-            reason(&command(Some(order.clone()), &id, "CancelOrder", Cancelled, at(now)))
-                .contains("ILLEGAL_TRANSITION")
-        );
-        let Outcome::Changed { order, .. } = command(Some(order), &id, "DeliverOrder", Delivered, at(now)) else {
-            panic!()
-        };
-        assert_eq!((order.status, order.version), (Delivered, 4));
     }
 
     #[test]
-    fn late_saga_events_change_nothing() {
-        let now = Utc::now();
-        let Outcome::Changed { order, .. } = payment_timed_out(placed(1), now) else { panic!() };
-        assert_eq!((order.status, order.reason.as_deref()), (Status::Cancelled, Some("PAYMENT_TIMEOUT")));
-        assert!(matches!(payment_authorized(Some(order.clone()), Uuid::now_v7(), now), Outcome::Ignored(_)));
-        assert!(matches!(payment_declined(Some(order.clone()), "no", now), Outcome::Ignored(_)));
-        assert!(matches!(payment_timed_out(order, now), Outcome::Ignored(_)));
-        let Outcome::Changed { order, .. } = payment_declined(Some(placed(1)), "over the limit", now) else { panic!() };
-        assert_eq!(order.reason.as_deref(), Some("PAYMENT_DECLINED"));
+    fn a_pending_order_asked_to_ship_is_an_illegal_transition_not_an_unpaid_one() {
+        given(Some(pending(1))).when(|o| asked(o, Status::Shipped)).then_refused(Reason::IllegalTransition);
     }
 
     #[test]
-    fn a_captured_order_ships() {
-        // Given a confirmed order whose payment was captured in full
-        let order = captured();
-        let id = order.id.to_string();
-        // When an admin ships it
-        let outcome = command(Some(order), &id, "ShipOrder", Status::Shipped, at(Utc::now()));
-        // Then it is SHIPPED
-        let order = changed(outcome);
+    fn a_command_for_no_order_is_refused() {
+        given(None).when(|o| asked(o, Status::Cancelled)).then_refused(Reason::OrderNotFound);
+    }
+
+    #[test]
+    fn a_pending_or_confirmed_order_is_cancelled_on_request() {
+        for order in [pending(1), confirmed()] {
+            let (order, _) = given(Some(order)).when(|o| asked(o, Status::Cancelled)).then_emits(&["OrderCancelled"]);
+            assert_eq!((order.status, order.reason.as_deref()), (Status::Cancelled, Some(orders::REQUESTED)));
+        }
+    }
+
+    #[test]
+    fn a_captured_order_ships_then_is_delivered_and_then_nothing_more() {
+        let (order, _) = given(Some(captured())).when(|o| asked(o, Status::Shipped)).then_emits(&["OrderShipped"]);
         assert_eq!((order.status, order.version), (Status::Shipped, 3));
+        given(Some(order.clone())).when(|o| asked(o, Status::Cancelled)).then_refused(Reason::IllegalTransition);
+        let (order, _) = given(Some(order)).when(|o| asked(o, Status::Delivered)).then_emits(&["OrderDelivered"]);
+        assert_eq!((order.status, order.version), (Status::Delivered, 4));
+        for to in [Status::Cancelled, Status::Shipped, Status::Delivered, Status::Confirmed] {
+            given(Some(order.clone())).when(|o| asked(o, to)).then_refused(Reason::IllegalTransition);
+        }
     }
 
     #[test]
@@ -509,75 +483,84 @@ mod tests {
         // Given a captured order an admin refunded in full
         let order = captured();
         let total = order.total;
-        let order = changed(money_moved(Some(order), Moved::Refunded { total }, 3));
-        let id = order.id.to_string();
-        // When an admin ships it
-        let outcome = command(Some(order), &id, "ShipOrder", Status::Shipped, at(Utc::now()));
-        // Then it is refused NOT_PAID, naming what was captured and refunded
-        let why = reason(&outcome);
-        assert!(why.contains("NOT_PAID"), "{why}");
+        let order = recorded(order, 3, Moved::Refunded { total });
+        // When an admin ships it, then it is refused NOT_PAID, naming the money
+        let why = given(Some(order)).when(|o| asked(o, Status::Shipped)).then_refused(Reason::NotPaid);
         assert!(why.contains("refunded in full") && why.contains("captured 2500, refunded 2500"), "{why}");
     }
 
     #[test]
     fn a_partly_refunded_order_still_ships() {
         // Given a captured order of 2500 with 1000 refunded (a scratched item)
-        let order = changed(money_moved(Some(captured()), Moved::Refunded { total: 1000 }, 3));
-        let id = order.id.to_string();
+        let order = recorded(captured(), 3, Moved::Refunded { total: 1000 });
         // When an admin ships it, then it ships what was paid for
-        let order = changed(command(Some(order), &id, "ShipOrder", Status::Shipped, at(Utc::now())));
-        assert_eq!(order.status, Status::Shipped);
+        let (order, _) = given(Some(order)).when(|o| asked(o, Status::Shipped)).then_emits(&["OrderShipped"]);
         assert_eq!(order.paid, Paid { captured: 2500, refunded: 1000, version: 3 });
     }
 
     #[test]
     fn a_capture_not_seen_yet_is_waited_for_then_refused() {
         // Given a confirmed order whose capture this service has not seen
-        let order = changed(payment_authorized(Some(placed(1)), Uuid::now_v7(), Utc::now()));
+        let order = confirmed();
         let id = order.id.to_string();
         let now = Utc::now();
-        // When a ShipOrder sent 10 s ago is decided (within the 30 s grace)
+        // When a ShipOrder sent 10 s ago is decided (within the 30 s grace), then it waits
         let recent = Timing { sent_at: now - chrono::Duration::seconds(10), ..at(now) };
-        let outcome = command(Some(order.clone()), &id, "ShipOrder", Status::Shipped, recent);
-        // Then it is decided later
-        assert!(matches!(outcome, Outcome::NotYet(_)), "{outcome:?}");
+        given(Some(order.clone())).when(|o| command(o, &id, Status::Shipped, recent)).then_waits();
         // When it was sent 31 s ago, then it is refused NOT_PAID
         let old = Timing { sent_at: now - chrono::Duration::seconds(31), ..at(now) };
-        let why = reason(&command(Some(order.clone()), &id, "ShipOrder", Status::Shipped, old));
-        assert!(why.contains("NOT_PAID") && why.contains("not captured"), "{why}");
+        let why =
+            given(Some(order.clone())).when(|o| command(o, &id, Status::Shipped, old)).then_refused(Reason::NotPaid);
+        assert!(why.contains("not captured"), "{why}");
         // And a grace of 0 never waits
         let impatient = Timing { capture_grace: chrono::Duration::zero(), ..at(now) };
-        assert!(reason(&command(Some(order), &id, "ShipOrder", Status::Shipped, impatient)).contains("NOT_PAID"));
+        given(Some(order)).when(|o| command(o, &id, Status::Shipped, impatient)).then_refused(Reason::NotPaid);
     }
 
     #[test]
-    fn the_money_guard_applies_to_shipping_only() {
-        // Given a confirmed order with nothing captured
-        let order = changed(payment_authorized(Some(placed(1)), Uuid::now_v7(), Utc::now()));
-        let id = order.id.to_string();
-        // When it is cancelled, then it is (the payment service voids or refunds)
-        let cancelled = changed(command(Some(order.clone()), &id, "CancelOrder", Status::Cancelled, at(Utc::now())));
-        assert_eq!(cancelled.status, Status::Cancelled);
-        // And a pending order asked to ship is an illegal transition, not NOT_PAID
-        let why = reason(&command(Some(placed(1)), &id, "ShipOrder", Status::Shipped, at(Utc::now())));
-        assert!(why.contains("ILLEGAL_TRANSITION"), "{why}");
+    fn an_authorized_payment_confirms_a_pending_order_once() {
+        let order = confirmed();
+        assert_eq!((order.status, order.version), (Status::Confirmed, 2));
+        assert!(order.payment_id.is_some());
+        given(Some(order)).when(|o| payment_authorized(o, PaymentId(Uuid::now_v7()), Utc::now())).then_unchanged();
+        given(None).when(|o| payment_authorized(o, PaymentId(Uuid::now_v7()), Utc::now())).then_unchanged();
     }
 
     #[test]
-    fn money_is_recorded_once_and_in_the_payments_order() {
+    fn a_declined_payment_cancels_a_pending_order_with_the_providers_message() {
+        let (order, _) = given(Some(pending(1)))
+            .when(|o| payment_declined(o, "over the limit", Utc::now()))
+            .then_emits(&["OrderCancelled"]);
+        assert_eq!(order.reason.as_deref(), Some("PAYMENT_DECLINED"));
+        given(Some(order)).when(|o| payment_declined(o, "again", Utc::now())).then_unchanged();
+    }
+
+    #[test]
+    fn a_pending_order_past_its_deadline_is_cancelled_and_late_saga_events_change_nothing() {
+        let now = Utc::now();
+        let (order, _) = given(pending(1)).when(|o| payment_timed_out(o, now)).then_emits(&["OrderCancelled"]);
+        assert_eq!((order.status, order.reason.as_deref()), (Status::Cancelled, Some("PAYMENT_TIMEOUT")));
+        given(Some(order.clone())).when(|o| payment_authorized(o, PaymentId(Uuid::now_v7()), now)).then_unchanged();
+        given(Some(order.clone())).when(|o| payment_declined(o, "no", now)).then_unchanged();
+        given(order).when(|o| payment_timed_out(o, now)).then_unchanged();
+    }
+
+    #[test]
+    fn money_is_recorded_once_in_the_payments_order_without_changing_the_order() {
         // Given a captured order refunded in part (version 3), then in full (version 4)
-        let order = changed(money_moved(Some(captured()), Moved::Refunded { total: 1000 }, 3));
-        let order = changed(money_moved(Some(order), Moved::Refunded { total: 2500 }, 4));
+        let order = recorded(captured(), 3, Moved::Refunded { total: 1000 });
+        let order = recorded(order, 4, Moved::Refunded { total: 2500 });
         assert_eq!(order.paid, Paid { captured: 2500, refunded: 2500, version: 4 });
-        // When stale duplicates of the capture and the first refund arrive
-        let stale_capture = money_moved(Some(order.clone()), Moved::Captured { amount: 2500 }, 2);
-        let stale_refund = money_moved(Some(order.clone()), Moved::Refunded { total: 1000 }, 3);
-        let again = money_moved(Some(order), Moved::Refunded { total: 2500 }, 4);
-        // Then nothing changes
-        for outcome in [stale_capture, stale_refund, again] {
-            assert!(matches!(outcome, Outcome::Ignored(_)), "{outcome:?}");
+        assert_eq!(order.version, 2, "recording money is no change of the order's lifecycle");
+        // When stale duplicates of the capture and the refunds arrive, then nothing changes
+        for (version, moved) in [
+            (2, Moved::Captured { amount: 2500 }),
+            (3, Moved::Refunded { total: 1000 }),
+            (4, Moved::Refunded { total: 2500 }),
+        ] {
+            given(Some(order.clone())).when(|o| money_moved(o, moved, version)).then_unchanged();
         }
         // And money for an order not known here changes nothing
-        assert!(matches!(money_moved(None, Moved::Captured { amount: 1 }, 2), Outcome::Ignored(_)));
+        given(None).when(|o| money_moved(o, Moved::Captured { amount: 1 }, 2)).then_unchanged();
     }
 }

@@ -7,10 +7,12 @@
 //! transaction of the `payments` database: inbox row, change, outbox rows
 //! (`payments.events`, keyed by the order id). docs/orders.md has the saga.
 //!
+//! - [`input`]: what it reads, as the rules read it (ids parsed).
 //! - [`rules`]: what each input means (pure decisions).
 //! - [`provider`]: the payment-provider trait and the built-in provider.
 //! - [`store`]: loading and saving payments.
 
+pub mod input;
 pub mod provider;
 pub mod rules;
 pub mod settings;
@@ -23,14 +25,14 @@ use orderflow_contracts::orders::{self, OrderEvent};
 use orderflow_contracts::payments::{self, PaymentCommand};
 use orderflow_contracts::{Reason, Topic};
 use orderflow_runtime::effects::{self, Called, Effect, EffectError};
-use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
+use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Refusal, Service};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 pub use settings::{Rules, Settings};
 
+use crate::input::{Input, Placed};
 use crate::provider::{Authorization, BuiltinProvider, PaymentProvider, ProviderCall};
-use crate::rules::Outcome;
+use crate::rules::{Outcome, Step};
 
 orderflow_contracts::union_family!(PaymentInput {
     Command(PaymentCommand),
@@ -49,47 +51,29 @@ impl PaymentService {
         Self { provider }
     }
 
-    fn order_id(raw: &str) -> Result<Uuid, Refusal> {
-        Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidId, format!("order_id `{raw}` is not a uuid")))
-    }
-
-    async fn on_order(&self, tx: &mut PgConnection, event: &OrderEvent) -> Result<Vec<Emit>, DomainError> {
-        let now = Utc::now();
-        let outcome = match event {
-            OrderEvent::Placed(placed) => {
-                let (order_id, customer_id) = rules::order_ids(placed)?;
-                if store::load_for_update(tx, order_id).await?.is_some() {
-                    return Ok(Vec::new()); // one payment per order
-                }
-                let call = ProviderCall::Authorize {
-                    payment_id: rules::payment_id(order_id),
-                    amount: placed.total,
-                    currency: placed.currency.clone(),
-                };
-                let decision = match effects::outcome(tx, call.request()).await? {
-                    Called::Done(answer) => serde_json::from_value(answer).map_err(|e| {
-                        Refusal::new(
-                            Reason::ProviderAnswerInvalid,
-                            format!("the recorded authorization is unreadable: {e}"),
-                        )
-                    })?,
-                    // The budget is spent: the order cannot be paid now.
-                    Called::Failed(error) => Authorization::Declined {
-                        reason: Reason::ProviderUnavailable.as_str().into(),
-                        message: format!("the payment provider could not authorize the payment: {error}"),
-                    },
-                };
-                rules::opened(placed, order_id, customer_id, decision, now)
-            }
-            OrderEvent::Confirmed(e) => {
-                rules::capture(store::load_for_update(tx, Self::order_id(&e.order_id)?).await?, now)
-            }
-            OrderEvent::Cancelled(e) => {
-                rules::release(store::load_for_update(tx, Self::order_id(&e.order_id)?).await?, now)
-            }
-            OrderEvent::Shipped(_) | OrderEvent::Delivered(_) | OrderEvent::Rejected(_) => return Ok(Vec::new()),
+    /// A placed order: one payment, authorized for its total (the call is
+    /// made outside this transaction: [`effects::outcome`] parks the input
+    /// until it is).
+    async fn open(&self, tx: &mut PgConnection, placed: &Placed) -> Result<Vec<Emit>, DomainError> {
+        if store::load_for_update(tx, placed.order.0).await?.is_some() {
+            return Ok(Vec::new()); // one payment per order
+        }
+        let call = ProviderCall::Authorize {
+            payment_id: rules::payment_id(placed.order.0),
+            amount: placed.total,
+            currency: placed.currency.clone(),
         };
-        self.save(tx, outcome).await
+        let decision = match effects::outcome(tx, call.request()).await? {
+            Called::Done(answer) => serde_json::from_value(answer).map_err(|e| {
+                Refusal::new(Reason::ProviderAnswerInvalid, format!("the recorded authorization is unreadable: {e}"))
+            })?,
+            // The budget is spent: the order cannot be paid now.
+            Called::Failed(error) => Authorization::Declined {
+                reason: Reason::ProviderUnavailable.as_str().into(),
+                message: format!("the payment provider could not authorize the payment: {error}"),
+            },
+        };
+        self.save(tx, rules::opened(placed, decision, Utc::now())).await
     }
 
     /// Saves a decision once the provider call it needs has been made
@@ -98,8 +82,8 @@ impl PaymentService {
     /// a refund command is rejected, an order event dead-lettered for an
     /// operator.
     async fn save(&self, tx: &mut PgConnection, outcome: Outcome) -> Result<Vec<Emit>, DomainError> {
-        match outcome {
-            Outcome::Changed { payment, action, events } => {
+        match outcome? {
+            Decision::Changed { state: Step { payment, action }, events } => {
                 if let Some(action) = &action {
                     let call = ProviderCall::of(&payment, action);
                     if let Called::Failed(error) = effects::outcome(tx, call.request()).await? {
@@ -110,8 +94,7 @@ impl PaymentService {
                 store::save(tx, &payment, action.as_ref(), Utc::now()).await?;
                 Ok(events)
             }
-            Outcome::Rejected(rejection) => Ok(vec![rejection]),
-            Outcome::Ignored(why) => {
+            Decision::Unchanged(why) => {
                 tracing::info!(why, "input changes nothing");
                 Ok(Vec::new())
             }
@@ -122,7 +105,9 @@ impl PaymentService {
 impl Service for PaymentService {
     type Domain = Rules;
     type Input = PaymentInput;
+    type Message = Input;
     const PUBLISHES: &'static [Topic] = &[payments::EVENTS];
+    const EVENTS: Topic = payments::EVENTS;
     const CONSUMES: &'static [Topic] = &[payments::COMMANDS, orders::EVENTS];
 
     fn migrator() -> sqlx::migrate::Migrator {
@@ -133,26 +118,24 @@ impl Service for PaymentService {
         Self::with_provider(Arc::new(BuiltinProvider { decline_above: settings.domain.decline_above }))
     }
 
-    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, PaymentInput>) -> Result<Vec<Emit>, DomainError> {
-        match &input.message {
-            PaymentInput::Order(event) => self.on_order(tx, event).await,
-            PaymentInput::Command(PaymentCommand::Refund(cmd)) => {
-                let current = store::load_for_update(tx, Self::order_id(&cmd.order_id)?).await?;
-                let outcome = rules::requested_refund(current, cmd, input.headers.message_id, Utc::now());
-                self.save(tx, outcome).await
+    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, Input>) -> Result<Vec<Emit>, DomainError> {
+        let now = Utc::now();
+        let outcome = match input.message {
+            Input::Placed(placed) => return self.open(tx, placed).await,
+            Input::Confirmed { order } => rules::capture(store::load_for_update(tx, order.0).await?, now),
+            Input::Cancelled { order } => rules::release(store::load_for_update(tx, order.0).await?, now),
+            Input::Refund(refund) => {
+                let current = store::load_for_update(tx, refund.order.0).await?;
+                rules::requested_refund(current, refund, input.headers.message_id, now)
             }
-        }
+            Input::Other(_) => return Ok(Vec::new()),
+        };
+        self.save(tx, outcome).await
     }
 
     async fn perform(&self, effect: &Effect) -> Result<serde_json::Value, EffectError> {
         let call: ProviderCall = serde_json::from_value(effect.call.clone())
             .map_err(|e| EffectError(format!("the recorded call is not a provider call: {e}")))?;
         call.make(self.provider.as_ref()).await
-    }
-
-    fn rejection(&self, input: &Inbound<'_, PaymentInput>, refusal: &Refusal) -> Option<Emit> {
-        // Only commands have someone waiting for an answer.
-        let PaymentInput::Command(PaymentCommand::Refund(cmd)) = &input.message else { return None };
-        Some(rules::rejected(cmd, refusal.reason, refusal.message.clone()))
     }
 }

@@ -10,14 +10,14 @@
 
 use chrono::{DateTime, Utc};
 use orderflow_contracts::Reason;
-use orderflow_contracts::orders::OrderPlaced;
 use orderflow_contracts::payments::{
-    self, ORDER_CANCELLED, PaymentAuthorized, PaymentCaptured, PaymentCommandRejected, PaymentDeclined,
-    PaymentRefunded, PaymentVoided, REQUESTED, RefundPayment,
+    self, ORDER_CANCELLED, PaymentAuthorized, PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentVoided,
+    REQUESTED,
 };
-use orderflow_runtime::{Emit, Refusal};
+use orderflow_runtime::{Decided, Decision, Emit, Refusal};
 use uuid::Uuid;
 
+use crate::input::{Placed, Refund};
 use crate::provider::Authorization;
 
 /// Names the payment ids of orders (UUIDv5 of the order id).
@@ -92,40 +92,27 @@ pub enum Action {
     Refund { refund_id: Uuid, amount: i64, reason: &'static str },
 }
 
+/// A payment to save, after the provider call its decision needs (if any).
 #[derive(Debug)]
-pub enum Outcome {
-    /// Call the provider (if any action), then save and publish.
-    Changed {
-        payment: Payment,
-        action: Option<Action>,
-        events: Vec<Emit>,
-    },
-    Rejected(Emit),
-    Ignored(&'static str),
+pub struct Step {
+    pub payment: Payment,
+    pub action: Option<Action>,
 }
 
-fn id(field: &str, raw: &str) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(raw).map_err(|_| Refusal::new(Reason::InvalidId, format!("{field} `{raw}` is not a uuid")))
-}
+/// What an input does to a payment.
+pub type Outcome = Decided<Step>;
 
-/// The ids of a placed order: (order, customer).
-pub fn order_ids(placed: &OrderPlaced) -> Result<(Uuid, Uuid), Refusal> {
-    Ok((id("order_id", &placed.order_id)?, id("customer_id", &placed.customer_id)?))
+fn changed(payment: Payment, action: Option<Action>, event: Emit) -> Outcome {
+    Ok(Decision::Changed { state: Step { payment, action }, events: vec![event] })
 }
 
 /// A new payment for a placed order, as the provider decided.
-pub fn opened(
-    placed: &OrderPlaced,
-    order_id: Uuid,
-    customer_id: Uuid,
-    decision: Authorization,
-    now: DateTime<Utc>,
-) -> Outcome {
-    let id = payment_id(order_id);
+pub fn opened(placed: &Placed, decision: Authorization, now: DateTime<Utc>) -> Outcome {
+    let id = payment_id(placed.order.0);
     let mut payment = Payment {
         id,
-        order_id,
-        customer_id,
+        order_id: placed.order.0,
+        customer_id: placed.customer.0,
         amount: placed.total,
         currency: placed.currency.clone(),
         status: Status::Authorized,
@@ -141,8 +128,8 @@ pub fn opened(
                 payments::EVENTS,
                 PaymentAuthorized {
                     payment_id: id.to_string(),
-                    order_id: placed.order_id.clone(),
-                    customer_id: placed.customer_id.clone(),
+                    order_id: placed.order.to_string(),
+                    customer_id: placed.customer.to_string(),
                     amount: payment.amount,
                     currency: payment.currency.clone(),
                     provider_reference: reference,
@@ -157,8 +144,8 @@ pub fn opened(
                 payments::EVENTS,
                 PaymentDeclined {
                     payment_id: id.to_string(),
-                    order_id: placed.order_id.clone(),
-                    customer_id: placed.customer_id.clone(),
+                    order_id: placed.order.to_string(),
+                    customer_id: placed.customer.to_string(),
                     amount: payment.amount,
                     currency: payment.currency.clone(),
                     reason,
@@ -169,14 +156,14 @@ pub fn opened(
             )
         }
     };
-    Outcome::Changed { payment, action: None, events: vec![event] }
+    changed(payment, None, event)
 }
 
 /// The order was confirmed: capture the authorization.
 pub fn capture(current: Option<Payment>, now: DateTime<Utc>) -> Outcome {
-    let Some(mut payment) = current else { return Outcome::Ignored("no payment for the order") };
+    let Some(mut payment) = current else { return Ok(Decision::Unchanged("no payment for the order")) };
     if payment.status != Status::Authorized {
-        return Outcome::Ignored("only an authorized payment is captured");
+        return Ok(Decision::Unchanged("only an authorized payment is captured"));
     }
     payment.status = Status::Captured;
     payment.captured = payment.amount;
@@ -188,17 +175,14 @@ pub fn capture(current: Option<Payment>, now: DateTime<Utc>) -> Outcome {
         version: payment.version,
         captured_at: now.timestamp_millis(),
     };
-    Outcome::Changed {
-        action: Some(Action::Capture { amount: payment.captured }),
-        payment,
-        events: vec![Emit::new(payments::EVENTS, event)],
-    }
+    let action = Some(Action::Capture { amount: payment.captured });
+    changed(payment, action, Emit::new(payments::EVENTS, event))
 }
 
 /// The order was cancelled: void an authorization, refund what was captured
 /// and not yet refunded; nothing for a declined or settled payment.
 pub fn release(current: Option<Payment>, now: DateTime<Utc>) -> Outcome {
-    let Some(mut payment) = current else { return Outcome::Ignored("no payment for the order") };
+    let Some(mut payment) = current else { return Ok(Decision::Unchanged("no payment for the order")) };
     match payment.status {
         Status::Authorized => {
             payment.status = Status::Voided;
@@ -211,13 +195,13 @@ pub fn release(current: Option<Payment>, now: DateTime<Utc>) -> Outcome {
                 version: payment.version,
                 voided_at: now.timestamp_millis(),
             };
-            Outcome::Changed { payment, action: Some(Action::Void), events: vec![Emit::new(payments::EVENTS, event)] }
+            changed(payment, Some(Action::Void), Emit::new(payments::EVENTS, event))
         }
         Status::Captured | Status::PartiallyRefunded if payment.refundable() > 0 => {
             let (amount, id) = (payment.refundable(), refund_id(payment.id, ORDER_CANCELLED));
             refund(payment, id, amount, ORDER_CANCELLED, now)
         }
-        _ => Outcome::Ignored("nothing left to void or refund"),
+        _ => Ok(Decision::Unchanged("nothing left to void or refund")),
     }
 }
 
@@ -235,37 +219,15 @@ fn refund(mut payment: Payment, refund_id: Uuid, amount: i64, reason: &'static s
         version: payment.version,
         refunded_at: now.timestamp_millis(),
     };
-    Outcome::Changed {
-        action: Some(Action::Refund { refund_id, amount, reason }),
-        payment,
-        events: vec![Emit::new(payments::EVENTS, event)],
-    }
-}
-
-pub fn rejected(cmd: &RefundPayment, reason: Reason, message: impl Into<String>) -> Emit {
-    Emit::new(
-        payments::EVENTS,
-        PaymentCommandRejected {
-            order_id: cmd.order_id.clone(),
-            payment_id: cmd.payment_id.clone(),
-            command_type: "RefundPayment".into(),
-            reason: reason.as_str().into(),
-            message: message.into(),
-        },
-    )
+    changed(payment, Some(Action::Refund { refund_id, amount, reason }), Emit::new(payments::EVENTS, event))
 }
 
 /// An admin's refund of part or all of what is left of a capture.
 /// `command_id` makes the refund's id (its idempotency key).
-pub fn requested_refund(
-    current: Option<Payment>,
-    cmd: &RefundPayment,
-    command_id: Uuid,
-    now: DateTime<Utc>,
-) -> Outcome {
-    let reject = |reason: Reason, message: String| Outcome::Rejected(rejected(cmd, reason, message));
-    let Some(payment) = current.filter(|p| p.id.to_string() == cmd.payment_id) else {
-        return reject(Reason::PaymentNotFound, format!("no payment {} for order {}", cmd.payment_id, cmd.order_id));
+pub fn requested_refund(current: Option<Payment>, cmd: &Refund, command_id: Uuid, now: DateTime<Utc>) -> Outcome {
+    let reject = |reason: Reason, message: String| Err(Refusal::new(reason, message).into());
+    let Some(payment) = current.filter(|p| p.id == cmd.payment.0) else {
+        return reject(Reason::PaymentNotFound, format!("no payment {} for order {}", cmd.payment, cmd.order));
     };
     if cmd.amount < 1 {
         return reject(Reason::InvalidAmount, format!("a refund is at least 1 minor unit (got {})", cmd.amount));
@@ -291,46 +253,41 @@ pub fn requested_refund(
 
 #[cfg(test)]
 mod tests {
+    use orderflow_contracts::ids::{OrderId, PaymentId, UserId};
+    use orderflow_runtime::testing::given;
+
     use super::*;
-    use orderflow_contracts::orders::ShippingAddress;
 
-    fn placed(total: i64) -> OrderPlaced {
-        OrderPlaced {
-            order_id: Uuid::now_v7().to_string(),
-            customer_id: Uuid::now_v7().to_string(),
-            items: vec![],
-            currency: "EUR".into(),
-            total,
-            shipping_address: ShippingAddress {
-                name: "A".into(),
-                line1: "1".into(),
-                line2: None,
-                city: "B".into(),
-                postal_code: "1".into(),
-                country: "DE".into(),
-            },
-            notes: None,
-            version: 1,
-            placed_at: 0,
-            payment_deadline: 0,
-        }
-    }
-
-    fn changed(outcome: Outcome) -> Payment {
-        match outcome {
-            Outcome::Changed { payment, .. } => payment,
-            other => panic!("expected a change, got {other:?}"),
-        }
+    fn placed(total: i64) -> Placed {
+        Placed { order: OrderId(Uuid::now_v7()), customer: UserId(Uuid::now_v7()), total, currency: "EUR".into() }
     }
 
     fn authorized(total: i64) -> Payment {
         let placed = placed(total);
-        let (order, customer) = order_ids(&placed).expect("ids");
-        changed(opened(&placed, order, customer, Authorization::Authorized { reference: "r".into() }, Utc::now()))
+        let decision = Authorization::Authorized { reference: "r".into() };
+        let (step, _) = given(decision).when(|d| opened(&placed, d, Utc::now())).then_emits(&["PaymentAuthorized"]);
+        assert_eq!(step.action, None, "the authorization was the provider call");
+        step.payment
     }
 
-    fn refund_of(payment: &Payment, amount: i64) -> RefundPayment {
-        RefundPayment { order_id: payment.order_id.to_string(), payment_id: payment.id.to_string(), amount, note: None }
+    fn captured(total: i64) -> Payment {
+        let (step, _) =
+            given(Some(authorized(total))).when(|p| capture(p, Utc::now())).then_emits(&["PaymentCaptured"]);
+        assert_eq!(step.action, Some(Action::Capture { amount: total }));
+        step.payment
+    }
+
+    fn refund_of(payment: &Payment, amount: i64) -> Refund {
+        Refund { order: OrderId(payment.order_id), payment: PaymentId(payment.id), amount }
+    }
+
+    /// An admin's refund of `amount` of `payment`, as command `command`.
+    fn refunding(payment: Option<Payment>, amount: i64, command: Uuid) -> impl FnOnce(Option<Payment>) -> Outcome {
+        let refund = payment.as_ref().map_or_else(
+            || Refund { order: OrderId(Uuid::now_v7()), payment: PaymentId(Uuid::now_v7()), amount },
+            |p| refund_of(p, amount),
+        );
+        move |p| requested_refund(p, &refund, command, Utc::now())
     }
 
     #[test]
@@ -341,62 +298,95 @@ mod tests {
     }
 
     #[test]
-    fn cancelling_voids_an_authorization_and_refunds_a_capture_once() {
-        let now = Utc::now();
-        let voided = changed(release(Some(authorized(100)), now));
-        assert_eq!(voided.status, Status::Voided);
-        assert!(matches!(release(Some(voided), now), Outcome::Ignored(_)));
-
-        let captured = changed(capture(Some(authorized(100)), now));
-        assert_eq!((captured.status, captured.captured), (Status::Captured, 100));
-        assert!(matches!(capture(Some(captured.clone()), now), Outcome::Ignored(_)), "captured once");
-        let refunded = changed(release(Some(captured), now));
-        assert_eq!((refunded.status, refunded.refunded), (Status::Refunded, 100));
-        assert!(matches!(release(Some(refunded), now), Outcome::Ignored(_)), "never a double refund");
+    fn a_placed_order_opens_its_one_payment_as_the_provider_decided() {
+        let payment = authorized(100);
+        assert_eq!(
+            (payment.id, payment.status, payment.version),
+            (payment_id(payment.order_id), Status::Authorized, 1)
+        );
+        let decision = Authorization::Declined { reason: "AMOUNT_ABOVE_LIMIT".into(), message: "no".into() };
+        let (step, _) =
+            given(decision).when(|d| opened(&placed(2_000_000), d, Utc::now())).then_emits(&["PaymentDeclined"]);
+        assert_eq!(step.payment.status, Status::Declined);
     }
 
     #[test]
-    fn refunds_never_exceed_the_capture() {
-        let now = Utc::now();
-        let captured = changed(capture(Some(authorized(100)), now));
-        let command = Uuid::now_v7();
-        let rejected = |outcome: Outcome| match outcome {
-            Outcome::Rejected(emit) => format!("{:?}", emit.message),
-            other => panic!("expected a rejection, got {other:?}"),
-        };
-        assert!(
-            rejected(requested_refund(Some(captured.clone()), &refund_of(&captured, 101), command, now))
-                .contains("REFUND_EXCEEDS_CAPTURE")
-        );
-        assert!(
-            rejected(requested_refund(Some(captured.clone()), &refund_of(&captured, 0), command, now))
-                .contains("INVALID_AMOUNT")
-        );
-        let full = changed(requested_refund(Some(captured.clone()), &refund_of(&captured, 100), command, now));
-        assert!(
-            rejected(requested_refund(Some(full.clone()), &refund_of(&full, 1), Uuid::now_v7(), now))
-                .contains("REFUND_EXCEEDS_CAPTURE"),
-            "a refund that lost the race answers as one sent alone"
-        );
-        let auth = authorized(5);
-        assert!(
-            rejected(requested_refund(Some(auth.clone()), &refund_of(&auth, 1), command, now)).contains("NOT_CAPTURED")
-        );
-        assert!(rejected(requested_refund(None, &refund_of(&captured, 1), command, now)).contains("PAYMENT_NOT_FOUND"));
-        let partial = changed(requested_refund(Some(captured.clone()), &refund_of(&captured, 40), command, now));
-        assert_eq!((partial.status, partial.refunded), (Status::PartiallyRefunded, 40));
-        let rest = changed(release(Some(partial), now));
-        assert_eq!((rest.status, rest.refunded), (Status::Refunded, 100), "a cancellation refunds only what is left");
+    fn a_confirmed_order_captures_its_authorization_once() {
+        let payment = captured(100);
+        assert_eq!((payment.status, payment.captured), (Status::Captured, 100));
+        given(Some(payment)).when(|p| capture(p, Utc::now())).then_unchanged();
+        given(None).when(|p| capture(p, Utc::now())).then_unchanged();
+    }
+
+    #[test]
+    fn a_cancelled_order_voids_an_authorization_once() {
+        let (step, _) = given(Some(authorized(100))).when(|p| release(p, Utc::now())).then_emits(&["PaymentVoided"]);
+        assert_eq!((step.payment.status, step.action), (Status::Voided, Some(Action::Void)));
+        given(Some(step.payment)).when(|p| release(p, Utc::now())).then_unchanged();
+    }
+
+    #[test]
+    fn a_cancelled_order_refunds_what_is_left_of_a_capture_once() {
+        let (step, _) = given(Some(captured(100))).when(|p| release(p, Utc::now())).then_emits(&["PaymentRefunded"]);
+        assert_eq!((step.payment.status, step.payment.refunded), (Status::Refunded, 100));
+        assert!(matches!(step.action, Some(Action::Refund { amount: 100, reason: ORDER_CANCELLED, .. })));
+        given(Some(step.payment)).when(|p| release(p, Utc::now())).then_unchanged();
     }
 
     #[test]
     fn a_declined_payment_is_never_captured_or_refunded() {
-        let placed = placed(2_000_000);
-        let (order, customer) = order_ids(&placed).expect("ids");
         let decision = Authorization::Declined { reason: "AMOUNT_ABOVE_LIMIT".into(), message: "no".into() };
-        let declined = changed(opened(&placed, order, customer, decision, Utc::now()));
-        assert_eq!(declined.status, Status::Declined);
-        assert!(matches!(capture(Some(declined.clone()), Utc::now()), Outcome::Ignored(_)));
-        assert!(matches!(release(Some(declined), Utc::now()), Outcome::Ignored(_)));
+        let (step, _) = given(decision).when(|d| opened(&placed(5), d, Utc::now())).then_emits(&["PaymentDeclined"]);
+        given(Some(step.payment.clone())).when(|p| capture(p, Utc::now())).then_unchanged();
+        given(Some(step.payment)).when(|p| release(p, Utc::now())).then_unchanged();
+    }
+
+    #[test]
+    fn an_admin_refunds_part_then_a_cancellation_refunds_only_the_rest() {
+        let captured = captured(100);
+        let (step, _) = given(Some(captured.clone()))
+            .when(refunding(Some(captured), 40, Uuid::now_v7()))
+            .then_emits(&["PaymentRefunded"]);
+        assert_eq!((step.payment.status, step.payment.refunded), (Status::PartiallyRefunded, 40));
+        let (rest, _) = given(Some(step.payment)).when(|p| release(p, Utc::now())).then_emits(&["PaymentRefunded"]);
+        assert_eq!((rest.payment.status, rest.payment.refunded), (Status::Refunded, 100));
+    }
+
+    #[test]
+    fn a_refund_is_keyed_by_its_command_so_a_retry_refunds_once_at_the_provider() {
+        let captured = captured(100);
+        let command = Uuid::now_v7();
+        let action = |p: &Payment| {
+            given(Some(p.clone()))
+                .when(refunding(Some(p.clone()), 10, command))
+                .then_emits(&["PaymentRefunded"])
+                .0
+                .action
+        };
+        assert_eq!(action(&captured), action(&captured), "the same command, the same refund id");
+    }
+
+    #[test]
+    fn refunds_never_exceed_the_capture() {
+        let captured = captured(100);
+        let command = Uuid::now_v7();
+        given(Some(captured.clone()))
+            .when(refunding(Some(captured.clone()), 101, command))
+            .then_refused(Reason::RefundExceedsCapture);
+        given(Some(captured.clone()))
+            .when(refunding(Some(captured.clone()), 0, command))
+            .then_refused(Reason::InvalidAmount);
+        let (full, _) = given(Some(captured.clone()))
+            .when(refunding(Some(captured.clone()), 100, command))
+            .then_emits(&["PaymentRefunded"]);
+        let full = full.payment;
+        given(Some(full.clone()))
+            .when(refunding(Some(full), 1, Uuid::now_v7()))
+            .then_refused(Reason::RefundExceedsCapture); // a refund that lost the race answers as one sent alone
+        let auth = authorized(5);
+        given(Some(auth.clone())).when(refunding(Some(auth), 1, command)).then_refused(Reason::NotCaptured);
+        given(None).when(refunding(None, 1, command)).then_refused(Reason::PaymentNotFound);
+        let other = authorized(5);
+        given(Some(captured)).when(refunding(Some(other), 1, command)).then_refused(Reason::PaymentNotFound);
     }
 }

@@ -1,8 +1,13 @@
 //! Command statuses (`GET /api/v1/commands/{id}`): pending when the command
-//! is seen on its topic, settled by the event that records its outcome, or
-//! failed when a consumer dead-lettered it (nothing accepted stays pending).
+//! is seen on its topic, settled by any event whose headers carry its
+//! outcome (the service kit stamps them on what a command caused, whatever
+//! the domain), or failed when a consumer dead-lettered it (nothing
+//! accepted stays pending). Headers alone: this part knows no event and no
+//! command by name.
 
-use orderflow_bus::{DeadLetterCause, HandlerError, Headers, InboundMessage, dlq, header_value};
+use orderflow_bus::{
+    CommandOutcome, DeadLetterCause, HandlerError, Headers, InboundMessage, Settled, dlq, header_value,
+};
 use orderflow_contracts::failure;
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
@@ -31,11 +36,11 @@ pub async fn pending(tx: &mut PgConnection, headers: &Headers, key: Option<&str>
 
 /// How a command ended.
 #[derive(Debug)]
-pub enum Settled<'a> {
-    /// With the aggregate version it produced: the credentials record of
-    /// the same command carries that version too, so a client can be told
-    /// when the login has caught up.
-    Succeeded(i64),
+enum Ended<'a> {
+    /// With the aggregate version it produced, if its events carry one:
+    /// the credentials record of the same command carries that version
+    /// too, so a client can be told when the login has caught up.
+    Succeeded(Option<i64>),
     /// With the reason and a message.
     Rejected(&'a str, &'a str),
     /// Dead-lettered by a consumer: with the reason
@@ -44,25 +49,41 @@ pub enum Settled<'a> {
     Failed(&'a str, &'a str),
 }
 
-/// Records the outcome of the command that caused an event (its
-/// `causation_id`), and announces it (the library notifies once the
-/// transaction commits). The event names its command (type, aggregate,
-/// actor), so the status is complete even when the event is projected
-/// before the command itself is seen. Call it only for events a command
-/// causes directly.
-pub async fn settle(
+/// Settles the command whose outcome an event's headers carry (the
+/// command is the event's `causation_id`); an event without one (a saga
+/// step, a scheduled one) settles nothing.
+pub async fn settled(
+    tx: &mut PgConnection,
+    message: &InboundMessage,
+    headers: &Headers,
+) -> Result<Applied, HandlerError> {
+    let Some(outcome) = CommandOutcome::from_pairs(&message.header_pairs)? else {
+        return Ok(Applied::nothing());
+    };
+    let ended = match &outcome.settled {
+        Settled::Succeeded { version } => Ended::Succeeded(*version),
+        Settled::Rejected { reason, message } => Ended::Rejected(reason, message),
+    };
+    settle(tx, headers, (&outcome.command_type, &outcome.command_key), ended).await
+}
+
+/// Records the outcome of the command `headers.causation_id`, and
+/// announces it (the library notifies once the transaction commits). The
+/// outcome names its command (type, key, actor), so the status is complete
+/// even when the event is projected before the command itself is seen.
+async fn settle(
     tx: &mut PgConnection,
     headers: &Headers,
     (command_type, aggregate_id): (&str, &str),
-    outcome: Settled<'_>,
+    outcome: Ended<'_>,
 ) -> Result<Applied, HandlerError> {
     let Ok(command_id) = Uuid::parse_str(&headers.causation_id) else {
-        return Ok(Applied::nothing()); // caused by no command (e.g. a system job): nothing to settle
+        return Ok(Applied::nothing()); // names no command anyone could wait for
     };
     let (status, version, reason, message) = match outcome {
-        Settled::Succeeded(version) => ("succeeded", Some(version), None, None),
-        Settled::Rejected(reason, message) => ("rejected", None, Some(reason), Some(message)),
-        Settled::Failed(reason, message) => ("failed", None, Some(reason), Some(message)),
+        Ended::Succeeded(version) => ("succeeded", version, None, None),
+        Ended::Rejected(reason, message) => ("rejected", None, Some(reason), Some(message)),
+        Ended::Failed(reason, message) => ("failed", None, Some(reason), Some(message)),
     };
     sqlx::query(
         "INSERT INTO commands (command_id, command_type, aggregate_id, actor, status, reason, message, version, created_at, updated_at)
@@ -114,5 +135,5 @@ pub async fn failed(tx: &mut PgConnection, letter: &InboundMessage) -> Result<Ap
         .map_or(headers.occurred_at, |at| at.with_timezone(&chrono::Utc));
     let as_cause = Headers { causation_id: headers.message_id.to_string(), occurred_at: failed_at, ..headers.clone() };
     let key = letter.key.as_deref().unwrap_or_default();
-    settle(tx, &as_cause, (&headers.message_type, key), Settled::Failed(reason.as_str(), &message)).await
+    settle(tx, &as_cause, (&headers.message_type, key), Ended::Failed(reason.as_str(), &message)).await
 }

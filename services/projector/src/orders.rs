@@ -1,17 +1,16 @@
 //! The orders read model (from orders.events).
 
 use orderflow_bus::{HandlerError, Headers};
-use orderflow_contracts::orders::{self, OrderEvent};
+use orderflow_contracts::orders::OrderEvent;
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::commands::{Settled, settle};
 use crate::projection::{db, millis, uuid};
 
-/// Applies one orders event, settles the command it answers (if a command
-/// caused it), and wakes whoever waits for the order to leave PENDING.
+/// Applies one orders event, and wakes whoever waits for the order to
+/// leave PENDING.
 pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent) -> Result<Applied, HandlerError> {
     match event {
         OrderEvent::Placed(e) => {
@@ -34,7 +33,7 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            settle(tx, headers, ("PlaceOrder", &e.order_id), Settled::Succeeded(e.version)).await
+            Ok(Applied::nothing())
         }
         OrderEvent::Confirmed(e) => {
             let payment = Some(uuid(&e.payment_id)?);
@@ -42,24 +41,15 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
         }
         OrderEvent::Cancelled(e) => {
             let reason = Some((e.reason.as_str(), e.message.as_str()));
-            let woken = transition(tx, &e.order_id, "CANCELLED", e.version, e.cancelled_at, reason, None).await?;
-            if e.reason != orders::REQUESTED {
-                return Ok(woken); // the saga's own decision, not a command's
-            }
-            let settled = settle(tx, headers, ("CancelOrder", &e.order_id), Settled::Succeeded(e.version)).await?;
-            Ok(merge(woken, settled))
+            transition(tx, &e.order_id, "CANCELLED", e.version, e.cancelled_at, reason, None).await
         }
-        OrderEvent::Shipped(e) => {
-            transition(tx, &e.order_id, "SHIPPED", e.version, e.shipped_at, None, None).await?;
-            settle(tx, headers, ("ShipOrder", &e.order_id), Settled::Succeeded(e.version)).await
-        }
+        OrderEvent::Shipped(e) => transition(tx, &e.order_id, "SHIPPED", e.version, e.shipped_at, None, None).await,
         OrderEvent::Delivered(e) => {
-            transition(tx, &e.order_id, "DELIVERED", e.version, e.delivered_at, None, None).await?;
-            settle(tx, headers, ("DeliverOrder", &e.order_id), Settled::Succeeded(e.version)).await
+            transition(tx, &e.order_id, "DELIVERED", e.version, e.delivered_at, None, None).await
         }
-        OrderEvent::Rejected(e) => {
-            settle(tx, headers, (&e.command_type, &e.order_id), Settled::Rejected(&e.reason, &e.message)).await
-        }
+        // A rejection changed nothing (its command's status is settled from
+        // its headers, like every outcome).
+        OrderEvent::Rejected(_) | OrderEvent::RetiredRejected(_) => Ok(Applied::nothing()),
     }
 }
 
@@ -96,8 +86,4 @@ async fn transition(
         Some(command_id) => Applied::notify(command_id.to_string()),
         None => Applied::nothing(),
     })
-}
-
-fn merge(a: Applied, b: Applied) -> Applied {
-    b.keys().iter().fold(a, |applied, key| applied.and_notify(key.clone()))
 }

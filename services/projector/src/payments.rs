@@ -1,16 +1,14 @@
 //! The payments read model (from payments.events).
 
-use orderflow_bus::{HandlerError, Headers};
-use orderflow_contracts::payments::{self, PaymentEvent};
+use orderflow_bus::HandlerError;
+use orderflow_contracts::payments::PaymentEvent;
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
 
-use crate::commands::{Settled, settle};
 use crate::projection::{db, millis, uuid};
 
-/// Applies one payments event and settles the command it answers, if a
-/// command (an admin's refund) caused it.
-pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &PaymentEvent) -> Result<Applied, HandlerError> {
+/// Applies one payments event.
+pub async fn apply(tx: &mut PgConnection, event: &PaymentEvent) -> Result<Applied, HandlerError> {
     match event {
         PaymentEvent::Authorized(e) => {
             let opened = Opened {
@@ -48,14 +46,11 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &PaymentEven
         PaymentEvent::Voided(e) => change(tx, &e.payment_id, "VOIDED", None, e.version, e.voided_at).await,
         PaymentEvent::Refunded(e) => {
             refunded(tx, &e.payment_id, e.refunded_total, e.version, e.refunded_at).await?;
-            if e.reason != payments::REQUESTED {
-                return Ok(Applied::nothing()); // the saga's refund of a cancelled order
-            }
-            settle(tx, headers, ("RefundPayment", &e.order_id), Settled::Succeeded(e.version)).await
+            Ok(Applied::nothing())
         }
-        PaymentEvent::CommandRejected(e) => {
-            settle(tx, headers, (&e.command_type, &e.order_id), Settled::Rejected(&e.reason, &e.message)).await
-        }
+        // A rejection changed nothing (its command's status is settled from
+        // its headers, like every outcome).
+        PaymentEvent::Rejected(_) | PaymentEvent::RetiredCommandRejected(_) => Ok(Applied::nothing()),
     }
 }
 

@@ -105,21 +105,23 @@ impl Projection for ReadModels {
         }
         let headers = message.headers()?;
         let payload = message.payload.as_deref();
-        if self.is(message, users::EVENTS) {
-            crate::users::apply(tx, &headers, &self.codec.decode(payload).await?).await
+        let applied = if self.is(message, users::EVENTS) {
+            crate::users::apply(tx, &self.codec.decode(payload).await?).await?
         } else if self.is(message, users::CREDENTIALS) {
-            crate::users::credentials(tx, &headers, &self.codec.decode(payload).await?).await
+            return crate::users::credentials(tx, &headers, &self.codec.decode(payload).await?).await;
         } else if self.is(message, orders::EVENTS) {
-            crate::orders::apply(tx, &headers, &self.codec.decode(payload).await?).await
+            crate::orders::apply(tx, &headers, &self.codec.decode(payload).await?).await?
         } else if self.is(message, payments::EVENTS) {
-            crate::payments::apply(tx, &headers, &self.codec.decode(payload).await?).await
+            crate::payments::apply(tx, &self.codec.decode(payload).await?).await?
         } else if [users::COMMANDS, orders::COMMANDS, payments::COMMANDS].into_iter().any(|t| self.is(message, t)) {
             // Only the headers: the command body (which may hold a hash) is
             // not needed to know that a command is pending.
-            commands::pending(tx, &headers, message.key.as_deref()).await
+            return commands::pending(tx, &headers, message.key.as_deref()).await;
         } else {
-            Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic)))
-        }
+            return Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic)));
+        };
+        // An event of any domain: the command whose outcome it carries.
+        Ok(applied.and(commands::settled(tx, message, &headers).await?))
     }
 }
 

@@ -7,7 +7,6 @@ use orderflow_projection::Applied;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::commands::{Settled, settle};
 use crate::projection::{db, millis, uuid};
 
 /// The latest credentials of a user; whoever waits for the command that
@@ -39,8 +38,8 @@ pub async fn credentials(
     })
 }
 
-/// Applies one users event and settles the command it answers.
-pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &UserEvent) -> Result<Applied, HandlerError> {
+/// Applies one users event.
+pub async fn apply(tx: &mut PgConnection, event: &UserEvent) -> Result<Applied, HandlerError> {
     match event {
         UserEvent::Registered(e) => {
             sqlx::query(
@@ -57,7 +56,7 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &UserEvent) 
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            settle(tx, headers, ("RegisterUser", &e.user_id), Settled::Succeeded(e.version)).await
+            Ok(Applied::nothing())
         }
         UserEvent::ProfileUpdated(e) => {
             sqlx::query(
@@ -71,7 +70,7 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &UserEvent) 
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            settle(tx, headers, ("UpdateUserProfile", &e.user_id), Settled::Succeeded(e.version)).await
+            Ok(Applied::nothing())
         }
         UserEvent::PasswordChanged(e) => {
             sqlx::query("UPDATE users SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
@@ -81,7 +80,7 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &UserEvent) 
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            settle(tx, headers, ("ChangeUserPassword", &e.user_id), Settled::Succeeded(e.version)).await
+            Ok(Applied::nothing())
         }
         UserEvent::Deactivated(e) => {
             sqlx::query(
@@ -93,13 +92,12 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &UserEvent) 
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            settle(tx, headers, ("DeactivateUser", &e.user_id), Settled::Succeeded(e.version)).await
+            Ok(Applied::nothing())
         }
-        UserEvent::RegistrationRejected(e) => {
-            settle(tx, headers, ("RegisterUser", &e.user_id), Settled::Rejected(&e.reason, &e.message)).await
-        }
-        UserEvent::CommandRejected(e) => {
-            settle(tx, headers, (&e.command_type, &e.user_id), Settled::Rejected(&e.reason, &e.message)).await
+        // A rejection changed nothing (its command's status is settled from
+        // its headers, like every outcome).
+        UserEvent::Rejected(_) | UserEvent::RetiredRegistrationRejected(_) | UserEvent::RetiredCommandRejected(_) => {
+            Ok(Applied::nothing())
         }
     }
 }

@@ -6,10 +6,12 @@
 //! publishes: `UserRegistered`, `UserProfileUpdated`, ... on `users.events`
 //! (no credentials there), the latest credentials on `users.credentials`.
 //!
+//! - [`commands`]: the commands as the rules read them (ids parsed).
 //! - [`rules`]: what each command means (pure decisions).
 //! - [`store`]: loading and saving users.
 //! - [`settings`]: the service's own setting (bootstrap admins).
 
+pub mod commands;
 pub mod rules;
 pub mod settings;
 pub mod store;
@@ -17,12 +19,12 @@ pub mod store;
 use chrono::Utc;
 use orderflow_contracts::Topic;
 use orderflow_contracts::users::{self, UserCommand};
-use orderflow_runtime::{DomainError, Emit, Inbound, Refusal, Service};
+use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Service};
 use sqlx::PgConnection;
 
 pub use settings::{Rules, Settings};
 
-use crate::rules::Outcome;
+use crate::commands::Command;
 
 /// The user service's rules, run by the kit.
 #[derive(Debug, Clone)]
@@ -33,7 +35,9 @@ pub struct UserService {
 impl Service for UserService {
     type Domain = Rules;
     type Input = UserCommand;
+    type Message = Command;
     const PUBLISHES: &'static [Topic] = &[users::EVENTS, users::CREDENTIALS];
+    const EVENTS: Topic = users::EVENTS;
     const CONSUMES: &'static [Topic] = &[users::COMMANDS];
 
     fn migrator() -> sqlx::migrate::Migrator {
@@ -44,40 +48,22 @@ impl Service for UserService {
         Self { admins: settings.domain.bootstrap_admins.clone() }
     }
 
-    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, UserCommand>) -> Result<Vec<Emit>, DomainError> {
+    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, Command>) -> Result<Vec<Emit>, DomainError> {
         let now = Utc::now();
-        let outcome = match &input.message {
-            UserCommand::Register(cmd) => {
-                let id = rules::user_id(&cmd.user_id)?;
-                let (user, events) = rules::register(cmd, id, &self.admins, now);
-                return Ok(match store::insert(tx, &user, now).await? {
-                    None => events,
-                    Some(conflict) => vec![rules::registration_conflict(cmd, conflict)],
-                });
-            }
-            UserCommand::UpdateProfile(cmd) => {
-                let current = store::load_for_update(tx, rules::user_id(&cmd.user_id)?).await?;
-                rules::update_profile(current, cmd, now)
-            }
-            UserCommand::ChangePassword(cmd) => {
-                let current = store::load_for_update(tx, rules::user_id(&cmd.user_id)?).await?;
-                rules::change_password(current, cmd, now)
-            }
-            UserCommand::Deactivate(cmd) => {
-                let current = store::load_for_update(tx, rules::user_id(&cmd.user_id)?).await?;
-                rules::deactivate(current, cmd, now)
-            }
-        };
-        match outcome {
-            Outcome::Changed { user, events } => {
+        if let Command::Register(registration) = input.message {
+            let (user, events) = rules::register(registration, &self.admins, now);
+            return match store::insert(tx, &user, now).await? {
+                None => Ok(events),
+                Some(conflict) => Err(rules::registration_conflict(registration, conflict).into()),
+            };
+        }
+        let current = store::load_for_update(tx, input.message.id().0).await?;
+        match rules::change(current, input.message, now)? {
+            Decision::Changed { state: user, events } => {
                 store::update(tx, &user, now).await?;
                 Ok(events)
             }
-            Outcome::Rejected(rejection) => Ok(vec![rejection]),
+            Decision::Unchanged(_) => Ok(Vec::new()),
         }
-    }
-
-    fn rejection(&self, input: &Inbound<'_, UserCommand>, refusal: &Refusal) -> Option<Emit> {
-        Some(rules::refused(&input.message, refusal))
     }
 }

@@ -188,7 +188,7 @@ async fn an_admin_ships_delivers_and_refunds_part_of_an_order() {
     assert_eq!(system.call(Method::GET, "/api/v1/payments", Some(&token), None).await.0, 403);
     assert_eq!(
         types_for(&system, "orders.events", &id).await,
-        ["OrderPlaced", "OrderConfirmed", "OrderRejected", "OrderShipped", "OrderRejected", "OrderDelivered"]
+        ["OrderPlaced", "OrderConfirmed", "CommandRejected", "OrderShipped", "CommandRejected", "OrderDelivered"]
     );
     system.stop().await;
 }

@@ -106,7 +106,7 @@ async fn killed_between_database_commit_and_offset_commit() {
         .collect();
     assert_eq!(registered.len(), 1, "one effect, one event: {:?}", events.iter().map(|(t, _)| t).collect::<Vec<_>>());
     assert!(
-        !events.iter().any(|(t, _)| t == "UserRegistrationRejected"),
+        !events.iter().any(|(t, _)| t == "CommandRejected"),
         "the redelivery was not treated as a new registration"
     );
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")

@@ -1,0 +1,58 @@
+//! The users commands as the rules see them: ids and emails parsed once,
+//! where the kit decodes a message. A command whose id is not a uuid is
+//! refused here, before any rule runs.
+
+use orderflow_contracts::Refusal;
+use orderflow_contracts::ids::{Email, UserId};
+use orderflow_contracts::users::UserCommand;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Register(Registration),
+    UpdateProfile { id: UserId, first_name: Option<String>, last_name: Option<String> },
+    ChangePassword { id: UserId, password_hash: String },
+    Deactivate { id: UserId },
+}
+
+/// A `RegisterUser`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub id: UserId,
+    pub email: Email,
+    /// Argon2id, hashed by the ingress: a password never travels.
+    pub password_hash: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl Command {
+    /// The user it is about.
+    pub fn id(&self) -> UserId {
+        match self {
+            Command::Register(registration) => registration.id,
+            Command::UpdateProfile { id, .. } | Command::ChangePassword { id, .. } | Command::Deactivate { id } => *id,
+        }
+    }
+}
+
+impl TryFrom<UserCommand> for Command {
+    type Error = Refusal;
+
+    fn try_from(command: UserCommand) -> Result<Self, Refusal> {
+        let id = UserId::parse("user_id", command.user_id())?;
+        Ok(match command {
+            UserCommand::Register(c) => Command::Register(Registration {
+                id,
+                email: Email::parse(&c.email),
+                password_hash: c.password_hash,
+                first_name: c.first_name,
+                last_name: c.last_name,
+            }),
+            UserCommand::UpdateProfile(c) => {
+                Command::UpdateProfile { id, first_name: c.first_name, last_name: c.last_name }
+            }
+            UserCommand::ChangePassword(c) => Command::ChangePassword { id, password_hash: c.password_hash },
+            UserCommand::Deactivate(_) => Command::Deactivate { id },
+        })
+    }
+}
