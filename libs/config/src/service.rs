@@ -128,11 +128,29 @@ pub struct EffectSettings {
     pub timeout_ms: u64,
     /// Calls in flight at once, per process.
     pub concurrency: usize,
+    /// How long a run of inputs waits, before its transaction, for the
+    /// first attempt of the calls its service named up front
+    /// (`Service::calls`): long enough for a healthy outside system, so
+    /// that such an input is handled once; a call that takes longer parks
+    /// its input's key and the partition flows on. 0: never wait.
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+}
+
+fn default_wait_ms() -> u64 {
+    100
 }
 
 impl Default for EffectSettings {
     fn default() -> Self {
-        Self { max_attempts: 5, base_backoff_ms: 200, max_backoff_ms: 10_000, timeout_ms: 10_000, concurrency: 32 }
+        Self {
+            max_attempts: 5,
+            base_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+            timeout_ms: 10_000,
+            concurrency: 32,
+            wait_ms: default_wait_ms(),
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use orderflow_config::EffectSettings;
 use orderflow_outbox::effects::{self, ClaimedEffect, EffectState};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -112,6 +112,10 @@ pub async fn outcome(tx: &mut PgConnection, request: EffectRequest) -> Result<Ca
     }
 }
 
+/// A call claimed as it was recorded, and whom to tell when its first
+/// attempt has ended.
+type Arrival = (ClaimedEffect, Option<oneshot::Sender<()>>);
+
 /// Records a call a handler asked for and hands it to the effector: with
 /// a slot free, claimed in the same statement and made at once; otherwise
 /// left due for the effector to claim.
@@ -120,26 +124,36 @@ pub(crate) struct Requests {
     pool: PgPool,
     requested: Arc<Notify>,
     slots: Arc<Semaphore>,
-    claimed: tokio::sync::mpsc::UnboundedSender<ClaimedEffect>,
+    claimed: tokio::sync::mpsc::UnboundedSender<Arrival>,
     lease: Duration,
 }
 
 impl Requests {
-    pub(crate) async fn record(&self, calls: &[(EffectRequest, &str)]) -> Result<(), sqlx::Error> {
+    /// Records `calls` (each for the input of its key). For each call made
+    /// now (claimed here: not recorded before, a slot free), a receiver
+    /// that hears when its first attempt has ended, whatever its outcome.
+    pub(crate) async fn record(
+        &self,
+        calls: &[(EffectRequest, &str)],
+    ) -> Result<Vec<oneshot::Receiver<()>>, sqlx::Error> {
         if calls.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let claim_for = (self.slots.available_permits() >= calls.len()).then_some(self.lease);
         let claimed = effects::request(&self.pool, calls, claim_for).await?;
         if claim_for.is_none() {
             self.requested.notify_one();
         }
+        let mut attempts = Vec::with_capacity(claimed.len());
         for call in claimed {
+            let (ended, attempt) = oneshot::channel();
             // The effector ended (shutdown): the claim lapses and another
             // process makes the call.
-            let _ = self.claimed.send(call);
+            if self.claimed.send((call, Some(ended))).is_ok() {
+                attempts.push(attempt);
+            }
         }
-        Ok(())
+        Ok(attempts)
     }
 }
 
@@ -153,8 +167,8 @@ pub struct Effector<S> {
     /// Calls in flight, at most `settings.concurrency`.
     slots: Arc<Semaphore>,
     /// Calls claimed as they were recorded ([`Requests`]), and where they arrive.
-    claimed: tokio::sync::mpsc::UnboundedSender<ClaimedEffect>,
-    arrivals: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<ClaimedEffect>>>,
+    claimed: tokio::sync::mpsc::UnboundedSender<Arrival>,
+    arrivals: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Arrival>>>,
 }
 
 impl<S> std::fmt::Debug for Effector<S> {
@@ -228,7 +242,7 @@ impl<S: Service> Effector<S> {
                         // or a call ending, wakes the loop).
                         let all_due = claimed.len() < free;
                         for call in claimed {
-                            self.spawn(call, &mut calls);
+                            self.spawn((call, None), &mut calls);
                         }
                         if all_due {
                             match effects::next_due(&self.pool).await {
@@ -258,12 +272,16 @@ impl<S: Service> Effector<S> {
         }
     }
 
-    /// Makes `call` in a task of its own, once a slot is free.
-    fn spawn(self: &Arc<Self>, call: ClaimedEffect, calls: &mut JoinSet<()>) {
+    /// Makes `call` in a task of its own, once a slot is free, and tells
+    /// whoever waits for its attempt.
+    fn spawn(self: &Arc<Self>, (call, ended): Arrival, calls: &mut JoinSet<()>) {
         let effector = Arc::clone(self);
         calls.spawn(async move {
             let Ok(_slot) = Arc::clone(&effector.slots).acquire_owned().await else { return };
             effector.make(call).await;
+            if let Some(ended) = ended {
+                let _ = ended.send(()); // nobody waits any more: fine
+            }
         });
     }
 

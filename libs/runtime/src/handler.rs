@@ -149,6 +149,18 @@ pub trait Service: Send + Sync + Sized + 'static {
         async move { Err(crate::effects::EffectError(format!("this service makes no `{kind}` calls"))) }
     }
 
+    /// The calls to outside systems `message` will need, when the service
+    /// can name them from the message alone (an order's authorization, from
+    /// the placed order). The kit records and starts them before the run's
+    /// transaction and waits for their first attempt up to
+    /// `effects.wait_ms`, so a healthy outside system costs one handling of
+    /// the input; the service still asks for each answer with
+    /// [`crate::effects::outcome`], and one not there yet parks the input as
+    /// usual. Calls that need the loaded state are asked for there alone.
+    fn calls(&self, _message: &Self::Message) -> Vec<crate::effects::EffectRequest> {
+        Vec::new()
+    }
+
     /// How often [`Service::due`] runs; `None` (the default): never.
     fn schedule(&self) -> Option<std::time::Duration> {
         None
@@ -183,6 +195,9 @@ pub struct TransactionalHandler<S> {
     pub group: String,
     /// Where the calls its inputs await are recorded.
     pub(crate) requests: crate::effects::Requests,
+    /// How long a run waits for the calls its service named up front
+    /// ([`Service::calls`]) before its transaction.
+    pub(crate) call_wait: std::time::Duration,
 }
 
 impl<S: Service> TransactionalHandler<S> {
@@ -401,10 +416,32 @@ impl<S: Service> TransactionalHandler<S> {
         self.record(&calls).await
     }
 
+    /// Records and starts the calls the service names up front for `inputs`
+    /// ([`Service::calls`]), and waits (bounded) for their first attempts.
+    /// A call recorded before (a redelivery, a call already under way) is
+    /// neither made again nor waited for.
+    async fn start_calls(&self, inputs: &[Input<'_, S::Message>]) -> Result<(), HandlerError> {
+        if self.call_wait.is_zero() {
+            return Ok(());
+        }
+        let mut calls = Vec::new();
+        for input in inputs {
+            if let Ok(message) = &input.message {
+                calls.extend(self.service.calls(message).into_iter().map(|call| (call, input.key.as_str())));
+            }
+        }
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let attempts = self.requests.record(&calls).await.map_err(classify)?;
+        let _ = tokio::time::timeout(self.call_wait, futures::future::join_all(attempts)).await;
+        Ok(())
+    }
+
     /// Records the calls inputs wait for, once their transaction has ended
     /// (it holds a connection; recording takes another).
     async fn record(&self, calls: &[(crate::effects::EffectRequest, &str)]) -> Result<(), HandlerError> {
-        self.requests.record(calls).await.map_err(classify)
+        self.requests.record(calls).await.map(drop).map_err(classify)
     }
 
     /// Runs [`Service::due`] once: its changes and the outbox rows of its
@@ -463,6 +500,7 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         for message in messages {
             inputs.push(self.decode(message).await?);
         }
+        self.start_calls(&inputs).await?;
         let mut handled = Handled::all();
         // Keys with a message left for later: the run's later messages of
         // those keys wait behind it.

@@ -100,6 +100,7 @@ pub async fn run_service<S: Service>(
         kafka: settings.kafka.clone(),
         group: settings.consumer.group.clone(),
         requests: effector.requests(),
+        call_wait: Duration::from_millis(settings.effects.wait_ms),
     });
     supervisor.spawn("effector", effector.run(shutdown.clone()));
     if let Some(every) = handler.service.schedule() {

@@ -51,6 +51,14 @@ impl PaymentService {
         Self { provider }
     }
 
+    fn authorization(placed: &Placed) -> ProviderCall {
+        ProviderCall::Authorize {
+            payment_id: rules::payment_id(placed.order.0),
+            amount: placed.total,
+            currency: placed.currency.clone(),
+        }
+    }
+
     /// A placed order: one payment, authorized for its total (the call is
     /// made outside this transaction: [`effects::outcome`] parks the input
     /// until it is).
@@ -58,12 +66,7 @@ impl PaymentService {
         if store::load_for_update(tx, placed.order.0).await?.is_some() {
             return Ok(Vec::new()); // one payment per order
         }
-        let call = ProviderCall::Authorize {
-            payment_id: rules::payment_id(placed.order.0),
-            amount: placed.total,
-            currency: placed.currency.clone(),
-        };
-        let decision = match effects::outcome(tx, call.request()).await? {
+        let decision = match effects::outcome(tx, Self::authorization(placed).request()).await? {
             Called::Done(answer) => serde_json::from_value(answer).map_err(|e| {
                 Refusal::new(Reason::ProviderAnswerInvalid, format!("the recorded authorization is unreadable: {e}"))
             })?,
@@ -131,6 +134,15 @@ impl Service for PaymentService {
             Input::Other(_) => return Ok(Vec::new()),
         };
         self.save(tx, outcome).await
+    }
+
+    /// A placed order's authorization, named from the order alone, so that
+    /// it is usually answered before the order is handled (once).
+    fn calls(&self, message: &Input) -> Vec<effects::EffectRequest> {
+        match message {
+            Input::Placed(placed) => vec![Self::authorization(placed).request()],
+            _ => Vec::new(),
+        }
     }
 
     async fn perform(&self, effect: &Effect) -> Result<serde_json::Value, EffectError> {
