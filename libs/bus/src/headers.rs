@@ -108,7 +108,8 @@ impl Headers {
 pub struct CommandOutcome {
     /// The command's `message_type` (the event's `causation_id` is its id).
     pub command_type: String,
-    /// The command's key: the entity it was about.
+    /// The command's key: the entity it was about. On the wire only when
+    /// it is not the event's own key (it almost always is).
     pub command_key: String,
     pub settled: Settled,
 }
@@ -136,11 +137,15 @@ pub mod outcome {
 }
 
 impl CommandOutcome {
-    /// Appends the outcome headers to `pairs`.
-    pub fn append_to(&self, pairs: &mut Vec<(String, Vec<u8>)>) {
+    /// Appends the outcome headers of an event keyed `event_key` to
+    /// `pairs`: as few as say it (every header is stored with every
+    /// record).
+    pub fn append_to(&self, pairs: &mut Vec<(String, Vec<u8>)>, event_key: &str) {
         let mut put = |name: &str, value: &str| pairs.push((name.to_owned(), value.as_bytes().to_vec()));
         put(outcome::COMMAND_TYPE, &self.command_type);
-        put(outcome::COMMAND_KEY, &self.command_key);
+        if self.command_key != event_key {
+            put(outcome::COMMAND_KEY, &self.command_key);
+        }
         match &self.settled {
             Settled::Succeeded { version } => {
                 put(outcome::OUTCOME, outcome::SUCCEEDED);
@@ -156,9 +161,9 @@ impl CommandOutcome {
         }
     }
 
-    /// The outcome a message's headers carry: `None` for a message no
-    /// command caused directly (a saga step, a scheduled one).
-    pub fn from_pairs(pairs: &[(String, Vec<u8>)]) -> Result<Option<Self>, HeaderError> {
+    /// The outcome the headers of a message keyed `key` carry: `None` for
+    /// a message no command caused directly (a saga step, a scheduled one).
+    pub fn from_pairs(pairs: &[(String, Vec<u8>)], key: Option<&str>) -> Result<Option<Self>, HeaderError> {
         let Some(outcome) = header_value(pairs, outcome::OUTCOME) else { return Ok(None) };
         let get = |name: &'static str| header_value(pairs, name).map(str::to_owned).ok_or(HeaderError::Missing(name));
         let settled = match outcome {
@@ -180,7 +185,11 @@ impl CommandOutcome {
                 });
             }
         };
-        Ok(Some(Self { command_type: get(outcome::COMMAND_TYPE)?, command_key: get(outcome::COMMAND_KEY)?, settled }))
+        let command_key = match header_value(pairs, outcome::COMMAND_KEY).or(key) {
+            Some(key) => key.to_owned(),
+            None => return Err(HeaderError::Missing(outcome::COMMAND_KEY)),
+        };
+        Ok(Some(Self { command_type: get(outcome::COMMAND_TYPE)?, command_key, settled }))
     }
 }
 
@@ -341,7 +350,7 @@ mod tests {
     #[test]
     fn an_outcome_round_trips_and_a_message_without_one_has_none() {
         let mut pairs = Headers::new_root("UserRegistered", "system").to_pairs();
-        assert_eq!(CommandOutcome::from_pairs(&pairs), Ok(None));
+        assert_eq!(CommandOutcome::from_pairs(&pairs, Some("o-1")), Ok(None));
         for settled in [
             Settled::Succeeded { version: Some(3) },
             Settled::Succeeded { version: None },
@@ -349,10 +358,15 @@ mod tests {
         ] {
             let outcome = CommandOutcome { command_type: "ShipOrder".into(), command_key: "o-1".into(), settled };
             let mut with = pairs.clone();
-            outcome.append_to(&mut with);
-            assert_eq!(CommandOutcome::from_pairs(&with), Ok(Some(outcome)));
+            outcome.append_to(&mut with, "o-1");
+            assert!(header_value(&with, outcome::COMMAND_KEY).is_none(), "the event's own key is not repeated");
+            assert_eq!(CommandOutcome::from_pairs(&with, Some("o-1")), Ok(Some(outcome.clone())));
+            let mut other = pairs.clone();
+            outcome.append_to(&mut other, "p-1");
+            assert_eq!(CommandOutcome::from_pairs(&other, Some("p-1")), Ok(Some(outcome)), "another key is named");
         }
         pairs.push((outcome::OUTCOME.into(), b"maybe".to_vec()));
-        assert!(matches!(CommandOutcome::from_pairs(&pairs), Err(HeaderError::Invalid { name: "outcome", .. })));
+        let invalid = CommandOutcome::from_pairs(&pairs, Some("o-1"));
+        assert!(matches!(invalid, Err(HeaderError::Invalid { name: "outcome", .. })));
     }
 }

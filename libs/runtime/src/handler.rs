@@ -233,12 +233,13 @@ impl<S: Service> TransactionalHandler<S> {
     ) -> Result<(), HandlerError> {
         for emit in emits {
             let mut headers = cause.caused(emit.message.name()).to_pairs();
+            let key = emit.message.key();
             if let Some(outcome) = outcome {
-                outcome.append_to(&mut headers);
+                outcome.append_to(&mut headers, &key);
             }
             out.push(OutboxMessage {
                 topic: self.kafka.topic(emit.topic.name),
-                key: emit.message.key(),
+                key,
                 payload: emit.message.encode(&self.codec).await.map_err(HandlerError::from)?,
                 headers,
             });

@@ -57,7 +57,7 @@ pub async fn settled(
     message: &InboundMessage,
     headers: &Headers,
 ) -> Result<Applied, HandlerError> {
-    let Some(outcome) = CommandOutcome::from_pairs(&message.header_pairs)? else {
+    let Some(outcome) = CommandOutcome::from_pairs(&message.header_pairs, message.key.as_deref())? else {
         return Ok(Applied::nothing());
     };
     let ended = match &outcome.settled {

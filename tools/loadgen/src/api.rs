@@ -46,6 +46,9 @@ pub struct Api {
     base: String,
 }
 
+/// Tries of one setup request that the target refused for now.
+const SETUP_RETRIES: usize = 120;
+
 impl Api {
     /// `base` is the ingress root (`http://127.0.0.1:28080`); `timeout`
     /// bounds every request (it must exceed the `Prefer: wait`).
@@ -90,8 +93,8 @@ impl Api {
         Ok(BenchUser { id, token })
     }
 
-    /// POSTs `body` to `path` and returns the JSON answer, which must come
-    /// with `expected`.
+    /// POSTs `body` to `path` (setting up: registering, logging in) and
+    /// returns the JSON answer, which must come with `expected`.
     async fn post_expecting(
         &self,
         path: &str,
@@ -99,17 +102,33 @@ impl Api {
         body: &Value,
         expected: StatusCode,
     ) -> anyhow::Result<Value> {
-        let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
+        // Setting up is not the measurement: a limit the target enforces
+        // (the dev stack's 5 logins/s per IP) or a busy answer is waited
+        // out as the answer says, within a bound.
+        for _ in 0..SETUP_RETRIES {
+            let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+                let after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(std::time::Duration::from_secs(after.clamp(1, 10))).await;
+                continue;
+            }
+            let bytes = response.bytes().await?;
+            if status != expected {
+                bail!("answered {status}: {}", String::from_utf8_lossy(&bytes));
+            }
+            return Ok(serde_json::from_slice(&bytes)?);
         }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        if status != expected {
-            bail!("answered {status}: {}", String::from_utf8_lossy(&bytes));
-        }
-        Ok(serde_json::from_slice(&bytes)?)
+        bail!("still refused (429/503) after {SETUP_RETRIES} tries")
     }
 
     /// `PATCH /api/v1/users/{id}` with `Prefer: wait=<wait>`.
