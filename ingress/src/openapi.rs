@@ -54,49 +54,6 @@ pub struct TokenAnswer {
     pub user_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Customer {
-    pub id: Uuid,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderPayment {
-    pub id: Uuid,
-    pub status: Option<String>,
-    pub amount: Option<i64>,
-    pub currency: String,
-    pub captured: Option<i64>,
-    pub refunded: Option<i64>,
-    pub reason: Option<String>,
-    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// An order as the API shows it, with its customer and payment.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderView {
-    pub id: Uuid,
-    pub status: String,
-    /// The lines: `product_id`, `name`, `quantity`, `unit_price` (minor units).
-    #[schema(value_type = Vec<Object>)]
-    pub items: Value,
-    pub currency: String,
-    /// Minor units.
-    pub total: i64,
-    #[schema(value_type = Object)]
-    pub shipping_address: Value,
-    pub notes: Option<String>,
-    pub reason: Option<String>,
-    pub reason_message: Option<String>,
-    pub version: i64,
-    pub placed_at: chrono::DateTime<chrono::Utc>,
-    pub payment_deadline: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-    pub customer: Customer,
-    pub payment: Option<OrderPayment>,
-}
-
 macro_rules! page {
     ($name:ident, $item:ty) => {
         /// A page of a list, and where it is in the whole list.
@@ -152,7 +109,7 @@ pub struct AuditReport {
 }
 
 page!(UserPage, users::User);
-page!(OrderPage, OrderView);
+page!(OrderPage, orders::OrderView);
 page!(PaymentPage, payments::Payment);
 
 #[derive(Debug, OpenApi)]
@@ -165,7 +122,7 @@ page!(PaymentPage, payments::Payment);
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
         audit::list, audit::verify, audit::correlation,
     ),
-    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, OrderView, UserPage, OrderPage, PaymentPage, AuditPage, AuditStory, AuditReport)),
+    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, AuditPage, AuditStory, AuditReport)),
     modifiers(&Common),
 )]
 pub struct ApiDoc;

@@ -20,8 +20,9 @@ use crate::request::RequestContext;
 use crate::routes::{Page, list_query, own_list, path_id, query_id};
 use crate::status;
 
-/// An order as the API shows it: with its payment and its customer's name.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+/// An order's row of the read model's `order_details` view, shown as an
+/// [`OrderView`].
+#[derive(Debug, sqlx::FromRow)]
 pub struct Order {
     pub id: Uuid,
     pub customer_id: Uuid,
@@ -51,42 +52,87 @@ pub struct Order {
     pub payment_updated_at: Option<DateTime<Utc>>,
 }
 
-impl Order {
-    /// The JSON shape: the customer and the payment as objects of their own.
-    fn render(self) -> Value {
-        let payment = self.payment_id.map(|id| {
-            serde_json::json!({
-                "id": id,
-                "status": self.payment_status,
-                "amount": self.payment_amount,
-                "currency": self.currency,
-                "captured": self.payment_captured,
-                "refunded": self.payment_refunded,
-                "reason": self.payment_reason,
-                "updated_at": self.payment_updated_at,
-            })
+/// An order as the API shows it, with its customer and payment: what the
+/// handlers answer and what the OpenAPI document describes, one type.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    /// PENDING, CONFIRMED, SHIPPED, DELIVERED or CANCELLED.
+    pub status: String,
+    /// The lines: `product_id`, `name`, `quantity`, `unit_price` (minor units).
+    #[schema(value_type = Vec<Object>)]
+    pub items: Value,
+    pub currency: String,
+    /// Minor units.
+    pub total: i64,
+    #[schema(value_type = Object)]
+    pub shipping_address: Value,
+    pub notes: Option<String>,
+    /// Why a CANCELLED order was cancelled: REQUESTED, PAYMENT_DECLINED, PAYMENT_TIMEOUT.
+    pub reason: Option<String>,
+    pub reason_message: Option<String>,
+    pub version: i64,
+    pub placed_at: DateTime<Utc>,
+    pub payment_deadline: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub customer: Customer,
+    pub payment: Option<OrderPayment>,
+}
+
+/// Who placed an order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Customer {
+    pub id: Uuid,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// An order's payment, as far as the payments read model knows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OrderPayment {
+    pub id: Uuid,
+    pub status: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: String,
+    pub captured: Option<i64>,
+    pub refunded: Option<i64>,
+    pub reason: Option<String>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<Order> for OrderView {
+    fn from(order: Order) -> Self {
+        let payment = order.payment_id.map(|id| OrderPayment {
+            id,
+            status: order.payment_status,
+            amount: order.payment_amount,
+            currency: order.currency.clone(),
+            captured: order.payment_captured,
+            refunded: order.payment_refunded,
+            reason: order.payment_reason,
+            updated_at: order.payment_updated_at,
         });
-        serde_json::json!({
-            "id": self.id,
-            "status": self.status,
-            "items": self.items,
-            "currency": self.currency,
-            "total": self.total,
-            "shipping_address": self.shipping_address,
-            "notes": self.notes,
-            "reason": self.reason,
-            "reason_message": self.reason_message,
-            "version": self.version,
-            "placed_at": self.placed_at,
-            "payment_deadline": self.payment_deadline,
-            "updated_at": self.updated_at,
-            "customer": {
-                "id": self.customer_id,
-                "first_name": self.customer_first_name,
-                "last_name": self.customer_last_name,
+        OrderView {
+            id: order.id,
+            status: order.status,
+            items: order.items.0,
+            currency: order.currency,
+            total: order.total,
+            shipping_address: order.shipping_address.0,
+            notes: order.notes,
+            reason: order.reason,
+            reason_message: order.reason_message,
+            version: order.version,
+            placed_at: order.placed_at,
+            payment_deadline: order.payment_deadline,
+            updated_at: order.updated_at,
+            customer: Customer {
+                id: order.customer_id,
+                first_name: order.customer_first_name,
+                last_name: order.customer_last_name,
             },
-            "payment": payment,
-        })
+            payment,
+        }
     }
 }
 
@@ -109,7 +155,7 @@ async fn load(state: &AppState, id: Uuid) -> ApiResult<Order> {
 
 fn ok_order(status: StatusCode, order: Order) -> Response {
     let location = format!("/api/v1/orders/{}", order.id);
-    let mut response = (status, axum::Json(order.render())).into_response();
+    let mut response = (status, axum::Json(OrderView::from(order))).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -149,7 +195,7 @@ pub struct Place {
 /// the order once it has left PENDING — 201 CONFIRMED, or 201 CANCELLED
 /// with its reason (e.g. `PAYMENT_DECLINED`) — the rejection (409/422), or
 /// 202 if N seconds pass first.
-#[utoipa::path(post, path = "/api/v1/orders", summary = "Place an order", request_body = Place, params(("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 201, description = "placed and settled (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders", summary = "Place an order", request_body = Place, params(("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 201, description = "placed and settled (with Prefer: wait)", body = OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn place(
     State(state): State<AppState>,
     request: RequestContext,
@@ -218,7 +264,7 @@ pub async fn place(
 }
 
 /// `GET /api/v1/orders/{id}`: owner or admin.
-#[utoipa::path(get, path = "/api/v1/orders/{id}", summary = "An order (owner, admin, service)", params(("id" = String, Path, description = "a uuid")), responses((status = 200, description = "the order", body = crate::openapi::OrderView), (status = 404, description = "no such order", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/orders/{id}", summary = "An order (owner, admin, service)", params(("id" = String, Path, description = "a uuid")), responses((status = 200, description = "the order", body = OrderView), (status = 404, description = "no such order", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -231,7 +277,7 @@ pub async fn get(
 
 /// `POST /api/v1/orders/{id}/cancel`: owner or admin; PENDING or CONFIRMED
 /// orders only (else 409 `ILLEGAL_TRANSITION`, decided by the service).
-#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", summary = "Cancel (owner or admin)", params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "cancelled (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", summary = "Cancel (owner or admin)", params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "cancelled (with Prefer: wait)", body = OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
     request: RequestContext,
@@ -255,7 +301,7 @@ pub struct NewStatus {
 
 /// `PATCH /api/v1/orders/{id}/status` (admin): `{"status": "SHIPPED"}` or
 /// `{"status": "DELIVERED"}`.
-#[utoipa::path(patch, path = "/api/v1/orders/{id}/status", summary = "Ship or deliver (admin, service)", request_body = NewStatus, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = crate::openapi::OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION, or NOT_PAID: shipping needs a captured payment not refunded in full", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/orders/{id}/status", summary = "Ship or deliver (admin, service)", request_body = NewStatus, params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 200, description = "changed (with Prefer: wait)", body = OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "no such order", body = crate::openapi::ErrorBody), (status = 409, description = "ILLEGAL_TRANSITION, or NOT_PAID: shipping needs a captured payment not refunded in full", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn set_status(
     State(state): State<AppState>,
     request: RequestContext,
@@ -350,5 +396,5 @@ async fn list_where(state: &AppState, query: ListQuery, customer: Option<Uuid>) 
     .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
-    Ok(page.respond(items.into_iter().map(Order::render).collect(), total))
+    Ok(page.respond(items.into_iter().map(OrderView::from).collect(), total))
 }
