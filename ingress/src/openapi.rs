@@ -65,33 +65,16 @@ macro_rules! page {
             pub total: i64,
             pub total_pages: i64,
         }
+
+        impl crate::routes::Paged for $name {
+            type Item = $item;
+
+            fn new(items: Vec<$item>, page: crate::routes::Page, total: i64, total_pages: i64) -> Self {
+                Self { items, page: page.page, page_size: page.page_size, total, total_pages }
+            }
+        }
     };
 }
-/// A page of audit records, newest first, and the cursor to the next.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditPage {
-    /// Records: message id, type, entity, actor, correlation and causation
-    /// ids, occurred-at, source, the payload without its sensitive fields,
-    /// and the chain's hashes.
-    #[schema(value_type = Vec<Object>)]
-    pub items: Value,
-    pub page_size: i64,
-    pub order: String,
-    pub next_cursor: Option<String>,
-    /// The next page's URL.
-    pub next: Option<String>,
-}
-
-/// One request's records in causal order, each with its `depth` in the
-/// causation tree.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditStory {
-    pub correlation_id: String,
-    pub order: String,
-    #[schema(value_type = Vec<Object>)]
-    pub items: Value,
-}
-
 /// Whether every chain of the audit log is intact, and the first break.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditReport {
@@ -122,7 +105,7 @@ page!(PaymentPage, payments::Payment);
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
         audit::list, audit::verify, audit::correlation,
     ),
-    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, AuditPage, AuditStory, AuditReport)),
+    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, audit::AuditPage, audit::AuditStory, AuditReport)),
     modifiers(&Common),
 )]
 pub struct ApiDoc;

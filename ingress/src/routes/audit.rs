@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use orderflow_audit::Record;
 use orderflow_audit::query::{Cursor, Filter};
 use orderflow_config::DatabaseSettings;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -63,21 +63,79 @@ fn unavailable(error: sqlx::Error) -> ApiError {
     ApiError::unavailable("the audit log", error)
 }
 
-/// A record as the API shows it: the payload as JSON.
-fn show(record: Record) -> Value {
-    let payload = record.payload_json();
-    json!({
-        "message_id": record.message_id,
-        "message_type": record.message_type,
-        "entity": record.aggregate_key,
-        "actor": record.actor,
-        "correlation_id": record.correlation_id,
-        "causation_id": record.causation_id,
-        "occurred_at": record.occurred_at,
-        "source": {"topic": record.topic, "partition": record.partition, "offset": record.source_offset},
-        "chain": {"seq": record.seq, "prev_hash": record.prev_hash, "hash": record.hash},
-        "payload": payload,
-    })
+/// An audit record as the API shows it: the payload (without its
+/// sensitive fields) as JSON, where it was read and its place in its chain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordView {
+    pub message_id: uuid::Uuid,
+    pub message_type: String,
+    /// The aggregate id (the message's key).
+    pub entity: Option<String>,
+    pub actor: String,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub source: Source,
+    pub chain: Chain,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// In a correlation's story: its depth in the causation tree (0: the
+    /// first record of the request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+}
+
+/// Where a record was read.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Source {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A record's place in the hash chain of its source partition.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Chain {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A page of audit records, newest first, and the cursor to the next.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<RecordView>,
+    pub page_size: i64,
+    /// `newest first`.
+    pub order: &'static str,
+    pub next_cursor: Option<String>,
+    /// The next page's URL.
+    pub next: Option<String>,
+}
+
+/// One request's records in causal order, each with its `depth` in the
+/// causation tree.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditStory {
+    pub correlation_id: String,
+    pub order: &'static str,
+    pub items: Vec<RecordView>,
+}
+
+fn show(record: Record) -> RecordView {
+    RecordView {
+        payload: record.payload_json(),
+        message_id: record.message_id,
+        message_type: record.message_type,
+        entity: record.aggregate_key,
+        actor: record.actor,
+        correlation_id: record.correlation_id,
+        causation_id: record.causation_id,
+        occurred_at: record.occurred_at,
+        source: Source { topic: record.topic, partition: record.partition, offset: record.source_offset },
+        chain: Chain { seq: record.seq, prev_hash: record.prev_hash, hash: record.hash },
+        depth: None,
+    }
 }
 
 /// Unknown parameters are refused (a typo would otherwise widen the search).
@@ -143,7 +201,7 @@ fn percent(value: &str) -> String {
         .collect()
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", summary = "Search the audit log (admin)", params(("actor" = Option<String>, Query, description = "a user id or `system`"), ("entity" = Option<String>, Query, description = "an aggregate id (the Kafka key)"), ("type" = Option<String>, Query, description = "a message type, e.g. OrderPlaced"), ("correlation_id" = Option<String>, Query, description = "a request's id"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339"), ("page_size" = Option<i64>, Query, description = "1 to 500, 50 unless given"), ("cursor" = Option<String>, Query, description = "the `next_cursor` of the page before")), responses((status = 200, description = "a page of records, newest first", body = crate::openapi::AuditPage)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/audit", summary = "Search the audit log (admin)", params(("actor" = Option<String>, Query, description = "a user id or `system`"), ("entity" = Option<String>, Query, description = "an aggregate id (the Kafka key)"), ("type" = Option<String>, Query, description = "a message type, e.g. OrderPlaced"), ("correlation_id" = Option<String>, Query, description = "a request's id"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339"), ("page_size" = Option<i64>, Query, description = "1 to 500, 50 unless given"), ("cursor" = Option<String>, Query, description = "the `next_cursor` of the page before")), responses((status = 200, description = "a page of records, newest first", body = AuditPage)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -179,13 +237,13 @@ pub async fn list(
     let page = orderflow_audit::query::search(&state.audit, &filter, after, page_size).await.map_err(unavailable)?;
     let next_cursor = page.next.map(|c| c.encode());
     let next = next_cursor.as_deref().map(|c| next_link(&query, page_size, c));
-    Ok(axum::Json(json!({
-        "items": page.records.into_iter().map(show).collect::<Vec<_>>(),
-        "page_size": page_size,
-        "order": "newest first",
-        "next_cursor": next_cursor,
-        "next": next,
-    }))
+    Ok(axum::Json(AuditPage {
+        items: page.records.into_iter().map(show).collect(),
+        page_size,
+        order: "newest first",
+        next_cursor,
+        next,
+    })
     .into_response())
 }
 
@@ -212,7 +270,7 @@ pub async fn verify(
     Ok(axum::Json(report).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/correlations/{id}", summary = "One request's story in causal order (admin)", params(("id" = String, Path, description = "a correlation id (the request's X-Request-Id)")), responses((status = 200, description = "the records of the request, each after its cause", body = crate::openapi::AuditStory), (status = 404, description = "no record has this correlation id", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/audit/correlations/{id}", summary = "One request's story in causal order (admin)", params(("id" = String, Path, description = "a correlation id (the request's X-Request-Id)")), responses((status = 200, description = "the records of the request, each after its cause", body = AuditStory), (status = 404, description = "no record has this correlation id", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn correlation(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -223,18 +281,11 @@ pub async fn correlation(
     if story.is_empty() {
         return Err(ApiError::not_found(format!("no audit record has correlation id {id}")));
     }
-    let items: Vec<Value> = story
-        .into_iter()
-        .map(|(depth, record)| {
-            let mut shown = show(record);
-            shown["depth"] = json!(depth);
-            shown
-        })
-        .collect();
-    Ok(axum::Json(json!({
-        "correlation_id": id,
-        "order": "causal: each record after the one that caused it; siblings by time",
-        "items": items,
-    }))
+    let items = story.into_iter().map(|(depth, record)| RecordView { depth: Some(depth), ..show(record) }).collect();
+    Ok(axum::Json(AuditStory {
+        correlation_id: id,
+        order: "causal: each record after the one that caused it; siblings by time",
+        items,
+    })
     .into_response())
 }

@@ -8,7 +8,6 @@ pub mod users;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -45,17 +44,19 @@ impl Page {
         (self.page - 1) * self.page_size
     }
 
-    /// The list response: the items and where they are in the whole list.
-    pub fn respond<T: Serialize>(&self, items: Vec<T>, total: i64) -> Response {
-        Json(json!({
-            "items": items,
-            "page": self.page,
-            "page_size": self.page_size,
-            "total": total,
-            "total_pages": (total + self.page_size - 1) / self.page_size,
-        }))
-        .into_response()
+    /// The list response `P` (one of the OpenAPI document's page types):
+    /// the items and where they are in the whole list.
+    pub fn respond<P: Paged>(&self, items: Vec<P::Item>, total: i64) -> Response {
+        let total_pages = (total + self.page_size - 1) / self.page_size;
+        Json(P::new(items, *self, total, total_pages)).into_response()
     }
+}
+
+/// A page of a list as the API answers it (`crate::openapi`'s `page!`
+/// types): what the handlers return is what the document describes.
+pub trait Paged: Serialize {
+    type Item;
+    fn new(items: Vec<Self::Item>, page: Page, total: i64, total_pages: i64) -> Self;
 }
 
 /// A list's query parameters, or 400 naming what does not fit.

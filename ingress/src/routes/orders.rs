@@ -396,5 +396,5 @@ async fn list_where(state: &AppState, query: ListQuery, customer: Option<Uuid>) 
     .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
-    Ok(page.respond(items.into_iter().map(OrderView::from).collect(), total))
+    Ok(page.respond::<crate::openapi::OrderPage>(items.into_iter().map(OrderView::from).collect(), total))
 }

@@ -179,5 +179,5 @@ async fn list_where(state: &AppState, query: ListQuery, customer: Option<Uuid>) 
     .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
-    Ok(page.respond(items, total))
+    Ok(page.respond::<crate::openapi::PaymentPage>(items, total))
 }

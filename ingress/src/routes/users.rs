@@ -296,5 +296,5 @@ pub async fn list(
     .bind(page.offset())
     .fetch_all(&state.pool)
     .await?;
-    Ok(page.respond(items, total))
+    Ok(page.respond::<crate::openapi::UserPage>(items, total))
 }
