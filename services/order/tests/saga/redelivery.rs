@@ -2,6 +2,7 @@
 //! events republished as they were (same key, headers, message id), as a
 //! relay retry or a consumer restart would. Nothing changes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use orderflow_bus::Producer;
@@ -17,35 +18,38 @@ use crate::{assert_consistent, customer, order, place, pool, saga_settled, until
 async fn consumed(system: &System, group: &str, topics: &[&str]) {
     let (brokers, group) = (system.kafka.brokers.clone(), group.to_owned());
     let topics: Vec<String> = topics.iter().map(|t| system.topic(t)).collect();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer =
-            ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().expect("consumer");
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            let mut behind = Vec::new();
-            for topic in &topics {
-                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
-                for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-                    let (_, high) =
-                        consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(5)).expect("marks");
-                    let mut tpl = TopicPartitionList::new();
-                    tpl.add_partition(topic, partition.id());
-                    let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).expect("committed");
-                    let at = committed.elements()[0].offset().to_raw().unwrap_or(-1);
-                    if high > 0 && at < high {
-                        behind.push(format!("{topic}/{}: {at} < {high}", partition.id()));
-                    }
-                }
-            }
-            if behind.is_empty() {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "{group} did not consume everything: {behind:?}");
-            std::thread::sleep(Duration::from_millis(200));
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().expect("consumer"),
+    );
+    let what = format!("{group} consumed everything");
+    orderflow_testkit::until(&what, Duration::from_secs(90), || {
+        let (consumer, topics) = (Arc::clone(&consumer), topics.clone());
+        async move {
+            let behind = tokio::task::spawn_blocking(move || behind(&consumer, &topics)).await.expect("task");
+            if behind.is_empty() { Ok(()) } else { Err(format!("{behind:?}")) }
         }
     })
-    .await
-    .expect("task");
+    .await;
+}
+
+/// The partitions of `topics` where `consumer`'s group has not committed
+/// the end (blocking client calls).
+fn behind(consumer: &BaseConsumer, topics: &[String]) -> Vec<String> {
+    let mut behind = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(5)).expect("marks");
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(topic, partition.id());
+            let committed = consumer.committed_offsets(tpl, Duration::from_secs(5)).expect("committed");
+            let at = committed.elements()[0].offset().to_raw().unwrap_or(-1);
+            if high > 0 && at < high {
+                behind.push(format!("{topic}/{}: {at} < {high}", partition.id()));
+            }
+        }
+    }
+    behind
 }
 
 async fn snapshot(system: &System) -> (String, String, i64, i64) {
