@@ -132,7 +132,9 @@ pub struct EffectSettings {
     /// first attempt of the calls its service named up front
     /// (`Service::calls`): long enough for a healthy outside system, so
     /// that such an input is handled once; a call that takes longer parks
-    /// its input's key and the partition flows on. 0: never wait.
+    /// its input's key and the partition flows on. 0: calls are not started
+    /// up front (each input asks for its calls when handled, and waits
+    /// parked).
     #[serde(default = "default_wait_ms")]
     pub wait_ms: u64,
 }

@@ -153,8 +153,8 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// can name them from the message alone (an order's authorization, from
     /// the placed order). The kit records and starts them before the run's
     /// transaction and waits for their first attempt up to
-    /// `effects.wait_ms`, so a healthy outside system costs one handling of
-    /// the input; the service still asks for each answer with
+    /// `effects.wait_ms` (0: neither starts nor waits), so a healthy outside
+    /// system costs one handling of the input; the service still asks for each answer with
     /// [`crate::effects::outcome`], and one not there yet parks the input as
     /// usual. Calls that need the loaded state are asked for there alone.
     fn calls(&self, _message: &Self::Message) -> Vec<crate::effects::EffectRequest> {
@@ -259,7 +259,13 @@ impl<S: Service> TransactionalHandler<S> {
             return self.render(&input.headers.cause(), emits, None, out).await;
         }
         if emits.is_empty() {
-            tracing::warn!(command = input.name, message_id = %input.headers.message_id, "a command decided nothing: its status stays pending");
+            // Its status would stay pending: a service must answer each
+            // command with an event or a refusal. Dead-lettered instead
+            // (after retries), which settles it as failed.
+            return Err(HandlerError::Permanent(format!(
+                "{} decided nothing: a command is answered by an event or a refusal",
+                input.name
+            )));
         }
         let version = emits.iter().filter_map(|e| e.message.version()).max();
         let outcome = self.outcome(input, Settled::Succeeded { version });
@@ -418,12 +424,13 @@ impl<S: Service> TransactionalHandler<S> {
     }
 
     /// Records and starts the calls the service names up front for `inputs`
-    /// ([`Service::calls`]), and waits (bounded) for their first attempts.
+    /// ([`Service::calls`]), and waits (bounded) for their first attempts;
+    /// with `effects.wait_ms` 0, does nothing.
     /// A call recorded before (a redelivery, a call already under way) is
     /// neither made again nor waited for.
-    async fn start_calls(&self, inputs: &[Input<'_, S::Message>]) -> Result<(), HandlerError> {
+    async fn start_calls(&self, inputs: &[Input<'_, S::Message>]) {
         if self.call_wait.is_zero() {
-            return Ok(());
+            return;
         }
         let mut calls = Vec::new();
         for input in inputs {
@@ -432,11 +439,16 @@ impl<S: Service> TransactionalHandler<S> {
             }
         }
         if calls.is_empty() {
-            return Ok(());
+            return;
         }
-        let attempts = self.requests.record(&calls).await.map_err(classify)?;
-        let _ = tokio::time::timeout(self.call_wait, futures::future::join_all(attempts)).await;
-        Ok(())
+        // Only a head start: the inputs ask for their calls again when
+        // handled, so a failure here costs nothing but the head start.
+        match self.requests.record(&calls).await {
+            Ok(attempts) => {
+                let _ = tokio::time::timeout(self.call_wait, futures::future::join_all(attempts)).await;
+            }
+            Err(error) => tracing::warn!(%error, "cannot record the calls named up front; the inputs ask for them"),
+        }
     }
 
     /// Records the calls inputs wait for, once their transaction has ended
@@ -501,7 +513,7 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         for message in messages {
             inputs.push(self.decode(message).await?);
         }
-        self.start_calls(&inputs).await?;
+        self.start_calls(&inputs).await;
         let mut handled = Handled::all();
         // Keys with a message left for later: the run's later messages of
         // those keys wait behind it.

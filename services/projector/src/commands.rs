@@ -50,15 +50,27 @@ enum Ended<'a> {
 }
 
 /// Settles the command whose outcome an event's headers carry (the
-/// command is the event's `causation_id`); an event without one (a saga
-/// step, a scheduled one) settles nothing.
+/// command is the event's `causation_id`), or, for an event written before
+/// outcomes were on the bus, the one `legacy` says it answered; an event
+/// with neither (a saga step, a scheduled one) settles nothing. Outcome
+/// headers this build cannot read (a newer producer's) settle nothing
+/// either, with a warning: the event itself is still applied.
 pub async fn settled(
     tx: &mut PgConnection,
     message: &InboundMessage,
     headers: &Headers,
+    legacy: Option<CommandOutcome>,
 ) -> Result<Applied, HandlerError> {
-    let Some(outcome) = CommandOutcome::from_pairs(&message.header_pairs, message.key.as_deref())? else {
-        return Ok(Applied::nothing());
+    let outcome = match CommandOutcome::from_pairs(&message.header_pairs, message.key.as_deref()) {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => match legacy {
+            Some(outcome) => outcome,
+            None => return Ok(Applied::nothing()),
+        },
+        Err(error) => {
+            tracing::warn!(topic = %message.topic, offset = message.offset, %error, "unreadable outcome headers settle nothing");
+            return Ok(Applied::nothing());
+        }
     };
     let ended = match &outcome.settled {
         Settled::Succeeded { version } => Ended::Succeeded(*version),

@@ -14,6 +14,7 @@
 //! per database is active; a second one waits as a hot standby.
 
 pub mod commands;
+pub mod legacy;
 pub mod orders;
 pub mod payments;
 pub mod projection;

@@ -25,7 +25,7 @@ use orderflow_projection::{Applied, Definition, Projection};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::commands;
+use crate::{commands, legacy};
 
 /// The projection's name: its generation schemas are `readmodels_gen_<n>`.
 pub const NAME: &str = "readmodels";
@@ -105,14 +105,17 @@ impl Projection for ReadModels {
         }
         let headers = message.headers()?;
         let payload = message.payload.as_deref();
-        let applied = if self.is(message, users::EVENTS) {
-            crate::users::apply(tx, &self.codec.decode(payload).await?).await?
+        let (applied, legacy) = if self.is(message, users::EVENTS) {
+            let event = self.codec.decode(payload).await?;
+            (crate::users::apply(tx, &event).await?, legacy::users(&event))
         } else if self.is(message, users::CREDENTIALS) {
             return crate::users::credentials(tx, &headers, &self.codec.decode(payload).await?).await;
         } else if self.is(message, orders::EVENTS) {
-            crate::orders::apply(tx, &headers, &self.codec.decode(payload).await?).await?
+            let event = self.codec.decode(payload).await?;
+            (crate::orders::apply(tx, &headers, &event).await?, legacy::orders(&event))
         } else if self.is(message, payments::EVENTS) {
-            crate::payments::apply(tx, &self.codec.decode(payload).await?).await?
+            let event = self.codec.decode(payload).await?;
+            (crate::payments::apply(tx, &event).await?, legacy::payments(&event))
         } else if [users::COMMANDS, orders::COMMANDS, payments::COMMANDS].into_iter().any(|t| self.is(message, t)) {
             // Only the headers: the command body (which may hold a hash) is
             // not needed to know that a command is pending.
@@ -121,7 +124,7 @@ impl Projection for ReadModels {
             return Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic)));
         };
         // An event of any domain: the command whose outcome it carries.
-        Ok(applied.and(commands::settled(tx, message, &headers).await?))
+        Ok(applied.and(commands::settled(tx, message, &headers, legacy).await?))
     }
 }
 

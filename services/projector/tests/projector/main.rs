@@ -1,6 +1,7 @@
 //! Rebuilding the read models by replay, while the system keeps working.
 
 mod failed;
+mod legacy;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
