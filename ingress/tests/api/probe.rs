@@ -170,13 +170,12 @@ async fn overload_is_shed_at_once_with_retry_after_and_sends_nothing() {
         })
     };
     // The one waiting place is taken once its command is on the bus.
-    let before = loop {
-        let sent = commands_on(&system, orders).await;
-        if sent == 1 {
-            break sent;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let before =
+        orderflow_testkit::until("the first command is on the bus", std::time::Duration::from_secs(30), || async {
+            let sent = commands_on(&system, orders).await;
+            if sent == 1 { Ok(sent) } else { Err(format!("{sent} commands")) }
+        })
+        .await;
     let started = std::time::Instant::now();
     let response = system
         .http

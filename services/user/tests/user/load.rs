@@ -132,13 +132,11 @@ async fn thousands_of_commands_across_a_rebalance_settle_exactly_once() {
 
     // Exactly one event per command on the bus (the relay may republish
     // after a crash, never here), each user's versions in order.
-    let events = loop {
+    let events = orderflow_testkit::until("one event per command on the bus", Duration::from_secs(60), || async {
         let events = crate::events(&system).await;
-        if events.len() >= total {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        if events.len() >= total { Ok(events) } else { Err(format!("{} of {total} events", events.len())) }
+    })
+    .await;
     let distinct: HashSet<_> = events.iter().map(|(_, m)| m.headers().expect("headers").message_id).collect();
     assert_eq!(distinct.len(), total, "one event per command");
     assert_eq!(events.len(), total, "and no duplicates");
