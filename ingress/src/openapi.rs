@@ -75,22 +75,6 @@ macro_rules! page {
         }
     };
 }
-/// Whether every chain of the audit log is intact, and the first break.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditReport {
-    pub intact: bool,
-    /// `quick` (from the last checkpoints) or `full`.
-    pub mode: String,
-    pub records: i64,
-    pub recomputed: i64,
-    /// Per source partition: records, anchor, head, checkpoints, intact.
-    #[schema(value_type = Vec<Object>)]
-    pub chains: Value,
-    /// The chain, `seq`, message id and what is wrong, or null.
-    #[schema(value_type = Option<Object>)]
-    pub first_break: Value,
-}
-
 page!(UserPage, users::User);
 page!(OrderPage, orders::OrderView);
 page!(PaymentPage, payments::Payment);
@@ -105,7 +89,7 @@ page!(PaymentPage, payments::Payment);
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
         audit::list, audit::verify, audit::correlation,
     ),
-    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, audit::AuditPage, audit::AuditStory, AuditReport)),
+    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, audit::AuditPage, audit::AuditStory, orderflow_audit::verify::Report)),
     modifiers(&Common),
 )]
 pub struct ApiDoc;

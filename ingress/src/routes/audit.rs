@@ -253,7 +253,7 @@ pub struct VerifyQuery {
     full: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit/verify", summary = "Verify the hash chains (admin)", params(("full" = Option<String>, Query, description = "`true`: recompute every record, not only since the last checkpoints")), responses((status = 200, description = "whether every chain is intact, and the first break", body = crate::openapi::AuditReport)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/audit/verify", summary = "Verify the hash chains (admin)", params(("full" = Option<String>, Query, description = "`true`: recompute every record, not only since the last checkpoints")), responses((status = 200, description = "whether every chain is intact, and the first break", body = orderflow_audit::verify::Report)), security(("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

@@ -30,7 +30,9 @@ use uuid::Uuid;
 use crate::query::COLUMNS;
 use crate::{GENESIS, Record};
 
+/// Where a chain breaks, and what is wrong there.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditBreak))]
 pub struct Break {
     pub topic: String,
     pub partition: i32,
@@ -41,7 +43,9 @@ pub struct Break {
     pub problem: String,
 }
 
+/// One source partition's chain.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditChainReport))]
 pub struct ChainReport {
     pub topic: String,
     pub partition: i32,
@@ -57,7 +61,9 @@ pub struct ChainReport {
     pub first_break: Option<Break>,
 }
 
+/// Whether every chain of the audit log is intact, and the first break.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditReport))]
 pub struct Report {
     pub intact: bool,
     /// `quick` or `full` (see the module docs).
