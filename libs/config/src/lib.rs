@@ -20,10 +20,12 @@
 //! a log line through `Debug`.
 
 mod common;
+mod projection;
 mod secret;
 mod service;
 
 pub use common::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings};
+pub use projection::ProjectionSettings;
 pub use secret::Secret;
 pub use service::{ConsumerSettings, Domain, EffectSettings, RelaySettings, ServiceSettings};
 

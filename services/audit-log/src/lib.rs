@@ -86,9 +86,12 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
         topics: orderflow_contracts::event_topics(),
         batch_size: settings.batch_size,
     };
-    let projection =
-        AuditProjection::new(Arc::new(Codec::new(&settings.registry.url)), &settings.kafka, settings.checkpoint_every);
-    let retention = settings.retention.clone();
+    let projection = AuditProjection::new(
+        Arc::new(Codec::new(&settings.registry.url)),
+        &settings.kafka,
+        settings.domain.checkpoint_every,
+    );
+    let retention = settings.domain.retention.clone();
     let stop = shutdown.clone();
     orderflow_runtime::run_projection(pool, process, projection, listener, shutdown, move |supervisor, pool| {
         supervisor.spawn("retention", retain(pool.clone(), retention, stop));

@@ -1,42 +1,24 @@
-use orderflow_config::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Validate};
+//! The projector's settings: the projection group
+//! ([`orderflow_config::ProjectionSettings`]); it has none of its own.
+
+use orderflow_config::{Domain, ProjectionSettings, Validate};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The projector's own settings: none (`ORDERFLOW_DOMAIN__*` is refused).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
-    pub environment: Environment,
-    /// Health and metrics.
-    pub http: HttpSettings,
-    /// The `readmodels` database.
-    pub database: DatabaseSettings,
-    pub kafka: KafkaSettings,
-    pub registry: RegistrySettings,
-    /// Messages applied per transaction at most.
-    pub batch_size: usize,
+pub struct ReadModels {}
+
+impl Domain for ReadModels {
+    const SERVICE: &'static str = "projector";
+    const PORT: u16 = 8092;
+    const DATABASE: &'static str = "readmodels";
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            environment: Environment::default(),
-            http: HttpSettings { addr: "127.0.0.1:8092".into() },
-            database: DatabaseSettings::local("readmodels"),
-            kafka: KafkaSettings { client_id: "projector".into(), ..KafkaSettings::default() },
-            registry: RegistrySettings::default(),
-            batch_size: 200,
-        }
-    }
-}
-
-impl Validate for Settings {
+impl Validate for ReadModels {
     fn validate(&self) -> orderflow_config::Result<()> {
-        self.http.validate("http")?;
-        self.database.validate()?;
-        self.kafka.validate()?;
-        self.registry.validate()?;
-        if self.batch_size == 0 {
-            return Err(orderflow_config::ConfigError::invalid("batch_size", "must be at least 1"));
-        }
         Ok(())
     }
 }
+
+pub type Settings = ProjectionSettings<ReadModels>;

@@ -293,7 +293,7 @@ impl System {
             database: database_settings(&self.readmodels_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
-            batch_size: 200,
+            ..orderflow_projector::Settings::default()
         }
     }
 
@@ -388,7 +388,7 @@ impl System {
             ("ORDERFLOW_DATABASE__URL".into(), s.database.url),
             ("ORDERFLOW_DATABASE__MAX_CONNECTIONS".into(), s.database.max_connections.to_string()),
             ("ORDERFLOW_KAFKA__CLIENT_ID".into(), s.kafka.client_id),
-            ("ORDERFLOW_CHECKPOINT_EVERY".into(), s.checkpoint_every.to_string()),
+            ("ORDERFLOW_DOMAIN__CHECKPOINT_EVERY".into(), s.domain.checkpoint_every.to_string()),
         ]);
         env
     }

@@ -16,7 +16,7 @@ fn spawn_audit_log(system: &System) -> Child {
         .envs(system.audit_log_env())
         // Small batches: the kill lands between many commits.
         .env("ORDERFLOW_BATCH_SIZE", "5")
-        .env("ORDERFLOW_CHECKPOINT_EVERY", "25")
+        .env("ORDERFLOW_DOMAIN__CHECKPOINT_EVERY", "25")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -23,7 +23,11 @@ async fn verify_reports_where_a_chain_was_altered_cut_or_extended() {
     let mut system = System::start().await;
     // A checkpoint every 4 records: quick verification starts at the newest.
     system
-        .start_audit_log_with(orderflow_audit_log::Settings { checkpoint_every: 4, ..system.audit_log_settings() })
+        .start_audit_log_with({
+            let mut settings = system.audit_log_settings();
+            settings.domain.checkpoint_every = 4;
+            settings
+        })
         .await;
     let admin = admin_token(&system).await;
     let events = Events::new(&system);
