@@ -45,9 +45,8 @@ pub fn status_url(id: Uuid) -> String {
 /// `202 Accepted` with the command id and where to ask about it.
 pub fn accepted(id: Uuid) -> Response {
     let url = status_url(id);
-    let mut response =
-        (StatusCode::ACCEPTED, axum::Json(json!({"command_id": id, "status": "pending", "status_url": url})))
-            .into_response();
+    let body = crate::openapi::Accepted { command_id: id, status: "pending", status_url: url.clone() };
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     if let Ok(value) = HeaderValue::from_str(&url) {
         response.headers_mut().insert(header::LOCATION, value);
     }

@@ -24,7 +24,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// SNAKE_CASE, stable: clients switch on it.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: std::borrow::Cow<'static, str>,
     pub message: String,
     /// More about the problem (the field, the command id), or null.
     #[schema(value_type = Option<Object>)]
@@ -36,21 +37,26 @@ pub struct ErrorDetail {
 pub struct Accepted {
     pub command_id: Uuid,
     /// `pending`.
-    pub status: String,
+    pub status: &'static str,
     pub status_url: String,
 }
 
+/// A token: a user's (login, refresh: with its refresh token) or a
+/// service's (client credentials: the access token alone).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenAnswer {
     pub access_token: String,
     /// `Bearer`.
-    pub token_type: String,
+    pub token_type: &'static str,
     /// Seconds the access token lives.
     pub expires_in: i64,
     /// Login and refresh only.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_expires_in: Option<i64>,
     /// Login and refresh only.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<Uuid>,
 }
 

@@ -6,13 +6,13 @@ use axum::extract::{FromRequest, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser};
 use crate::limits::ClientIp;
+use crate::openapi::TokenAnswer;
 use crate::sessions::{self, Rotation};
 use crate::validate::Email;
 
@@ -70,7 +70,7 @@ pub async fn login(
 /// A token answer: never to be kept by a cache between the client and
 /// us, nor by the browser (RFC 6749 5.1: `Cache-Control: no-store`, and
 /// `Pragma: no-cache` for HTTP/1.0 caches).
-fn token_answer(body: serde_json::Value) -> Response {
+fn token_answer(body: TokenAnswer) -> Response {
     let headers = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
     (headers, axum::Json(body)).into_response()
 }
@@ -88,14 +88,14 @@ fn issued(
     let sub = user_id.to_string();
     let token = state.tokens.issue_access(&sub, roles, version, sid).map_err(|e| ApiError::internal("token", e))?;
     let refresh = state.tokens.issue_refresh(&sub, roles, version, sid).map_err(|e| ApiError::internal("token", e))?;
-    let answer = token_answer(json!({
-        "access_token": token.token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_seconds(),
-        "refresh_token": refresh.token,
-        "refresh_expires_in": state.tokens.refresh_ttl_seconds(),
-        "user_id": user_id,
-    }));
+    let answer = token_answer(TokenAnswer {
+        access_token: token.token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_seconds(),
+        refresh_token: Some(refresh.token.clone()),
+        refresh_expires_in: Some(state.tokens.refresh_ttl_seconds()),
+        user_id: Some(user_id),
+    });
     Ok((answer, refresh))
 }
 
@@ -251,9 +251,12 @@ pub async fn token(State(state): State<AppState>, ApiJson(body): ApiJson<ClientC
     };
     let roles = [orderflow_auth::Role::Service.as_str().to_owned()];
     let token = state.tokens.issue_service(&client.id, &roles).map_err(|e| ApiError::internal("token", e))?;
-    Ok(token_answer(json!({
-        "access_token": token.token,
-        "token_type": "Bearer",
-        "expires_in": state.tokens.ttl_seconds(),
-    })))
+    Ok(token_answer(TokenAnswer {
+        access_token: token.token,
+        token_type: "Bearer",
+        expires_in: state.tokens.ttl_seconds(),
+        refresh_token: None,
+        refresh_expires_in: None,
+        user_id: None,
+    }))
 }
