@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use orderflow_contracts::users::{ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -233,7 +232,9 @@ pub async fn change_password(
         if !credentials_caught_up(state, &settled, id, deadline).await? {
             return Ok(accepted(command_id));
         }
-        Ok(axum::Json(json!({"command_id": command_id, "status": "succeeded"})).into_response())
+        // The user, as the other writes of a user answer (and as the
+        // document says).
+        Ok(ok_user(StatusCode::OK, load(state, id).await?))
     })
     .await
 }

@@ -47,6 +47,8 @@ async fn register_login_me_update_password_deactivate() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"].as_str(), Some(id.as_str()), "the user, as the document says: {body}");
+    assert!(body.get("password_hash").is_none(), "{body}");
     assert!(system.login("ada@example.com", PASSWORD).await.is_none(), "old password no longer works");
     let token = system.login("ada@example.com", "a whole new secret").await.expect("new password works");
     let (status, body) = system
