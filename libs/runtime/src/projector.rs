@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use orderflow_bus::{Producer, admin};
-use orderflow_config::KafkaSettings;
+use orderflow_config::{Domain, KafkaSettings, ProjectionSettings};
 use orderflow_contracts::{Topic, topics};
 use orderflow_outbox::{Relay, RelayOptions};
 use orderflow_projection::{Engine, Options, Projection};
@@ -101,28 +101,29 @@ where
 /// A projection process's binary (the projector, the audit log): what
 /// [`projection_main`] needs to know of it.
 pub trait ProjectionBinary {
-    /// Its name in logs, errors and `--check-config`.
-    const NAME: &'static str;
     /// What `--help` says it is.
     const ABOUT: &'static str;
     /// The projection `rebuild` rebuilds.
     const PROJECTION: &'static str;
-    type Settings: Default + serde::Serialize + serde::de::DeserializeOwned + orderflow_config::Validate;
+    /// Its own settings; its name (in logs, errors and `--check-config`),
+    /// port and database come with them.
+    type Domain: Domain;
     /// Its own commands beside `run` and `rebuild` (none: an empty enum).
     type Commands: clap::Subcommand + std::fmt::Debug;
 
-    /// Where its ops endpoint listens.
-    fn addr(settings: &Self::Settings) -> String;
     /// Its database, migrated.
-    fn connect(settings: &Self::Settings) -> impl Future<Output = Result<PgPool, RunError>>;
+    fn connect(settings: &ProjectionSettings<Self::Domain>) -> impl Future<Output = Result<PgPool, RunError>>;
     /// The process, until `shutdown`.
     fn run(
-        settings: Self::Settings,
+        settings: ProjectionSettings<Self::Domain>,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> impl Future<Output = Result<(), RunError>>;
     /// One of its own commands.
-    fn command(settings: Self::Settings, command: Self::Commands) -> impl Future<Output = anyhow::Result<()>>;
+    fn command(
+        settings: ProjectionSettings<Self::Domain>,
+        command: Self::Commands,
+    ) -> impl Future<Output = anyhow::Result<()>>;
 }
 
 #[derive(Debug, clap::Parser)]
@@ -158,21 +159,23 @@ enum Command<C: clap::Subcommand> {
 pub async fn projection_main<B: ProjectionBinary>() -> anyhow::Result<()> {
     use anyhow::Context;
     use clap::{CommandFactory, FromArgMatches};
+    let name = <B::Domain as Domain>::SERVICE;
     orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
-    let matches = Cli::<B::Commands>::command().name(B::NAME).about(B::ABOUT).get_matches();
+    let matches = Cli::<B::Commands>::command().name(name).about(B::ABOUT).get_matches();
     let cli = Cli::<B::Commands>::from_arg_matches(&matches)?;
-    let settings: B::Settings = orderflow_config::load().with_context(|| format!("{} settings", B::NAME))?;
+    let settings: ProjectionSettings<B::Domain> =
+        orderflow_config::load().with_context(|| format!("{name} settings"))?;
     if cli.check_config {
-        println!("{}: configuration is valid", B::NAME);
+        println!("{name}: configuration is valid");
         return Ok(());
     }
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
-            let addr = B::addr(&settings);
-            serve(B::NAME, &addr, |listener, shutdown| B::run(settings, listener, shutdown)).await
+            let addr = settings.http.addr.clone();
+            serve(name, &addr, |listener, shutdown| B::run(settings, listener, shutdown)).await
         }
         Command::Rebuild { timeout } => {
-            let pool = B::connect(&settings).await.with_context(|| format!("{} database", B::NAME))?;
+            let pool = B::connect(&settings).await.with_context(|| format!("{name} database"))?;
             rebuild(&pool, B::PROJECTION, Duration::from_secs(timeout)).await
         }
         Command::Own(command) => B::command(settings, command).await,

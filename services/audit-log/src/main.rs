@@ -17,29 +17,24 @@ enum Commands {
 }
 
 impl orderflow_runtime::ProjectionBinary for AuditLog {
-    const NAME: &'static str = "audit-log";
     const ABOUT: &'static str = "The audit log: every event, once, hash-chained.";
     const PROJECTION: &'static str = orderflow_audit_log::projection::NAME;
-    type Settings = orderflow_audit_log::Settings;
+    type Domain = orderflow_audit_log::settings::Audit;
     type Commands = Commands;
 
-    fn addr(settings: &Self::Settings) -> String {
-        settings.http.addr.clone()
-    }
-
-    async fn connect(settings: &Self::Settings) -> Result<sqlx::PgPool, orderflow_runtime::RunError> {
+    async fn connect(settings: &orderflow_audit_log::Settings) -> Result<sqlx::PgPool, orderflow_runtime::RunError> {
         orderflow_audit_log::connect(settings).await
     }
 
     async fn run(
-        settings: Self::Settings,
+        settings: orderflow_audit_log::Settings,
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), orderflow_runtime::RunError> {
         orderflow_audit_log::run(settings, listener, shutdown).await
     }
 
-    async fn command(settings: Self::Settings, command: Commands) -> anyhow::Result<()> {
+    async fn command(settings: orderflow_audit_log::Settings, command: Commands) -> anyhow::Result<()> {
         let Commands::Verify { full } = command;
         let pool = orderflow_audit_log::connect(&settings).await.context("audit database")?;
         let report = orderflow_audit::verify::verify(&pool, full).await.context("verifying")?;

@@ -8,29 +8,24 @@ struct Projector;
 enum NoCommands {}
 
 impl orderflow_runtime::ProjectionBinary for Projector {
-    const NAME: &'static str = "projector";
     const ABOUT: &'static str = "The read-model projector.";
     const PROJECTION: &'static str = orderflow_projector::projection::NAME;
-    type Settings = orderflow_projector::Settings;
+    type Domain = orderflow_projector::settings::ReadModels;
     type Commands = NoCommands;
 
-    fn addr(settings: &Self::Settings) -> String {
-        settings.http.addr.clone()
-    }
-
-    async fn connect(settings: &Self::Settings) -> Result<sqlx::PgPool, orderflow_runtime::RunError> {
+    async fn connect(settings: &orderflow_projector::Settings) -> Result<sqlx::PgPool, orderflow_runtime::RunError> {
         orderflow_projector::connect(settings).await
     }
 
     async fn run(
-        settings: Self::Settings,
+        settings: orderflow_projector::Settings,
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), orderflow_runtime::RunError> {
         orderflow_projector::run(settings, listener, shutdown).await
     }
 
-    async fn command(_: Self::Settings, command: NoCommands) -> anyhow::Result<()> {
+    async fn command(_: orderflow_projector::Settings, command: NoCommands) -> anyhow::Result<()> {
         match command {}
     }
 }
