@@ -153,10 +153,11 @@ pub trait Service: Send + Sync + Sized + 'static {
     /// can name them from the message alone (an order's authorization, from
     /// the placed order). The kit records and starts them before the run's
     /// transaction and waits for their first attempt up to
-    /// `effects.wait_ms` (0: neither starts nor waits), so a healthy outside
-    /// system costs one handling of the input; the service still asks for each answer with
-    /// [`crate::effects::outcome`], and one not there yet parks the input as
-    /// usual. Calls that need the loaded state are asked for there alone.
+    /// `effects.wait_ms` (0: neither starts nor waits), so a healthy
+    /// outside system costs one handling of the input; the service still
+    /// asks for each answer with [`crate::effects::outcome`], and one not
+    /// there yet parks the input as usual. Calls that need the loaded state
+    /// are asked for there alone.
     fn calls(&self, _message: &Self::Message) -> Vec<crate::effects::EffectRequest> {
         Vec::new()
     }
@@ -425,9 +426,9 @@ impl<S: Service> TransactionalHandler<S> {
 
     /// Records and starts the calls the service names up front for `inputs`
     /// ([`Service::calls`]), and waits (bounded) for their first attempts;
-    /// with `effects.wait_ms` 0, does nothing.
-    /// A call recorded before (a redelivery, a call already under way) is
-    /// neither made again nor waited for.
+    /// with `effects.wait_ms` 0, does nothing. A call recorded before (a
+    /// redelivery, a call already under way) is neither made again nor
+    /// waited for.
     async fn start_calls(&self, inputs: &[Input<'_, S::Message>]) {
         if self.call_wait.is_zero() {
             return;

@@ -44,34 +44,33 @@ enum Ended<'a> {
     /// With the reason and a message.
     Rejected(&'a str, &'a str),
     /// Dead-lettered by a consumer: with the reason
-    /// ([`orderflow_contracts::Reason::InvalidCommand`] or [`orderflow_contracts::Reason::CommandFailed`]) and a
-    /// message for the client.
+    /// ([`orderflow_contracts::Reason::InvalidCommand`] or
+    /// [`orderflow_contracts::Reason::CommandFailed`]) and a message for the
+    /// client.
     Failed(&'a str, &'a str),
 }
 
 /// Settles the command whose outcome an event's headers carry (the
 /// command is the event's `causation_id`), or, for an event written before
-/// outcomes were on the bus, the one `legacy` says it answered; an event
-/// with neither (a saga step, a scheduled one) settles nothing. Outcome
-/// headers this build cannot read (a newer producer's) settle nothing
-/// either, with a warning: the event itself is still applied.
+/// outcomes were on the bus (no outcome headers), the one `legacy` says it
+/// answered; an event with neither (a saga step, a scheduled one) settles
+/// nothing. Outcome headers this build cannot read (a newer producer's)
+/// settle nothing either, with a warning: the event itself is still
+/// applied.
 pub async fn settled(
     tx: &mut PgConnection,
     message: &InboundMessage,
     headers: &Headers,
-    legacy: Option<CommandOutcome>,
+    legacy: impl FnOnce() -> Option<CommandOutcome>,
 ) -> Result<Applied, HandlerError> {
     let outcome = match CommandOutcome::from_pairs(&message.header_pairs, message.key.as_deref()) {
-        Ok(Some(outcome)) => outcome,
-        Ok(None) => match legacy {
-            Some(outcome) => outcome,
-            None => return Ok(Applied::nothing()),
-        },
+        Ok(stamped) => stamped.or_else(legacy),
         Err(error) => {
             tracing::warn!(topic = %message.topic, offset = message.offset, %error, "unreadable outcome headers settle nothing");
-            return Ok(Applied::nothing());
+            None
         }
     };
+    let Some(outcome) = outcome else { return Ok(Applied::nothing()) };
     let ended = match &outcome.settled {
         Settled::Succeeded { version } => Ended::Succeeded(*version),
         Settled::Rejected { reason, message } => Ended::Rejected(reason, message),

@@ -27,7 +27,26 @@ fn generic(e: &CommandRejected) -> Option<CommandOutcome> {
     rejected(&e.command_type, &e.aggregate_id, &e.reason, &e.message)
 }
 
-pub fn users(event: &UserEvent) -> Option<CommandOutcome> {
+/// An event of a domain's event topic, decoded.
+#[derive(Debug)]
+pub enum Event {
+    User(UserEvent),
+    Order(OrderEvent),
+    Payment(PaymentEvent),
+}
+
+impl Event {
+    /// The command it answered, by its type.
+    pub fn outcome(&self) -> Option<CommandOutcome> {
+        match self {
+            Event::User(event) => users(event),
+            Event::Order(event) => orders(event),
+            Event::Payment(event) => payments(event),
+        }
+    }
+}
+
+fn users(event: &UserEvent) -> Option<CommandOutcome> {
     match event {
         UserEvent::Registered(e) => succeeded("RegisterUser", &e.user_id, e.version),
         UserEvent::ProfileUpdated(e) => succeeded("UpdateUserProfile", &e.user_id, e.version),
@@ -39,7 +58,7 @@ pub fn users(event: &UserEvent) -> Option<CommandOutcome> {
     }
 }
 
-pub fn orders(event: &OrderEvent) -> Option<CommandOutcome> {
+fn orders(event: &OrderEvent) -> Option<CommandOutcome> {
     match event {
         OrderEvent::Placed(e) => succeeded("PlaceOrder", &e.order_id, e.version),
         OrderEvent::Cancelled(e) if e.reason == orders::REQUESTED => succeeded("CancelOrder", &e.order_id, e.version),
@@ -53,7 +72,7 @@ pub fn orders(event: &OrderEvent) -> Option<CommandOutcome> {
     }
 }
 
-pub fn payments(event: &PaymentEvent) -> Option<CommandOutcome> {
+fn payments(event: &PaymentEvent) -> Option<CommandOutcome> {
     match event {
         PaymentEvent::Refunded(e) if e.reason == payments::REQUESTED => {
             succeeded("RefundPayment", &e.order_id, e.version)

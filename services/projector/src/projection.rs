@@ -105,17 +105,17 @@ impl Projection for ReadModels {
         }
         let headers = message.headers()?;
         let payload = message.payload.as_deref();
-        let (applied, legacy) = if self.is(message, users::EVENTS) {
+        let (applied, event) = if self.is(message, users::EVENTS) {
             let event = self.codec.decode(payload).await?;
-            (crate::users::apply(tx, &event).await?, legacy::users(&event))
+            (crate::users::apply(tx, &event).await?, legacy::Event::User(event))
         } else if self.is(message, users::CREDENTIALS) {
             return crate::users::credentials(tx, &headers, &self.codec.decode(payload).await?).await;
         } else if self.is(message, orders::EVENTS) {
             let event = self.codec.decode(payload).await?;
-            (crate::orders::apply(tx, &headers, &event).await?, legacy::orders(&event))
+            (crate::orders::apply(tx, &headers, &event).await?, legacy::Event::Order(event))
         } else if self.is(message, payments::EVENTS) {
             let event = self.codec.decode(payload).await?;
-            (crate::payments::apply(tx, &event).await?, legacy::payments(&event))
+            (crate::payments::apply(tx, &event).await?, legacy::Event::Payment(event))
         } else if [users::COMMANDS, orders::COMMANDS, payments::COMMANDS].into_iter().any(|t| self.is(message, t)) {
             // Only the headers: the command body (which may hold a hash) is
             // not needed to know that a command is pending.
@@ -124,7 +124,7 @@ impl Projection for ReadModels {
             return Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic)));
         };
         // An event of any domain: the command whose outcome it carries.
-        Ok(applied.and(commands::settled(tx, message, &headers, legacy).await?))
+        Ok(applied.and(commands::settled(tx, message, &headers, || event.outcome()).await?))
     }
 }
 
