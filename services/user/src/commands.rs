@@ -8,10 +8,10 @@ use orderflow_contracts::users::UserCommand;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
+    /// A new user.
     Register(Registration),
-    UpdateProfile { id: UserId, first_name: Option<String>, last_name: Option<String> },
-    ChangePassword { id: UserId, password_hash: String },
-    Deactivate { id: UserId },
+    /// A change to existing user `id`.
+    Change { id: UserId, change: Change },
 }
 
 /// A `RegisterUser`.
@@ -25,14 +25,15 @@ pub struct Registration {
     pub last_name: String,
 }
 
-impl Command {
-    /// The user it is about.
-    pub fn id(&self) -> UserId {
-        match self {
-            Command::Register(registration) => registration.id,
-            Command::UpdateProfile { id, .. } | Command::ChangePassword { id, .. } | Command::Deactivate { id } => *id,
-        }
-    }
+/// What a command changes of an existing user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `UpdateUserProfile`: the names given.
+    Profile { first_name: Option<String>, last_name: Option<String> },
+    /// `ChangeUserPassword`: the new hash.
+    Password { password_hash: String },
+    /// `DeactivateUser`.
+    Deactivate,
 }
 
 impl TryFrom<UserCommand> for Command {
@@ -49,10 +50,12 @@ impl TryFrom<UserCommand> for Command {
                 last_name: c.last_name,
             }),
             UserCommand::UpdateProfile(c) => {
-                Command::UpdateProfile { id, first_name: c.first_name, last_name: c.last_name }
+                Command::Change { id, change: Change::Profile { first_name: c.first_name, last_name: c.last_name } }
             }
-            UserCommand::ChangePassword(c) => Command::ChangePassword { id, password_hash: c.password_hash },
-            UserCommand::Deactivate(_) => Command::Deactivate { id },
+            UserCommand::ChangePassword(c) => {
+                Command::Change { id, change: Change::Password { password_hash: c.password_hash } }
+            }
+            UserCommand::Deactivate(_) => Command::Change { id, change: Change::Deactivate },
         })
     }
 }

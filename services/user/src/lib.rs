@@ -50,15 +50,18 @@ impl Service for UserService {
 
     async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, Command>) -> Result<Vec<Emit>, DomainError> {
         let now = Utc::now();
-        if let Command::Register(registration) = input.message {
-            let (user, events) = rules::register(registration, &self.admins, now);
-            return match store::insert(tx, &user, now).await? {
-                None => Ok(events),
-                Some(conflict) => Err(rules::registration_conflict(registration, conflict).into()),
-            };
-        }
-        let current = store::load_for_update(tx, input.message.id().0).await?;
-        match rules::change(current, input.message, now)? {
+        let (id, change) = match input.message {
+            Command::Register(registration) => {
+                let (user, events) = rules::register(registration, &self.admins, now);
+                return match store::insert(tx, &user, now).await? {
+                    None => Ok(events),
+                    Some(conflict) => Err(rules::registration_conflict(registration, conflict).into()),
+                };
+            }
+            Command::Change { id, change } => (*id, change),
+        };
+        let current = store::load_for_update(tx, id.0).await?;
+        match rules::change(current, id, change, now)? {
             Decision::Changed { state: user, events } => {
                 store::update(tx, &user, now).await?;
                 Ok(events)

@@ -5,13 +5,14 @@
 
 use chrono::{DateTime, Utc};
 use orderflow_contracts::Reason;
+use orderflow_contracts::ids::UserId;
 use orderflow_contracts::users::{
     self, UserCredentials, UserDeactivated, UserPasswordChanged, UserProfileUpdated, UserRegistered,
 };
 use orderflow_runtime::{Decided, Decision, Emit, Refusal};
 use uuid::Uuid;
 
-use crate::commands::{Command, Registration};
+use crate::commands::{Change, Registration};
 
 /// The state of one user, as the user service stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +94,9 @@ pub fn registration_conflict(registration: &Registration, conflict: Conflict) ->
     }
 }
 
-/// What a command does to an existing user (`current`, as loaded):
-/// it must exist and be active.
-pub fn change(current: Option<User>, command: &Command, now: DateTime<Utc>) -> Decided<User> {
-    let id = command.id();
+/// What `change` does to existing user `id` (`current`, as loaded): it
+/// must exist and be active.
+pub fn change(current: Option<User>, id: UserId, change: &Change, now: DateTime<Utc>) -> Decided<User> {
     let mut user = match current {
         None => return Err(Refusal::new(Reason::UserNotFound, format!("no user with id {id}")).into()),
         Some(user) if !user.active => {
@@ -106,11 +106,8 @@ pub fn change(current: Option<User>, command: &Command, now: DateTime<Utc>) -> D
     };
     user.version += 1;
     let (user_id, version, at) = (id.to_string(), user.version, now.timestamp_millis());
-    let events = match command {
-        Command::Register(_) => {
-            return Err(Refusal::new(Reason::UserExists, format!("a user with id {id} already exists")).into());
-        }
-        Command::UpdateProfile { first_name, last_name, .. } => {
+    let events = match change {
+        Change::Profile { first_name, last_name } => {
             if let Some(first_name) = first_name {
                 user.first_name.clone_from(first_name);
             }
@@ -121,12 +118,12 @@ pub fn change(current: Option<User>, command: &Command, now: DateTime<Utc>) -> D
             let event = UserProfileUpdated { user_id, first_name, last_name, version, updated_at: at };
             vec![Emit::new(users::EVENTS, event)]
         }
-        Command::ChangePassword { password_hash, .. } => {
+        Change::Password { password_hash } => {
             user.password_hash.clone_from(password_hash);
             let event = UserPasswordChanged { user_id, version, changed_at: at };
             vec![Emit::new(users::EVENTS, event), credentials(&user)]
         }
-        Command::Deactivate { .. } => {
+        Change::Deactivate => {
             user.active = false;
             let event = UserDeactivated { user_id, version, deactivated_at: at };
             vec![Emit::new(users::EVENTS, event), credentials(&user)]
@@ -137,7 +134,7 @@ pub fn change(current: Option<User>, command: &Command, now: DateTime<Utc>) -> D
 
 #[cfg(test)]
 mod tests {
-    use orderflow_contracts::ids::{Email, UserId};
+    use orderflow_contracts::ids::Email;
     use orderflow_runtime::testing::given;
 
     use super::*;
@@ -156,8 +153,8 @@ mod tests {
         register(&registration("Ada@Example.com"), &[], Utc::now()).0
     }
 
-    fn update(user: &User, first_name: &str) -> Command {
-        Command::UpdateProfile { id: UserId(user.id), first_name: Some(first_name.into()), last_name: None }
+    fn update(first_name: &str) -> Change {
+        Change::Profile { first_name: Some(first_name.into()), last_name: None }
     }
 
     #[test]
@@ -186,8 +183,9 @@ mod tests {
     #[test]
     fn a_profile_update_changes_the_given_names_only_and_bumps_the_version() {
         let ada = ada();
-        let (user, _) = given(Some(ada.clone()))
-            .when(|u| change(u, &update(&ada, "Augusta"), Utc::now()))
+        let id = UserId(ada.id);
+        let (user, _) = given(Some(ada))
+            .when(|u| change(u, id, &update("Augusta"), Utc::now()))
             .then_emits(&["UserProfileUpdated"]);
         assert_eq!((user.first_name.as_str(), user.last_name.as_str(), user.version), ("Augusta", "Lovelace", 2));
     }
@@ -195,9 +193,10 @@ mod tests {
     #[test]
     fn a_password_change_publishes_new_credentials() {
         let ada = ada();
-        let command = Command::ChangePassword { id: UserId(ada.id), password_hash: "$argon2id$new".into() };
+        let id = UserId(ada.id);
+        let password = Change::Password { password_hash: "$argon2id$new".into() };
         let (user, _) = given(Some(ada))
-            .when(|u| change(u, &command, Utc::now()))
+            .when(|u| change(u, id, &password, Utc::now()))
             .then_emits(&["UserPasswordChanged", "UserCredentials"]);
         assert_eq!((user.password_hash.as_str(), user.version), ("$argon2id$new", 2));
     }
@@ -205,18 +204,19 @@ mod tests {
     #[test]
     fn a_deactivated_user_logs_in_no_more_and_changes_no_more() {
         let ada = ada();
-        let (user, _) = given(Some(ada.clone()))
-            .when(|u| change(u, &Command::Deactivate { id: UserId(ada.id) }, Utc::now()))
+        let id = UserId(ada.id);
+        let (user, _) = given(Some(ada))
+            .when(|u| change(u, id, &Change::Deactivate, Utc::now()))
             .then_emits(&["UserDeactivated", "UserCredentials"]);
         assert_eq!((user.active, user.version), (false, 2));
-        for command in [update(&ada, "Augusta"), Command::Deactivate { id: UserId(ada.id) }] {
-            given(Some(user.clone())).when(|u| change(u, &command, Utc::now())).then_refused(Reason::UserDeactivated);
+        for again in [update("Augusta"), Change::Deactivate] {
+            given(Some(user.clone())).when(|u| change(u, id, &again, Utc::now())).then_refused(Reason::UserDeactivated);
         }
     }
 
     #[test]
     fn a_command_for_no_user_is_refused() {
-        let ada = ada();
-        given(None).when(|u| change(u, &update(&ada, "Augusta"), Utc::now())).then_refused(Reason::UserNotFound);
+        let id = UserId(ada().id);
+        given(None).when(|u| change(u, id, &update("Augusta"), Utc::now())).then_refused(Reason::UserNotFound);
     }
 }
