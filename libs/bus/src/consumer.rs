@@ -28,7 +28,7 @@ use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_retry::strategy::{ExponentialBackoff, jitter};
@@ -107,44 +107,90 @@ impl InboundMessage {
     }
 }
 
+/// What went wrong underneath, kept whole: its chain of causes, and its
+/// type for whoever needs to tell it apart (a projection's lost lease).
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// How handling a message failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     /// The infrastructure is unavailable (database down, registry
-    /// unreachable): retried until it works; the partition waits, nothing
-    /// is skipped.
+    /// unreachable): retried until it works (or, with
+    /// [`ConsumerOptions::give_up_after`], that long); the partition waits,
+    /// nothing is skipped.
     #[error("transient: {0}")]
-    Transient(String),
+    Transient(#[source] Source),
     /// Handling the message fails for a reason of ours (a bug, a rule that
     /// cannot be applied): retried a bounded number of times, then
     /// dead-lettered as [`DeadLetterCause::Failed`].
     #[error("permanent: {0}")]
-    Permanent(String),
+    Permanent(#[source] Source),
     /// The message itself is at fault (undecodable, broken headers, data
     /// the database refuses as invalid): retried a bounded number of times
     /// like [`HandlerError::Permanent`] (a registry hiccup can look alike),
     /// then dead-lettered as [`DeadLetterCause::Invalid`], which tells
     /// whoever waits on it that the input, not the system, was wrong.
     #[error("invalid: {0}")]
-    Invalid(String),
+    Invalid(#[source] Source),
     /// The message cannot be acted on yet (what it needs has not arrived:
     /// an order for a customer this service has not seen yet), and nothing
     /// of it was committed. Its key is set aside and retried with backoff
     /// while the partition's other keys flow on; the committed offset stays
     /// before it, so a restart delivers it again. (With too many set aside,
-    /// it is retried in place.)
+    /// or offsets kept by the handler, it is retried in place.)
     #[error("not yet: {0}")]
-    Later(String),
+    Later(#[source] Source),
+    /// The run was stopped by its message at `position`, which failed with
+    /// `error` (never a transient one: that retries the whole run), and
+    /// the run did not commit (a part it committed before is absorbed by
+    /// the handler when it comes again). The consumer splits the run there:
+    /// the messages before it go again as a run, the failing one alone
+    /// (retried, then dead-lettered, by its own error), then the rest.
+    /// Without it, a run that fails is taken apart one message at a time.
+    #[error("message {position} of the run: {error}")]
+    Split {
+        position: usize,
+        #[source]
+        error: Box<HandlerError>,
+    },
+    /// The handler cannot go on at all (a projection instance fenced off by
+    /// another): the consumer stops every worker and [`run`] ends with
+    /// [`ConsumerError::Stopped`], which carries this source.
+    #[error("cannot go on: {0}")]
+    Stop(#[source] Source),
 }
 
 impl HandlerError {
-    /// What the error says, without its kind.
-    pub fn reason(&self) -> &str {
+    /// What the error says, without its kind: the message and its causes.
+    pub fn reason(&self) -> String {
         match self {
-            HandlerError::Transient(reason)
-            | HandlerError::Permanent(reason)
-            | HandlerError::Invalid(reason)
-            | HandlerError::Later(reason) => reason,
+            HandlerError::Split { error, .. } => error.reason(),
+            HandlerError::Transient(source)
+            | HandlerError::Permanent(source)
+            | HandlerError::Invalid(source)
+            | HandlerError::Later(source)
+            | HandlerError::Stop(source) => {
+                let mut reason = source.to_string();
+                let mut cause = source.source();
+                while let Some(inner) = cause {
+                    let text = inner.to_string();
+                    if !reason.contains(&text) {
+                        reason.push_str(": ");
+                        reason.push_str(&text);
+                    }
+                    cause = inner.source();
+                }
+                reason
+            }
+        }
+    }
+
+    /// The error of the message itself: a [`HandlerError::Split`]'s inner
+    /// error, anything else as it is.
+    pub fn into_message_error(self) -> HandlerError {
+        match self {
+            HandlerError::Split { error, .. } => error.into_message_error(),
+            other => other,
         }
     }
 
@@ -159,7 +205,22 @@ impl HandlerError {
     pub fn dead_letter_cause(&self) -> DeadLetterCause {
         match self {
             HandlerError::Invalid(_) => DeadLetterCause::Invalid,
-            HandlerError::Transient(_) | HandlerError::Permanent(_) | HandlerError::Later(_) => DeadLetterCause::Failed,
+            HandlerError::Split { error, .. } => error.dead_letter_cause(),
+            HandlerError::Transient(_)
+            | HandlerError::Permanent(_)
+            | HandlerError::Later(_)
+            | HandlerError::Stop(_) => DeadLetterCause::Failed,
+        }
+    }
+
+    /// `self`, as the failure of the message at `position` of a run of
+    /// `len`: a [`HandlerError::Split`] there, unless the run is that one
+    /// message or the error is not the message's (transient, or a stop).
+    pub fn at(self, position: usize, len: usize) -> HandlerError {
+        match self {
+            error @ (HandlerError::Transient(_) | HandlerError::Stop(_) | HandlerError::Split { .. }) => error,
+            error if len <= 1 => error,
+            error => HandlerError::Split { position, error: Box::new(error) },
         }
     }
 }
@@ -169,9 +230,9 @@ impl HandlerError {
 impl From<orderflow_contracts::CodecError> for HandlerError {
     fn from(error: orderflow_contracts::CodecError) -> Self {
         if error.is_transient() {
-            HandlerError::Transient(error.to_string())
+            HandlerError::Transient(Box::new(error))
         } else {
-            HandlerError::Invalid(error.to_string())
+            HandlerError::Invalid(Box::new(error))
         }
     }
 }
@@ -179,7 +240,7 @@ impl From<orderflow_contracts::CodecError> for HandlerError {
 /// A message whose contract headers are missing or broken is invalid.
 impl From<HeaderError> for HandlerError {
     fn from(error: HeaderError) -> Self {
-        HandlerError::Invalid(error.to_string())
+        HandlerError::Invalid(Box::new(error))
     }
 }
 
@@ -266,6 +327,42 @@ pub struct ConsumerOptions {
     pub max_backoff: Duration,
     /// Wakes parked keys early.
     pub wakeups: Wakeups,
+    /// Where the positions live: the group's (the default) or the handler's.
+    pub offsets: OffsetStore,
+    /// Transient failures of one partition in a row are retried this long,
+    /// then [`run`] ends with [`ConsumerError::GaveUp`]; `None`: forever.
+    pub give_up_after: Option<Duration>,
+}
+
+/// Where a consumer's positions live.
+#[derive(Debug, Clone, Default)]
+pub enum OffsetStore {
+    /// The consumer group's: the group assigns the partitions, and an
+    /// offset is committed to Kafka once the handler committed what it
+    /// covers (at least once: the handler's inbox absorbs a redelivery).
+    #[default]
+    Group,
+    /// The handler's own, kept in the transaction of what they cover
+    /// (exactly once): these partitions from these positions, assigned by
+    /// hand (no group membership, nothing committed to Kafka). A message
+    /// that is not yet is retried in place: parking it would need the
+    /// handler to keep its position behind it.
+    Handler(Vec<Start>),
+}
+
+/// Where a partition is read from, for [`OffsetStore::Handler`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to read; `None`: the beginning.
+    pub offset: Option<i64>,
+}
+
+impl OffsetStore {
+    fn is_group(&self) -> bool {
+        matches!(self, OffsetStore::Group)
+    }
 }
 
 impl ConsumerOptions {
@@ -283,6 +380,8 @@ impl ConsumerOptions {
             base_backoff: Duration::from_millis(settings.base_backoff_ms),
             max_backoff: Duration::from_millis(settings.max_backoff_ms),
             wakeups: Wakeups::default(),
+            offsets: OffsetStore::Group,
+            give_up_after: None,
         }
     }
 
@@ -298,8 +397,16 @@ pub enum ConsumerError {
     Create { group: String, source: KafkaError },
     #[error("cannot subscribe group {group} to {topics:?}: {source}")]
     Subscribe { group: String, topics: Vec<String>, source: Box<KafkaError> },
+    #[error("cannot assign group {group} its partitions: {source}")]
+    Assign { group: String, source: Box<KafkaError> },
     #[error("the worker of {topic}[{partition}] in group {group} died: {cause}")]
     WorkerDied { group: String, topic: String, partition: i32, cause: String },
+    /// The handler said it cannot go on ([`HandlerError::Stop`]).
+    #[error("the handler of {topic}[{partition}] in group {group} stopped: {source}")]
+    Stopped { group: String, topic: String, partition: i32, source: Source },
+    /// Transient failures lasted longer than [`ConsumerOptions::give_up_after`].
+    #[error("{topic}[{partition}] in group {group} gave up after {seconds} s of transient failures; the last: {last}")]
+    GaveUp { group: String, topic: String, partition: i32, seconds: u64, last: Box<HandlerError> },
 }
 
 /// A topic and one of its partitions.
@@ -371,27 +478,35 @@ pub async fn run<H: MessageHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
-    let consumer: StreamConsumer<GroupContext> = crate::consumer_config(settings)
-        .set("group.id", &options.group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "500")
+    let mut config = crate::consumer_config(settings);
+    config.set("group.id", &options.group);
+    if options.offsets.is_group() {
+        config.set("enable.auto.commit", "true").set("auto.commit.interval.ms", "500");
+    } else {
+        config.set("enable.auto.commit", "false");
+    }
+    let consumer: StreamConsumer<GroupContext> = config
         .create_with_context(GroupContext { group: options.group.clone(), revoked: Mutex::default() })
         .map_err(|source| ConsumerError::Create { group: options.group.clone(), source })?;
     let consumer = Arc::new(consumer);
-    subscribe(&consumer, options)?;
+    match &options.offsets {
+        OffsetStore::Group => subscribe(&consumer, options)?,
+        OffsetStore::Handler(starts) => assign(&consumer, options, starts)?,
+    }
     tracing::info!(group = %options.group, topics = ?options.topics, "consumer started");
 
     let mut workers: HashMap<Partition, Worker> = HashMap::new();
     // Workers that were told to stop and may still be finishing their run.
     let mut retiring: HashMap<Partition, CancellationToken> = HashMap::new();
-    let mut tasks: JoinSet<Partition> = JoinSet::new();
+    let mut tasks: JoinSet<(Partition, Option<Failure>)> = JoinSet::new();
     let outcome = loop {
         retire_revoked(&consumer, &mut workers, &mut retiring);
         let received = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 match ended {
-                    Ok((id, partition)) if workers.get(&partition).is_some_and(|w| w.task == id) => {
+                    Ok((_, (partition, Some(failure)))) => break Err(failure.into_error(options, partition)),
+                    Ok((id, (partition, None))) if workers.get(&partition).is_some_and(|w| w.task == id) => {
                         break Err(died(options, &partition, "it stopped on its own".into()));
                     }
                     Ok(_) => continue,
@@ -428,20 +543,25 @@ pub async fn run<H: MessageHandler>(
         worker.stop.cancel();
     }
     let mut panicked = None;
+    let mut failed = None;
     while let Some(ended) = tasks.join_next().await {
-        if let Err(join) = ended {
-            panicked.get_or_insert(join.to_string());
+        match ended {
+            Err(join) => drop(panicked.get_or_insert(join.to_string())),
+            Ok((partition, Some(failure))) => drop(failed.get_or_insert(failure.into_error(options, partition))),
+            Ok((_, None)) => {}
         }
     }
-    commit_stored(consumer.as_ref(), &options.group, CommitMode::Sync);
+    if options.offsets.is_group() {
+        commit_stored(consumer.as_ref(), &options.group, CommitMode::Sync);
+    }
     drop(workers);
     // The workers held clones; all have ended.
     close(consumer, &options.group).await;
     tracing::info!(group = %options.group, "consumer stopped");
-    match (outcome, panicked) {
-        (Err(error), _) => Err(error),
-        (Ok(()), Some(cause)) => Err(died(options, &("?".into(), -1), cause)),
-        (Ok(()), None) => Ok(()),
+    match (outcome, failed, panicked) {
+        (Err(error), _, _) | (Ok(()), Some(error), _) => Err(error),
+        (Ok(()), None, Some(cause)) => Err(died(options, &("?".into(), -1), cause)),
+        (Ok(()), None, None) => Ok(()),
     }
 }
 
@@ -483,6 +603,23 @@ fn subscribe(consumer: &StreamConsumer<GroupContext>, options: &ConsumerOptions)
     })
 }
 
+/// Assigns `starts` by hand, for [`OffsetStore::Handler`].
+fn assign(
+    consumer: &StreamConsumer<GroupContext>,
+    options: &ConsumerOptions,
+    starts: &[Start],
+) -> Result<(), ConsumerError> {
+    let failed = |source| ConsumerError::Assign { group: options.group.clone(), source: Box::new(source) };
+    let mut list = TopicPartitionList::new();
+    for start in starts {
+        let offset = start.offset.map_or(Offset::Beginning, Offset::Offset);
+        list.add_partition_offset(&start.topic, start.partition, offset).map_err(failed)?;
+    }
+    consumer.assign(&list).map_err(failed)?;
+    ASSIGNED.with_label_values(&[&options.group]).set(list.count() as i64);
+    Ok(())
+}
+
 fn died(options: &ConsumerOptions, (topic, partition): &Partition, cause: String) -> ConsumerError {
     ConsumerError::WorkerDied { group: options.group.clone(), topic: topic.clone(), partition: *partition, cause }
 }
@@ -503,7 +640,7 @@ fn retire_revoked(
 }
 
 fn spawn_worker<H: MessageHandler>(
-    tasks: &mut JoinSet<Partition>,
+    tasks: &mut JoinSet<(Partition, Option<Failure>)>,
     partition: Partition,
     predecessor: Option<CancellationToken>,
     consumer: &Arc<StreamConsumer<GroupContext>>,
@@ -526,8 +663,8 @@ fn spawn_worker<H: MessageHandler>(
             if let Some(predecessor) = predecessor {
                 predecessor.cancelled().await;
             }
-            work.run(inbox).await;
-            partition
+            let failure = work.run(inbox).await;
+            (partition, failure)
         })
         .id();
     Worker { queue, stop, done, task }
@@ -546,7 +683,60 @@ enum Outcome {
     Done,
     /// Not yet ([`HandlerError::Later`]): nothing of it was committed.
     Later(String),
+    /// Told to stop.
     Stopped,
+    /// The worker cannot go on; [`run`] ends with it.
+    Failed(Failure),
+}
+
+/// Why a worker ended on its own, short of a panic.
+enum Failure {
+    /// The handler said so ([`HandlerError::Stop`]).
+    Stop(Source),
+    /// Transient failures outlasted [`ConsumerOptions::give_up_after`].
+    GaveUp { seconds: u64, last: HandlerError },
+}
+
+impl Failure {
+    fn into_error(self, options: &ConsumerOptions, (topic, partition): Partition) -> ConsumerError {
+        let group = options.group.clone();
+        match self {
+            Failure::Stop(source) => ConsumerError::Stopped { group, topic, partition, source },
+            Failure::GaveUp { seconds, last } => {
+                ConsumerError::GaveUp { group, topic, partition, seconds, last: Box::new(last) }
+            }
+        }
+    }
+}
+
+/// What one attempt at a run (retried while transient) came to.
+enum Ran {
+    Done,
+    /// Split it here ([`HandlerError::Split`]).
+    Split(usize),
+    /// It failed as a whole: take it apart one message at a time.
+    Apart,
+    Ended(Outcome),
+}
+
+/// How long transient failures have gone on, against
+/// [`ConsumerOptions::give_up_after`].
+struct Failing(Option<tokio::time::Instant>);
+
+impl Failing {
+    fn new() -> Self {
+        Self(None)
+    }
+
+    /// `error`, the latest transient failure, back; or, once it is one too
+    /// many, why the worker gives up.
+    fn gives_up(&mut self, options: &ConsumerOptions, error: HandlerError) -> Result<HandlerError, Failure> {
+        let since = *self.0.get_or_insert_with(tokio::time::Instant::now);
+        match options.give_up_after {
+            Some(limit) if since.elapsed() > limit => Err(Failure::GaveUp { seconds: limit.as_secs(), last: error }),
+            _ => Ok(error),
+        }
+    }
 }
 
 /// Keys set aside because their first message could not be acted on yet,
@@ -645,23 +835,27 @@ impl Parked {
 }
 
 impl<H: MessageHandler> PartitionWork<H> {
-    async fn run(&self, inbox: mpsc::Receiver<InboundMessage>) {
+    /// Works until told to stop; why it could not go on, if it could not.
+    async fn run(&self, inbox: mpsc::Receiver<InboundMessage>) -> Option<Failure> {
         let mut parked = Parked::default();
-        self.work(inbox, &mut parked).await;
+        let failure = self.work(inbox, &mut parked).await;
         // Left for the partition's next owner (nothing of them committed).
         PARKED.with_label_values(&[&self.options.group]).sub(parked.len() as i64);
+        failure
     }
 
-    async fn work(&self, mut inbox: mpsc::Receiver<InboundMessage>, parked: &mut Parked) {
+    async fn work(&self, mut inbox: mpsc::Receiver<InboundMessage>, parked: &mut Parked) -> Option<Failure> {
         let mut woken = self.options.wakeups.0.subscribe();
         loop {
-            if let Outcome::Stopped = self.retry_parked(parked).await {
-                return;
+            match self.retry_parked(parked).await {
+                Outcome::Stopped => return None,
+                Outcome::Failed(failure) => return Some(failure),
+                Outcome::Done | Outcome::Later(_) => {}
             }
             let due = parked.next_due();
             let first = tokio::select! {
-                _ = self.stop.cancelled() => return,
-                next = inbox.recv() => match next { Some(m) => m, None => return },
+                _ = self.stop.cancelled() => return None,
+                next = inbox.recv() => match next { Some(m) => m, None => return None },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => continue,
                 key = woken.recv(), if due.is_some() => {
                     // Lagged: some keys were missed, so wake them all.
@@ -684,14 +878,6 @@ impl<H: MessageHandler> PartitionWork<H> {
                     Err(_) => break,
                 }
             }
-            // A message of a parked key waits behind it: per-key order.
-            let (waiting, batch): (Vec<_>, Vec<_>) = batch.into_iter().partition(|m| parked.holds(m));
-            for message in waiting {
-                parked.park(message, &self.options);
-            }
-            if batch.is_empty() {
-                continue;
-            }
             let span = tracing::info_span!(
                 "batch",
                 group = %self.options.group,
@@ -700,15 +886,21 @@ impl<H: MessageHandler> PartitionWork<H> {
                 first_offset = batch[0].offset,
                 messages = batch.len(),
             );
-            if let Outcome::Stopped = self.process_batch(&batch, parked).instrument(span).await {
-                return;
+            match self.process_batch(batch, parked).instrument(span).await {
+                Outcome::Stopped => return None,
+                Outcome::Failed(failure) => return Some(failure),
+                Outcome::Done | Outcome::Later(_) => {}
             }
         }
     }
 
-    /// Records `offset` as handled and stores what may be committed.
+    /// Records `offset` as handled and, when the group keeps the offsets,
+    /// stores what may be committed.
     fn handled(&self, parked: &mut Parked, offset: i64) {
         parked.handled_through = Some(parked.handled_through.map_or(offset, |done| done.max(offset)));
+        if !self.options.offsets.is_group() {
+            return;
+        }
         let Some(offset) = parked.storable() else { return };
         crate::failpoint::hit("consumer.after_commit");
         // librdkafka commits `offset + 1` for a stored offset: store the
@@ -723,54 +915,99 @@ impl<H: MessageHandler> PartitionWork<H> {
         }
     }
 
-    async fn process_batch(&self, batch: &[InboundMessage], parked: &mut Parked) -> Outcome {
-        if batch.len() > 1 {
-            let mut delays = self.options.backoff();
-            loop {
-                match self.handler.handle(batch).await {
-                    Ok(handled) => {
-                        for (position, message) in batch.iter().enumerate() {
-                            match handled.waits(position) {
-                                Some(why) => {
-                                    tracing::debug!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits");
-                                    parked.park(message.clone(), &self.options);
-                                }
-                                None => {
-                                    HANDLED.with_label_values(&[&self.options.group, &self.partition.0, "ok"]).inc();
-                                    self.handled(parked, message.offset);
-                                }
-                            }
-                        }
-                        return Outcome::Done;
-                    }
-                    Err(HandlerError::Transient(reason)) => {
-                        tracing::warn!(%reason, "transient failure; retrying the run");
-                        if !self.pause(delays.next()).await {
-                            return Outcome::Stopped;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::info!(%error, "the run failed; handling its messages one by one");
-                        break;
-                    }
-                }
+    /// Whether a message that is not yet may be set aside now.
+    fn may_park(&self, parked: &Parked) -> bool {
+        self.options.offsets.is_group() && parked.len() < self.options.queue_capacity
+    }
+
+    /// Handles `batch` in runs: the whole of it, then — where a run fails —
+    /// the parts the handler split it into, or one message at a time. A
+    /// message of a parked key waits behind it (per-key order).
+    async fn process_batch(&self, batch: Vec<InboundMessage>, parked: &mut Parked) -> Outcome {
+        let mut todo = std::collections::VecDeque::from([batch]);
+        while let Some(run) = todo.pop_front() {
+            let (waiting, mut run): (Vec<_>, Vec<_>) = run.into_iter().partition(|m| parked.holds(m));
+            for message in waiting {
+                parked.park(message, &self.options);
             }
-        }
-        for message in batch {
-            if parked.holds(message) {
-                parked.park(message.clone(), &self.options);
+            if let [message] = run.as_slice() {
+                match self.process_one(message, self.may_park(parked)).await {
+                    Outcome::Done => self.handled(parked, message.offset),
+                    Outcome::Later(why) => {
+                        tracing::info!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits, the partition goes on");
+                        parked.park(message.clone(), &self.options);
+                    }
+                    ended @ (Outcome::Stopped | Outcome::Failed(_)) => return ended,
+                }
                 continue;
             }
-            match self.process_one(message, parked.len() < self.options.queue_capacity).await {
-                Outcome::Done => self.handled(parked, message.offset),
-                Outcome::Later(why) => {
-                    tracing::info!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits, the partition goes on");
-                    parked.park(message.clone(), &self.options);
+            if run.is_empty() {
+                continue;
+            }
+            match self.attempt_run(&run, parked).await {
+                Ran::Done => {}
+                Ran::Ended(outcome) => return outcome,
+                Ran::Split(position) => {
+                    tracing::info!(offset = run[position].offset, "the run failed at one message; splitting it there");
+                    let after = run.split_off(position + 1);
+                    let failed = run.pop().expect("the failing message is in the run");
+                    todo.push_front(after);
+                    todo.push_front(vec![failed]);
+                    todo.push_front(run);
                 }
-                Outcome::Stopped => return Outcome::Stopped,
+                Ran::Apart => {
+                    for message in run.into_iter().rev() {
+                        todo.push_front(vec![message]);
+                    }
+                }
             }
         }
         Outcome::Done
+    }
+
+    /// Hands the handler a run of several messages, again while it fails
+    /// transiently, and records what it did.
+    async fn attempt_run(&self, run: &[InboundMessage], parked: &mut Parked) -> Ran {
+        let mut delays = self.options.backoff();
+        let mut failing = Failing::new();
+        loop {
+            match self.handler.handle(run).await {
+                Ok(handled) => {
+                    for (position, message) in run.iter().enumerate() {
+                        match handled.waits(position) {
+                            Some(why) => {
+                                tracing::debug!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits");
+                                parked.park(message.clone(), &self.options);
+                            }
+                            None => {
+                                HANDLED.with_label_values(&[&self.options.group, &self.partition.0, "ok"]).inc();
+                                self.handled(parked, message.offset);
+                            }
+                        }
+                    }
+                    return Ran::Done;
+                }
+                Err(HandlerError::Stop(source)) => return Ran::Ended(Outcome::Failed(Failure::Stop(source))),
+                Err(HandlerError::Split { position, error }) if position < run.len() => {
+                    tracing::info!(%error, position, "a message of the run failed");
+                    return Ran::Split(position);
+                }
+                Err(error @ HandlerError::Transient(_)) => {
+                    let error = match failing.gives_up(&self.options, error) {
+                        Ok(error) => error,
+                        Err(failure) => return Ran::Ended(Outcome::Failed(failure)),
+                    };
+                    tracing::warn!(%error, "transient failure; retrying the run");
+                    if !self.pause(delays.next()).await {
+                        return Ran::Ended(Outcome::Stopped);
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(%error, "the run failed; handling its messages one by one");
+                    return Ran::Apart;
+                }
+            }
+        }
     }
 
     /// Tries the first message of every parked key that is due, together
@@ -817,7 +1054,7 @@ impl<H: MessageHandler> PartitionWork<H> {
                         parked.not_yet(&key, &self.options);
                         break;
                     }
-                    Outcome::Stopped => return Outcome::Stopped,
+                    ended @ (Outcome::Stopped | Outcome::Failed(_)) => return ended,
                 }
             }
         }
@@ -833,9 +1070,9 @@ impl<H: MessageHandler> PartitionWork<H> {
         }
     }
 
-    /// Handles one message: done (or dead-lettered), stopped, or — when
-    /// `may_park` — not yet. Without room to park, a message that is not
-    /// yet is retried in place, as the whole partition did before.
+    /// Handles one message: done (or dead-lettered), stopped, failed, or —
+    /// when `may_park` — not yet. Without room to park, a message that is
+    /// not yet is retried in place, as the whole partition did before.
     async fn process_one(&self, message: &InboundMessage, may_park: bool) -> Outcome {
         let span = tracing::info_span!(
             "message",
@@ -852,6 +1089,7 @@ impl<H: MessageHandler> PartitionWork<H> {
 
     async fn retry_then_dead_letter(&self, message: &InboundMessage, may_park: bool) -> Outcome {
         let mut delays = self.options.backoff();
+        let mut failing = Failing::new();
         let mut attempts = 0;
         loop {
             let error = match self.handler.handle(std::slice::from_ref(message)).await {
@@ -861,12 +1099,20 @@ impl<H: MessageHandler> PartitionWork<H> {
                         return Outcome::Done;
                     }
                     Some(why) if may_park => return Outcome::Later(why.to_owned()),
-                    Some(why) => HandlerError::Later(why.to_owned()),
+                    Some(why) => HandlerError::Later(why.into()),
                 },
-                Err(HandlerError::Later(why)) if may_park => return Outcome::Later(why),
-                Err(error) => error,
+                Err(error) => error.into_message_error(),
+            };
+            let error = match error {
+                HandlerError::Later(why) if may_park => return Outcome::Later(why.to_string()),
+                HandlerError::Stop(source) => return Outcome::Failed(Failure::Stop(source)),
+                error => error,
             };
             if error.is_transient() {
+                let error = match failing.gives_up(&self.options, error) {
+                    Ok(error) => error,
+                    Err(failure) => return Outcome::Failed(failure),
+                };
                 tracing::warn!(%error, "transient failure; retrying");
             } else {
                 attempts += 1;
@@ -884,13 +1130,18 @@ impl<H: MessageHandler> PartitionWork<H> {
 
     async fn dead_letter(&self, message: &InboundMessage, reason: &HandlerError) -> Outcome {
         let mut delays = self.options.backoff();
+        let mut failing = Failing::new();
         loop {
             match self.handler.dead_letter(message, reason).await {
                 Ok(()) => {
                     HANDLED.with_label_values(&[&self.options.group, &message.topic, "dead_lettered"]).inc();
                     return Outcome::Done;
                 }
-                Err(error) => tracing::warn!(%error, "dead-lettering failed; retrying"),
+                Err(HandlerError::Stop(source)) => return Outcome::Failed(Failure::Stop(source)),
+                Err(error) => match failing.gives_up(&self.options, error) {
+                    Ok(error) => tracing::warn!(%error, "dead-lettering failed; retrying"),
+                    Err(failure) => return Outcome::Failed(failure),
+                },
             }
             if !self.pause(delays.next()).await {
                 return Outcome::Stopped;

@@ -22,7 +22,10 @@ pub mod failpoint;
 mod headers;
 mod producer;
 
-pub use consumer::{ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler, Wakeups};
+pub use consumer::{
+    ConsumerError, ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler, OffsetStore, Source, Start,
+    Wakeups,
+};
 pub use headers::{
     Cause, CommandOutcome, DeadLetterCause, HeaderError, Headers, Settled, child_traceparent, dead_letter_headers, dlq,
     header_value, outcome,

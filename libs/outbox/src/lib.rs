@@ -125,10 +125,10 @@ pub fn classify(error: sqlx::Error) -> HandlerError {
     // string too long) are the input's fault, not ours.
     let invalid = matches!(&error, sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("22")));
     if transient {
-        HandlerError::Transient(error.to_string())
+        HandlerError::Transient(Box::new(error))
     } else if invalid {
-        HandlerError::Invalid(error.to_string())
+        HandlerError::Invalid(Box::new(error))
     } else {
-        HandlerError::Permanent(error.to_string())
+        HandlerError::Permanent(Box::new(error))
     }
 }

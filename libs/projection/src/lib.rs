@@ -10,11 +10,13 @@
 //!   beginning; the views `<view_schema>.<table>` point at the live one and
 //!   are switched (DROP + CREATE, so a changed table shape is fine) in one
 //!   transaction.
-//! - [`runner`](crate::runner): manual partition assignment; a batch of messages per
-//!   transaction, each under a savepoint; the offsets advance in that same
-//!   transaction and never move backwards; whatever the batch settled is
-//!   announced with one `NOTIFY` per transaction; a message that keeps
-//!   failing is dead-lettered through the outbox.
+//! - [`runner`](crate::runner): the kit's partition workers
+//!   ([`orderflow_bus::consumer`]) over partitions assigned by hand; a run
+//!   of messages per transaction; the offsets advance in that same
+//!   transaction and never move backwards; whatever the run settled is
+//!   announced with one `NOTIFY` per transaction; a message that fails
+//!   splits its run, is retried alone and, if it keeps failing,
+//!   dead-lettered through the outbox.
 //! - [`lease`](crate::lease): one active instance per projection and
 //!   database (an advisory lock; others wait as hot standbys), *fenced* by an
 //!   epoch every transaction checks, so an instance that lost its lock
@@ -147,9 +149,10 @@ pub trait Projection: Send + Sync + 'static {
     /// generation schema, so table names are unqualified). Must be
     /// idempotent: after a crash between commit and nothing, nothing is
     /// redelivered, but a republished duplicate (relay retry) may arrive.
-    /// [`HandlerError::Transient`] retries the batch unchanged;
-    /// [`HandlerError::Permanent`] and [`HandlerError::Invalid`] retry the
-    /// message a bounded number of times, then dead-letter it.
+    /// [`HandlerError::Transient`] retries the run unchanged;
+    /// [`HandlerError::Permanent`] and [`HandlerError::Invalid`] split the
+    /// run at the message and retry it alone a bounded number of times,
+    /// then dead-letter it.
     fn apply(
         &self,
         tx: &mut PgConnection,
@@ -176,8 +179,8 @@ pub enum Error {
     RunnerEnded { generation: i32, cause: String },
     #[error("gave up after {seconds} s of transient failures; the last: {last}")]
     GaveUp { seconds: u64, last: String },
-    #[error("a batch failed permanently: {0}")]
-    Batch(String),
+    #[error("its consumer: {0}")]
+    Consumer(orderflow_bus::consumer::ConsumerError),
     #[error("a projection task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -188,7 +191,16 @@ impl Error {
     pub fn is_recoverable(&self) -> bool {
         matches!(
             self,
-            Error::Database(_) | Error::Kafka(_) | Error::Fenced { .. } | Error::LockLost { .. } | Error::GaveUp { .. }
+            Error::Database(_)
+                | Error::Kafka(_)
+                | Error::Fenced { .. }
+                | Error::LockLost { .. }
+                | Error::GaveUp { .. }
+                | Error::Consumer(
+                    orderflow_bus::consumer::ConsumerError::Create { .. }
+                        | orderflow_bus::consumer::ConsumerError::Subscribe { .. }
+                        | orderflow_bus::consumer::ConsumerError::Assign { .. }
+                )
         )
     }
 }

@@ -1,24 +1,28 @@
-//! Consumes a projection's topics into one generation.
+//! Consumes a projection's topics into one generation, through the kit's
+//! partition workers ([`orderflow_bus::consumer`]: runs, retries with
+//! backoff, splitting a run at a failing message, dead-lettering) with the
+//! offsets kept by the projection itself ([`OffsetStore::Handler`]).
 //!
-//! Partitions are assigned manually (no consumer group): where a generation
+//! Partitions are assigned by hand (no consumer group): where a generation
 //! is in each partition lives in its own `projection_offsets` table and
 //! advances in the same transaction as the changes, so a restart resumes
 //! exactly where the last commit left off, and a new generation simply
-//! starts at the beginning of every topic.
+//! starts at the beginning of every topic. Partitions are worked on
+//! concurrently, each in its order, so every change must be safe against
+//! a concurrent transaction of another partition (upserts, row locks).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use orderflow_bus::{HandlerError, InboundMessage};
+use orderflow_bus::consumer::{self, ConsumerError};
+use orderflow_bus::{ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler, OffsetStore, Start};
 use orderflow_config::KafkaSettings;
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
 use prometheus::{IntCounterVec, Opts};
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -77,6 +81,16 @@ pub(crate) struct Runner<P> {
     pub give_up_after: Duration,
 }
 
+/// What the partition workers hand each run of a generation to.
+struct Feed<P> {
+    pool: PgPool,
+    projection: Arc<P>,
+    generation: i32,
+    epoch: i64,
+    /// The committed offsets, for whoever waits on the generation's progress.
+    progress: watch::Sender<Offsets>,
+}
+
 /// A running [`Runner`]: dropping it stops the runner (after the batch in hand).
 #[derive(Debug)]
 pub(crate) struct RunnerHandle {
@@ -117,27 +131,106 @@ impl RunnerHandle {
     }
 }
 
-enum Batch {
-    /// All applied.
-    Done,
-    /// The first `applied` were committed; the next one failed permanently.
-    Stopped { applied: usize, error: HandlerError },
-}
+impl<P: Projection> Feed<P> {
+    fn name(&self) -> &str {
+        &self.projection.definition().name
+    }
 
-/// Why a batch transaction did not commit.
-enum BatchError {
-    Fenced { current: Option<i64> },
-    Handler(HandlerError),
-}
+    /// A transaction on this generation that holds the lease; a lost lease
+    /// stops the consumer ([`HandlerError::Stop`] carrying [`Error::Fenced`]).
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, HandlerError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        lease::hold(&mut tx, self.name(), self.epoch).await.map_err(|e| match e {
+            FenceError::Database(e) => classify(e),
+            FenceError::Fenced { current } => HandlerError::Stop(Box::new(Error::Fenced {
+                projection: self.name().to_owned(),
+                mine: self.epoch,
+                current,
+            })),
+        })?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET LOCAL search_path TO {}, public",
+            generation::schema(self.name(), self.generation)
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        Ok(tx)
+    }
 
-impl From<HandlerError> for BatchError {
-    fn from(error: HandlerError) -> Self {
-        BatchError::Handler(error)
+    /// Tells whoever waits on the generation's progress that `next` is committed.
+    fn advance(&self, next: &Offsets) {
+        self.progress.send_modify(|all| {
+            for (tp, offset) in next {
+                let at = all.entry(tp.clone()).or_insert(*offset);
+                *at = (*at).max(*offset);
+            }
+        });
+    }
+
+    fn count(&self, outcome: &str, n: usize) {
+        PROJECTED.with_label_values(&[self.name(), outcome]).inc_by(n as u64);
     }
 }
 
-fn db(error: sqlx::Error) -> BatchError {
-    BatchError::Handler(classify(error))
+impl<P: Projection> MessageHandler for Feed<P> {
+    /// Applies the run in one transaction, advances the offsets of its
+    /// partition in it and announces what it settled, once; a message that
+    /// fails splits the run there, with nothing committed.
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
+        let mut tx = self.begin().await?;
+        let mut next = Offsets::new();
+        let mut keys: Vec<String> = Vec::new();
+        for (position, message) in messages.iter().enumerate() {
+            // The message's trace and correlation on everything its projection logs.
+            let span = tracing::info_span!(
+                "message",
+                topic = %message.topic,
+                partition = message.partition,
+                offset = message.offset,
+                correlation_id = tracing::field::Empty,
+                trace_id = tracing::field::Empty,
+            );
+            if let Ok(headers) = message.headers() {
+                span.record("correlation_id", headers.correlation_id.as_str());
+                span.record("trace_id", headers.trace_id());
+            }
+            let applied = self
+                .projection
+                .apply(&mut tx, message)
+                .instrument(span)
+                .await
+                .map_err(|error| error.at(position, messages.len()))?;
+            next.insert((message.topic.clone(), message.partition), message.offset + 1);
+            keys.extend(applied.keys().iter().cloned());
+        }
+        generation::store_offsets(&mut tx, &next).await.map_err(classify)?;
+        if let Some(channel) = &self.projection.definition().notify_channel {
+            notify::send(&mut tx, channel, keys.iter().map(String::as_str)).await.map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        self.advance(&next);
+        self.count("applied", messages.len());
+        Ok(Handled::all())
+    }
+
+    /// Puts `message` on its dead-letter topic (through the outbox) and
+    /// moves past it, in one transaction.
+    async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
+        let mut tx = self.begin().await?;
+        let consumer = format!("projection-{}-gen-{}", self.name(), self.generation);
+        enqueue(&mut tx, &[OutboxMessage::dead_letter(message, &consumer, error)]).await.map_err(classify)?;
+        let next = Offsets::from([((message.topic.clone(), message.partition), message.offset + 1)]);
+        generation::store_offsets(&mut tx, &next).await.map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        tracing::warn!(
+            projection = self.name(), generation = self.generation, topic = %message.topic,
+            partition = message.partition, offset = message.offset, %error, "message dead-lettered"
+        );
+        self.advance(&next);
+        self.count("dead_lettered", 1);
+        Ok(())
+    }
 }
 
 impl<P: Projection> Runner<P> {
@@ -153,204 +246,55 @@ impl<P: Projection> Runner<P> {
         RunnerHandle { generation, stop, task, progress }
     }
 
-    /// A transaction on this generation that holds the lease.
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, BatchError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        lease::hold(&mut tx, self.name(), self.epoch).await.map_err(|e| match e {
-            FenceError::Database(e) => db(e),
-            FenceError::Fenced { current } => BatchError::Fenced { current },
-        })?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "SET LOCAL search_path TO {}, public",
-            generation::schema(self.name(), self.generation)
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        Ok(tx)
-    }
-
-    /// Applies `messages` in one transaction, each under a savepoint,
-    /// advances the offsets of what was applied and announces what it
-    /// settled, once. Returns the offsets it committed.
-    async fn apply_batch(&self, messages: &[InboundMessage]) -> Result<(Batch, Offsets), BatchError> {
-        let mut tx = self.begin().await?;
-        let mut next = Offsets::new();
-        let mut keys: Vec<String> = Vec::new();
-        let mut outcome = Batch::Done;
-        for (i, message) in messages.iter().enumerate() {
-            let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.map_err(db)?;
-            // The message's trace and correlation on everything its projection logs.
-            let span = tracing::info_span!(
-                "message",
-                topic = %message.topic,
-                partition = message.partition,
-                offset = message.offset,
-                correlation_id = tracing::field::Empty,
-                trace_id = tracing::field::Empty,
-            );
-            if let Ok(headers) = message.headers() {
-                span.record("correlation_id", headers.correlation_id.as_str());
-                span.record("trace_id", headers.trace_id());
-            }
-            match self.projection.apply(&mut savepoint, message).instrument(span).await {
-                Ok(applied) => {
-                    savepoint.commit().await.map_err(db)?;
-                    next.insert((message.topic.clone(), message.partition), message.offset + 1);
-                    keys.extend(applied.keys().iter().cloned());
-                }
-                Err(error) if !error.is_transient() => {
-                    savepoint.rollback().await.map_err(db)?;
-                    outcome = Batch::Stopped { applied: i, error };
-                    break;
-                }
-                Err(transient) => return Err(transient.into()),
-            }
-        }
-        generation::store_offsets(&mut tx, &next).await.map_err(db)?;
-        if let Some(channel) = &self.projection.definition().notify_channel {
-            notify::send(&mut tx, channel, keys.iter().map(String::as_str)).await.map_err(db)?;
-        }
-        tx.commit().await.map_err(db)?;
-        Ok((outcome, next))
-    }
-
-    /// Puts `message` on its dead-letter topic (through the outbox) and
-    /// moves past it, in one transaction.
-    async fn dead_letter(&self, message: &InboundMessage, error: &HandlerError) -> Result<Offsets, BatchError> {
-        let mut tx = self.begin().await?;
-        let consumer = format!("projection-{}-gen-{}", self.name(), self.generation);
-        enqueue(&mut tx, &[OutboxMessage::dead_letter(message, &consumer, error)]).await.map_err(db)?;
-        let next = Offsets::from([((message.topic.clone(), message.partition), message.offset + 1)]);
-        generation::store_offsets(&mut tx, &next).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        tracing::warn!(
-            projection = self.name(), generation = self.generation, topic = %message.topic,
-            partition = message.partition, offset = message.offset, %error, "message dead-lettered"
-        );
-        Ok(next)
-    }
-
-    fn fenced(&self, current: Option<i64>) -> Error {
-        Error::Fenced { projection: self.name().to_owned(), mine: self.epoch, current }
-    }
-
     /// Consumes and applies until `stop` fires (then returns `Ok` after the
-    /// batch in hand committed), or until it cannot go on: fenced, a
-    /// permanent failure of its own transaction, or transient failures for
-    /// longer than `give_up_after`.
+    /// runs in hand committed), or until it cannot go on: fenced, or
+    /// transient failures for longer than `give_up_after`.
     async fn run(self, stop: CancellationToken, progress: watch::Sender<Offsets>) -> Result<(), Error> {
         let definition = self.projection.definition();
-        let consumer: StreamConsumer = consumer_config(&self.kafka)
-            .set("group.id", format!("{}projection-{}-gen-{}", self.kafka.topic_prefix, self.name(), self.generation))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .create()?;
         let stored = {
             let mut conn = self.pool.acquire().await?;
             generation::offsets(&mut conn, self.name(), self.generation).await?
         };
-        let mut assignment = TopicPartitionList::new();
-        for (topic, partition) in high_watermarks(&self.kafka, &definition.topics).await?.into_keys() {
-            let offset = stored.get(&(topic.clone(), partition)).map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            assignment.add_partition_offset(&topic, partition, offset)?;
-        }
-        consumer.assign(&assignment)?;
+        let starts: Vec<Start> = high_watermarks(&self.kafka, &definition.topics)
+            .await?
+            .into_keys()
+            .map(|(topic, partition)| Start {
+                offset: stored.get(&(topic.clone(), partition)).copied(),
+                topic,
+                partition,
+            })
+            .collect();
         progress.send_replace(stored);
         tracing::info!(
             projection = self.name(),
             generation = self.generation,
-            partitions = assignment.count(),
+            partitions = starts.len(),
             "projection running"
         );
-
-        let advance = |next: &Offsets| {
-            progress.send_modify(|all| {
-                for (tp, offset) in next {
-                    let at = all.entry(tp.clone()).or_insert(*offset);
-                    *at = (*at).max(*offset);
-                }
-            });
+        let group = format!("{}projection-{}-gen-{}", self.kafka.topic_prefix, self.name(), self.generation);
+        let options = ConsumerOptions {
+            batch_size: self.batch_size,
+            max_attempts: self.max_attempts,
+            offsets: OffsetStore::Handler(starts),
+            give_up_after: Some(self.give_up_after),
+            ..ConsumerOptions::new(group, definition.topics.clone())
         };
-        let count = |outcome: &str, n: usize| PROJECTED.with_label_values(&[self.name(), outcome]).inc_by(n as u64);
-        let mut queue: VecDeque<InboundMessage> = VecDeque::new();
-        let mut attempts = 0;
-        let mut backoff = Duration::from_millis(50);
-        let mut failing_since: Option<Instant> = None;
-        loop {
-            if queue.is_empty() {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    received = consumer.recv() => match received {
-                        Ok(m) => queue.push_back(InboundMessage::from(&m)),
-                        Err(error) => { tracing::warn!(%error, "consume error"); continue; }
-                    },
-                }
-            }
-            while queue.len() < self.batch_size {
-                match tokio::time::timeout(Duration::from_millis(2), consumer.recv()).await {
-                    Ok(Ok(m)) => queue.push_back(InboundMessage::from(&m)),
-                    Ok(Err(error)) => tracing::warn!(%error, "consume error"),
-                    Err(_) => break,
-                }
-            }
-            let batch: Vec<InboundMessage> = queue.iter().take(self.batch_size).cloned().collect();
-            let transient = match self.apply_batch(&batch).await {
-                Ok((Batch::Done, next)) => {
-                    queue.drain(..batch.len());
-                    advance(&next);
-                    count("applied", batch.len());
-                    attempts = 0;
-                    backoff = Duration::from_millis(50);
-                    failing_since = None;
-                    continue;
-                }
-                Ok((Batch::Stopped { applied, error }, next)) => {
-                    queue.drain(..applied);
-                    advance(&next);
-                    count("applied", applied);
-                    failing_since = None;
-                    attempts = if applied > 0 { 1 } else { attempts + 1 };
-                    if attempts < self.max_attempts {
-                        tracing::warn!(projection = self.name(), %error, attempts, "message failed; retrying");
-                        None
-                    } else {
-                        let poison = queue.front().cloned().expect("the failed message is queued");
-                        match self.dead_letter(&poison, &error).await {
-                            Ok(next) => {
-                                queue.pop_front();
-                                advance(&next);
-                                count("dead_lettered", 1);
-                                attempts = 0;
-                                continue;
-                            }
-                            Err(BatchError::Fenced { current }) => return Err(self.fenced(current)),
-                            Err(BatchError::Handler(HandlerError::Transient(e))) => Some(e),
-                            Err(BatchError::Handler(e)) => return Err(Error::Batch(e.to_string())),
-                        }
-                    }
-                }
-                Err(BatchError::Fenced { current }) => return Err(self.fenced(current)),
-                // Not the message's fault (it would have stopped the batch
-                // under its savepoint): our own transaction cannot work.
-                Err(BatchError::Handler(HandlerError::Transient(e))) => Some(e),
-                Err(BatchError::Handler(e)) => return Err(Error::Batch(e.to_string())),
-            };
-            if let Some(error) = transient {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() > self.give_up_after {
-                    return Err(Error::GaveUp { seconds: self.give_up_after.as_secs(), last: error });
-                }
-                tracing::warn!(projection = self.name(), %error, "projection batch failed; retrying");
-            }
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        let feed = Feed {
+            pool: self.pool.clone(),
+            projection: Arc::clone(&self.projection),
+            generation: self.generation,
+            epoch: self.epoch,
+            progress,
+        };
+        let ended = consumer::run(&self.kafka, &options, Arc::new(feed), stop).await;
         tracing::info!(projection = self.name(), generation = self.generation, "projection stopped");
-        Ok(())
+        ended.map_err(|error| match error {
+            ConsumerError::Stopped { group, topic, partition, source } => match source.downcast::<Error>() {
+                Ok(error) => *error,
+                Err(source) => Error::Consumer(ConsumerError::Stopped { group, topic, partition, source }),
+            },
+            ConsumerError::GaveUp { seconds, last, .. } => Error::GaveUp { seconds, last: last.to_string() },
+            other => Error::Consumer(other),
+        })
     }
 }

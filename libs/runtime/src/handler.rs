@@ -206,18 +206,21 @@ impl<S: Service> TransactionalHandler<S> {
         let headers = message.headers()?;
         let decoded: S::Input = self.codec.decode(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         if decoded.name() != headers.message_type {
-            return Err(HandlerError::Invalid(format!(
-                "header message_type {} does not match the payload's schema ({})",
-                headers.message_type,
-                decoded.name()
-            )));
+            return Err(HandlerError::Invalid(
+                format!(
+                    "header message_type {} does not match the payload's schema ({})",
+                    headers.message_type,
+                    decoded.name()
+                )
+                .into(),
+            ));
         }
         let key = decoded.key();
         if message.key.as_deref() != Some(key.as_str()) {
-            return Err(HandlerError::Invalid(format!(
-                "key {:?} is not the message's aggregate id {key}: per-entity order cannot hold",
-                message.key
-            )));
+            return Err(HandlerError::Invalid(
+                format!("key {:?} is not the message's aggregate id {key}: per-entity order cannot hold", message.key)
+                    .into(),
+            ));
         }
         let (name, is_command) = (decoded.name(), decoded.is_command());
         Ok(Input { message: S::Message::try_from(decoded), headers, source: message, name, key, is_command })
@@ -263,10 +266,9 @@ impl<S: Service> TransactionalHandler<S> {
             // Its status would stay pending: a service must answer each
             // command with an event or a refusal. Dead-lettered instead
             // (after retries), which settles it as failed.
-            return Err(HandlerError::Permanent(format!(
-                "{} decided nothing: a command is answered by an event or a refusal",
-                input.name
-            )));
+            return Err(HandlerError::Permanent(
+                format!("{} decided nothing: a command is answered by an event or a refusal", input.name).into(),
+            ));
         }
         let version = emits.iter().filter_map(|e| e.message.version()).max();
         let outcome = self.outcome(input, Settled::Succeeded { version });
@@ -289,7 +291,9 @@ impl<S: Service> TransactionalHandler<S> {
     ) -> Result<(), HandlerError> {
         let name = input.name;
         if !input.is_command {
-            return Err(HandlerError::Permanent(format!("{name} refused ({}): {}", refusal.reason, refusal.message)));
+            return Err(HandlerError::Permanent(
+                format!("{name} refused ({}): {}", refusal.reason, refusal.message).into(),
+            ));
         }
         tracing::info!(reason = %refusal.reason, message = %refusal.message, message_id = %input.headers.message_id, "command refused");
         let rejection = CommandRejected::new(
@@ -320,15 +324,16 @@ impl<S: Service> TransactionalHandler<S> {
 }
 
 impl<S: Service> TransactionalHandler<S> {
-    /// Handles `inputs` (the run's from position `first` on) in one
-    /// transaction. An input that must wait (not yet, or for a call) is
-    /// undone alone and left for later with its key, when the run has
-    /// more than it (`alone`: the whole run waits instead).
+    /// Handles `inputs` (the run's from position `first` on, of `total`)
+    /// in one transaction. An input that must wait (not yet, or for a call)
+    /// is undone alone and left for later with its key, when the run has
+    /// more than it (a run of one waits as a whole instead). An input that
+    /// fails splits the run there ([`HandlerError::Split`]).
     async fn handle_part(
         &self,
         inputs: &[Input<'_, S::Message>],
         first: usize,
-        alone: bool,
+        total: usize,
         handled: &mut Handled,
         waiting: &mut HashSet<String>,
     ) -> Result<(), HandlerError> {
@@ -338,6 +343,7 @@ impl<S: Service> TransactionalHandler<S> {
             .zip(&ids)
             .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.name })
             .collect();
+        let alone = total == 1;
         let mut tx = self.pool.begin().await.map_err(classify)?;
         // An id claimed now is acted on once: a copy later in the same run
         // (a redelivery that arrived together with the original) is not.
@@ -369,8 +375,9 @@ impl<S: Service> TransactionalHandler<S> {
             );
             // Test only (`handle.<MessageType>=error`): a message this
             // service cannot apply, whatever it holds.
+            let at = |error: HandlerError| error.at(first + offset, total);
             if orderflow_bus::failpoint::fails("handle", input.name) {
-                return Err(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.name)));
+                return Err(at(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.name).into())));
             }
             if !alone {
                 sqlx::query("SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
@@ -384,10 +391,10 @@ impl<S: Service> TransactionalHandler<S> {
             };
             let why = match decided {
                 Ok(emits) => {
-                    self.decided(input, &emits, &mut outgoing).await?;
+                    self.decided(input, &emits, &mut outgoing).await.map_err(at)?;
                     continue;
                 }
-                Err(DomainError::Database(error)) => return Err(classify(error)),
+                Err(DomainError::Database(error)) => return Err(at(classify(error))),
                 Err(DomainError::NotYet(why)) => why,
                 Err(DomainError::Awaits(request)) => {
                     let why = format!("waiting for {request}");
@@ -401,7 +408,7 @@ impl<S: Service> TransactionalHandler<S> {
                 Err(DomainError::Refused(refusal)) => {
                     // Undo what it changed; its rejection goes with the run.
                     sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
-                    self.rejected(input, &refusal, &mut outgoing).await?;
+                    self.rejected(input, &refusal, &mut outgoing).await.map_err(at)?;
                     continue;
                 }
             };
@@ -410,7 +417,7 @@ impl<S: Service> TransactionalHandler<S> {
                 // Rolled back; the consumer sets its key aside.
                 tx.rollback().await.map_err(classify)?;
                 self.record(&calls).await?;
-                return Err(HandlerError::Later(why));
+                return Err(HandlerError::Later(why.into()));
             }
             sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
             handled.leave(first + offset, why);
@@ -465,7 +472,7 @@ impl<S: Service> TransactionalHandler<S> {
         let scheduled = match self.service.due(&mut tx).await {
             Ok(scheduled) => scheduled,
             Err(DomainError::Database(error)) => return Err(classify(error)),
-            Err(other) => return Err(HandlerError::Permanent(other.to_string())),
+            Err(other) => return Err(HandlerError::Permanent(other.to_string().into())),
         };
         let mut outgoing = Vec::new();
         for Scheduled { cause, emits } in &scheduled {
@@ -511,8 +518,8 @@ const MAX_PER_TRANSACTION: usize = 60;
 impl<S: Service> MessageHandler for TransactionalHandler<S> {
     async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
         let mut inputs = Vec::with_capacity(messages.len());
-        for message in messages {
-            inputs.push(self.decode(message).await?);
+        for (position, message) in messages.iter().enumerate() {
+            inputs.push(self.decode(message).await.map_err(|e| e.at(position, messages.len()))?);
         }
         self.start_calls(&inputs).await;
         let mut handled = Handled::all();
@@ -521,7 +528,7 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         let mut waiting = HashSet::new();
         let mut first = 0;
         for part in inputs.chunks(MAX_PER_TRANSACTION) {
-            self.handle_part(part, first, inputs.len() == 1, &mut handled, &mut waiting).await?;
+            self.handle_part(part, first, inputs.len(), &mut handled, &mut waiting).await?;
             first += part.len();
         }
         Ok(handled)

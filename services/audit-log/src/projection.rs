@@ -58,7 +58,7 @@ impl Projection for AuditProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, message: &InboundMessage) -> Result<Applied, HandlerError> {
-        let headers = message.headers().map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let headers = message.headers().map_err(|e| HandlerError::Permanent(Box::new(e)))?;
         let seen: Option<i32> = sqlx::query_scalar("SELECT 1 FROM records WHERE message_id = $1")
             .bind(headers.message_id)
             .fetch_optional(&mut *tx)
@@ -69,7 +69,7 @@ impl Projection for AuditProjection {
         }
         let decoded = self.codec.decode_with_writer(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         let payload = redacted_json(&decoded.schema, &decoded.value, &self.marks)
-            .map_err(|e| HandlerError::Permanent(format!("{}: {e}", decoded.full_name)))?;
+            .map_err(|e| HandlerError::Permanent(format!("{}: {e}", decoded.full_name).into()))?;
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM heads WHERE topic = $1 AND partition = $2 FOR UPDATE")
                 .bind(&message.topic)

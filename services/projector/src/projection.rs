@@ -121,7 +121,7 @@ impl Projection for ReadModels {
             // not needed to know that a command is pending.
             return commands::pending(tx, &headers, message.key.as_deref()).await;
         } else {
-            return Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic)));
+            return Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic).into()));
         };
         // An event of any domain: the command whose outcome it carries.
         Ok(applied.and(commands::settled(tx, message, &headers, || event.outcome()).await?))
@@ -133,7 +133,7 @@ pub(crate) fn millis(ms: i64) -> DateTime<Utc> {
 }
 
 pub(crate) fn uuid(raw: &str) -> Result<Uuid, HandlerError> {
-    Uuid::parse_str(raw).map_err(|_| HandlerError::Permanent(format!("`{raw}` is not a uuid")))
+    Uuid::parse_str(raw).map_err(|_| HandlerError::Permanent(format!("`{raw}` is not a uuid").into()))
 }
 
 /// A database failure, classified (transient or permanent).

@@ -253,3 +253,142 @@ async fn a_woken_key_goes_at_once_instead_of_after_its_backoff() {
     stop.cancel();
     task.await.expect("join").expect("ran");
 }
+
+/// Records every run it is handed (by body); holds up a run that starts
+/// with `slow` (so what follows queues into one run), splits a run at a
+/// `poison` ([`HandlerError::Split`]) and fails it alone, stops the
+/// consumer at `fatal`, and fails transiently at `down`.
+#[derive(Clone, Default)]
+struct Splitter {
+    runs: Arc<Mutex<Vec<Vec<String>>>>,
+    handled: Arc<Mutex<Vec<String>>>,
+    dead: Arc<Mutex<Vec<String>>>,
+}
+
+fn body(message: &InboundMessage) -> String {
+    String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned()
+}
+
+impl MessageHandler for Splitter {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
+        let bodies: Vec<String> = messages.iter().map(body).collect();
+        self.runs.lock().expect("lock").push(bodies.clone());
+        if bodies[0] == "slow" {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        for (position, body) in bodies.iter().enumerate() {
+            match body.as_str() {
+                "poison" => {
+                    return Err(HandlerError::Permanent("cannot apply".into()).at(position, messages.len()));
+                }
+                "fatal" => {
+                    let lost = std::io::Error::other("another instance holds the lease");
+                    return Err(HandlerError::Stop(Box::new(lost)));
+                }
+                "down" => return Err(HandlerError::Transient("database unavailable".into())),
+                _ => {}
+            }
+        }
+        self.handled.lock().expect("lock").extend(bodies);
+        Ok(Handled::all())
+    }
+
+    async fn dead_letter(&self, message: &InboundMessage, _: &HandlerError) -> Result<(), HandlerError> {
+        self.dead.lock().expect("lock").push(body(message));
+        Ok(())
+    }
+}
+
+fn run_splitter(
+    s: &orderflow_config::KafkaSettings,
+    options: &ConsumerOptions,
+    handler: &Splitter,
+) -> (tokio::task::JoinHandle<Result<(), consumer::ConsumerError>>, CancellationToken) {
+    let (s, options, handler, stop) = (s.clone(), options.clone(), handler.clone(), CancellationToken::new());
+    let token = stop.clone();
+    (tokio::spawn(async move { consumer::run(&s, &options, Arc::new(handler), token).await }), stop)
+}
+
+#[tokio::test]
+async fn a_run_is_split_at_the_message_that_failed_and_only_that_one_goes_alone() {
+    let bodies = ["slow", "a", "b", "poison", "c", "d"];
+    let (s, options) = one_partition(&bodies.map(|b| ("one-key", b))).await;
+    let handler = Splitter::default();
+    let (task, stop) = run_splitter(&s, &options, &handler);
+    orderflow_testkit::eventually("the messages after the poison are handled", Duration::from_secs(60), || {
+        let handled = Arc::clone(&handler.handled);
+        async move { handled.lock().expect("lock").contains(&"d".to_owned()) }
+    })
+    .await;
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+
+    assert_eq!(*handler.handled.lock().expect("lock"), ["slow", "a", "b", "c", "d"]);
+    assert_eq!(*handler.dead.lock().expect("lock"), ["poison"]);
+    let runs = handler.runs.lock().expect("lock").clone();
+    // The run that failed at the poison (never the one held up by `slow`
+    // alone): what came before it goes again as one run, the poison alone
+    // max_attempts times, then what came after it as one run.
+    let failed = runs.iter().position(|r| r.len() > 1 && r.contains(&"poison".to_owned())).expect("a run with it");
+    let run = &runs[failed];
+    let at = run.iter().position(|b| b == "poison").expect("in it");
+    let mut expected: Vec<Vec<String>> = Vec::new();
+    if at > 0 {
+        expected.push(run[..at].to_vec());
+    }
+    expected.extend(std::iter::repeat_n(vec!["poison".to_owned()], options.max_attempts));
+    if at + 1 < run.len() {
+        expected.push(run[at + 1..].to_vec());
+    }
+    assert_eq!(runs[failed + 1..failed + 1 + expected.len()], expected[..], "all runs: {runs:?}");
+}
+
+#[tokio::test]
+async fn a_handler_that_cannot_go_on_ends_the_consumer_with_its_error() {
+    let (s, options) = one_partition(&[("k", "a"), ("k", "fatal"), ("k", "b")]).await;
+    let handler = Splitter::default();
+    let (task, _stop) = run_splitter(&s, &options, &handler);
+    let ended = tokio::time::timeout(Duration::from_secs(60), task).await.expect("it ends by itself").expect("join");
+    match ended {
+        Err(consumer::ConsumerError::Stopped { source, .. }) => {
+            let lost = source.downcast::<std::io::Error>().expect("the handler's own error");
+            assert_eq!(lost.to_string(), "another instance holds the lease");
+        }
+        other => panic!("expected Stopped, got {other:?}"),
+    }
+    assert!(!handler.handled.lock().expect("lock").contains(&"b".to_owned()), "nothing after it is handled");
+    assert!(handler.dead.lock().expect("lock").is_empty(), "it is not dead-lettered");
+}
+
+#[tokio::test]
+async fn transient_failures_longer_than_give_up_after_end_the_consumer() {
+    let (s, mut options) = one_partition(&[("k", "down")]).await;
+    options.give_up_after = Some(Duration::from_millis(400));
+    let handler = Splitter::default();
+    let (task, _stop) = run_splitter(&s, &options, &handler);
+    let ended = tokio::time::timeout(Duration::from_secs(60), task).await.expect("it gives up").expect("join");
+    assert!(matches!(ended, Err(consumer::ConsumerError::GaveUp { ref last, .. }) if last.is_transient()), "{ended:?}");
+    assert!(handler.runs.lock().expect("lock").len() >= 2, "retried before giving up");
+}
+
+#[tokio::test]
+async fn with_offsets_kept_by_the_handler_it_reads_from_the_given_positions_and_commits_nothing() {
+    let (s, mut options) = one_partition(&[("k", "x0"), ("k", "x1"), ("k", "x2"), ("k", "x3"), ("k", "x4")]).await;
+    let (group, topic) = (options.group.clone(), options.topics[0].clone());
+    options.offsets = orderflow_bus::OffsetStore::Handler(vec![orderflow_bus::Start {
+        topic: topic.clone(),
+        partition: 0,
+        offset: Some(3),
+    }]);
+    let handler = Splitter::default();
+    let (task, stop) = run_splitter(&s, &options, &handler);
+    orderflow_testkit::eventually("the messages from offset 3 are handled", Duration::from_secs(30), || {
+        let handled = Arc::clone(&handler.handled);
+        async move { handled.lock().expect("lock").len() == 2 }
+    })
+    .await;
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+    assert_eq!(*handler.handled.lock().expect("lock"), ["x3", "x4"]);
+    assert!(committed(&s, &group, &topic).await < 0, "the group commits nothing: the handler keeps the offsets");
+}
