@@ -132,6 +132,9 @@ impl<P: Projection> Engine<P> {
     /// stops feeding, and stands by to take the lock again, with a backoff.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         self.projection.definition().validate()?;
+        if self.projection.routes().topics().is_empty() {
+            return Err(Error::Definition { projection: self.name().to_owned(), problem: "it reads no topics".into() });
+        }
         let mut pause = Duration::from_millis(250);
         loop {
             match self.run_active(&shutdown).await {
@@ -250,7 +253,7 @@ impl<P: Projection> Engine<P> {
     async fn start_candidate(&self, request: Option<i64>, epoch: i64) -> Result<Candidate, Error> {
         let definition = self.projection.definition();
         let generation = generation::create(&self.pool, definition).await?;
-        let target = match high_watermarks(&self.options.kafka, &definition.topics).await {
+        let target = match high_watermarks(&self.options.kafka, self.projection.routes().topics()).await {
             Ok(target) => target,
             Err(error) => {
                 let _ = generation::mark_failed(&self.pool, self.name(), generation).await;

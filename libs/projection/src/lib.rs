@@ -1,8 +1,9 @@
 //! The projection building block: consume topics into query tables.
 //!
-//! A service says *what* its projection is — a [`Definition`] (its topics,
-//! the SQL template of its tables, which of them readers see as views and in
-//! which schema) and an [`Projection::apply`] of one message — and
+//! A service says *what* its projection is — a [`Definition`] (the SQL
+//! template of its tables, which of them readers see as views and in which
+//! schema), its [`Routes`] (its topics, each read into the projection's own
+//! input type) and a [`Projection::apply`] of one input — and
 //! [`Engine::run`] does the rest:
 //!
 //! - [`generation`]: the tables live in generation schemas
@@ -39,6 +40,7 @@ pub mod generation;
 mod lease;
 mod notify;
 pub mod rebuild;
+mod routes;
 mod runner;
 
 use std::future::Future;
@@ -48,6 +50,7 @@ pub use generation::Offsets;
 pub use notify::payloads;
 pub use orderflow_bus::{HandlerError, InboundMessage};
 pub use rebuild::{RebuildError, request_rebuild, wait_for_rebuild};
+pub use routes::Routes;
 
 use sqlx::PgConnection;
 
@@ -58,8 +61,6 @@ pub struct Definition {
     /// (`<name>_gen_<n>`), its lease and lock, its rebuild requests, the
     /// consumer named in its dead letters. A lowercase SQL identifier.
     pub name: String,
-    /// The topics it consumes (full names, prefix included).
-    pub topics: Vec<String>,
     /// SQL creating one generation's tables; run with `search_path` set to
     /// the new, empty generation schema, so names must be unqualified. The
     /// library adds its own `projection_offsets` table next to them.
@@ -96,9 +97,6 @@ impl Definition {
         }
         if let Some(table) = self.tables.iter().find(|t| !is_identifier(t)) {
             return Err(bad("table", table));
-        }
-        if self.topics.is_empty() {
-            return Err(Error::Definition { projection: self.name.clone(), problem: "it consumes no topics".into() });
         }
         Ok(())
     }
@@ -143,12 +141,22 @@ impl Applied {
 /// A read model built from topics. The users-specific (or audit-specific)
 /// part: everything else is the [`Engine`]'s.
 pub trait Projection: Send + Sync + 'static {
+    /// What it reads, as its rules see it: one type over all its topics
+    /// (an enum of the families it reads), decoded by the engine through
+    /// [`Projection::routes`] before [`Projection::apply`] sees it.
+    type Input: Send + 'static;
+
     fn definition(&self) -> &Definition;
 
-    /// Applies `message` inside the batch transaction (`search_path` is the
-    /// generation schema, so table names are unqualified). Must be
+    /// Its topics, and how each is read into [`Projection::Input`].
+    fn routes(&self) -> &Routes<Self::Input>;
+
+    /// Applies `input` inside the run's transaction (`search_path` is the
+    /// generation schema, so table names are unqualified); `source` is the
+    /// message it was read from (its position, key and headers). Must be
     /// idempotent: after a crash between commit and nothing, nothing is
     /// redelivered, but a republished duplicate (relay retry) may arrive.
+    /// Partitions are applied concurrently, each in its order.
     /// [`HandlerError::Transient`] retries the run unchanged;
     /// [`HandlerError::Permanent`] and [`HandlerError::Invalid`] split the
     /// run at the message and retry it alone a bounded number of times,
@@ -156,7 +164,8 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(
         &self,
         tx: &mut PgConnection,
-        message: &InboundMessage,
+        input: Self::Input,
+        source: &InboundMessage,
     ) -> impl Future<Output = Result<Applied, HandlerError>> + Send;
 }
 
@@ -233,7 +242,6 @@ mod tests {
     fn definition() -> Definition {
         Definition {
             name: "users".into(),
-            topics: vec!["users.events".into()],
             template: String::new(),
             tables: vec!["users".into()],
             view_schema: "rm".into(),
@@ -250,6 +258,5 @@ mod tests {
             let d = Definition { tables: vec![bad.into()], ..definition() };
             assert!(d.validate().is_err(), "{bad:?}");
         }
-        assert!(Definition { topics: vec![], ..definition() }.validate().is_err());
     }
 }

@@ -178,10 +178,16 @@ impl<P: Projection> MessageHandler for Feed<P> {
     /// partition in it and announces what it settled, once; a message that
     /// fails splits the run there, with nothing committed.
     async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
+        // Read before the transaction: a registry lookup holds no connection.
+        let mut inputs = Vec::with_capacity(messages.len());
+        for (position, message) in messages.iter().enumerate() {
+            let input = self.projection.routes().read(message).await;
+            inputs.push(input.map_err(|error| error.at(position, messages.len()))?);
+        }
         let mut tx = self.begin().await?;
         let mut next = Offsets::new();
         let mut keys: Vec<String> = Vec::new();
-        for (position, message) in messages.iter().enumerate() {
+        for (position, (message, input)) in messages.iter().zip(inputs).enumerate() {
             // The message's trace and correlation on everything its projection logs.
             let span = tracing::info_span!(
                 "message",
@@ -197,7 +203,7 @@ impl<P: Projection> MessageHandler for Feed<P> {
             }
             let applied = self
                 .projection
-                .apply(&mut tx, message)
+                .apply(&mut tx, input, message)
                 .instrument(span)
                 .await
                 .map_err(|error| error.at(position, messages.len()))?;
@@ -250,12 +256,11 @@ impl<P: Projection> Runner<P> {
     /// runs in hand committed), or until it cannot go on: fenced, or
     /// transient failures for longer than `give_up_after`.
     async fn run(self, stop: CancellationToken, progress: watch::Sender<Offsets>) -> Result<(), Error> {
-        let definition = self.projection.definition();
         let stored = {
             let mut conn = self.pool.acquire().await?;
             generation::offsets(&mut conn, self.name(), self.generation).await?
         };
-        let starts: Vec<Start> = high_watermarks(&self.kafka, &definition.topics)
+        let starts: Vec<Start> = high_watermarks(&self.kafka, self.projection.routes().topics())
             .await?
             .into_keys()
             .map(|(topic, partition)| Start {
@@ -277,7 +282,7 @@ impl<P: Projection> Runner<P> {
             max_attempts: self.max_attempts,
             offsets: OffsetStore::Handler(starts),
             give_up_after: Some(self.give_up_after),
-            ..ConsumerOptions::new(group, definition.topics.clone())
+            ..ConsumerOptions::new(group, self.projection.routes().topics().to_vec())
         };
         let feed = Feed {
             pool: self.pool.clone(),

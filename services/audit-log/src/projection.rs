@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use orderflow_audit::chain::truncate_to_micros;
 use orderflow_audit::{GENESIS, Record, canonical_json};
-use orderflow_bus::{HandlerError, InboundMessage};
+use orderflow_bus::{HandlerError, Headers, InboundMessage};
 use orderflow_config::KafkaSettings;
-use orderflow_contracts::Codec;
+use orderflow_contracts::{Codec, Decoded};
 use orderflow_outbox::classify;
-use orderflow_projection::{Applied, Definition, Projection};
+use orderflow_projection::{Applied, Definition, Projection, Routes};
 use sqlx::PgConnection;
 
 use crate::redact::{Marks, redacted_json};
@@ -30,8 +30,8 @@ pub const TABLES: [&str; 4] = ["records", "heads", "checkpoints", "anchors"];
 /// ([`orderflow_contracts::event_topics`]).
 #[derive(Debug)]
 pub struct AuditProjection {
-    codec: Arc<Codec>,
     definition: Definition,
+    routes: Routes<Event>,
     checkpoint_every: i64,
     /// The fields this build's schemas mark sensitive: dropped also from
     /// messages whose (older) writer schema did not mark them yet.
@@ -40,25 +40,51 @@ pub struct AuditProjection {
 
 impl AuditProjection {
     pub fn new(codec: Arc<Codec>, kafka: &KafkaSettings, checkpoint_every: i64) -> Self {
+        let routes = orderflow_contracts::event_topics()
+            .iter()
+            .fold(Routes::new(), |routes, t| routes.written(kafka.topic(t.name), &codec, Event::new));
         let definition = Definition {
             name: NAME.into(),
-            topics: orderflow_contracts::event_topics().iter().map(|t| kafka.topic(t.name)).collect(),
             template: TEMPLATE.into(),
             tables: TABLES.iter().map(|t| (*t).to_owned()).collect(),
             view_schema: orderflow_audit::VIEW_SCHEMA.into(),
             notify_channel: None,
         };
-        Self { codec, definition, checkpoint_every: checkpoint_every.max(1), marks: Marks::of_this_build() }
+        Self { definition, routes, checkpoint_every: checkpoint_every.max(1), marks: Marks::of_this_build() }
+    }
+}
+
+/// An event of any schema, as its writer wrote it, with its headers.
+#[derive(Debug)]
+pub struct Event {
+    decoded: Decoded,
+    headers: Headers,
+}
+
+impl Event {
+    fn new(decoded: Decoded, headers: Headers) -> Self {
+        Self { decoded, headers }
     }
 }
 
 impl Projection for AuditProjection {
+    type Input = Event;
+
     fn definition(&self) -> &Definition {
         &self.definition
     }
 
-    async fn apply(&self, tx: &mut PgConnection, message: &InboundMessage) -> Result<Applied, HandlerError> {
-        let headers = message.headers().map_err(|e| HandlerError::Permanent(Box::new(e)))?;
+    fn routes(&self) -> &Routes<Event> {
+        &self.routes
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: Event,
+        message: &InboundMessage,
+    ) -> Result<Applied, HandlerError> {
+        let Event { decoded, headers } = event;
         let seen: Option<i32> = sqlx::query_scalar("SELECT 1 FROM records WHERE message_id = $1")
             .bind(headers.message_id)
             .fetch_optional(&mut *tx)
@@ -67,7 +93,6 @@ impl Projection for AuditProjection {
         if seen.is_some() {
             return Ok(Applied::nothing());
         }
-        let decoded = self.codec.decode_with_writer(message.payload.as_deref()).await.map_err(HandlerError::from)?;
         let payload = redacted_json(&decoded.schema, &decoded.value, &self.marks)
             .map_err(|e| HandlerError::Permanent(format!("{}: {e}", decoded.full_name).into()))?;
         let head: Option<(i64, String)> =

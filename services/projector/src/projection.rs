@@ -18,10 +18,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderflow_bus::{HandlerError, InboundMessage};
+use orderflow_bus::{HandlerError, Headers, InboundMessage};
 use orderflow_config::KafkaSettings;
+use orderflow_contracts::orders::OrderEvent;
+use orderflow_contracts::payments::PaymentEvent;
+use orderflow_contracts::users::{CredentialsRecord, UserEvent};
 use orderflow_contracts::{Codec, orders, payments, users};
-use orderflow_projection::{Applied, Definition, Projection};
+use orderflow_projection::{Applied, Definition, Projection, Routes};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -43,34 +46,55 @@ pub const CHANNEL: &str = "command_status";
 /// credentials and the command topics (for command statuses).
 #[derive(Debug)]
 pub struct ReadModels {
-    codec: Arc<Codec>,
-    kafka: KafkaSettings,
     definition: Definition,
+    routes: Routes<Input>,
+    #[cfg(feature = "failpoints")]
+    kafka: KafkaSettings,
+}
+
+/// What the read models read, by topic ([`ReadModels::new`]).
+#[derive(Debug)]
+pub enum Input {
+    User(UserEvent, Headers),
+    Credentials(CredentialsRecord, Headers),
+    Order(OrderEvent, Headers),
+    Payment(PaymentEvent, Headers),
+    /// A command seen on its topic: its headers alone (the body, which may
+    /// hold a hash, is not needed to know that a command is pending).
+    Command(Headers),
+    /// A command a consumer dead-lettered. Its headers are read when it is
+    /// applied, not before: a dead letter may be one because its headers
+    /// are broken, and it has no dead-letter topic of its own.
+    DeadLetter,
 }
 
 impl ReadModels {
     pub fn new(codec: Arc<Codec>, kafka: KafkaSettings) -> Self {
-        let topics = [
-            users::EVENTS,
-            users::CREDENTIALS,
-            users::COMMANDS,
-            orders::EVENTS,
-            orders::COMMANDS,
-            payments::EVENTS,
-            payments::COMMANDS,
-            users::DEAD_COMMANDS,
-            orders::DEAD_COMMANDS,
-            payments::DEAD_COMMANDS,
-        ];
+        let topic = |t: orderflow_contracts::Topic| kafka.topic(t.name);
+        let mut routes = Routes::new()
+            .family(topic(users::EVENTS), &codec, Input::User)
+            .family(topic(users::CREDENTIALS), &codec, Input::Credentials)
+            .family(topic(orders::EVENTS), &codec, Input::Order)
+            .family(topic(payments::EVENTS), &codec, Input::Payment);
+        for commands in [users::COMMANDS, orders::COMMANDS, payments::COMMANDS] {
+            routes = routes.headers(topic(commands), Input::Command);
+        }
+        for dead in [users::DEAD_COMMANDS, orders::DEAD_COMMANDS, payments::DEAD_COMMANDS] {
+            routes = routes.as_is(topic(dead), |_| Ok(Input::DeadLetter));
+        }
         let definition = Definition {
             name: NAME.into(),
-            topics: topics.iter().map(|t| kafka.topic(t.name)).collect(),
             template: TEMPLATE.into(),
             tables: TABLES.iter().map(|t| (*t).to_owned()).collect(),
             view_schema: VIEW_SCHEMA.into(),
             notify_channel: Some(CHANNEL.into()),
         };
-        Self { codec, kafka, definition }
+        Self {
+            definition,
+            routes,
+            #[cfg(feature = "failpoints")]
+            kafka,
+        }
     }
 
     /// Test only: the same projection with the credentials part stopped (it
@@ -78,53 +102,45 @@ impl ReadModels {
     /// a client is told while the credentials read model lags behind.
     #[cfg(feature = "failpoints")]
     pub fn without_credentials(mut self) -> Self {
-        let credentials = self.kafka.topic(users::CREDENTIALS.name);
-        self.definition.topics.retain(|t| *t != credentials);
+        self.routes = self.routes.without(&self.kafka.topic(users::CREDENTIALS.name));
         self
-    }
-
-    fn is(&self, message: &InboundMessage, topic: orderflow_contracts::Topic) -> bool {
-        message.topic == self.kafka.topic(topic.name)
     }
 }
 
 impl Projection for ReadModels {
+    type Input = Input;
+
     fn definition(&self) -> &Definition {
         &self.definition
     }
 
-    /// Applies `message`; the caller advances the offset in the same transaction.
-    async fn apply(&self, tx: &mut PgConnection, message: &InboundMessage) -> Result<Applied, HandlerError> {
-        if [users::DEAD_COMMANDS, orders::DEAD_COMMANDS, payments::DEAD_COMMANDS]
-            .into_iter()
-            .any(|t| self.is(message, t))
-        {
-            // Before the headers are checked: a dead letter may be one
-            // because its headers are broken, and has no DLQ of its own.
-            return commands::failed(tx, message).await;
-        }
-        let headers = message.headers()?;
-        let payload = message.payload.as_deref();
-        let (applied, event) = if self.is(message, users::EVENTS) {
-            let event = self.codec.decode(payload).await?;
-            (crate::users::apply(tx, &event).await?, legacy::Event::User(event))
-        } else if self.is(message, users::CREDENTIALS) {
-            return crate::users::credentials(tx, &headers, &self.codec.decode(payload).await?).await;
-        } else if self.is(message, orders::EVENTS) {
-            let event = self.codec.decode(payload).await?;
-            (crate::orders::apply(tx, &headers, &event).await?, legacy::Event::Order(event))
-        } else if self.is(message, payments::EVENTS) {
-            let event = self.codec.decode(payload).await?;
-            (crate::payments::apply(tx, &event).await?, legacy::Event::Payment(event))
-        } else if [users::COMMANDS, orders::COMMANDS, payments::COMMANDS].into_iter().any(|t| self.is(message, t)) {
-            // Only the headers: the command body (which may hold a hash) is
-            // not needed to know that a command is pending.
-            return commands::pending(tx, &headers, message.key.as_deref()).await;
-        } else {
-            return Err(HandlerError::Permanent(format!("the projector does not read {}", message.topic).into()));
+    fn routes(&self) -> &Routes<Input> {
+        &self.routes
+    }
+
+    /// Applies `input`; the caller advances the offset in the same transaction.
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        input: Input,
+        source: &InboundMessage,
+    ) -> Result<Applied, HandlerError> {
+        let (applied, headers, event) = match input {
+            Input::DeadLetter => return commands::failed(tx, source).await,
+            Input::Command(headers) => return commands::pending(tx, &headers, source.key.as_deref()).await,
+            Input::Credentials(record, headers) => return crate::users::credentials(tx, &headers, &record).await,
+            Input::User(event, headers) => {
+                (crate::users::apply(tx, &event).await?, headers, legacy::Event::User(event))
+            }
+            Input::Order(event, headers) => {
+                (crate::orders::apply(tx, &headers, &event).await?, headers, legacy::Event::Order(event))
+            }
+            Input::Payment(event, headers) => {
+                (crate::payments::apply(tx, &event).await?, headers, legacy::Event::Payment(event))
+            }
         };
         // An event of any domain: the command whose outcome it carries.
-        Ok(applied.and(commands::settled(tx, message, &headers, || event.outcome()).await?))
+        Ok(applied.and(commands::settled(tx, source, &headers, || event.outcome()).await?))
     }
 }
 

@@ -14,7 +14,7 @@ use orderflow_bus::{HandlerError, InboundMessage, Producer};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::Retention;
 use orderflow_contracts::topics::dlq;
-use orderflow_projection::{Applied, Definition, Engine, Options, Projection};
+use orderflow_projection::{Applied, Definition, Engine, Options, Projection, Routes};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,21 @@ pub const V2: &str = "CREATE TABLE items (id TEXT PRIMARY KEY, value TEXT NOT NU
 #[derive(Debug)]
 pub struct Items {
     definition: Definition,
+    routes: Routes<Item>,
+}
+
+/// One message of the topic: the key is the id, the payload the value.
+#[derive(Debug)]
+pub struct Item {
+    id: String,
+    value: String,
+}
+
+impl Item {
+    fn read(message: &InboundMessage) -> Result<Self, HandlerError> {
+        let id = message.key.clone().unwrap_or_default();
+        Ok(Self { id, value: String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned() })
+    }
 }
 
 impl Items {
@@ -42,24 +57,29 @@ impl Items {
         Self {
             definition: Definition {
                 name: "items".into(),
-                topics: vec![topic.to_owned()],
                 template: template.to_owned(),
                 tables: vec!["items".into()],
                 view_schema: "views".into(),
                 notify_channel: Some("items_changed".into()),
             },
+            routes: Routes::new().as_is(topic, Item::read),
         }
     }
 }
 
 impl Projection for Items {
+    type Input = Item;
+
     fn definition(&self) -> &Definition {
         &self.definition
     }
 
-    async fn apply(&self, tx: &mut PgConnection, message: &InboundMessage) -> Result<Applied, HandlerError> {
-        let id = message.key.clone().unwrap_or_default();
-        let value = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
+    fn routes(&self) -> &Routes<Item> {
+        &self.routes
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, item: Item, _: &InboundMessage) -> Result<Applied, HandlerError> {
+        let Item { id, value } = item;
         if value == "poison" {
             return Err(HandlerError::Permanent("poison".into()));
         }
