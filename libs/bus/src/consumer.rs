@@ -9,10 +9,18 @@
 //! before that redelivers the messages, which the handler's inbox makes
 //! harmless.
 //!
-//! A run that fails permanently falls back to one message at a time, so
-//! only the failing message is retried (boundedly, with backoff) and then
+//! A run that fails at one message ([`HandlerError::Split`]) goes again in
+//! parts: the messages before it, then it alone, then the rest; one that
+//! fails as a whole falls back to one message at a time. Either way only
+//! the failing message is retried (boundedly, with backoff) and then
 //! dead-lettered; the partition moves on. Transient failures (database
-//! down) are retried until they pass; nothing is skipped.
+//! down) are retried until they pass (or until
+//! [`ConsumerOptions::give_up_after`]); nothing is skipped.
+//!
+//! Offsets live in the consumer group ([`OffsetStore::Group`]: stored once
+//! the handler committed, then committed to Kafka) or in the handler's own
+//! transaction ([`OffsetStore::Handler`]: partitions assigned by hand from
+//! the handler's positions, as projections do).
 //!
 //! On a rebalance the workers of revoked partitions finish the run in hand
 //! and stop; a worker for a partition that comes back waits for its

@@ -5,14 +5,18 @@
 //!   `traceparent`, `actor`), readable with kcat.
 //! - [`Producer`]: idempotent, `acks=all`; [`Producer::send`] returns only
 //!   once the broker confirmed the record, never fire-and-forget.
-//! - [`consumer`]: the at-least-once consumer every service uses. Partitions
-//!   are worked on concurrently, each by its own worker, in order; a run of
-//!   one partition's messages is handed to the handler at once (one database
-//!   transaction), and its offsets are stored only after the handler
-//!   committed. Errors are transient (retried, nothing advances) or
-//!   permanent (the run falls back to one message at a time; the failing one
-//!   gets bounded retries with backoff, then is dead-lettered, and only then
-//!   does its offset advance).
+//! - [`consumer`]: the one consumer every service and projection uses.
+//!   Partitions are worked on concurrently, each by its own worker, in
+//!   order; a run of one partition's messages is handed to the handler at
+//!   once (one database transaction). Offsets live in the consumer group
+//!   (stored only after the handler committed: at least once) or in the
+//!   handler's own transaction ([`OffsetStore::Handler`]: exactly once).
+//!   What to do on failure follows from the [`HandlerError`]: transient
+//!   (retried, nothing advances), split (the run goes again in parts
+//!   around the failing message), permanent or invalid (the message gets
+//!   bounded retries with backoff, then is dead-lettered, and only then
+//!   does its offset advance), not yet (its key is parked), stop (the
+//!   consumer ends with the handler's error).
 //! - [`admin`]: creating topics with the configured replication.
 //! - [`failpoint`]: crash points for the crash tests (feature `failpoints`).
 

@@ -32,23 +32,31 @@ async fn killed_mid_stream_and_restarted_records_every_event_once() {
     // their outboxes), then a stream of events: the kill lands somewhere in there.
     walk(&system).await;
     crate::walkthrough::shop(&system).await;
+    // The stream is written while the audit log records (it works on
+    // partitions concurrently, and would have caught up with a stream
+    // written before it started before the kill could land in it).
     const EVENTS: usize = 400;
-    let events = Events::new(&system);
-    for n in 0..EVENTS {
-        events.update(n, 16).await;
-    }
-    let total = event_ids(&system, Some(&events)).await.len();
-    assert!(total >= EVENTS + 5, "the walk-through's events and the stream: {total}");
     let mut doomed = spawn_audit_log(&system);
     let pool = audit_db(&system).await;
     system.wait_for_audit_views().await;
-    orderflow_testkit::eventually("the audit log is recording", Duration::from_secs(60), || {
-        let pool = pool.clone();
-        async move { recorded_ids(&pool).await.len() >= 10 }
-    })
-    .await;
-    doomed.kill().await.expect("kill -9"); // SIGKILL: no shutdown, no flush
-    let at_kill = recorded_ids(&pool).await.len();
+    let events = Events::new(&system);
+    let stream = async {
+        for n in 0..EVENTS {
+            events.update(n, 16).await;
+        }
+    };
+    let kill = async {
+        orderflow_testkit::eventually("the audit log is recording", Duration::from_secs(60), || {
+            let pool = pool.clone();
+            async move { recorded_ids(&pool).await.len() >= 10 }
+        })
+        .await;
+        doomed.kill().await.expect("kill -9"); // SIGKILL: no shutdown, no flush
+        recorded_ids(&pool).await.len()
+    };
+    let ((), at_kill) = tokio::join!(stream, kill);
+    let total = event_ids(&system, Some(&events)).await.len();
+    assert!(total >= EVENTS + 5, "the walk-through's events and the stream: {total}");
     assert!(at_kill < total, "killed mid-stream ({at_kill} of {total} recorded)");
 
     let mut survivor = spawn_audit_log(&system);
