@@ -365,6 +365,7 @@ SERVICES=(
     "user-service|8091|user-service|users|kafka,registry"
     "order-service|8093|order-service|orders|kafka,registry"
     "payment-service|8094|payment-service|payments|kafka,registry"
+    "inventory-service|8096|inventory-service|inventory|kafka,registry"
     "audit-log|8095|audit-log|audit|kafka,registry"
     "ingress|8080|ingress|readmodels|kafka,registry|9080"
 )
@@ -379,7 +380,7 @@ GENERATOR_NICE=-10
 
 # One database per service, including those of domains still to come.
 # shellcheck disable=SC2034 # read by the scripts that source this file
-DATABASES=(registry users orders payments audit readmodels)
+DATABASES=(registry users orders payments inventory audit readmodels)
 
 # A running system (scripts/dev, scripts/bench) is described by variables its
 # script sets before it calls the functions below:
@@ -442,7 +443,9 @@ service_env() {
     local extra="EXTRA_ENV_${name//-/_}"
     if declare -p "$extra" >/dev/null 2>&1; then
         local -n extras=$extra
-        printf '%s\n' "${extras[@]}"
+        # (printf with no arguments would still print one empty line: a
+        # setting named '' that env refuses.)
+        if [ ${#extras[@]} -gt 0 ]; then printf '%s\n' "${extras[@]}"; fi
     fi
 }
 

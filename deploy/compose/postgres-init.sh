@@ -4,7 +4,7 @@
 # start-up). `registry` is used only by the optional development registry
 # (profile dev-registry); Redpanda's registry needs none.
 set -euo pipefail
-for db in users orders payments audit readmodels registry; do
+for db in users orders payments inventory audit readmodels registry; do
     psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
         -c "CREATE DATABASE \"$db\" OWNER \"$POSTGRES_USER\""
 done

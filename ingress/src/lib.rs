@@ -134,7 +134,7 @@ pub fn router(
     cors: &settings::CorsSettings,
 ) -> Router {
     let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
-    use routes::{audit, auth, commands, orders, payments, users};
+    use routes::{audit, auth, commands, orders, payments, products, users};
     let api = Router::new()
         .route("/users", post(users::register).get(users::list))
         .route("/users/me", get(users::me))
@@ -155,6 +155,9 @@ pub fn router(
         .route("/payments/{id}", get(payments::get))
         .route("/payments/by-order/{order_id}", get(payments::by_order))
         .route("/payments/{id}/refund", post(payments::refund))
+        .route("/products", post(products::create).get(products::list))
+        .route("/products/{sku}", get(products::get).patch(products::patch))
+        .route("/products/{sku}/stock", post(products::adjust_stock))
         .merge(audit::routes())
         // Inside the access check: a key is scoped to the checked caller.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))

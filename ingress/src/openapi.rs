@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::access::{Allow, RULES};
-use crate::routes::{audit, auth, commands, orders, payments, users};
+use crate::routes::{audit, auth, commands, orders, payments, products, users};
 
 /// The one error shape.
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,9 +93,10 @@ page!(PaymentPage, payments::Payment);
         auth::login, auth::token, auth::refresh, auth::logout, commands::get,
         orders::place, orders::list, orders::mine, orders::get, orders::cancel, orders::set_status,
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
+        products::create, products::list, products::get, products::patch, products::adjust_stock,
         audit::list, audit::verify, audit::correlation,
     ),
-    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, audit::AuditPage, audit::AuditStory, orderflow_audit::verify::Report)),
+    components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, audit::AuditPage, audit::AuditStory, products::ProductPage, orderflow_audit::verify::Report)),
     modifiers(&Common),
 )]
 pub struct ApiDoc;
@@ -149,6 +150,19 @@ impl Modify for Common {
                 _ => None,
             };
             let Some(operation) = operation else { continue };
+            // What the middleware accepts as an Idempotency-Key, so clients
+            // (and fuzzers) know; a key outside it is 400 INVALID_IDEMPOTENCY_KEY.
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let RefOr::T(parameter) = parameter else { continue };
+                if parameter.name.eq_ignore_ascii_case("idempotency-key") {
+                    let key = utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .pattern(Some(format!("^[!-~]{{1,{}}}$", crate::idempotency::MAX_KEY)))
+                        .min_length(Some(1))
+                        .max_length(Some(crate::idempotency::MAX_KEY));
+                    parameter.schema = Some(RefOr::T(key.into()));
+                }
+            }
             let responses = &mut operation.responses.responses;
             // Only writes that send a command (they answer 202) can fail in a service.
             let sends_a_command = responses.contains_key("202");

@@ -105,3 +105,23 @@ SELECT o.id, o.customer_id, o.status, o.items, o.currency, o.total, o.shipping_a
 FROM orders o
 LEFT JOIN users u ON u.id = o.customer_id
 LEFT JOIN payments p ON p.order_id = o.id;
+
+-- The catalog (inventory.events): what every client may read.
+CREATE TABLE products (
+    sku            TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    description    TEXT NOT NULL,
+    price          BIGINT NOT NULL,
+    currency       TEXT NOT NULL,
+    on_hand        BIGINT NOT NULL,
+    reserved       BIGINT NOT NULL,
+    -- What may still be sold.
+    available      BIGINT GENERATED ALWAYS AS (on_hand - reserved) STORED,
+    -- The version of the last event applied; older or repeated events are ignored.
+    version        BIGINT NOT NULL,
+    created_at     TIMESTAMPTZ NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL
+);
+-- The list's order (newest last) and its filters.
+CREATE INDEX products_created ON products (created_at, sku);
+CREATE INDEX products_name ON products (lower(name));

@@ -3,6 +3,7 @@ pub mod auth;
 pub mod commands;
 pub mod orders;
 pub mod payments;
+pub mod products;
 pub mod users;
 
 use axum::Json;

@@ -17,6 +17,7 @@ mod codec;
 mod compatibility;
 pub mod failure;
 pub mod ids;
+pub mod inventory;
 pub mod money;
 pub mod orders;
 pub mod outcomes;
@@ -149,12 +150,12 @@ pub trait Command: Contract {
 /// Every `<domain>.events` topic: what the audit log records. Never a
 /// command topic, never `users.credentials` (it carries password hashes).
 pub fn event_topics() -> Vec<Topic> {
-    vec![users::EVENTS, orders::EVENTS, payments::EVENTS]
+    vec![users::EVENTS, orders::EVENTS, payments::EVENTS, inventory::EVENTS]
 }
 
 /// Every schema of `schemas/`; the registry gets all of them at start-up.
 pub fn all_schemas() -> Vec<SchemaFile> {
-    [users::SCHEMAS, orders::SCHEMAS, payments::SCHEMAS, outcomes::SCHEMAS].concat()
+    [users::SCHEMAS, orders::SCHEMAS, payments::SCHEMAS, inventory::SCHEMAS, outcomes::SCHEMAS].concat()
 }
 
 macro_rules! contract {
@@ -317,7 +318,7 @@ pub(crate) use commands_on;
 /// Every topic of every domain (what the ingress and the projector create
 /// and read).
 pub fn all_topics() -> Vec<Topic> {
-    [users::TOPICS, orders::TOPICS, payments::TOPICS].concat()
+    [users::TOPICS, orders::TOPICS, payments::TOPICS, inventory::TOPICS].concat()
 }
 
 #[cfg(test)]

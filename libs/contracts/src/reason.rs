@@ -95,6 +95,14 @@ reasons! {
     ProviderUnavailable = "PROVIDER_UNAVAILABLE", Unavailable;
     /// What the payment provider answered could not be read.
     ProviderAnswerInvalid = "PROVIDER_ANSWER_INVALID", Failed;
+    /// A product's fields break a rule (sku, name, price, currency, stock).
+    InvalidProduct = "INVALID_PRODUCT", Invalid;
+    /// A product with this sku is in the catalog already.
+    ProductExists = "PRODUCT_EXISTS", Conflict;
+    /// No product in the catalog has this sku.
+    UnknownProduct = "UNKNOWN_PRODUCT", NotFound;
+    /// Taking the units would leave less on hand than is reserved.
+    InsufficientStock = "INSUFFICIENT_STOCK", Conflict;
 }
 
 /// A deterministic refusal: the input can never be acted on (a malformed

@@ -3,12 +3,13 @@
 //! Consumes the events of every domain, `users.credentials` and the
 //! command topics into the `readmodels` database: users, the credentials
 //! the login checks, orders, payments, an order-detail view (order,
-//! payment and customer in one row) and the status (and produced version)
+//! payment and customer in one row), the catalog and the status (and produced version)
 //! of every command. The ingress answers queries from the views in schema
 //! `rm`.
 //!
 //! Only what a message changes is the projector's own ([`projection`]
-//! dispatches to [`users`], [`orders`], [`payments`] and [`commands`]); the
+//! dispatches to [`users`], [`orders`], [`payments`], [`products`] and
+//! [`commands`]); the
 //! rest — generations, offsets, fencing, batching, dead letters, rebuild by
 //! replay and the view switch — is `orderflow_projection`'s. One projector
 //! per database is active; a second one waits as a hot standby.
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod legacy;
 pub mod orders;
 pub mod payments;
+pub mod products;
 pub mod projection;
 pub mod settings;
 pub mod users;

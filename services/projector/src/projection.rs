@@ -20,10 +20,11 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use orderflow_bus::{HandlerError, Headers, InboundMessage};
 use orderflow_config::KafkaSettings;
+use orderflow_contracts::inventory::InventoryEvent;
 use orderflow_contracts::orders::OrderEvent;
 use orderflow_contracts::payments::PaymentEvent;
 use orderflow_contracts::users::{CredentialsRecord, UserEvent};
-use orderflow_contracts::{Codec, orders, payments, users};
+use orderflow_contracts::{Codec, inventory, orders, payments, users};
 use orderflow_projection::{Applied, Definition, Projection, Routes};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -37,7 +38,7 @@ pub const VIEW_SCHEMA: &str = "rm";
 /// The tables of one generation (not a migration: a template run per generation).
 pub const TEMPLATE: &str = include_str!("../../../migrations/readmodels/generation.sql");
 /// The tables (and views) readers see.
-pub const TABLES: [&str; 6] = ["users", "credentials", "commands", "orders", "payments", "order_details"];
+pub const TABLES: [&str; 7] = ["users", "credentials", "commands", "orders", "payments", "order_details", "products"];
 /// The ingress listens here; payloads are command ids (comma-separated), or
 /// `*` after a generation switch.
 pub const CHANNEL: &str = "command_status";
@@ -59,6 +60,7 @@ pub enum Input {
     Credentials(CredentialsRecord, Headers),
     Order(OrderEvent, Headers),
     Payment(PaymentEvent, Headers),
+    Inventory(InventoryEvent, Headers),
     /// A command seen on its topic: its headers alone (the body, which may
     /// hold a hash, is not needed to know that a command is pending).
     Command(Headers),
@@ -75,11 +77,12 @@ impl ReadModels {
             .family(topic(users::EVENTS), &codec, Input::User)
             .family(topic(users::CREDENTIALS), &codec, Input::Credentials)
             .family(topic(orders::EVENTS), &codec, Input::Order)
-            .family(topic(payments::EVENTS), &codec, Input::Payment);
-        for commands in [users::COMMANDS, orders::COMMANDS, payments::COMMANDS] {
+            .family(topic(payments::EVENTS), &codec, Input::Payment)
+            .family(topic(inventory::EVENTS), &codec, Input::Inventory);
+        for commands in [users::COMMANDS, orders::COMMANDS, payments::COMMANDS, inventory::COMMANDS] {
             routes = routes.headers(topic(commands), Input::Command);
         }
-        for dead in [users::DEAD_COMMANDS, orders::DEAD_COMMANDS, payments::DEAD_COMMANDS] {
+        for dead in [users::DEAD_COMMANDS, orders::DEAD_COMMANDS, payments::DEAD_COMMANDS, inventory::DEAD_COMMANDS] {
             routes = routes.as_is(topic(dead), |_| Ok(Input::DeadLetter));
         }
         let definition = Definition {
@@ -130,17 +133,19 @@ impl Projection for ReadModels {
             Input::Command(headers) => return commands::pending(tx, &headers, source.key.as_deref()).await,
             Input::Credentials(record, headers) => return crate::users::credentials(tx, &headers, &record).await,
             Input::User(event, headers) => {
-                (crate::users::apply(tx, &event).await?, headers, legacy::Event::User(event))
+                (crate::users::apply(tx, &event).await?, headers, Some(legacy::Event::User(event)))
             }
             Input::Order(event, headers) => {
-                (crate::orders::apply(tx, &headers, &event).await?, headers, legacy::Event::Order(event))
+                (crate::orders::apply(tx, &headers, &event).await?, headers, Some(legacy::Event::Order(event)))
             }
             Input::Payment(event, headers) => {
-                (crate::payments::apply(tx, &event).await?, headers, legacy::Event::Payment(event))
+                (crate::payments::apply(tx, &event).await?, headers, Some(legacy::Event::Payment(event)))
             }
+            // Written since outcomes were on the bus: nothing legacy about it.
+            Input::Inventory(event, headers) => (crate::products::apply(tx, &event).await?, headers, None),
         };
         // An event of any domain: the command whose outcome it carries.
-        Ok(applied.and(commands::settled(tx, source, &headers, || event.outcome()).await?))
+        Ok(applied.and(commands::settled(tx, source, &headers, || event.and_then(|e| e.outcome())).await?))
     }
 }
 

@@ -79,12 +79,15 @@ pub struct System {
     pub users_db: String,
     pub orders_db: String,
     pub payments_db: String,
+    pub inventory_db: String,
     pub readmodels_db: String,
     /// The audit log's database (the ingress reads its views).
     pub audit_db: String,
     pub user: Option<Component>,
     pub order: Option<Component>,
     pub payment: Option<Component>,
+    /// Started by the tests that need it ([`System::start_inventory_service`]).
+    pub inventory: Option<Component>,
     pub projector: Option<Component>,
     pub ingress: Option<Component>,
     /// Started by the tests that need it ([`System::start_audit_log`]).
@@ -150,6 +153,7 @@ impl System {
         let users_db = fresh_database_on(pg_admin, "users").await;
         let orders_db = fresh_database_on(pg_admin, "orders").await;
         let payments_db = fresh_database_on(pg_admin, "payments").await;
+        let inventory_db = fresh_database_on(pg_admin, "inventory").await;
         let readmodels_db = fresh_database_on(pg_admin, "readmodels").await;
         let audit_db = fresh_database_on(pg_admin, "audit").await;
         let mut system = Self {
@@ -158,11 +162,13 @@ impl System {
             users_db,
             orders_db,
             payments_db,
+            inventory_db,
             readmodels_db,
             audit_db,
             user: None,
             order: None,
             payment: None,
+            inventory: None,
             projector: None,
             ingress: None,
             audit_log: None,
@@ -214,6 +220,10 @@ impl System {
 
     pub fn payment_settings(&self) -> orderflow_payment::Settings {
         self.service_settings(&self.payments_db, self.payment_rules.clone())
+    }
+
+    pub fn inventory_settings(&self) -> orderflow_inventory::Settings {
+        self.service_settings(&self.inventory_db, orderflow_inventory::Rules::default())
     }
 
     /// The environment that makes a domain service's binary join this
@@ -271,6 +281,15 @@ impl System {
 
     pub async fn start_order_service(&mut self) {
         self.order = Some(spawn_service::<orderflow_order::OrderService>(self.order_settings()).await);
+    }
+
+    pub async fn start_inventory_service(&mut self) {
+        self.inventory = Some(spawn_service::<orderflow_inventory::InventoryService>(self.inventory_settings()).await);
+    }
+
+    /// The environment that makes the `inventory-service` binary join this system.
+    pub fn inventory_service_env(&self) -> Vec<(String, String)> {
+        self.service_env(self.inventory_settings(), &[])
     }
 
     pub async fn start_payment_service(&mut self) {
@@ -484,6 +503,7 @@ impl System {
             self.user.take(),
             self.order.take(),
             self.payment.take(),
+            self.inventory.take(),
             self.projector.take(),
             self.audit_log.take(),
         ];

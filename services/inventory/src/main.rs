@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    orderflow_runtime::main::<orderflow_inventory::InventoryService>().await
+}
