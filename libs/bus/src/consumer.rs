@@ -371,7 +371,24 @@ impl OffsetStore {
     fn is_group(&self) -> bool {
         matches!(self, OffsetStore::Group)
     }
+
+    /// Which worker takes `message`: its partition's, when the group keeps
+    /// the offsets (partitions come and go with rebalances, each stored
+    /// apart). With the handler's own offsets, one worker takes every
+    /// partition: nothing is rebalanced, each partition's order still
+    /// holds (one worker, in arrival order), and a run may span partitions
+    /// — one transaction for many small messages of many partitions, which
+    /// is what a read model fed by many topics needs.
+    fn worker_of(&self, message: &InboundMessage) -> Partition {
+        match self {
+            OffsetStore::Group => (message.topic.clone(), message.partition),
+            OffsetStore::Handler(_) => (ALL_PARTITIONS.to_owned(), -1),
+        }
+    }
 }
+
+/// The worker of every partition, with [`OffsetStore::Handler`].
+const ALL_PARTITIONS: &str = "every assigned partition";
 
 impl ConsumerOptions {
     pub fn new(group: impl Into<String>, topics: Vec<String>) -> Self {
@@ -531,7 +548,7 @@ pub async fn run<H: MessageHandler>(
             }
         };
         retire_revoked(&consumer, &mut workers, &mut retiring);
-        let partition = (message.topic.clone(), message.partition);
+        let partition = options.offsets.worker_of(&message);
         let worker = workers.entry(partition.clone()).or_insert_with(|| {
             let predecessor = retiring.remove(&partition);
             spawn_worker(&mut tasks, partition.clone(), predecessor, &consumer, options, &handler)
