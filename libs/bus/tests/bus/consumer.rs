@@ -160,15 +160,15 @@ async fn one_partition(messages: &[(&str, &str)]) -> (orderflow_config::KafkaSet
     (s, options)
 }
 
-/// A consumer of `options` handing its messages to `gate`, until the token is cancelled.
-fn consume(
+/// A consumer of `options` handing its messages to `handler`, until the token is cancelled.
+fn consume<H: MessageHandler + Clone>(
     s: &orderflow_config::KafkaSettings,
     options: &ConsumerOptions,
-    gate: &Gate,
+    handler: &H,
 ) -> (tokio::task::JoinHandle<Result<(), consumer::ConsumerError>>, CancellationToken) {
-    let (s, options, gate, stop) = (s.clone(), options.clone(), gate.clone(), CancellationToken::new());
+    let (s, options, handler, stop) = (s.clone(), options.clone(), handler.clone(), CancellationToken::new());
     let token = stop.clone();
-    (tokio::spawn(async move { consumer::run(&s, &options, Arc::new(gate), token).await }), stop)
+    (tokio::spawn(async move { consumer::run(&s, &options, Arc::new(handler), token).await }), stop)
 }
 
 /// Waits until `gate` has handled `count` messages.
@@ -299,22 +299,12 @@ impl MessageHandler for Splitter {
     }
 }
 
-fn run_splitter(
-    s: &orderflow_config::KafkaSettings,
-    options: &ConsumerOptions,
-    handler: &Splitter,
-) -> (tokio::task::JoinHandle<Result<(), consumer::ConsumerError>>, CancellationToken) {
-    let (s, options, handler, stop) = (s.clone(), options.clone(), handler.clone(), CancellationToken::new());
-    let token = stop.clone();
-    (tokio::spawn(async move { consumer::run(&s, &options, Arc::new(handler), token).await }), stop)
-}
-
 #[tokio::test]
 async fn a_run_is_split_at_the_message_that_failed_and_only_that_one_goes_alone() {
     let bodies = ["slow", "a", "b", "poison", "c", "d"];
     let (s, options) = one_partition(&bodies.map(|b| ("one-key", b))).await;
     let handler = Splitter::default();
-    let (task, stop) = run_splitter(&s, &options, &handler);
+    let (task, stop) = consume(&s, &options, &handler);
     orderflow_testkit::eventually("the messages after the poison are handled", Duration::from_secs(60), || {
         let handled = Arc::clone(&handler.handled);
         async move { handled.lock().expect("lock").contains(&"d".to_owned()) }
@@ -347,7 +337,7 @@ async fn a_run_is_split_at_the_message_that_failed_and_only_that_one_goes_alone(
 async fn a_handler_that_cannot_go_on_ends_the_consumer_with_its_error() {
     let (s, options) = one_partition(&[("k", "a"), ("k", "fatal"), ("k", "b")]).await;
     let handler = Splitter::default();
-    let (task, _stop) = run_splitter(&s, &options, &handler);
+    let (task, _stop) = consume(&s, &options, &handler);
     let ended = tokio::time::timeout(Duration::from_secs(60), task).await.expect("it ends by itself").expect("join");
     match ended {
         Err(consumer::ConsumerError::Stopped { source, .. }) => {
@@ -365,7 +355,7 @@ async fn transient_failures_longer_than_give_up_after_end_the_consumer() {
     let (s, mut options) = one_partition(&[("k", "down")]).await;
     options.give_up_after = Some(Duration::from_millis(400));
     let handler = Splitter::default();
-    let (task, _stop) = run_splitter(&s, &options, &handler);
+    let (task, _stop) = consume(&s, &options, &handler);
     let ended = tokio::time::timeout(Duration::from_secs(60), task).await.expect("it gives up").expect("join");
     assert!(matches!(ended, Err(consumer::ConsumerError::GaveUp { ref last, .. }) if last.is_transient()), "{ended:?}");
     assert!(handler.runs.lock().expect("lock").len() >= 2, "retried before giving up");
@@ -381,7 +371,7 @@ async fn with_offsets_kept_by_the_handler_it_reads_from_the_given_positions_and_
         offset: Some(3),
     }]);
     let handler = Splitter::default();
-    let (task, stop) = run_splitter(&s, &options, &handler);
+    let (task, stop) = consume(&s, &options, &handler);
     orderflow_testkit::eventually("the messages from offset 3 are handled", Duration::from_secs(30), || {
         let handled = Arc::clone(&handler.handled);
         async move { handled.lock().expect("lock").len() == 2 }
