@@ -308,6 +308,17 @@ pub fn payment_declined(current: Option<Order>, message: &str, now: DateTime<Utc
     }
 }
 
+/// The inventory could not hold the lines of a PENDING order (`reason`:
+/// OUT_OF_STOCK, UNKNOWN_PRODUCT or PRICE_CHANGED; `message` names the
+/// line): it is cancelled for that reason, and nothing is charged.
+pub fn stock_not_held(current: Option<Order>, reason: &str, message: &str, now: DateTime<Utc>) -> Outcome {
+    match current {
+        Some(order) if order.status == Status::Pending => cancel(order, reason, message.to_owned(), now),
+        Some(_) => Ok(Decision::Unchanged("the order is no longer PENDING")),
+        None => Ok(Decision::Unchanged("no such order")),
+    }
+}
+
 /// A payments event says money moved for the order (a capture, a refund):
 /// recorded, unless an event of the payment as new or newer was already.
 pub fn money_moved(current: Option<Order>, moved: Moved, version: i64) -> Outcome {
