@@ -4,6 +4,8 @@
 //!
 //! Run with `scripts/test -p orderflow-inventory`.
 
+mod crash;
+
 use orderflow_harness::system::{ADMIN_EMAIL, System};
 use reqwest::Method;
 use serde_json::{Value, json};
