@@ -29,6 +29,8 @@ pub enum Input {
     Authorized { order: OrderId, payment: PaymentId },
     /// `PaymentDeclined`, with the provider's message.
     Declined { order: OrderId, message: String },
+    /// `StockReserved`: every line is held.
+    StockHeld { order: OrderId },
     /// `StockReservationFailed`: why, and which line.
     NotInStock { order: OrderId, reason: String, message: String },
     /// `PaymentCaptured`, `PaymentRefunded`: money moved, for the shipping
@@ -81,6 +83,7 @@ impl TryFrom<OrderInput> for Input {
                 order: order(&e.order_id)?,
                 payment: PaymentId::parse("payment_id", &e.payment_id)?,
             },
+            OrderInput::Stock(InventoryEvent::Reserved(e)) => Input::StockHeld { order: order(&e.order_id)? },
             OrderInput::Stock(InventoryEvent::ReservationFailed(e)) => {
                 Input::NotInStock { order: order(&e.order_id)?, reason: e.reason, message: e.message }
             }

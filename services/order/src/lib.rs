@@ -137,6 +137,7 @@ impl Service for OrderService {
             Input::Declined { order, message } => {
                 rules::payment_declined(store::load_for_update(tx, order.0).await?, message, now)
             }
+            Input::StockHeld { order } => rules::stock_held(store::load_for_update(tx, order.0).await?, now),
             Input::NotInStock { order, reason, message } => {
                 rules::stock_not_held(store::load_for_update(tx, order.0).await?, reason, message, now)
             }

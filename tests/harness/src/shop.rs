@@ -22,13 +22,14 @@ pub async fn admin(system: &System) -> String {
     customer(system, ADMIN_EMAIL).await.0
 }
 
-/// An order body of `lines` (quantity, unit price) in EUR.
+/// An order body of `lines` (quantity, unit price) in EUR, each line's
+/// product the one that costs its price (`sku-<price>`; [`stocked`] puts
+/// them in the catalog).
 pub fn order(lines: &[(i64, i64)]) -> Value {
     let items: Vec<Value> = lines
         .iter()
-        .enumerate()
-        .map(|(i, (quantity, unit_price))| {
-            json!({"product_id": format!("sku-{i}"), "name": format!("Widget {i}"), "quantity": quantity, "unit_price": unit_price})
+        .map(|(quantity, unit_price)| {
+            json!({"product_id": format!("sku-{unit_price}"), "name": format!("Widget {unit_price}"), "quantity": quantity, "unit_price": unit_price})
         })
         .collect();
     json!({
@@ -40,8 +41,27 @@ pub fn order(lines: &[(i64, i64)]) -> Value {
     })
 }
 
-/// `POST /orders`, waiting up to 20 s for the order to leave PENDING.
+/// Puts the products of an order body in the catalog, with ample stock at
+/// the prices its lines give ([`System::stock`]).
+pub async fn stocked(system: &System, body: &Value) {
+    let products: Vec<(String, i64)> = body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| Some((i["product_id"].as_str()?.to_owned(), i["unit_price"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !products.is_empty() {
+        system.stock(&products, body["currency"].as_str().unwrap_or("EUR")).await;
+    }
+}
+
+/// `POST /orders` (its products stocked first), waiting up to 20 s for the
+/// order to leave PENDING.
 pub async fn place(system: &System, token: &str, body: Value) -> (u16, Value) {
+    stocked(system, &body).await;
     system.call_with(Method::POST, "/api/v1/orders", Some(token), Some(body), &[("prefer", "wait=20")]).await
 }
 

@@ -65,6 +65,7 @@ async fn postgres_stopped_immediately_under_load_and_restarted_loses_nothing_and
 async fn start_domain_services(system: &mut System) {
     system.order_rules.payment_deadline_secs = 600; // these tests are about faults, not deadlines
     system.start_user_service().await;
+    system.start_inventory_service().await;
     system.start_order_service().await;
     system.start_payment_service().await;
 }
@@ -127,9 +128,9 @@ async fn exactly_the_accepted_settled(system: &System, answers: &[(u16, Value)])
 
     saga_settled(system, accepted.len() as i64).await;
     let orders = pool(&system.orders_db).await;
-    let twice: bool =
-        sqlx::query_scalar("SELECT bool_and(version = 2) FROM orders").fetch_one(&orders).await.expect("versions");
-    assert!(twice, "every order changed exactly twice: nothing applied twice");
+    let thrice: bool =
+        sqlx::query_scalar("SELECT bool_and(version = 3) FROM orders").fetch_one(&orders).await.expect("versions");
+    assert!(thrice, "every order changed exactly three times (placed, stock held, decided): nothing applied twice");
     assert_consistent(system).await;
     let readmodels = pool(&system.readmodels_db).await;
     orderflow_testkit::eventually("every accepted command settled as succeeded", Duration::from_secs(60), || {

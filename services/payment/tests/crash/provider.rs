@@ -87,6 +87,7 @@ async fn system_with(provider: Arc<Troubled>, max_attempts: i32) -> (System, Str
     let mut system = System::start_without_user_service_on(kafka).await;
     system.effects.max_attempts = max_attempts;
     system.start_user_service().await;
+    system.start_inventory_service().await;
     system.start_order_service().await;
     system.start_payment_service_with(provider).await;
     let (token, _) = customer(&system, "trouble@example.com").await;
