@@ -42,19 +42,31 @@ pub fn order(lines: &[(i64, i64)]) -> Value {
 }
 
 /// Puts the products of an order body in the catalog, with ample stock at
-/// the prices its lines give ([`System::stock`]).
+/// the prices its lines give ([`System::stock`]); nothing when the system
+/// runs no inventory service (its orders are not processed, or are refused
+/// before they are sent).
 pub async fn stocked(system: &System, body: &Value) {
+    if system.inventory.is_none() {
+        return;
+    }
     let products: Vec<(String, i64)> = body["items"]
         .as_array()
         .map(|items| {
             items
                 .iter()
                 .filter_map(|i| Some((i["product_id"].as_str()?.to_owned(), i["unit_price"].as_i64()?)))
+                // Only what the catalog would take: a test of bad orders
+                // names products no catalog can hold.
+                .filter(|(sku, price)| {
+                    orderflow_contracts::ids::Sku::problem(sku).is_none()
+                        && orderflow_contracts::inventory::check::price(*price).is_ok()
+                })
                 .collect()
         })
         .unwrap_or_default();
-    if !products.is_empty() {
-        system.stock(&products, body["currency"].as_str().unwrap_or("EUR")).await;
+    let currency = body["currency"].as_str().unwrap_or("EUR");
+    if !products.is_empty() && orderflow_contracts::inventory::check::currency(currency).is_ok() {
+        system.stock(&products, currency).await;
     }
 }
 
@@ -207,7 +219,9 @@ pub async fn died(mut child: tokio::process::Child, what: &str) {
 pub async fn place_many(system: &System, token: &str, n: usize) {
     for i in 0..n {
         let price = if i % 2 == 0 { 100 + i as i64 } else { 2_000_000 };
-        let (status, body) = system.call(Method::POST, "/api/v1/orders", Some(token), Some(order(&[(1, price)]))).await;
+        let body = order(&[(1, price)]);
+        stocked(system, &body).await;
+        let (status, body) = system.call(Method::POST, "/api/v1/orders", Some(token), Some(body)).await;
         assert_eq!(status, 202, "{body}");
     }
 }
