@@ -99,24 +99,42 @@ pub async fn until_api(system: &System, token: &str, path: &str, what: &str, don
 /// every cancelled order's payment declined, voided or refunded.
 pub async fn saga_settled(system: &System, orders: i64) {
     let (order_db, payment_db) = (pool(&system.orders_db).await, pool(&system.payments_db).await);
-    orderflow_testkit::eventually("every saga is over", Duration::from_secs(120), || {
-        let (order_db, payment_db) = (order_db.clone(), payment_db.clone());
+    let inventory_db = pool(&system.inventory_db).await;
+    orderflow_testkit::until("every saga is over", Duration::from_secs(120), || {
+        let (order_db, payment_db, inventory_db) = (order_db.clone(), payment_db.clone(), inventory_db.clone());
         async move {
-            let rows: Vec<(uuid::Uuid, String)> =
-                sqlx::query_as("SELECT id, status FROM orders").fetch_all(&order_db).await.unwrap_or_default();
+            let rows: Vec<(uuid::Uuid, String, i64)> =
+                sqlx::query_as("SELECT id, status, version FROM orders").fetch_all(&order_db).await.unwrap_or_default();
             let payments: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT order_id, status FROM payments")
                 .fetch_all(&payment_db)
                 .await
                 .unwrap_or_default();
             let payment = |id: &uuid::Uuid| payments.iter().find(|(o, _)| o == id).map(|(_, s)| s.as_str());
-            rows.len() as i64 == orders
-                && rows.iter().all(|(id, status)| match status.as_str() {
+            let stuck: Vec<_> = rows
+                .iter()
+                .filter(|(id, status, _)| match status.as_str() {
                     "CONFIRMED" | "SHIPPED" | "DELIVERED" => {
-                        matches!(payment(id), Some("CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"))
+                        !matches!(payment(id), Some("CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"))
                     }
-                    "CANCELLED" => matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED")),
-                    _ => false,
+                    "CANCELLED" => !matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED")),
+                    _ => true,
                 })
+                .collect();
+            if rows.len() as i64 == orders && stuck.is_empty() {
+                return Ok(());
+            }
+            // What is stuck, and where: the order, its payment, its stock.
+            let mut told = Vec::new();
+            for (id, status, version) in stuck.iter().take(5) {
+                let held: Option<String> = sqlx::query_scalar("SELECT state FROM reservations WHERE order_id = $1")
+                    .bind(id)
+                    .fetch_optional(&inventory_db)
+                    .await
+                    .ok()
+                    .flatten();
+                told.push(format!("{id} {status} v{version} payment {:?} stock {held:?}", payment(id)));
+            }
+            Err(format!("{} of {orders} orders, {} not over: {}", rows.len(), stuck.len(), told.join("; ")))
         }
     })
     .await;
