@@ -170,6 +170,58 @@ pub struct StockAdjusted {
 }
 contract!(StockAdjusted, "orderflow.inventory.events", "inventory", sku, version);
 
+/// One product of an order, and its stock after a reservation, commit or
+/// release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLine {
+    pub sku: String,
+    pub quantity: i64,
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReserved {
+    pub order_id: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub total: i64,
+    pub lines: Vec<StockLine>,
+    pub reserved_at: i64,
+}
+contract!(StockReserved, "orderflow.inventory.events", "inventory", order_id);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReservationFailed {
+    pub order_id: String,
+    pub customer_id: String,
+    pub reason: String,
+    pub message: String,
+    pub sku: String,
+    pub requested: i64,
+    pub available: Option<i64>,
+    pub failed_at: i64,
+}
+contract!(StockReservationFailed, "orderflow.inventory.events", "inventory", order_id);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockCommitted {
+    pub order_id: String,
+    pub lines: Vec<StockLine>,
+    pub committed_at: i64,
+}
+contract!(StockCommitted, "orderflow.inventory.events", "inventory", order_id);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockReleased {
+    pub order_id: String,
+    pub reason: String,
+    pub lines: Vec<StockLine>,
+    pub released_at: i64,
+}
+contract!(StockReleased, "orderflow.inventory.events", "inventory", order_id);
+
 family!(InventoryCommand {
     Create(CreateProduct),
     Update(UpdateProduct),
@@ -180,6 +232,10 @@ family!(InventoryEvent {
     Created(ProductCreated),
     Updated(ProductUpdated),
     Adjusted(StockAdjusted),
+    Reserved(StockReserved),
+    ReservationFailed(StockReservationFailed),
+    Committed(StockCommitted),
+    Released(StockReleased),
     Rejected(CommandRejected),
 });
 
@@ -204,4 +260,8 @@ schema_files!(
     ProductCreated,
     ProductUpdated,
     StockAdjusted,
+    StockReserved,
+    StockReservationFailed,
+    StockCommitted,
+    StockReleased,
 );

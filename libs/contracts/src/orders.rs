@@ -83,6 +83,17 @@ pub struct OrderPlaced {
 contract!(OrderPlaced, "orderflow.orders.events", "orders", order_id, version);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderStockReserved {
+    pub order_id: String,
+    pub customer_id: String,
+    pub currency: String,
+    pub total: i64,
+    pub version: i64,
+    pub reserved_at: i64,
+}
+contract!(OrderStockReserved, "orderflow.orders.events", "orders", order_id, version);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderConfirmed {
     pub order_id: String,
     pub payment_id: String,
@@ -141,6 +152,7 @@ family!(OrderCommand {
 
 family!(OrderEvent {
     Placed(OrderPlaced),
+    StockReserved(OrderStockReserved),
     Confirmed(OrderConfirmed),
     Cancelled(OrderCancelled),
     Shipped(OrderShipped),
@@ -160,6 +172,7 @@ schema_files!(
     ShipOrder,
     DeliverOrder,
     OrderPlaced,
+    OrderStockReserved,
     OrderConfirmed,
     OrderCancelled,
     OrderShipped,

@@ -103,6 +103,10 @@ reasons! {
     UnknownProduct = "UNKNOWN_PRODUCT", NotFound;
     /// Taking the units would leave less on hand than is reserved.
     InsufficientStock = "INSUFFICIENT_STOCK", Conflict;
+    /// A line asks for more units than may still be sold.
+    OutOfStock = "OUT_OF_STOCK", Conflict;
+    /// A line's unit price (or currency) is not the catalog's.
+    PriceChanged = "PRICE_CHANGED", Conflict;
 }
 
 /// A deterministic refusal: the input can never be acted on (a malformed

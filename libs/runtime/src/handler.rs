@@ -117,6 +117,12 @@ pub trait Service: Send + Sync + Sized + 'static {
     const EVENTS: Topic;
     /// The topics it consumes (created too, so start-up order never matters).
     const CONSUMES: &'static [Topic];
+    /// Inputs handled in one transaction at most (the kit's own bound
+    /// aside). A service whose inputs lock rows of several aggregates each
+    /// (an order's products) sets 1: locks one input takes in a fixed order
+    /// cannot deadlock with another's, but two runs of several inputs each,
+    /// holding every lock until their commit, can.
+    const PER_TRANSACTION: usize = usize::MAX;
 
     /// Its own migrations (its state; the outbox and inbox come from
     /// `orderflow_outbox::migrate`).
@@ -527,7 +533,7 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         // those keys wait behind it.
         let mut waiting = HashSet::new();
         let mut first = 0;
-        for part in inputs.chunks(MAX_PER_TRANSACTION) {
+        for part in inputs.chunks(MAX_PER_TRANSACTION.min(S::PER_TRANSACTION).max(1)) {
             self.handle_part(part, first, inputs.len(), &mut handled, &mut waiting).await?;
             first += part.len();
         }

@@ -1,32 +1,38 @@
 //! The inventory service: its rules, its state, and the wiring to the kit.
 //!
 //! Consumes `inventory.commands` (create a product, update it, adjust its
-//! stock); for each command the kit commits, in one transaction of the
-//! `inventory` database, the inbox row, the change to `products` and the
-//! resulting events in the outbox, which its relay publishes on
-//! `inventory.events`. Every message about a product is keyed by its sku:
-//! one product's changes are applied in order, by one worker, and its row
-//! is locked while they are (`FOR UPDATE`), so two replicas never race.
+//! stock) and `orders.events` (an order placed holds its lines, confirmed
+//! sells them, cancelled puts them up for sale again); for each the kit
+//! commits, in one transaction of the `inventory` database, the inbox row,
+//! the change and the resulting events in the outbox, which its relay
+//! publishes on `inventory.events`. Commands are keyed by sku, order events
+//! by order: an order spans products, so products are row-locked while
+//! they change (`FOR UPDATE`, in sku order: two orders never wait on each
+//! other in a cycle), and no lock is wider than the products an input
+//! names.
 //!
-//! - [`commands`]: the commands as the rules read them (sku, money, counts checked).
-//! - [`rules`]: what each command means (pure decisions).
-//! - [`store`]: loading and saving products.
+//! - [`input`]: what it reads, as the rules read it (sku, money, counts checked).
+//! - [`rules`]: what each command means to a product (pure decisions).
+//! - [`reservations`]: what an order does to stock (pure decisions).
+//! - [`store`]: loading and saving products and reservations.
 //! - [`settings`]: the service's own settings.
 
-pub mod commands;
+pub mod input;
+pub mod reservations;
 pub mod rules;
 pub mod settings;
 pub mod store;
 
 use chrono::Utc;
 use orderflow_contracts::Topic;
-use orderflow_contracts::inventory::{self, InventoryCommand};
-use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Service};
+use orderflow_contracts::{inventory, orders};
+use orderflow_runtime::{Decided, Decision, DomainError, Emit, Inbound, Service};
 use sqlx::PgConnection;
 
 pub use settings::{Rules, Settings};
 
-use crate::commands::Command;
+use crate::input::{Input, InventoryInput};
+use crate::reservations::Stock;
 
 /// The inventory service's rules, run by the kit.
 #[derive(Debug, Clone, Default)]
@@ -34,11 +40,16 @@ pub struct InventoryService;
 
 impl Service for InventoryService {
     type Domain = Rules;
-    type Input = InventoryCommand;
-    type Message = Command;
+    type Input = InventoryInput;
+    type Message = Input;
     const PUBLISHES: &'static [Topic] = &[inventory::EVENTS];
     const EVENTS: Topic = inventory::EVENTS;
-    const CONSUMES: &'static [Topic] = &[inventory::COMMANDS];
+    const CONSUMES: &'static [Topic] = &[inventory::COMMANDS, orders::EVENTS];
+    // An order locks its products in sku order; a run of several orders in
+    // one transaction would hold one order's locks while taking the next
+    // order's, and two such runs deadlock (measured: the saga stalled under
+    // load on a catalog of 20 products).
+    const PER_TRANSACTION: usize = 1;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/inventory")
@@ -48,10 +59,10 @@ impl Service for InventoryService {
         Self
     }
 
-    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, Command>) -> Result<Vec<Emit>, DomainError> {
+    async fn handle(&self, tx: &mut PgConnection, input: &Inbound<'_, Input>) -> Result<Vec<Emit>, DomainError> {
         let now = Utc::now();
         let (sku, change) = match input.message {
-            Command::Create(new) => {
+            Input::Create(new) => {
                 let (product, events) = rules::create(new, now);
                 return if store::insert(tx, &product, now).await? {
                     Ok(events)
@@ -59,7 +70,23 @@ impl Service for InventoryService {
                     Err(rules::sku_taken(new).into())
                 };
             }
-            Command::Change { sku, change } => (sku, change),
+            Input::Change { sku, change } => (sku, change),
+            Input::Reserve(placement) => {
+                let existing = store::reservation(tx, placement.order).await?;
+                let skus: Vec<&str> = placement.lines.iter().map(|l| l.sku.as_str()).collect();
+                let products = store::lock_products(tx, &skus).await?;
+                let decided = reservations::reserve(placement, existing.as_ref(), &products, now);
+                return save_stock(tx, decided, now).await;
+            }
+            Input::Commit { order } => {
+                let (reservation, products) = load_reservation(tx, *order).await?;
+                return save_stock(tx, reservations::commit(reservation, &products, now), now).await;
+            }
+            Input::Release { order, reason } => {
+                let (reservation, products) = load_reservation(tx, *order).await?;
+                return save_stock(tx, reservations::release(reservation, &products, reason, now), now).await;
+            }
+            Input::Other(_) => return Ok(Vec::new()),
         };
         let current = store::load_for_update(tx, sku).await?;
         match rules::change(current, sku, change, now)? {
@@ -69,5 +96,31 @@ impl Service for InventoryService {
             }
             Decision::Unchanged(_) => Ok(Vec::new()),
         }
+    }
+}
+
+/// An order's reservation (locked) and its products (locked, in sku order).
+async fn load_reservation(
+    tx: &mut PgConnection,
+    order: orderflow_contracts::ids::OrderId,
+) -> Result<(Option<reservations::Reservation>, reservations::Products), sqlx::Error> {
+    let reservation = store::reservation(tx, order).await?;
+    let skus: Vec<&str> = reservation.iter().flat_map(|r| r.lines.iter().map(|(sku, _)| sku.as_str())).collect();
+    let products = store::lock_products(tx, &skus).await?;
+    Ok((reservation, products))
+}
+
+async fn save_stock(
+    tx: &mut PgConnection,
+    decided: Decided<Stock>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<Emit>, DomainError> {
+    match decided? {
+        Decision::Changed { state, events } => {
+            store::save(tx, &state, now).await?;
+            Ok(events)
+        }
+        // (A republished OrderPlaced, an order that holds nothing.)
+        Decision::Unchanged(_) => Ok(Vec::new()),
     }
 }

@@ -13,7 +13,7 @@ use orderflow_contracts::ids::Sku;
 use orderflow_contracts::inventory::{self, ProductCreated, ProductUpdated, StockAdjusted};
 use orderflow_runtime::{Decided, Decision, Emit, Refusal};
 
-use crate::commands::{Change, NewProduct};
+use crate::input::{Change, NewProduct};
 
 /// The state of one product, as the inventory service stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@
 
 use orderflow_contracts::Refusal;
 use orderflow_contracts::ids::{OrderId, PaymentId, UserId};
+use orderflow_contracts::inventory::InventoryEvent;
 use orderflow_contracts::orders::{OrderCommand, OrderLine, ShippingAddress};
 use orderflow_contracts::payments::PaymentEvent;
 use orderflow_contracts::users::UserEvent;
@@ -28,6 +29,10 @@ pub enum Input {
     Authorized { order: OrderId, payment: PaymentId },
     /// `PaymentDeclined`, with the provider's message.
     Declined { order: OrderId, message: String },
+    /// `StockReserved`: every line is held.
+    StockHeld { order: OrderId },
+    /// `StockReservationFailed`: why, and which line.
+    NotInStock { order: OrderId, reason: String, message: String },
     /// `PaymentCaptured`, `PaymentRefunded`: money moved, for the shipping
     /// guard; `version` is the payment's.
     Paid { order: OrderId, moved: Moved, version: i64 },
@@ -78,6 +83,10 @@ impl TryFrom<OrderInput> for Input {
                 order: order(&e.order_id)?,
                 payment: PaymentId::parse("payment_id", &e.payment_id)?,
             },
+            OrderInput::Stock(InventoryEvent::Reserved(e)) => Input::StockHeld { order: order(&e.order_id)? },
+            OrderInput::Stock(InventoryEvent::ReservationFailed(e)) => {
+                Input::NotInStock { order: order(&e.order_id)?, reason: e.reason, message: e.message }
+            }
             OrderInput::Payment(PaymentEvent::Declined(e)) => {
                 Input::Declined { order: order(&e.order_id)?, message: e.message }
             }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use orderflow_bus::Cause;
+use orderflow_contracts::inventory::{self, InventoryEvent};
 use orderflow_contracts::orders::{self, OrderCommand};
 use orderflow_contracts::payments::{self, PaymentEvent};
 use orderflow_contracts::users::{self, UserEvent};
@@ -38,6 +39,7 @@ orderflow_contracts::union_family!(OrderInput {
     Command(OrderCommand),
     User(UserEvent),
     Payment(PaymentEvent),
+    Stock(InventoryEvent),
 });
 
 /// Orders whose deadline passed handled per scheduled transaction at most.
@@ -104,7 +106,7 @@ impl Service for OrderService {
     type Message = Input;
     const PUBLISHES: &'static [Topic] = &[orders::EVENTS];
     const EVENTS: Topic = orders::EVENTS;
-    const CONSUMES: &'static [Topic] = &[orders::COMMANDS, users::EVENTS, payments::EVENTS];
+    const CONSUMES: &'static [Topic] = &[orders::COMMANDS, users::EVENTS, payments::EVENTS, inventory::EVENTS];
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/orders")
@@ -134,6 +136,10 @@ impl Service for OrderService {
             }
             Input::Declined { order, message } => {
                 rules::payment_declined(store::load_for_update(tx, order.0).await?, message, now)
+            }
+            Input::StockHeld { order } => rules::stock_held(store::load_for_update(tx, order.0).await?, now),
+            Input::NotInStock { order, reason, message } => {
+                rules::stock_not_held(store::load_for_update(tx, order.0).await?, reason, message, now)
             }
             // The money, for the shipping guard: recorded on the order,
             // publishing nothing.

@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use orderflow_contracts::Reason;
 use orderflow_contracts::ids::PaymentId;
 use orderflow_contracts::orders::{
-    self, OrderCancelled, OrderConfirmed, OrderDelivered, OrderLine, OrderPlaced, OrderShipped, ShippingAddress,
+    self, OrderCancelled, OrderConfirmed, OrderDelivered, OrderLine, OrderPlaced, OrderShipped, OrderStockReserved,
+    ShippingAddress,
 };
 use orderflow_runtime::{Decided, Decision, DomainError, Emit, Refusal};
 use uuid::Uuid;
@@ -303,6 +304,39 @@ pub fn payment_declined(current: Option<Order>, message: &str, now: DateTime<Utc
         Some(order) if order.status == Status::Pending => {
             cancel(order, "PAYMENT_DECLINED", format!("the payment was declined: {message}"), now)
         }
+        Some(_) => Ok(Decision::Unchanged("the order is no longer PENDING")),
+        None => Ok(Decision::Unchanged("no such order")),
+    }
+}
+
+/// The inventory holds every line of a PENDING order: said on the order's
+/// own topic (`OrderStockReserved`), where the payment service reads it in
+/// order with the order's cancellation, and authorizes the payment.
+pub fn stock_held(current: Option<Order>, now: DateTime<Utc>) -> Outcome {
+    match current {
+        Some(mut order) if order.status == Status::Pending => {
+            order.version += 1;
+            let event = OrderStockReserved {
+                order_id: order.id.to_string(),
+                customer_id: order.customer_id.to_string(),
+                currency: order.currency.clone(),
+                total: order.total,
+                version: order.version,
+                reserved_at: now.timestamp_millis(),
+            };
+            Ok(Decision::Changed { state: order, events: vec![Emit::new(orders::EVENTS, event)] })
+        }
+        Some(_) => Ok(Decision::Unchanged("the order is no longer PENDING")),
+        None => Ok(Decision::Unchanged("no such order")),
+    }
+}
+
+/// The inventory could not hold the lines of a PENDING order (`reason`:
+/// OUT_OF_STOCK, UNKNOWN_PRODUCT or PRICE_CHANGED; `message` names the
+/// line): it is cancelled for that reason, and nothing is charged.
+pub fn stock_not_held(current: Option<Order>, reason: &str, message: &str, now: DateTime<Utc>) -> Outcome {
+    match current {
+        Some(order) if order.status == Status::Pending => cancel(order, reason, message.to_owned(), now),
         Some(_) => Ok(Decision::Unchanged("the order is no longer PENDING")),
         None => Ok(Decision::Unchanged("no such order")),
     }

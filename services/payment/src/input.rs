@@ -14,7 +14,7 @@ use crate::PaymentInput;
 pub enum Input {
     /// `RefundPayment`: an admin's refund.
     Refund(Refund),
-    /// `OrderPlaced`: authorize its total.
+    /// `OrderStockReserved`: the order's lines are held; authorize its total.
     Placed(Placed),
     /// `OrderConfirmed`: capture.
     Confirmed { order: OrderId },
@@ -53,7 +53,7 @@ impl TryFrom<PaymentInput> for Input {
                 payment: PaymentId::parse("payment_id", &c.payment_id)?,
                 amount: c.amount,
             }),
-            PaymentInput::Order(OrderEvent::Placed(e)) => Input::Placed(Placed {
+            PaymentInput::Order(OrderEvent::StockReserved(e)) => Input::Placed(Placed {
                 order: order(&e.order_id)?,
                 customer: UserId::parse("customer_id", &e.customer_id)?,
                 total: e.total,

@@ -68,7 +68,7 @@ fn orders(event: &OrderEvent) -> Option<CommandOutcome> {
         OrderEvent::RetiredRejected(e) => rejected(&e.command_type, &e.order_id, &e.reason, &e.message),
         // The saga's own steps (a confirmation, a cancellation by the
         // payment or the deadline) answer no command.
-        OrderEvent::Confirmed(_) | OrderEvent::Cancelled(_) => None,
+        OrderEvent::StockReserved(_) | OrderEvent::Confirmed(_) | OrderEvent::Cancelled(_) => None,
     }
 }
 

@@ -35,6 +35,17 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
             .map_err(db)?;
             Ok(Applied::nothing())
         }
+        // Still PENDING (its stock is held, its payment next): only the version moves.
+        OrderEvent::StockReserved(e) => {
+            sqlx::query("UPDATE orders SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
+                .bind(uuid(&e.order_id)?)
+                .bind(e.version)
+                .bind(millis(e.reserved_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            Ok(Applied::nothing())
+        }
         OrderEvent::Confirmed(e) => {
             let payment = Some(uuid(&e.payment_id)?);
             transition(tx, &e.order_id, "CONFIRMED", e.version, e.confirmed_at, None, payment).await

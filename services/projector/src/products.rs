@@ -2,7 +2,7 @@
 //! may still be sold (`available`, on hand − reserved).
 
 use orderflow_bus::HandlerError;
-use orderflow_contracts::inventory::InventoryEvent;
+use orderflow_contracts::inventory::{InventoryEvent, StockLine};
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
 
@@ -60,9 +60,34 @@ pub async fn apply(tx: &mut PgConnection, event: &InventoryEvent) -> Result<Appl
             .await
             .map_err(db)?;
         }
-        // A rejection changed nothing (its command's status is settled from
-        // its headers, like every outcome).
-        InventoryEvent::Rejected(_) => {}
+        // An order's stock moved: each line carries its product's stock and
+        // version after the move.
+        InventoryEvent::Reserved(e) => stock(tx, &e.lines, e.reserved_at).await?,
+        InventoryEvent::Committed(e) => stock(tx, &e.lines, e.committed_at).await?,
+        InventoryEvent::Released(e) => stock(tx, &e.lines, e.released_at).await?,
+        // Nothing was held; a rejection changed nothing (its command's
+        // status is settled from its headers, like every outcome).
+        InventoryEvent::ReservationFailed(_) | InventoryEvent::Rejected(_) => {}
     }
     Ok(Applied::nothing())
+}
+
+/// Each line's product as the line says it is now, unless a newer version
+/// was applied already.
+async fn stock(tx: &mut PgConnection, lines: &[StockLine], at: i64) -> Result<(), HandlerError> {
+    for line in lines {
+        sqlx::query(
+            "UPDATE products SET on_hand = $2, reserved = $3, version = $4, updated_at = $5
+             WHERE sku = $1 AND version < $4",
+        )
+        .bind(&line.sku)
+        .bind(line.on_hand)
+        .bind(line.reserved)
+        .bind(line.version)
+        .bind(millis(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
 }

@@ -22,13 +22,14 @@ pub async fn admin(system: &System) -> String {
     customer(system, ADMIN_EMAIL).await.0
 }
 
-/// An order body of `lines` (quantity, unit price) in EUR.
+/// An order body of `lines` (quantity, unit price) in EUR, each line's
+/// product the one that costs its price (`sku-<price>`; [`stocked`] puts
+/// them in the catalog).
 pub fn order(lines: &[(i64, i64)]) -> Value {
     let items: Vec<Value> = lines
         .iter()
-        .enumerate()
-        .map(|(i, (quantity, unit_price))| {
-            json!({"product_id": format!("sku-{i}"), "name": format!("Widget {i}"), "quantity": quantity, "unit_price": unit_price})
+        .map(|(quantity, unit_price)| {
+            json!({"product_id": format!("sku-{unit_price}"), "name": format!("Widget {unit_price}"), "quantity": quantity, "unit_price": unit_price})
         })
         .collect();
     json!({
@@ -40,8 +41,39 @@ pub fn order(lines: &[(i64, i64)]) -> Value {
     })
 }
 
-/// `POST /orders`, waiting up to 20 s for the order to leave PENDING.
+/// Puts the products of an order body in the catalog, with ample stock at
+/// the prices its lines give ([`System::stock`]); nothing when the system
+/// runs no inventory service (its orders are not processed, or are refused
+/// before they are sent).
+pub async fn stocked(system: &System, body: &Value) {
+    if system.inventory.is_none() {
+        return;
+    }
+    let products: Vec<(String, i64)> = body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| Some((i["product_id"].as_str()?.to_owned(), i["unit_price"].as_i64()?)))
+                // Only what the catalog would take: a test of bad orders
+                // names products no catalog can hold.
+                .filter(|(sku, price)| {
+                    orderflow_contracts::ids::Sku::problem(sku).is_none()
+                        && orderflow_contracts::inventory::check::price(*price).is_ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let currency = body["currency"].as_str().unwrap_or("EUR");
+    if !products.is_empty() && orderflow_contracts::inventory::check::currency(currency).is_ok() {
+        system.stock(&products, currency).await;
+    }
+}
+
+/// `POST /orders` (its products stocked first), waiting up to 20 s for the
+/// order to leave PENDING.
 pub async fn place(system: &System, token: &str, body: Value) -> (u16, Value) {
+    stocked(system, &body).await;
     system.call_with(Method::POST, "/api/v1/orders", Some(token), Some(body), &[("prefer", "wait=20")]).await
 }
 
@@ -67,24 +99,42 @@ pub async fn until_api(system: &System, token: &str, path: &str, what: &str, don
 /// every cancelled order's payment declined, voided or refunded.
 pub async fn saga_settled(system: &System, orders: i64) {
     let (order_db, payment_db) = (pool(&system.orders_db).await, pool(&system.payments_db).await);
-    orderflow_testkit::eventually("every saga is over", Duration::from_secs(120), || {
-        let (order_db, payment_db) = (order_db.clone(), payment_db.clone());
+    let inventory_db = pool(&system.inventory_db).await;
+    orderflow_testkit::until("every saga is over", Duration::from_secs(120), || {
+        let (order_db, payment_db, inventory_db) = (order_db.clone(), payment_db.clone(), inventory_db.clone());
         async move {
-            let rows: Vec<(uuid::Uuid, String)> =
-                sqlx::query_as("SELECT id, status FROM orders").fetch_all(&order_db).await.unwrap_or_default();
+            let rows: Vec<(uuid::Uuid, String, i64)> =
+                sqlx::query_as("SELECT id, status, version FROM orders").fetch_all(&order_db).await.unwrap_or_default();
             let payments: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT order_id, status FROM payments")
                 .fetch_all(&payment_db)
                 .await
                 .unwrap_or_default();
             let payment = |id: &uuid::Uuid| payments.iter().find(|(o, _)| o == id).map(|(_, s)| s.as_str());
-            rows.len() as i64 == orders
-                && rows.iter().all(|(id, status)| match status.as_str() {
+            let stuck: Vec<_> = rows
+                .iter()
+                .filter(|(id, status, _)| match status.as_str() {
                     "CONFIRMED" | "SHIPPED" | "DELIVERED" => {
-                        matches!(payment(id), Some("CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"))
+                        !matches!(payment(id), Some("CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"))
                     }
-                    "CANCELLED" => matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED")),
-                    _ => false,
+                    "CANCELLED" => !matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED")),
+                    _ => true,
                 })
+                .collect();
+            if rows.len() as i64 == orders && stuck.is_empty() {
+                return Ok(());
+            }
+            // What is stuck, and where: the order, its payment, its stock.
+            let mut told = Vec::new();
+            for (id, status, version) in stuck.iter().take(5) {
+                let held: Option<String> = sqlx::query_scalar("SELECT state FROM reservations WHERE order_id = $1")
+                    .bind(id)
+                    .fetch_optional(&inventory_db)
+                    .await
+                    .ok()
+                    .flatten();
+                told.push(format!("{id} {status} v{version} payment {:?} stock {held:?}", payment(id)));
+            }
+            Err(format!("{} of {orders} orders, {} not over: {}", rows.len(), stuck.len(), told.join("; ")))
         }
     })
     .await;
@@ -187,7 +237,9 @@ pub async fn died(mut child: tokio::process::Child, what: &str) {
 pub async fn place_many(system: &System, token: &str, n: usize) {
     for i in 0..n {
         let price = if i % 2 == 0 { 100 + i as i64 } else { 2_000_000 };
-        let (status, body) = system.call(Method::POST, "/api/v1/orders", Some(token), Some(order(&[(1, price)]))).await;
+        let body = order(&[(1, price)]);
+        stocked(system, &body).await;
+        let (status, body) = system.call(Method::POST, "/api/v1/orders", Some(token), Some(body)).await;
         assert_eq!(status, 202, "{body}");
     }
 }

@@ -103,6 +103,8 @@ pub struct System {
     /// How the services run their calls to outside systems (a test may
     /// shrink the retry budget before it starts a service).
     pub effects: orderflow_config::EffectSettings,
+    /// What [`System::stock`] sends catalog commands with, made once.
+    catalog: tokio::sync::OnceCell<(orderflow_bus::Producer, orderflow_contracts::Codec)>,
 }
 
 pub const ADMIN_EMAIL: &str = "root@orderflow.test";
@@ -115,9 +117,10 @@ impl System {
         system
     }
 
-    /// Everything including the order and payment services, in process.
+    /// Everything including the order, payment and inventory services, in process.
     pub async fn start_all() -> Self {
         let mut system = Self::start().await;
+        system.start_inventory_service().await;
         system.start_order_service().await;
         system.start_payment_service().await;
         system
@@ -134,6 +137,7 @@ impl System {
     pub async fn start_all_on(kafka: KafkaSettings) -> Self {
         let mut system = Self::start_without_user_service_on(kafka).await;
         system.start_user_service().await;
+        system.start_inventory_service().await;
         system.start_order_service().await;
         system.start_payment_service().await;
         system
@@ -178,6 +182,7 @@ impl System {
             order_rules: orderflow_order::Rules::default(),
             payment_rules: orderflow_payment::Rules::default(),
             effects: Self::test_effects(),
+            catalog: tokio::sync::OnceCell::new(),
         };
         system.start_projector().await;
         system.start_ingress().await;
@@ -486,6 +491,55 @@ impl System {
             )
             .await;
         (status == 200).then(|| body["access_token"].as_str().expect("token").to_owned())
+    }
+
+    /// Puts each `(sku, price)` in the catalog (in `currency`, with ample
+    /// stock) unless it is there, as an admin's `CreateProduct` would, and
+    /// waits until the catalog read model shows them all: what an order for
+    /// them needs to be held by the inventory.
+    pub async fn stock(&self, products: &[(String, i64)], currency: &str) {
+        let readmodels = sqlx::PgPool::connect(&self.readmodels_db).await.expect("readmodels");
+        let skus: Vec<&str> = products.iter().map(|(sku, _)| sku.as_str()).collect();
+        let known: Vec<String> = sqlx::query_scalar("SELECT sku FROM rm.products WHERE sku = ANY($1)")
+            .bind(&skus)
+            .fetch_all(&readmodels)
+            .await
+            .unwrap_or_default();
+        let missing: Vec<&(String, i64)> = products.iter().filter(|(sku, _)| !known.contains(sku)).collect();
+        if !missing.is_empty() {
+            let (producer, codec) = self
+                .catalog
+                .get_or_init(|| async {
+                    let producer = orderflow_bus::Producer::new(&self.kafka).expect("producer");
+                    (producer, orderflow_contracts::Codec::new(&self.registry.url))
+                })
+                .await;
+            let topic = self.topic(orderflow_contracts::inventory::COMMANDS.name);
+            for (sku, price) in missing {
+                let command = orderflow_contracts::inventory::CreateProduct {
+                    sku: sku.clone(),
+                    name: format!("Product {sku}"),
+                    description: String::new(),
+                    price: *price,
+                    currency: currency.to_owned(),
+                    stock: 1_000_000,
+                };
+                let payload = codec.encode(&command).await.expect("encode");
+                let headers = orderflow_bus::Headers::new_root("CreateProduct", "system").to_pairs();
+                producer.send(&topic, sku, &payload, &headers).await.expect("send");
+            }
+        }
+        eventually("the catalog has the products", Duration::from_secs(60), || {
+            let (readmodels, skus) = (readmodels.clone(), skus.clone());
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM rm.products WHERE sku = ANY($1)")
+                    .bind(&skus)
+                    .fetch_one(&readmodels)
+                    .await
+                    .is_ok_and(|n| n as usize >= skus.iter().collect::<std::collections::HashSet<_>>().len())
+            }
+        })
+        .await;
     }
 
     /// The ingress's ops listener (`/health/*`, `/metrics`).

@@ -49,6 +49,12 @@ pub struct Api {
 /// Tries of one setup request that the target refused for now.
 const SETUP_RETRIES: usize = 120;
 
+/// The widgets the orders scenario sells (`sku-0` ...), and their prices.
+pub const CATALOG: u64 = 100;
+pub const WIDGET_PRICE: i64 = 1250;
+/// The gift wrap every order adds (`sku-gift`).
+pub const GIFT_PRICE: i64 = 199;
+
 impl Api {
     /// `base` is the ingress root (`http://127.0.0.1:28080`); `timeout`
     /// bounds every request (it must exceed the `Prefer: wait`).
@@ -140,12 +146,49 @@ impl Api {
         self.write(request, user, wait).await
     }
 
+    /// The admin `email` logged in (registered first, with `password`, if
+    /// it is not yet): its token.
+    pub async fn admin(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let login = json!({"email": email, "password": password});
+        if let Ok(answer) = self.post_expecting("/api/v1/auth/login", &[], &login, StatusCode::OK).await {
+            return answer["access_token"].as_str().map(str::to_owned).context("login answer without access_token");
+        }
+        let body = json!({"email": email, "password": password, "first_name": "Bench", "last_name": "Admin"});
+        self.post_expecting("/api/v1/users", &[("prefer", "wait=10")], &body, StatusCode::CREATED).await.with_context(
+            || format!("registering {email} (registered with another password? pass --admin-password)"),
+        )?;
+        let answer = self.post_expecting("/api/v1/auth/login", &[], &login, StatusCode::OK).await?;
+        answer["access_token"].as_str().map(str::to_owned).context("login answer without access_token")
+    }
+
+    /// Creates product `sku` at `price` (EUR) with more stock than any run
+    /// sells, unless the catalog has it.
+    pub async fn ensure_product(&self, admin: &str, sku: &str, price: i64) -> anyhow::Result<()> {
+        let found = self.client.get(format!("{}/api/v1/products/{sku}", self.base)).send().await?;
+        if found.status() == StatusCode::OK {
+            return Ok(());
+        }
+        let body = json!({"sku": sku, "name": format!("Bench {sku}"), "price": price, "currency": "EUR", "stock": 1_000_000_000});
+        let response = self
+            .client
+            .post(format!("{}/api/v1/products", self.base))
+            .bearer_auth(admin)
+            .header("prefer", "wait=10")
+            .json(&body)
+            .send()
+            .await?;
+        match response.status() {
+            StatusCode::CREATED | StatusCode::CONFLICT => Ok(()),
+            status => bail!("answered {status}: {}", response.text().await.unwrap_or_default()),
+        }
+    }
+
     /// `POST /api/v1/orders` of two lines (below any decline limit): with
     /// `Prefer: wait`, settled means the saga confirmed (or cancelled) it.
     pub async fn place_order(&self, user: &BenchUser, i: u64, wait: u64) -> Answer {
         let body = json!({
-            "items": [{"product_id": format!("sku-{}", i % 100), "name": "Bench widget", "quantity": 1 + i % 3, "unit_price": 1250},
-                      {"product_id": "sku-gift", "name": "Gift wrap", "quantity": 1, "unit_price": 199}],
+            "items": [{"product_id": format!("sku-{}", i % CATALOG), "name": "Bench widget", "quantity": 1 + i % 3, "unit_price": WIDGET_PRICE},
+                      {"product_id": "sku-gift", "name": "Gift wrap", "quantity": 1, "unit_price": GIFT_PRICE}],
             "currency": "EUR",
             "shipping_address": {"name": "Bench User", "line1": "1 Load Street", "city": "Berlin", "postal_code": "10115", "country": "DE"},
         });

@@ -108,6 +108,12 @@ struct Common {
     /// Seconds to wait after a run for the writes answered 202 to settle.
     #[arg(long, default_value_t = 120)]
     drain_timeout: u64,
+    /// The bootstrap admin the orders scenario stocks the catalog as
+    /// (registered with `--admin-password` if it is not yet).
+    #[arg(long, default_value = "admin@orderflow.local")]
+    admin_email: String,
+    #[arg(long, default_value = "correct horse battery")]
+    admin_password: String,
 }
 
 /// Bounds the tally (four bytes a request) and typos like `--rate 1e9`.
@@ -141,8 +147,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", summary.human());
             println!("{}", summary.json());
         }
-        Scenario::Orders { rate, duration, .. } => {
+        Scenario::Orders { rate, duration, ref common } => {
             check_plan(rate, duration)?;
+            ctx.stock_catalog(&common.admin_email, &common.admin_password)
+                .await
+                .with_context(|| format!("stocking the catalog through {}", cli.url))?;
             let summary = ctx.orders(rate, Duration::from_secs(duration)).await;
             println!("{}", summary.human());
             println!("{}", summary.json());

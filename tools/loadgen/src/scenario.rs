@@ -1,6 +1,7 @@
 //! The scenarios: profile updates and orders at a fixed rate, the idle probe, and the
 //! search for the highest rate that keeps p99 under a limit.
 
+use anyhow::Context as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,21 @@ impl Context {
         let users = api.create_users(&format!("{run}-{}", std::process::id()), count).await?;
         println!("setup    registered and logged in {count} users in {:.1} s", started.elapsed().as_secs_f64());
         Ok(Self { api, users: Arc::new(users), wait, max_in_flight, drain_timeout, pgbench_tps })
+    }
+
+    /// Puts the products the orders name in the catalog (as the bootstrap
+    /// admin), with more stock than any run sells.
+    pub async fn stock_catalog(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let admin = self.api.admin(email, password).await?;
+        let mut products: Vec<(String, i64)> =
+            (0..crate::api::CATALOG).map(|i| (format!("sku-{i}"), crate::api::WIDGET_PRICE)).collect();
+        products.push(("sku-gift".into(), crate::api::GIFT_PRICE));
+        for (sku, price) in &products {
+            self.api.ensure_product(&admin, sku, *price).await.with_context(|| format!("product {sku}"))?;
+        }
+        println!("setup    {} products in the catalog in {:.1} s", products.len(), started.elapsed().as_secs_f64());
+        Ok(())
     }
 
     fn user(&self, request: u64) -> &BenchUser {

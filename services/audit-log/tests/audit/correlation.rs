@@ -130,7 +130,7 @@ async fn an_order_tells_its_story_in_causal_order_without_its_address() {
     let path = format!("/api/v1/audit/correlations/{correlation}");
     let story = orderflow_testkit::until("the story of the order", std::time::Duration::from_secs(60), || async {
         let (status, story) = get(&system, &path, &admin).await;
-        if status == 200 && story["items"].as_array().is_some_and(|items| items.len() >= 4) {
+        if status == 200 && story["items"].as_array().is_some_and(|items| items.len() >= 7) {
             Ok(story)
         } else {
             Err(format!("{status} {story}"))
@@ -143,12 +143,25 @@ async fn an_order_tells_its_story_in_causal_order_without_its_address() {
         .map(|i| (i["message_type"].as_str().expect("type"), i["depth"].as_i64().expect("depth")))
         .collect();
     assert_eq!(
-        told,
-        [("OrderPlaced", 0), ("PaymentAuthorized", 1), ("OrderConfirmed", 2), ("PaymentCaptured", 3)],
-        "placed, authorized, confirmed, captured, each caused by the one before: {story}"
+        told[..5],
+        [
+            ("OrderPlaced", 0),
+            ("StockReserved", 1),
+            ("OrderStockReserved", 2),
+            ("PaymentAuthorized", 3),
+            ("OrderConfirmed", 4)
+        ],
+        "placed, its stock held, authorized, confirmed, each caused by the one before: {story}"
     );
-    for pair in items.windows(2) {
+    for pair in items[..5].windows(2) {
         assert_eq!(pair[1]["causation_id"], pair[0]["message_id"], "{story}");
+    }
+    // The confirmation causes two steps at once: the capture and the sale of the stock.
+    let mut last: Vec<(&str, i64)> = told[5..].to_vec();
+    last.sort();
+    assert_eq!(last, [("PaymentCaptured", 5), ("StockCommitted", 5)], "{story}");
+    for item in &items[5..] {
+        assert_eq!(item["causation_id"], items[4]["message_id"], "{story}");
     }
     let placed_record = items[0].to_string();
     assert!(!placed_record.contains("St James"), "the shipping address is sensitive: {placed_record}");

@@ -17,6 +17,7 @@ fn order_service(system: &System, failpoint: Option<&str>) -> Child {
 #[tokio::test]
 async fn the_order_service_killed_between_its_commit_and_its_offset_commit() {
     let mut system = System::start().await;
+    system.start_inventory_service().await;
     system.start_payment_service().await;
     let (token, user_id) = customer(&system, "crash-order@example.com").await;
     // A first process learns the customer and stops; the doomed one's first

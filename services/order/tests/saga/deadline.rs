@@ -10,6 +10,7 @@ async fn an_order_without_a_payment_decision_times_out_and_the_late_authorizatio
     let mut system = System::start().await;
     system.order_rules.payment_deadline_secs = 2;
     system.order_rules.deadline_check_ms = 100;
+    system.start_inventory_service().await;
     system.start_order_service().await; // and no payment service: it is down
     let (token, _) = customer(&system, "patient@example.com").await;
 
@@ -26,7 +27,7 @@ async fn an_order_without_a_payment_decision_times_out_and_the_late_authorizatio
             .await;
     assert_eq!(payment["captured"].as_i64(), Some(0));
     assert_eq!(types_for(&system, "payments.events", &id).await, ["PaymentAuthorized", "PaymentVoided"]);
-    assert_eq!(types_for(&system, "orders.events", &id).await, ["OrderPlaced", "OrderCancelled"]);
+    assert_eq!(types_for(&system, "orders.events", &id).await, ["OrderPlaced", "OrderStockReserved", "OrderCancelled"]);
     let (_, detail) = system.call(reqwest::Method::GET, &format!("/api/v1/orders/{id}"), Some(&token), None).await;
     assert_eq!(detail["status"], "CANCELLED", "a late authorization does not revive the order");
     saga_settled(&system, 1).await;
@@ -36,8 +37,8 @@ async fn an_order_without_a_payment_decision_times_out_and_the_late_authorizatio
     // system did it.
     let events = orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic("orders.events")).await;
     let headers: Vec<_> = events.iter().map(|m| m.headers().expect("headers")).collect();
-    assert_eq!(headers[1].message_type, "OrderCancelled");
-    assert_eq!(headers[1].correlation_id, headers[0].correlation_id);
-    assert_eq!(headers[1].actor, "system");
+    assert_eq!(headers[2].message_type, "OrderCancelled");
+    assert_eq!(headers[2].correlation_id, headers[0].correlation_id);
+    assert_eq!(headers[2].actor, "system");
     system.stop().await;
 }

@@ -8,6 +8,7 @@ use orderflow_harness::system::System;
 #[tokio::test]
 async fn a_command_the_service_cannot_apply_ends_failed_not_pending() {
     let mut system = System::start().await;
+    system.start_inventory_service().await;
     system.start_payment_service().await;
     let _service =
         spawn_binary(env!("CARGO_BIN_EXE_order-service"), system.order_service_env(), Some("handle.PlaceOrder=error"));

@@ -31,7 +31,7 @@ async fn a_placed_order_is_confirmed_and_its_payment_captured_in_one_call() {
     .await;
     assert_eq!(detail["payment"]["id"], payment["id"]);
 
-    assert_eq!(types_for(&system, "orders.events", &id).await, ["OrderPlaced", "OrderConfirmed"]);
+    assert_eq!(types_for(&system, "orders.events", &id).await, ["OrderPlaced", "OrderStockReserved", "OrderConfirmed"]);
     assert_eq!(types_for(&system, "payments.events", &id).await, ["PaymentAuthorized", "PaymentCaptured"]);
     saga_settled(&system, 1).await;
     assert_consistent(&system).await;
@@ -188,7 +188,15 @@ async fn an_admin_ships_delivers_and_refunds_part_of_an_order() {
     assert_eq!(system.call(Method::GET, "/api/v1/payments", Some(&token), None).await.0, 403);
     assert_eq!(
         types_for(&system, "orders.events", &id).await,
-        ["OrderPlaced", "OrderConfirmed", "CommandRejected", "OrderShipped", "CommandRejected", "OrderDelivered"]
+        [
+            "OrderPlaced",
+            "OrderStockReserved",
+            "OrderConfirmed",
+            "CommandRejected",
+            "OrderShipped",
+            "CommandRejected",
+            "OrderDelivered"
+        ]
     );
     system.stop().await;
 }

@@ -16,6 +16,7 @@ const ORDERS_EACH: usize = 25;
 async fn five_hundred_orders_from_twenty_clients_all_settle_in_order() {
     let mut system = System::start().await;
     system.order_rules.payment_deadline_secs = 600; // this test is about load, not deadlines
+    system.start_inventory_service().await;
     system.start_order_service().await;
     system.start_payment_service().await;
     let mut tokens = Vec::new();
@@ -23,6 +24,13 @@ async fn five_hundred_orders_from_twenty_clients_all_settle_in_order() {
         tokens.push(customer(&system, &format!("client{c}@example.com")).await.0);
     }
     let system = &system;
+    let mut products: Vec<(String, i64)> = vec![("sku-5".into(), 5), ("sku-1500000".into(), 1_500_000)];
+    products.extend(
+        (0..CLIENTS)
+            .flat_map(|c| (0..ORDERS_EACH).map(move |i| 100 + (c * 31 + i) as i64))
+            .map(|p| (format!("sku-{p}"), p)),
+    );
+    system.stock(&products, "EUR").await;
     let clients = tokens.iter().enumerate().map(|(c, token)| async move {
         for i in 0..ORDERS_EACH {
             // Every fifth order is above the decline limit.
@@ -54,15 +62,17 @@ async fn five_hundred_orders_from_twenty_clients_all_settle_in_order() {
         let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
         let paid: Vec<&str> = payments[key].iter().map(|(t, _)| t.as_str()).collect();
         match types.as_slice() {
-            ["OrderPlaced", "OrderConfirmed"] => assert_eq!(paid, ["PaymentAuthorized", "PaymentCaptured"], "{key}"),
-            ["OrderPlaced", "OrderCancelled"] => assert_eq!(paid, ["PaymentDeclined"], "{key}"),
+            ["OrderPlaced", "OrderStockReserved", "OrderConfirmed"] => {
+                assert_eq!(paid, ["PaymentAuthorized", "PaymentCaptured"], "{key}")
+            }
+            ["OrderPlaced", "OrderStockReserved", "OrderCancelled"] => assert_eq!(paid, ["PaymentDeclined"], "{key}"),
             other => panic!("order {key}: events out of any saga path: {other:?}"),
         }
     }
     let order_db = crate::pool(&system.orders_db).await;
     let versions_ok: bool =
-        sqlx::query_scalar("SELECT bool_and(version = 2) FROM orders").fetch_one(&order_db).await.expect("q");
-    assert!(versions_ok, "every order changed exactly twice");
+        sqlx::query_scalar("SELECT bool_and(version = 3) FROM orders").fetch_one(&order_db).await.expect("q");
+    assert!(versions_ok, "every order changed exactly three times (placed, stock held, decided)");
 
     // Rebuilt by replaying every topic, the read models are what they were.
     let readmodels = crate::pool(&system.readmodels_db).await;

@@ -81,7 +81,7 @@ async fn only_a_paid_order_ships() {
     assert_eq!((status, detail["status"].as_str()), (200, Some("CONFIRMED")), "{detail}");
     assert_eq!(
         types_for(&system, "orders.events", &refunded).await,
-        ["OrderPlaced", "OrderConfirmed", "CommandRejected"]
+        ["OrderPlaced", "OrderStockReserved", "OrderConfirmed", "CommandRejected"]
     );
 
     // Refunded in part: what was paid for still ships.

@@ -10,6 +10,7 @@ use serde_json::json;
 #[tokio::test]
 async fn a_command_the_service_cannot_apply_ends_failed_not_pending() {
     let mut system = System::start().await;
+    system.start_inventory_service().await;
     system.start_order_service().await;
     let _service = spawn_binary(
         env!("CARGO_BIN_EXE_payment-service"),

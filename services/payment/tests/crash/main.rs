@@ -17,6 +17,7 @@ fn payment_service(system: &System, failpoint: Option<&str>) -> Child {
 #[tokio::test]
 async fn the_payment_service_killed_between_its_commit_and_its_offset_commit() {
     let mut system = System::start().await;
+    system.start_inventory_service().await;
     system.start_order_service().await;
     let (token, _) = customer(&system, "crash-payment@example.com").await;
     let doomed = payment_service(&system, Some("consumer.after_commit"));

@@ -87,6 +87,7 @@ async fn system_with(provider: Arc<Troubled>, max_attempts: i32) -> (System, Str
     let mut system = System::start_without_user_service_on(kafka).await;
     system.effects.max_attempts = max_attempts;
     system.start_user_service().await;
+    system.start_inventory_service().await;
     system.start_order_service().await;
     system.start_payment_service_with(provider).await;
     let (token, _) = customer(&system, "trouble@example.com").await;
@@ -96,8 +97,9 @@ async fn system_with(provider: Arc<Troubled>, max_attempts: i32) -> (System, Str
 /// Places the troubled order (202: it is not settled) and returns its id
 /// once the API lists it.
 async fn place_troubled(system: &System, token: &str) -> String {
-    let (status, accepted) =
-        system.call(Method::POST, "/api/v1/orders", Some(token), Some(order(&[(1, TROUBLE)]))).await;
+    let body = order(&[(1, TROUBLE)]);
+    orderflow_harness::shop::stocked(system, &body).await;
+    let (status, accepted) = system.call(Method::POST, "/api/v1/orders", Some(token), Some(body)).await;
     assert_eq!(status, 202, "{accepted}");
     let mine = until_api(system, token, "/api/v1/orders/mine", "the troubled order is listed", |m| {
         m["items"].as_array().is_some_and(|items| items.iter().any(|o| o["total"] == TROUBLE))
