@@ -126,7 +126,15 @@ async fn rebuild_while_requests_arrive_ends_identical_to_the_live_model() {
     let sent = load.await.expect("load") as i64;
     assert!(sent > 60, "load ran during the rebuild");
     caught_up(&system, &readmodels, sent + 1).await;
-    let live = dump(&readmodels).await;
+    // Every part of the live model done, not only the part `caught_up`
+    // counts (partitions are applied concurrently): the same twice running.
+    let live = orderflow_testkit::until("the live model is still", Duration::from_secs(60), || async {
+        let first = dump(&readmodels).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let second = dump(&readmodels).await;
+        if first == second { Ok(second) } else { Err("still changing".to_owned()) }
+    })
+    .await;
 
     // The same topics replayed again, now with nothing arriving.
     let again = request_rebuild(&readmodels).await.expect("request");
