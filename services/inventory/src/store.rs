@@ -7,6 +7,20 @@ use sqlx::{PgConnection, Row};
 use crate::reservations::{Products, Reservation, State, Stock};
 use crate::rules::Product;
 
+/// A `products` row (its columns but the sku) as the rules read it.
+fn product(sku: Sku, row: &sqlx::postgres::PgRow) -> Product {
+    Product {
+        sku,
+        name: row.get("name"),
+        description: row.get("description"),
+        price: row.get("price"),
+        currency: row.get("currency"),
+        on_hand: row.get("on_hand"),
+        reserved: row.get("reserved"),
+        version: row.get("version"),
+    }
+}
+
 /// The product, locked for the rest of the transaction (so two replicas
 /// never change one product's stock at once).
 pub async fn load_for_update(tx: &mut PgConnection, sku: &Sku) -> Result<Option<Product>, sqlx::Error> {
@@ -16,16 +30,7 @@ pub async fn load_for_update(tx: &mut PgConnection, sku: &Sku) -> Result<Option<
     .bind(sku.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(row.map(|row| Product {
-        sku: sku.clone(),
-        name: row.get("name"),
-        description: row.get("description"),
-        price: row.get("price"),
-        currency: row.get("currency"),
-        on_hand: row.get("on_hand"),
-        reserved: row.get("reserved"),
-        version: row.get("version"),
-    }))
+    Ok(row.map(|row| product(sku.clone(), &row)))
 }
 
 /// Inserts a new product; `false` if its sku is taken. ON CONFLICT: a
@@ -87,19 +92,7 @@ pub async fn lock_products(tx: &mut PgConnection, skus: &[&str]) -> Result<Produ
         let raw: String = row.get("sku");
         // Only what the catalog accepted is in it.
         let Ok(sku) = Sku::parse("sku", &raw) else { continue };
-        products.insert(
-            raw,
-            Product {
-                sku,
-                name: row.get("name"),
-                description: row.get("description"),
-                price: row.get("price"),
-                currency: row.get("currency"),
-                on_hand: row.get("on_hand"),
-                reserved: row.get("reserved"),
-                version: row.get("version"),
-            },
-        );
+        products.insert(raw, product(sku, &row));
     }
     Ok(products)
 }
