@@ -95,16 +95,34 @@ CREATE INDEX payments_customer ON payments (customer_id, created_at DESC, id DES
 
 -- One order with its payment and its customer's name: what
 -- GET /api/v1/orders/{id} answers, in one query.
+-- Where each order's stock stands (inventory.events, keyed by the order; a
+-- row may come before its order's): HELD, SOLD, RELEASED, or FAILED with
+-- the line that could not be held. `rank` orders the states (held or
+-- failed 1, sold 2, released 3): a state never moves back.
+CREATE TABLE order_stock (
+    order_id    UUID PRIMARY KEY,
+    state       TEXT NOT NULL,
+    rank        SMALLINT NOT NULL,
+    sku         TEXT,
+    reason      TEXT,
+    requested   BIGINT,
+    available   BIGINT,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+
 CREATE VIEW order_details AS
 SELECT o.id, o.customer_id, o.status, o.items, o.currency, o.total, o.shipping_address, o.notes,
        o.reason, o.reason_message, o.version, o.placed_at, o.payment_deadline, o.updated_at,
        u.first_name AS customer_first_name, u.last_name AS customer_last_name,
        p.id AS payment_id, p.status AS payment_status, p.amount AS payment_amount,
        p.captured AS payment_captured, p.refunded AS payment_refunded, p.reason AS payment_reason,
-       p.updated_at AS payment_updated_at
+       p.updated_at AS payment_updated_at,
+       s.state AS stock_state, s.sku AS stock_failed_sku, s.reason AS stock_failed_reason,
+       s.available AS stock_failed_available
 FROM orders o
 LEFT JOIN users u ON u.id = o.customer_id
-LEFT JOIN payments p ON p.order_id = o.id;
+LEFT JOIN payments p ON p.order_id = o.id
+LEFT JOIN order_stock s ON s.order_id = o.id;
 
 -- The catalog (inventory.events): what every client may read.
 CREATE TABLE products (
@@ -117,9 +135,27 @@ CREATE TABLE products (
     reserved       BIGINT NOT NULL,
     -- What may still be sold.
     available      BIGINT GENERATED ALWAYS AS (on_hand - reserved) STORED,
-    -- The version of the last event applied; older or repeated events are ignored.
+    -- The newest change applied (the product's one counter).
     version        BIGINT NOT NULL,
+    -- The last change of each kind applied: what the product is (created,
+    -- updated: keyed by sku) and its stock (created, adjusted: by sku; an
+    -- order's reservation, sale or release: by the order, on another
+    -- partition, so applied in any order with the product's own). Each
+    -- kind ignores what is not newer than its own last, so a stock move
+    -- applied first never hides a later rename, nor the other way round.
+    catalog_version BIGINT NOT NULL,
+    stock_version  BIGINT NOT NULL,
     created_at     TIMESTAMPTZ NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL
+);
+-- The newest stock move of a product whose creation is not applied yet
+-- (an order's events may be applied before the product's, in a rebuild
+-- above all): taken into the product when its creation is applied.
+CREATE TABLE product_stock_early (
+    sku            TEXT PRIMARY KEY,
+    on_hand        BIGINT NOT NULL,
+    reserved       BIGINT NOT NULL,
+    version        BIGINT NOT NULL,
     updated_at     TIMESTAMPTZ NOT NULL
 );
 -- The list's order (newest last) and its filters.

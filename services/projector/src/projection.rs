@@ -38,7 +38,8 @@ pub const VIEW_SCHEMA: &str = "rm";
 /// The tables of one generation (not a migration: a template run per generation).
 pub const TEMPLATE: &str = include_str!("../../../migrations/readmodels/generation.sql");
 /// The tables (and views) readers see.
-pub const TABLES: [&str; 7] = ["users", "credentials", "commands", "orders", "payments", "order_details", "products"];
+pub const TABLES: [&str; 8] =
+    ["users", "credentials", "commands", "orders", "payments", "order_details", "products", "order_stock"];
 /// The ingress listens here; payloads are command ids (comma-separated), or
 /// `*` after a generation switch.
 pub const CHANNEL: &str = "command_status";
