@@ -57,19 +57,9 @@ pub fn accepted(id: Uuid) -> Response {
 /// 4xx, a command that failed in a service (and was kept for an operator)
 /// is a 500 that says so.
 pub fn rejection(status: &CommandStatus) -> ApiError {
-    use orderflow_contracts::reason::{Kind, Reason};
-    let reason = status.reason.clone().unwrap_or_else(|| "REJECTED".into());
-    // Every reason a service can give is in the contracts' list; a name
-    // this build does not know (a newer service) is a client-side refusal.
-    let http = match Reason::parse(&reason).map(Reason::kind) {
-        Some(Kind::Invalid) | None => StatusCode::UNPROCESSABLE_ENTITY,
-        Some(Kind::Conflict) => StatusCode::CONFLICT,
-        Some(Kind::NotFound) => StatusCode::NOT_FOUND,
-        Some(Kind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-        Some(Kind::Failed) => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let reason = status.reason.as_deref().unwrap_or("REJECTED");
     let message = status.message.clone().unwrap_or_else(|| "the command was rejected".into());
-    ApiError::new(http, reason, message).with_details(json!({"command_id": status.command_id}))
+    ApiError::refused(reason, message).with_details(json!({"command_id": status.command_id}))
 }
 
 /// Answers a write: 202 at once, or, if the client asked to wait, the

@@ -56,6 +56,23 @@ impl ApiError {
             .with_details(json!({ "field": field, "problem": problem }))
     }
 
+    /// A refusal for one of the contracts' reasons, answered with the
+    /// status of its kind (the same mapping whether the ingress refuses
+    /// early or a service rejected the command).
+    pub fn refused(reason: &str, message: impl Into<String>) -> Self {
+        use orderflow_contracts::reason::{Kind, Reason};
+        // A name this build does not know (a newer service) is a
+        // client-side refusal.
+        let status = match Reason::parse(reason).map(Reason::kind) {
+            Some(Kind::Invalid) | None => StatusCode::UNPROCESSABLE_ENTITY,
+            Some(Kind::Conflict) => StatusCode::CONFLICT,
+            Some(Kind::NotFound) => StatusCode::NOT_FOUND,
+            Some(Kind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Some(Kind::Failed) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self::new(status, reason.to_owned(), message)
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
     }

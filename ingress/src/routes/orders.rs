@@ -2,13 +2,16 @@
 //! Money is always integer minor units; the total is computed (checked),
 //! never taken from the client.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use orderflow_contracts::Reason;
 use orderflow_contracts::orders::{self, CancelOrder, DeliverOrder, OrderLine, PlaceOrder, ShipOrder, ShippingAddress};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -17,6 +20,7 @@ use crate::commands::{accepted, rejection, respond, send};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, AuthUser, PreferWait, owner_or_staff, self_or_admin};
 use crate::request::RequestContext;
+use crate::routes::products::{self, Listed};
 use crate::routes::{Page, list_query, own_list, path_id, query_id};
 use crate::status;
 
@@ -50,6 +54,12 @@ pub struct Order {
     pub payment_refunded: Option<i64>,
     pub payment_reason: Option<String>,
     pub payment_updated_at: Option<DateTime<Utc>>,
+    /// HELD, SOLD, RELEASED or FAILED; none until the inventory answered.
+    pub stock_state: Option<String>,
+    /// The line that could not be held (FAILED), why, and what was left.
+    pub stock_failed_sku: Option<String>,
+    pub stock_failed_reason: Option<String>,
+    pub stock_failed_available: Option<i64>,
 }
 
 /// An order as the API shows it, with its customer and payment: what the
@@ -59,7 +69,13 @@ pub struct OrderView {
     pub id: Uuid,
     /// PENDING, CONFIRMED, SHIPPED, DELIVERED or CANCELLED.
     pub status: String,
-    /// The lines: `product_id`, `name`, `quantity`, `unit_price` (minor units).
+    /// The lines: `product_id`, `name`, `quantity`, `unit_price` (minor
+    /// units) and `reservation`, where its stock stands: `{"state":
+    /// "PENDING"}` until the inventory answers, then HELD, SOLD or RELEASED
+    /// (every line alike: an order holds all or nothing), or FAILED with
+    /// the `reason` (OUT_OF_STOCK, UNKNOWN_PRODUCT, PRICE_CHANGED) and the
+    /// units `available` on the line that could not be held (NOT_HELD on
+    /// the others).
     #[schema(value_type = Vec<Object>)]
     pub items: Value,
     pub currency: String,
@@ -100,8 +116,34 @@ pub struct OrderPayment {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// Each line of `items` with its `reservation` (see [`OrderView::items`]).
+fn with_reservations(mut items: Value, order: &Order) -> Value {
+    let state = match (order.stock_state.as_deref(), order.status.as_str()) {
+        (Some(state), _) => state,
+        (None, "PENDING") => "PENDING",
+        // An order from before the inventory step, or cancelled before it
+        // answered: nothing was held.
+        (None, _) => "NOT_HELD",
+    };
+    for line in items.as_array_mut().into_iter().flatten() {
+        let failed = state == "FAILED" && line["product_id"].as_str() == order.stock_failed_sku.as_deref();
+        let reservation = match state {
+            "FAILED" if failed => json!({
+                "state": "FAILED", "reason": order.stock_failed_reason, "available": order.stock_failed_available,
+            }),
+            "FAILED" => json!({"state": "NOT_HELD"}),
+            _ => json!({ "state": state }),
+        };
+        if let Some(line) = line.as_object_mut() {
+            line.insert("reservation".into(), reservation);
+        }
+    }
+    items
+}
+
 impl From<Order> for OrderView {
     fn from(order: Order) -> Self {
+        let items = with_reservations(order.items.0.clone(), &order);
         let payment = order.payment_id.map(|id| OrderPayment {
             id,
             status: order.payment_status,
@@ -115,7 +157,7 @@ impl From<Order> for OrderView {
         OrderView {
             id: order.id,
             status: order.status,
-            items: order.items.0,
+            items,
             currency: order.currency,
             total: order.total,
             shipping_address: order.shipping_address.0,
@@ -139,7 +181,8 @@ impl From<Order> for OrderView {
 const COLUMNS: &str =
     "id, customer_id, status, items, currency, total, shipping_address, notes, reason, reason_message,
     version, placed_at, payment_deadline, updated_at, customer_first_name, customer_last_name, payment_id,
-    payment_status, payment_amount, payment_captured, payment_refunded, payment_reason, payment_updated_at";
+    payment_status, payment_amount, payment_captured, payment_refunded, payment_reason, payment_updated_at,
+    stock_state, stock_failed_sku, stock_failed_reason, stock_failed_available";
 
 /// One order with its payment and customer, in one read-model query.
 pub async fn find(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<Order>, sqlx::Error> {
@@ -165,8 +208,12 @@ fn ok_order(status: StatusCode, order: Order) -> Response {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Line {
+    /// The product's sku.
     product_id: String,
-    name: String,
+    /// Optional: the order keeps the catalog's name (a name given is
+    /// checked like any text, then replaced).
+    #[serde(default)]
+    name: Option<String>,
     quantity: i64,
     unit_price: i64,
 }
@@ -191,11 +238,12 @@ pub struct Place {
     notes: Option<String>,
 }
 
-/// `POST /api/v1/orders`: 202 with the command, or with `Prefer: wait=N`
+/// `POST /api/v1/orders`: each line checked against the catalog first
+/// ([`priced`]); then 202 with the command, or with `Prefer: wait=N`
 /// the order once it has left PENDING — 201 CONFIRMED, or 201 CANCELLED
 /// with its reason (e.g. `PAYMENT_DECLINED`) — the rejection (409/422), or
 /// 202 if N seconds pass first.
-#[utoipa::path(post, path = "/api/v1/orders", summary = "Place an order", request_body = Place, params(("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 201, description = "placed and settled (with Prefer: wait)", body = OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 409, description = "rejected", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/orders", summary = "Place an order", request_body = Place, params(("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), responses((status = 201, description = "placed and settled (with Prefer: wait)", body = OrderView), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 404, description = "UNKNOWN_PRODUCT: a line names no product of the catalog", body = crate::openapi::ErrorBody), (status = 409, description = "PRICE_CHANGED: a line's price is not the catalog's; or the order service's rejection", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
 pub async fn place(
     State(state): State<AppState>,
     request: RequestContext,
@@ -203,12 +251,12 @@ pub async fn place(
     PreferWait(wait): PreferWait,
     ApiJson(body): ApiJson<Place>,
 ) -> ApiResult<Response> {
-    let items: Vec<OrderLine> = body
+    let mut items: Vec<OrderLine> = body
         .items
         .into_iter()
         .map(|l| OrderLine {
             product_id: l.product_id.trim().to_owned(),
-            name: l.name.trim().to_owned(),
+            name: l.name.map(|n| n.trim().to_owned()).unwrap_or_default(),
             quantity: l.quantity,
             unit_price: l.unit_price,
         })
@@ -224,10 +272,22 @@ pub async fn place(
     };
     let currency = body.currency.trim().to_owned();
     let notes = body.notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    let catalog = if items.len() <= orders::MAX_LINES {
+        let skus: Vec<&str> = items.iter().map(|l| l.product_id.as_str()).collect();
+        products::listed(&state.pool, &skus).await?
+    } else {
+        HashMap::new()
+    };
+    // A line without a name is named by the catalog (or, if the catalog
+    // does not know it, by its sku until it is refused below).
+    for line in items.iter_mut().filter(|l| l.name.is_empty()) {
+        line.name = catalog.get(&line.product_id).map_or_else(|| line.product_id.clone(), |p| p.name.clone());
+    }
     // The order service decides; refusing here first means a bad order is
     // never sent.
     orders::check(&items, &currency, &shipping_address, notes.as_deref())
         .map_err(|p| ApiError::validation(&p.field, p.problem))?;
+    priced(&mut items, &currency, &catalog)?;
     let order_id = Uuid::now_v7();
     let command = PlaceOrder {
         order_id: order_id.to_string(),
@@ -261,6 +321,37 @@ pub async fn place(
         Some(Err(settled)) => Err(rejection(&settled)),
         None => Ok(accepted(id)),
     }
+}
+
+/// Checks each line against the catalog read model and names it as the
+/// catalog does: a product it does not list is `UNKNOWN_PRODUCT`, a price
+/// (or currency) that is not the catalog's is `PRICE_CHANGED`, both naming
+/// the line. The inventory service checks the same when it holds the stock
+/// (the catalog may change in between: the order is then cancelled with
+/// the same reason); refusing here answers at once, and sends nothing.
+fn priced(items: &mut [OrderLine], currency: &str, catalog: &HashMap<String, Listed>) -> ApiResult<()> {
+    for (i, line) in items.iter_mut().enumerate() {
+        let sku = &line.product_id;
+        let field = format!("items[{i}]");
+        let Some(product) = catalog.get(sku) else {
+            return Err(ApiError::refused(
+                Reason::UnknownProduct.as_str(),
+                format!("{field}: no product has sku {sku}"),
+            )
+            .with_details(json!({"field": format!("{field}.product_id"), "sku": sku})));
+        };
+        if product.price != line.unit_price || product.currency != currency {
+            let message = format!(
+                "{field}: {sku} costs {} {} now; the order says {} {currency}",
+                product.price, product.currency, line.unit_price
+            );
+            return Err(ApiError::refused(Reason::PriceChanged.as_str(), message).with_details(json!({
+                "field": format!("{field}.unit_price"), "sku": sku, "price": product.price, "currency": product.currency,
+            })));
+        }
+        line.name.clone_from(&product.name);
+    }
+    Ok(())
 }
 
 /// `GET /api/v1/orders/{id}`: owner or admin.

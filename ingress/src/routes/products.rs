@@ -1,6 +1,8 @@
 //! `/api/v1/products`: the catalog. Everyone reads it; admins add products,
 //! change them and adjust their stock (commands to the inventory service).
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +41,25 @@ pub struct Product {
 
 const COLUMNS: &str =
     "sku, name, description, price, currency, on_hand, reserved, available, version, created_at, updated_at";
+
+/// What an order line is checked against: its product's name and price.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Listed {
+    pub sku: String,
+    pub name: String,
+    /// Minor units of `currency`.
+    pub price: i64,
+    pub currency: String,
+}
+
+/// The products of `skus` the catalog read model lists, by sku (one query).
+pub async fn listed(pool: &sqlx::PgPool, skus: &[&str]) -> Result<HashMap<String, Listed>, sqlx::Error> {
+    let rows: Vec<Listed> = sqlx::query_as("SELECT sku, name, price, currency FROM rm.products WHERE sku = ANY($1)")
+        .bind(skus)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(|p| (p.sku.clone(), p)).collect())
+}
 
 /// A page of the catalog, in sku order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

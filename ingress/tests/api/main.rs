@@ -2,6 +2,7 @@
 //! service → outbox → users.events → projector → read model → ingress.
 
 mod browser;
+mod catalog;
 mod flow;
 mod idempotency;
 mod inspect;

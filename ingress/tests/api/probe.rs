@@ -84,21 +84,26 @@ async fn control_characters_in_query_parameters_and_paths_answer_400_not_503() {
 
 #[tokio::test]
 async fn the_largest_valid_order_fits_the_body_limit() {
-    let system = System::start().await;
+    let mut system = System::start().await;
+    system.start_inventory_service().await;
     let (token, _) = customer(&system, "large@example.com").await;
     // The probe's order: 100 lines with 150-character names (21.7 KB)...
     let lines: Vec<(i64, i64)> = (0..100).map(|_| (1, 100)).collect();
     let mut body = order(&lines);
+    orderflow_harness::shop::stocked(&system, &body).await;
     for item in body["items"].as_array_mut().expect("items") {
         item["name"] = json!("n".repeat(150));
     }
     let (status, answer) = system.call(Method::POST, "/api/v1/orders", Some(&token), Some(body)).await;
     assert_eq!(status, 202, "{answer}");
-    // ...and the largest one: every text at its maximum, in 4-byte characters.
+    // ...and the largest one: every text at its maximum, in 4-byte
+    // characters (a product id is a sku: ASCII).
     let mut body = order(&lines);
     let wide = |n: usize| "🙂".repeat(n);
+    let sku = "s".repeat(orderflow_contracts::orders::MAX_PRODUCT_ID);
+    system.stock(&[(sku.clone(), 100)], "EUR").await;
     for item in body["items"].as_array_mut().expect("items") {
-        item["product_id"] = json!(wide(orderflow_contracts::orders::MAX_PRODUCT_ID));
+        item["product_id"] = json!(sku);
         item["name"] = json!(wide(orderflow_contracts::orders::MAX_ITEM_NAME));
     }
     body["notes"] = json!(wide(orderflow_contracts::orders::MAX_NOTES));
@@ -147,6 +152,7 @@ async fn a_pending_command_answers_the_whole_status_shape() {
 async fn overload_is_shed_at_once_with_retry_after_and_sends_nothing() {
     // No order service: a placed order waits its whole `Prefer: wait`.
     let mut system = System::start().await;
+    system.start_inventory_service().await;
     system
         .restart_ingress_with(|s| {
             s.admission.max_waiting = 1;
@@ -154,6 +160,7 @@ async fn overload_is_shed_at_once_with_retry_after_and_sends_nothing() {
         })
         .await;
     let (token, _) = customer(&system, "overload@example.com").await;
+    orderflow_harness::shop::stocked(&system, &order(&[(1, 100)])).await;
     let orders = orderflow_contracts::orders::COMMANDS.name;
     let waiting = {
         let (http, api, token) = (system.http.clone(), system.api.clone(), token.clone());

@@ -183,8 +183,9 @@ schema_files!(
 /// Lines in one order at most.
 pub const MAX_LINES: usize = 100;
 
-/// The longest texts of an order, in characters.
-pub const MAX_PRODUCT_ID: usize = 64;
+/// The longest texts of an order, in characters (a product id is a
+/// catalog sku: [`crate::ids::Sku`]).
+pub const MAX_PRODUCT_ID: usize = crate::ids::Sku::MAX_LEN;
 pub const MAX_ITEM_NAME: usize = 200;
 pub const MAX_ADDRESS_LINE: usize = 200;
 pub const MAX_CITY: usize = 100;
@@ -250,7 +251,9 @@ pub fn check(
         return Err(problem("items", format!("at most {MAX_LINES} items per order (got {})", items.len())));
     }
     for (i, line) in items.iter().enumerate() {
-        text(&format!("items[{i}].product_id"), &line.product_id, MAX_PRODUCT_ID)?;
+        if let Some(wrong) = crate::ids::Sku::problem(&line.product_id) {
+            return Err(problem(format!("items[{i}].product_id"), wrong));
+        }
         text(&format!("items[{i}].name"), &line.name, MAX_ITEM_NAME)?;
         if line.quantity < 1 {
             return Err(problem(format!("items[{i}].quantity"), format!("must be at least 1 (got {})", line.quantity)));

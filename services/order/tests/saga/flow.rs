@@ -5,7 +5,7 @@ use orderflow_harness::system::System;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{admin, assert_consistent, customer, order, place, pool, saga_settled, types_for, until_api};
+use crate::{admin, assert_consistent, customer, order, place, pool, saga_settled, stocked, types_for, until_api};
 
 #[tokio::test]
 async fn a_placed_order_is_confirmed_and_its_payment_captured_in_one_call() {
@@ -227,8 +227,9 @@ async fn an_order_for_a_customer_not_known_yet_holds_up_no_other_order_of_its_pa
         .fetch_one(&orders)
         .await
         .expect("forget the customer");
-    let (status, waiting) =
-        system.call(Method::POST, "/api/v1/orders", Some(&late_token), Some(order(&[(1, 100)]))).await;
+    let body = order(&[(1, 100)]);
+    stocked(&system, &body).await;
+    let (status, waiting) = system.call(Method::POST, "/api/v1/orders", Some(&late_token), Some(body)).await;
     assert_eq!(status, 202, "{waiting}");
 
     // Another customer's order, after it on the same partition, goes through
