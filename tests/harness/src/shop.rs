@@ -143,7 +143,8 @@ pub async fn saga_settled(system: &System, orders: i64) {
 /// The money invariant, from both services' own tables: one payment per
 /// order; a live order's capture is its total; a cancelled order kept
 /// nothing (captured − refunded = 0); never a refund above the capture;
-/// and the read models agree with both services' tables.
+/// the read models agree with both services' tables; and the stock with
+/// the orders ([`assert_stock_consistent`]).
 pub async fn assert_consistent(system: &System) {
     let (order_db, payment_db) = (pool(&system.orders_db).await, pool(&system.payments_db).await);
     let orders: Vec<(uuid::Uuid, String, i64, i64)> =
@@ -195,6 +196,81 @@ pub async fn assert_consistent(system: &System) {
         }
     })
     .await;
+    assert_stock_consistent(system).await;
+}
+
+/// The stock invariant, from the inventory's and the order service's own
+/// tables (nothing when the inventory never ran): each product's reserved
+/// units are what the orders holding stock hold; a live order's stock is
+/// sold, a cancelled order holds none; and the catalog read model agrees.
+/// The inventory may still be applying the last cancellations: waits up to
+/// a minute for it to hold.
+pub async fn assert_stock_consistent(system: &System) {
+    let Ok(inventory) = PgPool::connect(&system.inventory_db).await else { return };
+    if sqlx::query("SELECT 1 FROM products LIMIT 1").fetch_optional(&inventory).await.is_err() {
+        return; // the inventory never ran: no tables
+    }
+    let (orders, readmodels) = (pool(&system.orders_db).await, pool(&system.readmodels_db).await);
+    orderflow_testkit::until("the stock agrees with the orders", Duration::from_secs(60), || {
+        stock_problems(inventory.clone(), orders.clone(), readmodels.clone())
+    })
+    .await;
+}
+
+async fn stock_problems(inventory: PgPool, orders: PgPool, readmodels: PgPool) -> Result<(), String> {
+    let read = |e: sqlx::Error| e.to_string();
+    let products: Vec<(String, i64, i64, i64)> =
+        sqlx::query_as("SELECT sku, on_hand, reserved, version FROM products ORDER BY sku")
+            .fetch_all(&inventory)
+            .await
+            .map_err(read)?;
+    let held: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT l.sku, sum(l.quantity)::bigint FROM reservation_lines l JOIN reservations r USING (order_id)
+         WHERE r.state = 'HELD' GROUP BY l.sku",
+    )
+    .fetch_all(&inventory)
+    .await
+    .map_err(read)?;
+    let mut problems = Vec::new();
+    for (sku, _, reserved, _) in &products {
+        let holding = held.iter().find(|(s, _)| s == sku).map_or(0, |(_, n)| *n);
+        if *reserved != holding {
+            problems.push(format!("{sku}: {reserved} reserved, the orders holding it hold {holding}"));
+        }
+    }
+    let reservations: std::collections::HashMap<uuid::Uuid, String> =
+        sqlx::query_as("SELECT order_id, state FROM reservations")
+            .fetch_all(&inventory)
+            .await
+            .map_err(read)?
+            .into_iter()
+            .collect();
+    let statuses: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, status FROM orders").fetch_all(&orders).await.map_err(read)?;
+    for (id, status) in &statuses {
+        let state = reservations.get(id).map(String::as_str);
+        let right = match status.as_str() {
+            "CONFIRMED" | "SHIPPED" | "DELIVERED" => state == Some("SOLD"),
+            "CANCELLED" => matches!(state, None | Some("RELEASED" | "FAILED")),
+            _ => true,
+        };
+        if !right {
+            problems.push(format!("order {id} is {status}, its stock {state:?}"));
+        }
+    }
+    let seen: Vec<(String, i64, i64, i64)> =
+        sqlx::query_as("SELECT sku, on_hand, reserved, version FROM rm.products ORDER BY sku")
+            .fetch_all(&readmodels)
+            .await
+            .map_err(read)?;
+    if seen != products {
+        problems.push("the catalog read model differs from the inventory's table".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} problems: {}", problems.len(), problems.into_iter().take(5).collect::<Vec<_>>().join("; ")))
+    }
 }
 
 /// The types of the messages on `topic` for `key`, in order.

@@ -1,32 +1,22 @@
 //! The real `inventory-service` binary killed — at the moment between its
 //! database commit and its offset commit, and with SIGKILL in the middle of
-//! a stream of stock adjustments — and a fresh one started: every
-//! adjustment counts once, in the service's table, on the bus and in the
-//! read model.
+//! a stream of stock adjustments or of orders — and a fresh one started:
+//! every adjustment counts once, in the service's table, on the bus and in
+//! the read model, and no order holds stock twice.
 
-use std::collections::HashSet;
-use std::process::Stdio;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use orderflow_harness::shop::{self, died, saga_settled, spawn_binary};
 use orderflow_harness::system::{ADMIN_EMAIL, System};
 use reqwest::Method;
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::PASSWORD;
 
 fn spawn(system: &System, failpoint: Option<&str>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_inventory-service"));
-    command
-        .envs(system.inventory_service_env())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    if let Some(point) = failpoint {
-        command.env("OF_FAILPOINTS", point);
-    }
-    command.spawn().expect("start the inventory-service binary")
+    spawn_binary(env!("CARGO_BIN_EXE_inventory-service"), system.inventory_service_env(), failpoint)
 }
 
 async fn admin(system: &System) -> String {
@@ -146,5 +136,83 @@ async fn sigkill_in_a_stream_of_adjustments_loses_none_and_applies_none_twice() 
     assert_eq!(stock_at(&system, 1 + ADJUSTMENTS).await, (5 + ADJUSTMENTS, 5 + ADJUSTMENTS), "each adjustment once");
     assert_eq!(adjustments_on_the_bus(&system).await, ADJUSTMENTS as usize, "one event per adjustment");
     second.kill().await.expect("stop");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn killed_mid_saga_it_holds_nothing_twice_and_sells_exactly_the_stock() {
+    const UNITS: i64 = 30;
+    const ORDERS: i64 = 60;
+    let mut system = System::start().await;
+    system.order_rules.payment_deadline_secs = 600; // this test is about stock, not deadlines
+    system.start_order_service().await;
+    system.start_payment_service().await;
+    let token = admin(&system).await;
+    let mut first = spawn(&system, None);
+    let product = json!({"sku": "LAST-30", "name": "Last ones", "price": 100, "currency": "EUR", "stock": UNITS});
+    let (status, body) =
+        system.call_with(Method::POST, "/api/v1/products", Some(&token), Some(product), &[("prefer", "wait=30")]).await;
+    assert_eq!(status, 201, "{body}");
+    first.kill().await.expect("stop");
+    let (customer, _) = shop::customer(&system, "last-ones@example.com").await;
+
+    // The first process dies between the commit of its first order and
+    // the commit of its offset: the next one is handed that order again.
+    let doomed = spawn(&system, Some("consumer.after_commit"));
+    let mut body = shop::order(&[(1, 100)]);
+    body["items"][0]["product_id"] = json!("LAST-30");
+    for _ in 0..ORDERS {
+        send(&system, &customer, "/api/v1/orders", body.clone()).await;
+    }
+    died(doomed, "the inventory service").await;
+    // The second is killed -9 in the middle of the stream.
+    let mut second = spawn(&system, None);
+    let inventory = sqlx::PgPool::connect(&system.inventory_db).await.expect("inventory");
+    orderflow_testkit::eventually("some orders are reserved", Duration::from_secs(60), || {
+        let inventory = inventory.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reservations")
+                .fetch_one(&inventory)
+                .await
+                .is_ok_and(|n| n >= 15)
+        }
+    })
+    .await;
+    second.kill().await.expect("kill -9");
+    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations").fetch_one(&inventory).await.expect("db");
+    assert!(held < ORDERS, "killed mid-stream ({held} of {ORDERS} orders answered)");
+
+    let mut third = spawn(&system, None);
+    saga_settled(&system, ORDERS).await;
+    let orders = sqlx::PgPool::connect(&system.orders_db).await.expect("orders");
+    let statuses: Vec<(String, Option<String>, i64)> =
+        sqlx::query_as("SELECT status, reason, count(*) FROM orders GROUP BY status, reason ORDER BY status")
+            .fetch_all(&orders)
+            .await
+            .expect("orders");
+    assert_eq!(
+        statuses,
+        [("CANCELLED".into(), Some("OUT_OF_STOCK".into()), ORDERS - UNITS), ("CONFIRMED".into(), None, UNITS)],
+        "exactly the stock is sold"
+    );
+    let stock: (i64, i64) = sqlx::query_as("SELECT on_hand, reserved FROM products WHERE sku = 'LAST-30'")
+        .fetch_one(&inventory)
+        .await
+        .expect("db");
+    assert_eq!(stock, (0, 0), "all sold, nothing left held");
+    // One answer per order on the bus, whatever was redelivered: the
+    // distinct messages (a relay may publish one twice, with its id).
+    let topic = system.topic(orderflow_contracts::inventory::EVENTS.name);
+    let mut answers: HashMap<String, HashSet<String>> = HashMap::new();
+    for record in orderflow_testkit::topic::read_topic(&system.kafka.brokers, &topic).await {
+        let headers = record.headers().expect("headers");
+        if matches!(headers.message_type.as_str(), "StockReserved" | "StockReservationFailed") {
+            answers.entry(record.key.clone().expect("key")).or_default().insert(headers.message_id.to_string());
+        }
+    }
+    assert_eq!(answers.len() as i64, ORDERS, "every order was answered");
+    assert!(answers.values().all(|ids| ids.len() == 1), "no order was answered twice: {answers:?}");
+    shop::assert_consistent(&system).await;
+    third.kill().await.expect("stop");
     system.stop().await;
 }

@@ -11,5 +11,6 @@ mod load;
 mod redelivery;
 mod refused;
 mod shipping;
+mod stock;
 
 pub use orderflow_harness::shop::*;

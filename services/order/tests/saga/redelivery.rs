@@ -1,6 +1,7 @@
-//! Every saga message delivered twice: commands, orders events and payments
-//! events republished as they were (same key, headers, message id), as a
-//! relay retry or a consumer restart would. Nothing changes.
+//! Every saga message delivered twice: commands, orders, payments and
+//! inventory events republished as they were (same key, headers, message
+//! id), as a relay retry or a consumer restart would. Nothing changes: no
+//! order, payment, stock or reservation, and no service emits anything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn behind(consumer: &BaseConsumer, topics: &[String]) -> Vec<String> {
     behind
 }
 
-async fn snapshot(system: &System) -> (String, String, i64, i64) {
+async fn snapshot(system: &System) -> (String, String, String, i64, i64, i64) {
     let dump = |url: String, sql: &'static str| async move {
         sqlx::query_scalar::<_, Option<String>>(sql)
             .fetch_one(&pool(&url).await)
@@ -70,21 +71,39 @@ async fn snapshot(system: &System) -> (String, String, i64, i64) {
         "SELECT string_agg(concat_ws(',', id, status, captured, refunded, version), ';' ORDER BY id) FROM payments",
     )
     .await;
+    let stock = dump(
+        system.inventory_db.clone(),
+        "SELECT concat((SELECT string_agg(concat_ws(',', sku, on_hand, reserved, version), ';' ORDER BY sku)
+                        FROM products), ' | ',
+                       (SELECT string_agg(concat_ws(',', order_id, state), ';' ORDER BY order_id) FROM reservations))",
+    )
+    .await;
     let count = |topic: &'static str| async move {
         orderflow_testkit::topic::read_topic(&system.kafka.brokers, &system.topic(topic)).await.len() as i64
     };
-    (orders, payments, count("orders.events").await, count("payments.events").await)
+    (
+        orders,
+        payments,
+        stock,
+        count("orders.events").await,
+        count("payments.events").await,
+        count("inventory.events").await,
+    )
 }
 
 #[tokio::test]
 async fn every_saga_message_delivered_twice_changes_nothing() {
     let system = System::start_all().await;
     let (token, _) = customer(&system, "twice@example.com").await;
-    // Every path: confirmed, declined, confirmed then cancelled and refunded.
+    // Every path: confirmed, declined, out of stock, confirmed then
+    // cancelled and refunded.
     let (_, kept) = place(&system, &token, order(&[(1, 100)])).await;
     let (_, declined) = place(&system, &token, order(&[(1, 5_000_000)])).await;
     let (_, regretted) = place(&system, &token, order(&[(2, 300)])).await;
+    // More than the catalog holds (it stocks a million of each).
+    let (_, short) = place(&system, &token, order(&[(2_000_000, 7)])).await;
     assert_eq!((kept["status"].as_str(), declined["status"].as_str()), (Some("CONFIRMED"), Some("CANCELLED")));
+    assert_eq!((short["status"].as_str(), short["reason"].as_str()), (Some("CANCELLED"), Some("OUT_OF_STOCK")));
     let id = regretted["id"].as_str().expect("id");
     until_api(&system, &token, &format!("/api/v1/payments/by-order/{id}"), "the capture", |p| {
         p["status"] == "CAPTURED"
@@ -94,15 +113,20 @@ async fn every_saga_message_delivered_twice_changes_nothing() {
         .call_with(Method::POST, &format!("/api/v1/orders/{id}/cancel"), Some(&token), None, &[("prefer", "wait=20")])
         .await;
     assert_eq!(status, 200);
-    saga_settled(&system, 3).await;
+    saga_settled(&system, 4).await;
     let prefix = &system.kafka.topic_prefix;
     let (orders_group, payments_group) = (format!("{prefix}order-service"), format!("{prefix}payment-service"));
-    consumed(&system, &orders_group, &["orders.commands", "payments.events"]).await;
-    consumed(&system, &payments_group, &["orders.events"]).await;
+    let inventory_group = format!("{prefix}inventory-service");
+    let all_consumed = || async {
+        consumed(&system, &orders_group, &["orders.commands", "payments.events", "inventory.events"]).await;
+        consumed(&system, &payments_group, &["orders.events"]).await;
+        consumed(&system, &inventory_group, &["orders.events"]).await;
+    };
+    all_consumed().await;
     let before = snapshot(&system).await;
 
     let producer = Producer::new(&system.kafka).expect("producer");
-    for topic in ["orders.commands", "orders.events", "payments.events"] {
+    for topic in ["orders.commands", "orders.events", "payments.events", "inventory.events"] {
         let full = system.topic(topic);
         for message in orderflow_testkit::topic::read_topic(&system.kafka.brokers, &full).await {
             let key = message.key.clone().expect("key");
@@ -112,13 +136,17 @@ async fn every_saga_message_delivered_twice_changes_nothing() {
                 .expect("send");
         }
     }
-    consumed(&system, &orders_group, &["orders.commands", "payments.events"]).await;
-    consumed(&system, &payments_group, &["orders.events"]).await;
+    all_consumed().await;
     let after = snapshot(&system).await;
     assert_eq!(after.0, before.0, "the orders did not change");
     assert_eq!(after.1, before.1, "the payments did not change");
+    assert_eq!(after.2, before.2, "the stock and the reservations did not change");
     // Every copy we sent is there; not one new event was caused by them.
-    assert_eq!((after.2, after.3), (before.2 * 2, before.3 * 2), "no service emitted anything for a duplicate");
+    assert_eq!(
+        (after.3, after.4, after.5),
+        (before.3 * 2, before.4 * 2, before.5 * 2),
+        "no service emitted anything for a duplicate"
+    );
     assert_consistent(&system).await;
     system.stop().await;
 }
