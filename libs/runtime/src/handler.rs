@@ -117,12 +117,6 @@ pub trait Service: Send + Sync + Sized + 'static {
     const EVENTS: Topic;
     /// The topics it consumes (created too, so start-up order never matters).
     const CONSUMES: &'static [Topic];
-    /// Inputs handled in one transaction at most (the kit's own bound
-    /// aside). A service whose inputs lock rows of several aggregates each
-    /// (an order's products) sets 1: locks one input takes in a fixed order
-    /// cannot deadlock with another's, but two runs of several inputs each,
-    /// holding every lock until their commit, can.
-    const PER_TRANSACTION: usize = usize::MAX;
 
     /// Its own migrations (its state; the outbox and inbox come from
     /// `orderflow_outbox::migrate`).
@@ -142,6 +136,21 @@ pub trait Service: Send + Sync + Sized + 'static {
         tx: &mut PgConnection,
         input: &Inbound<'_, Self::Message>,
     ) -> impl Future<Output = Result<Vec<Emit>, DomainError>> + Send;
+
+    /// Takes, once per transaction and before any of its inputs is
+    /// handled, the row locks those inputs will take, in one fixed order.
+    /// A service whose inputs each lock rows of several aggregates (an
+    /// order's products) needs it: each input locking its own rows in
+    /// order is not enough, since a run holds one input's locks while it
+    /// takes the next one's, and two such runs deadlock. The default takes
+    /// none (inputs that lock only their own key's rows cannot cross).
+    fn prepare(
+        &self,
+        _tx: &mut PgConnection,
+        _messages: &[&Self::Message],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        async { Ok(()) }
+    }
 
     /// Makes one call to an outside system that an input asked for
     /// ([`crate::effects::outcome`]), outside any transaction; the kit
@@ -354,6 +363,8 @@ impl<S: Service> TransactionalHandler<S> {
         // An id claimed now is acted on once: a copy later in the same run
         // (a redelivery that arrived together with the original) is not.
         let mut first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
+        let messages: Vec<&S::Message> = inputs.iter().filter_map(|i| i.message.as_ref().ok()).collect();
+        self.service.prepare(&mut tx, &messages).await.map_err(classify)?;
         let mut outgoing = Vec::with_capacity(inputs.len() * 2);
         let mut left = Vec::new();
         let mut calls = Vec::new();
@@ -533,7 +544,7 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         // those keys wait behind it.
         let mut waiting = HashSet::new();
         let mut first = 0;
-        for part in inputs.chunks(MAX_PER_TRANSACTION.min(S::PER_TRANSACTION).max(1)) {
+        for part in inputs.chunks(MAX_PER_TRANSACTION) {
             self.handle_part(part, first, inputs.len(), &mut handled, &mut waiting).await?;
             first += part.len();
         }

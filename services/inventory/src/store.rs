@@ -97,6 +97,25 @@ pub async fn lock_products(tx: &mut PgConnection, skus: &[&str]) -> Result<Produ
     Ok(products)
 }
 
+/// Locks the products named by `skus` and those the reservations of
+/// `orders` hold, in sku order (one statement: a run's locks, taken before
+/// any of its inputs, in the one order every run takes them).
+pub async fn lock_run(tx: &mut PgConnection, skus: &[&str], orders: &[uuid::Uuid]) -> Result<(), sqlx::Error> {
+    if skus.is_empty() && orders.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "SELECT sku FROM products
+         WHERE sku = ANY($1) OR sku IN (SELECT sku FROM reservation_lines WHERE order_id = ANY($2))
+         ORDER BY sku FOR UPDATE",
+    )
+    .bind(skus)
+    .bind(orders)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// The reservation of `order`, locked, if it was reserved (or failed) before.
 pub async fn reservation(tx: &mut PgConnection, order: OrderId) -> Result<Option<Reservation>, sqlx::Error> {
     let state: Option<String> = sqlx::query_scalar("SELECT state FROM reservations WHERE order_id = $1 FOR UPDATE")

@@ -142,7 +142,7 @@ async fn sigkill_in_a_stream_of_adjustments_loses_none_and_applies_none_twice() 
 #[tokio::test]
 async fn killed_mid_saga_it_holds_nothing_twice_and_sells_exactly_the_stock() {
     const UNITS: i64 = 30;
-    const ORDERS: i64 = 60;
+    const ORDERS: i64 = 200;
     let mut system = System::start().await;
     system.order_rules.payment_deadline_secs = 600; // this test is about stock, not deadlines
     system.start_order_service().await;
@@ -161,24 +161,38 @@ async fn killed_mid_saga_it_holds_nothing_twice_and_sells_exactly_the_stock() {
     let doomed = spawn(&system, Some("consumer.after_commit"));
     let mut body = shop::order(&[(1, 100)]);
     body["items"][0]["product_id"] = json!("LAST-30");
-    for _ in 0..ORDERS {
+    for _ in 0..10 {
         send(&system, &customer, "/api/v1/orders", body.clone()).await;
     }
     died(doomed, "the inventory service").await;
-    // The second is killed -9 in the middle of the stream.
+    // The second is killed -9 while the orders still come in.
     let mut second = spawn(&system, None);
     let inventory = sqlx::PgPool::connect(&system.inventory_db).await.expect("inventory");
-    orderflow_testkit::eventually("some orders are reserved", Duration::from_secs(60), || {
+    let reserved = |at_least: i64| {
         let inventory = inventory.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reservations")
-                .fetch_one(&inventory)
-                .await
-                .is_ok_and(|n| n >= 15)
+        orderflow_testkit::eventually("orders are reserved", Duration::from_secs(60), move || {
+            let inventory = inventory.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM reservations")
+                    .fetch_one(&inventory)
+                    .await
+                    .is_ok_and(|n| n >= at_least)
+            }
+        })
+    };
+    // Once it works, the rest come at a steady pace, and it dies among them.
+    let stream = async {
+        reserved(10).await;
+        for _ in 10..ORDERS {
+            send(&system, &customer, "/api/v1/orders", body.clone()).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-    })
-    .await;
-    second.kill().await.expect("kill -9");
+    };
+    let kill = async {
+        reserved(60).await;
+        second.kill().await.expect("kill -9");
+    };
+    tokio::join!(stream, kill);
     let held: i64 = sqlx::query_scalar("SELECT count(*) FROM reservations").fetch_one(&inventory).await.expect("db");
     assert!(held < ORDERS, "killed mid-stream ({held} of {ORDERS} orders answered)");
 
