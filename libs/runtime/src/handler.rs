@@ -137,6 +137,16 @@ pub trait Service: Send + Sync + Sized + 'static {
         input: &Inbound<'_, Self::Message>,
     ) -> impl Future<Output = Result<Vec<Emit>, DomainError>> + Send;
 
+    /// Whether `message` asks anything of the service. One that does not (an
+    /// event of a type it reads past, `Input::Other` by convention) is
+    /// acknowledged without a transaction: no inbox row, no handling. A
+    /// topic carries many types a consumer ignores (the inventory reads
+    /// four of the order's seven); under load that bookkeeping was a share
+    /// of every consumer's work. The default: every message.
+    fn acts_on(&self, _message: &Self::Message) -> bool {
+        true
+    }
+
     /// Takes, once per transaction and before any of its inputs is
     /// handled, the row locks those inputs will take, in one fixed order.
     /// A service whose inputs each lock rows of several aggregates (an
@@ -352,10 +362,16 @@ impl<S: Service> TransactionalHandler<S> {
         handled: &mut Handled,
         waiting: &mut HashSet<String>,
     ) -> Result<(), HandlerError> {
+        // A refused conversion acts too: it is rejected or dead-lettered.
+        let acts = |input: &Input<'_, S::Message>| input.message.as_ref().map_or(true, |m| self.service.acts_on(m));
+        if !inputs.iter().any(acts) {
+            return Ok(()); // nothing to do, nothing to record
+        }
         let ids: Vec<String> = inputs.iter().map(|i| i.headers.message_id.to_string()).collect();
         let entries: Vec<Entry<'_>> = inputs
             .iter()
             .zip(&ids)
+            .filter(|(i, _)| acts(i))
             .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.name })
             .collect();
         let alone = total == 1;
@@ -363,12 +379,16 @@ impl<S: Service> TransactionalHandler<S> {
         // An id claimed now is acted on once: a copy later in the same run
         // (a redelivery that arrived together with the original) is not.
         let mut first_time = inbox::claim_all(&mut tx, &entries, Outcome::Handled).await.map_err(classify)?;
-        let messages: Vec<&S::Message> = inputs.iter().filter_map(|i| i.message.as_ref().ok()).collect();
+        let messages: Vec<&S::Message> =
+            inputs.iter().filter(|i| acts(i)).filter_map(|i| i.message.as_ref().ok()).collect();
         self.service.prepare(&mut tx, &messages).await.map_err(classify)?;
         let mut outgoing = Vec::with_capacity(inputs.len() * 2);
         let mut left = Vec::new();
         let mut calls = Vec::new();
         for (offset, (input, id)) in inputs.iter().zip(&ids).enumerate() {
+            if !acts(input) {
+                continue;
+            }
             let key = input.source.key.as_deref().unwrap_or_default();
             if waiting.contains(key) {
                 // Not acted on: its claim goes back (a copy of it later in

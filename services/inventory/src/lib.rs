@@ -50,6 +50,11 @@ impl Service for InventoryService {
         sqlx::migrate!("../../migrations/inventory")
     }
 
+    /// An event of a type it reads past is acknowledged without a transaction.
+    fn acts_on(&self, message: &Input) -> bool {
+        !matches!(message, Input::Other(_))
+    }
+
     fn new(_: &Settings) -> Self {
         Self
     }

@@ -112,6 +112,11 @@ impl Service for OrderService {
         sqlx::migrate!("../../migrations/orders")
     }
 
+    /// An event of a type it reads past is acknowledged without a transaction.
+    fn acts_on(&self, message: &Input) -> bool {
+        !matches!(message, Input::Other(_))
+    }
+
     fn new(settings: &Settings) -> Self {
         let rules = &settings.domain;
         let seconds = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 1_000_000));

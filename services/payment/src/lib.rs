@@ -117,6 +117,11 @@ impl Service for PaymentService {
         sqlx::migrate!("../../migrations/payments")
     }
 
+    /// An event of a type it reads past is acknowledged without a transaction.
+    fn acts_on(&self, message: &Input) -> bool {
+        !matches!(message, Input::Other(_))
+    }
+
     fn new(settings: &Settings) -> Self {
         Self::with_provider(Arc::new(BuiltinProvider { decline_above: settings.domain.decline_above }))
     }

@@ -147,6 +147,17 @@ async fn every_saga_message_delivered_twice_changes_nothing() {
         (before.3 * 2, before.4 * 2, before.5 * 2),
         "no service emitted anything for a duplicate"
     );
+    // What a service reads past leaves no trace in its inbox: the
+    // inventory acts on no OrderStockReserved, the payment service on no
+    // OrderPlaced.
+    for (db, ignored) in [(&system.inventory_db, "OrderStockReserved"), (&system.payments_db, "OrderPlaced")] {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE message_type = $1")
+            .bind(ignored)
+            .fetch_one(&pool(db).await)
+            .await
+            .expect("inbox");
+        assert_eq!(rows, 0, "no inbox row for an ignored {ignored}");
+    }
     assert_consistent(&system).await;
     system.stop().await;
 }
