@@ -155,6 +155,12 @@ ensure_api_tools() {
     venv_with "$API_VENV" "${API_TOOLS[@]}"
 }
 
+# Debian's prometheus: the dev stack's Prometheus, and promtool for the
+# suite (metrics names, alert rules and their unit tests).
+ensure_prometheus() {
+    command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || ensure_apt prometheus
+}
+
 ensure_kcat() {
     command -v kcat >/dev/null 2>&1 || ensure_apt kcat
     ensure_python_tools

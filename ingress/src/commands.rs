@@ -28,6 +28,7 @@ pub async fn send<C: Command>(state: &AppState, request: &RequestContext, comman
         .send(&state.kafka.topic(C::TOPIC.name), &command.key(), &payload, &headers.to_pairs())
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
+    state.waiter.sent(headers.message_id, C::NAME);
     tracing::info!(
         command = C::NAME,
         message_id = %headers.message_id,

@@ -24,6 +24,7 @@ pub mod extract;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod limits;
+pub mod monitor;
 pub mod openapi;
 pub mod request;
 pub mod revocation;
@@ -283,6 +284,13 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
             + std::time::Duration::from_secs(settings.max_wait_seconds),
     };
     supervisor.spawn("scheduling lag probe", Arc::clone(&state.admission).watch_lag(shutdown.clone()));
+    let monitor = monitor::Monitor {
+        settings: settings.monitor.clone(),
+        kafka: settings.kafka.clone(),
+        readmodels: pool.clone(),
+        audit: state.audit.clone(),
+    };
+    supervisor.spawn("bus monitor", monitor.run(shutdown.clone()));
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);

@@ -165,6 +165,10 @@ pub struct Settings {
     /// A request taking longer than this (plus any `Prefer: wait`) is
     /// answered 503 and its work dropped.
     pub request_timeout_ms: u64,
+    /// The bus monitor: consumer and projection lag, dead letters and the
+    /// saga's figures on `/metrics` (`crate::monitor`).
+    #[serde(default)]
+    pub monitor: crate::monitor::MonitorSettings,
 }
 
 impl Default for Settings {
@@ -195,6 +199,7 @@ impl Default for Settings {
             max_wait_seconds: 30,
             max_body_bytes: orderflow_contracts::orders::MAX_JSON_BYTES.div_ceil(1024) * 1024,
             request_timeout_ms: 10_000,
+            monitor: crate::monitor::MonitorSettings::default(),
         }
     }
 }

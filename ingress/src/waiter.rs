@@ -98,11 +98,72 @@ impl Drop for Subscription {
 pub struct Waiter {
     pool: PgPool,
     registry: Arc<Registry>,
+    sent: Arc<Sent>,
+}
+
+/// Commands this process sent and has not seen settled yet: when, and of
+/// which type, for the settle-time histogram.
+#[derive(Debug, Default)]
+struct Sent {
+    commands: Mutex<HashMap<Uuid, (Instant, &'static str)>>,
+}
+
+/// Commands followed at most; past it, those older than [`FORGET_AFTER`]
+/// are dropped (a command never settled is a lag alert's business).
+const MAX_FOLLOWED: usize = 100_000;
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+static SETTLE: std::sync::LazyLock<prometheus::HistogramVec> = std::sync::LazyLock::new(|| {
+    orderflow_telemetry::register(
+        prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "orderflow_command_settle_seconds",
+                "From a command accepted by this process to its outcome in the read model, by command type",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            &["command_type"],
+        )
+        .expect("settle histogram"),
+    )
+});
+
+impl Sent {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, (Instant, &'static str)>> {
+        self.commands.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sent(&self, id: Uuid, command_type: &'static str) {
+        let mut commands = self.lock();
+        if commands.len() >= MAX_FOLLOWED {
+            commands.retain(|_, (at, _)| at.elapsed() < FORGET_AFTER);
+        }
+        if commands.len() < MAX_FOLLOWED {
+            commands.insert(id, (Instant::now(), command_type));
+        }
+    }
+
+    fn settled(&self, payload: &str) {
+        if payload == "*" {
+            return;
+        }
+        let mut commands = self.lock();
+        for id in payload.split(',').filter_map(|raw| Uuid::parse_str(raw.trim()).ok()) {
+            if let Some((at, command_type)) = commands.remove(&id) {
+                SETTLE.with_label_values(&[command_type]).observe(at.elapsed().as_secs_f64());
+            }
+        }
+    }
 }
 
 impl Waiter {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, registry: Arc::default() }
+        Self { pool, registry: Arc::default(), sent: Arc::default() }
+    }
+
+    /// Follows command `id`, just sent, until its outcome is announced
+    /// (`orderflow_command_settle_seconds`).
+    pub fn sent(&self, id: Uuid, command_type: &'static str) {
+        self.sent.sent(id, command_type);
     }
 
     /// Feeds the registry from `command_status` until `shutdown`,
@@ -137,7 +198,10 @@ impl Waiter {
         self.registry.wake("*");
         loop {
             match listener.recv().await {
-                Ok(notification) => self.registry.wake(notification.payload()),
+                Ok(notification) => {
+                    self.registry.wake(notification.payload());
+                    self.sent.settled(notification.payload());
+                }
                 Err(error) => return error,
             }
         }

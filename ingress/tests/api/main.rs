@@ -7,6 +7,7 @@ mod flow;
 mod idempotency;
 mod inspect;
 mod limits;
+mod metrics;
 mod openapi;
 mod ops;
 mod probe;

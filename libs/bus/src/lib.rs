@@ -18,12 +18,15 @@
 //!   does its offset advance), not yet (its key is parked), stop (the
 //!   consumer ends with the handler's error).
 //! - [`admin`]: creating topics with the configured replication.
+//! - [`lag`]: how far behind a reader is (watermarks, committed offsets,
+//!   the age of the oldest record not read yet).
 //! - [`failpoint`]: crash points for the crash tests (feature `failpoints`).
 
 pub mod admin;
 pub mod consumer;
 pub mod failpoint;
 mod headers;
+pub mod lag;
 mod producer;
 
 pub use consumer::{

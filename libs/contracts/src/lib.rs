@@ -24,6 +24,7 @@ pub mod outcomes;
 pub mod payments;
 pub mod reason;
 pub mod topics;
+pub mod topology;
 pub mod users;
 
 /// The Avro crate, for [`union_family!`] expansions in other crates.

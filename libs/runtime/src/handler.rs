@@ -401,6 +401,7 @@ impl<S: Service> TransactionalHandler<S> {
             }
             if !first_time.remove(id) {
                 tracing::info!(message_id = %id, "duplicate ignored");
+                DUPLICATES.with_label_values(&[&self.group]).inc();
                 continue;
             }
             // A run spans many traces: each input's own on what its handling logs.
@@ -543,6 +544,21 @@ impl<S: Service> TransactionalHandler<S> {
         }
     }
 }
+
+/// Messages the inbox had seen (a redelivery, a republished record): not
+/// acted on again.
+static DUPLICATES: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+    orderflow_telemetry::register(
+        prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "orderflow_inbox_duplicates_total",
+                "Messages a service's inbox had seen already (redelivered or republished), skipped, by group",
+            ),
+            &["group"],
+        )
+        .expect("counter"),
+    )
+});
 
 /// Inputs handled in one transaction at most. Each input of a longer run
 /// runs in a savepoint of its own, so that one which must wait can be

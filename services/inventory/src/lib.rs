@@ -25,7 +25,7 @@ pub mod store;
 
 use chrono::Utc;
 use orderflow_contracts::Topic;
-use orderflow_contracts::{inventory, orders};
+use orderflow_contracts::inventory;
 use orderflow_runtime::{Decided, Decision, DomainError, Emit, Inbound, Service};
 use sqlx::PgConnection;
 
@@ -44,7 +44,7 @@ impl Service for InventoryService {
     type Message = Input;
     const PUBLISHES: &'static [Topic] = &[inventory::EVENTS];
     const EVENTS: Topic = inventory::EVENTS;
-    const CONSUMES: &'static [Topic] = &[inventory::COMMANDS, orders::EVENTS];
+    const CONSUMES: &'static [Topic] = orderflow_contracts::topology::INVENTORY_SERVICE.consumes;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/inventory")

@@ -10,7 +10,7 @@ pub type Settings = ServiceSettings<Rules>;
 pub struct Rules {}
 
 impl Domain for Rules {
-    const SERVICE: &'static str = "inventory-service";
+    const SERVICE: &'static str = orderflow_contracts::topology::INVENTORY_SERVICE.service;
     const PORT: u16 = 8096;
     const DATABASE: &'static str = "inventory";
 }

@@ -23,10 +23,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use orderflow_bus::Cause;
-use orderflow_contracts::inventory::{self, InventoryEvent};
+use orderflow_contracts::inventory::InventoryEvent;
 use orderflow_contracts::orders::{self, OrderCommand};
-use orderflow_contracts::payments::{self, PaymentEvent};
-use orderflow_contracts::users::{self, UserEvent};
+use orderflow_contracts::payments::PaymentEvent;
+use orderflow_contracts::users::UserEvent;
 use orderflow_contracts::{Reason, Topic};
 use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Refusal, Scheduled, Service};
 use sqlx::PgConnection;
@@ -106,7 +106,7 @@ impl Service for OrderService {
     type Message = Input;
     const PUBLISHES: &'static [Topic] = &[orders::EVENTS];
     const EVENTS: Topic = orders::EVENTS;
-    const CONSUMES: &'static [Topic] = &[orders::COMMANDS, users::EVENTS, payments::EVENTS, inventory::EVENTS];
+    const CONSUMES: &'static [Topic] = orderflow_contracts::topology::ORDER_SERVICE.consumes;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/orders")

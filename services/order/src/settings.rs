@@ -34,7 +34,7 @@ impl Default for Rules {
 }
 
 impl Domain for Rules {
-    const SERVICE: &'static str = "order-service";
+    const SERVICE: &'static str = orderflow_contracts::topology::ORDER_SERVICE.service;
     const PORT: u16 = 8093;
     const DATABASE: &'static str = "orders";
 }

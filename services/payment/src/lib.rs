@@ -21,7 +21,7 @@ pub mod store;
 use std::sync::Arc;
 
 use chrono::Utc;
-use orderflow_contracts::orders::{self, OrderEvent};
+use orderflow_contracts::orders::OrderEvent;
 use orderflow_contracts::payments::{self, PaymentCommand};
 use orderflow_contracts::{Reason, Topic};
 use orderflow_runtime::effects::{self, Called, Effect, EffectError};
@@ -111,7 +111,7 @@ impl Service for PaymentService {
     type Message = Input;
     const PUBLISHES: &'static [Topic] = &[payments::EVENTS];
     const EVENTS: Topic = payments::EVENTS;
-    const CONSUMES: &'static [Topic] = &[payments::COMMANDS, orders::EVENTS];
+    const CONSUMES: &'static [Topic] = orderflow_contracts::topology::PAYMENT_SERVICE.consumes;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/payments")

@@ -21,7 +21,7 @@ impl Default for Rules {
 }
 
 impl Domain for Rules {
-    const SERVICE: &'static str = "payment-service";
+    const SERVICE: &'static str = orderflow_contracts::topology::PAYMENT_SERVICE.service;
     const PORT: u16 = 8094;
     const DATABASE: &'static str = "payments";
 }

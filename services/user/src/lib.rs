@@ -38,7 +38,7 @@ impl Service for UserService {
     type Message = Command;
     const PUBLISHES: &'static [Topic] = &[users::EVENTS, users::CREDENTIALS];
     const EVENTS: Topic = users::EVENTS;
-    const CONSUMES: &'static [Topic] = &[users::COMMANDS];
+    const CONSUMES: &'static [Topic] = orderflow_contracts::topology::USER_SERVICE.consumes;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/users")

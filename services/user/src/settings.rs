@@ -21,7 +21,7 @@ impl Default for Rules {
 }
 
 impl Domain for Rules {
-    const SERVICE: &'static str = "user-service";
+    const SERVICE: &'static str = orderflow_contracts::topology::USER_SERVICE.service;
     const PORT: u16 = 8091;
     const DATABASE: &'static str = "users";
 }

@@ -352,6 +352,12 @@ impl System {
             audit_database: database_settings(&self.audit_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
+            // Off: a test that reads the bus figures turns it on
+            // (`restart_ingress_with`), the others spare the broker.
+            monitor: orderflow_ingress::monitor::MonitorSettings {
+                interval_secs: 0,
+                group_prefix: self.kafka.topic_prefix.clone(),
+            },
             ..orderflow_ingress::Settings::default()
         }
     }

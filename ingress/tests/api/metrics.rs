@@ -1,0 +1,130 @@
+//! What an operator reads on `/metrics`: every process's metrics pass
+//! `promtool check metrics` (names, units, types after Prometheus's
+//! conventions), and the bus monitor shows a stopped service's consumer
+//! group falling behind — in messages and in seconds — and catching up
+//! once it is back.
+
+use std::time::Duration;
+
+use orderflow_harness::shop::{customer, order, place};
+use reqwest::Method;
+
+use crate::System;
+
+/// The ingress's `/metrics` (in a test every in-process component shares
+/// its registry: the services', the projector's and the audit log's too).
+async fn metrics(system: &System) -> String {
+    let url = format!("{}/metrics", system.ops());
+    system.http.get(url).send().await.expect("metrics").text().await.expect("text")
+}
+
+/// The largest value among the samples of `name` whose labels contain
+/// every one of `labels` (`key="value"`): over partitions, say.
+fn sample(text: &str, name: &str, labels: &[String]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let bare = series.split('{').next()?;
+            (bare == name && labels.iter().all(|l| series.contains(l.as_str()))).then(|| value.parse::<f64>().ok())?
+        })
+        .reduce(f64::max)
+}
+
+async fn promtool_check(text: String) -> String {
+    let promtool = std::env::var("OF_TEST_PROMTOOL").expect("OF_TEST_PROMTOOL is set by scripts/test");
+    let mut child = tokio::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, text.as_bytes()).await.expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().await.expect("promtool");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check metrics failed:\n{report}");
+    report
+}
+
+#[tokio::test]
+async fn the_metrics_follow_the_conventions_and_a_stopped_service_shows_its_lag() {
+    let mut system = System::start_all().await;
+    system.restart_ingress_with(|s| s.monitor.interval_secs = 1).await;
+    let (token, _) = customer(&system, "metrics@example.com").await;
+    let (status, placed) = place(&system, &token, order(&[(1, 100)])).await;
+    assert_eq!((status, placed["status"].as_str()), (201, Some("CONFIRMED")), "{placed}");
+
+    // Every figure the monitor reads is there once it looked.
+    let group = format!("group=\"{}user-service\"", system.kafka.topic_prefix);
+    let topic = format!("topic=\"{}\"", system.topic(orderflow_contracts::users::COMMANDS.name));
+    let text = orderflow_testkit::until("the monitor's first look", Duration::from_secs(30), || async {
+        let text = metrics(&system).await;
+        match sample(&text, "orderflow_saga_orders", &["status=\"CONFIRMED\"".into()]) {
+            Some(n) if n >= 1.0 => Ok(text),
+            other => Err(format!("orderflow_saga_orders{{status=\"CONFIRMED\"}} = {other:?}")),
+        }
+    })
+    .await;
+    for name in [
+        "orderflow_consumer_group_lag_messages",
+        "orderflow_consumer_group_lag_seconds",
+        "orderflow_consumer_group_position",
+        "orderflow_projection_lag_messages",
+        "orderflow_projection_lag_seconds",
+        "orderflow_projection_position",
+        "orderflow_topic_end_offset",
+        "orderflow_dlq_messages",
+        "orderflow_saga_overdue_orders",
+        "orderflow_command_settle_seconds_count",
+        "orderflow_outbox_unpublished_rows",
+        "orderflow_http_requests_total",
+    ] {
+        assert!(sample(&text, name, &[]).is_some(), "{name} is on /metrics");
+    }
+    let report = promtool_check(text).await;
+    eprintln!("promtool check metrics: {report}");
+
+    // The user service stops; registrations keep coming: its group falls
+    // behind, and the oldest waiting command ages.
+    system.user.take().expect("the user service").stop().await;
+    for n in 0..5 {
+        let body = serde_json::json!({"email": format!("queued{n}@example.com"), "password": "correct horse battery",
+                                      "first_name": "Q", "last_name": "Ueued"});
+        let (status, answer) = system.call(Method::POST, "/api/v1/users", None, Some(body)).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let labels = [group.clone(), topic.clone()];
+    orderflow_testkit::until("the stopped service's lag shows", Duration::from_secs(60), || async {
+        let text = metrics(&system).await;
+        let messages = sample(&text, "orderflow_consumer_group_lag_messages", &labels);
+        let seconds = sample(&text, "orderflow_consumer_group_lag_seconds", &labels);
+        match (messages, seconds) {
+            (Some(m), Some(s)) if m >= 1.0 && s >= 2.0 => Ok(()),
+            other => Err(format!(
+                "(lag messages, lag seconds) = {other:?}; {}",
+                text.lines()
+                    .filter(|l| l.contains("user-service") || l.contains("monitor_runs"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )),
+        }
+    })
+    .await;
+
+    // Back, it catches up, and the figures say so.
+    system.start_user_service().await;
+    orderflow_testkit::until("the lag clears", Duration::from_secs(60), || async {
+        let text = metrics(&system).await;
+        let messages = sample(&text, "orderflow_consumer_group_lag_messages", &labels);
+        let seconds = sample(&text, "orderflow_consumer_group_lag_seconds", &labels);
+        match (messages, seconds) {
+            (Some(m), Some(s)) if m == 0.0 && s == 0.0 => Ok(()),
+            other => Err(format!("(lag messages, lag seconds) = {other:?}")),
+        }
+    })
+    .await;
+    system.stop().await;
+}
