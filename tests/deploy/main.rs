@@ -8,6 +8,7 @@
 //! A binary that is not deployed, not probed or not locked down fails
 //! here, and so does a deployment of a binary the workspace does not have.
 
+mod alerts;
 mod chart;
 mod compose;
 mod image;

@@ -26,6 +26,7 @@ where
 
 /// `/health/live`, `/health/ready` and `/metrics`.
 pub fn ops_router(ready: Arc<dyn ReadinessCheck>) -> Router {
+    let ready_for_metrics = Arc::clone(&ready);
     Router::new()
         .route("/health/live", get(|| async { axum::Json(serde_json::json!({"status": "live"})) }))
         .route(
@@ -43,10 +44,29 @@ pub fn ops_router(ready: Arc<dyn ReadinessCheck>) -> Router {
                 }
             }),
         )
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move || {
+                let ready = Arc::clone(&ready_for_metrics);
+                async move { metrics(ready.as_ref()).await }
+            }),
+        )
 }
 
-async fn metrics() -> Response {
+static READY: std::sync::LazyLock<prometheus::IntGauge> = std::sync::LazyLock::new(|| {
+    crate::register(
+        prometheus::IntGauge::new(
+            "orderflow_process_ready",
+            "1 when /health/ready would answer 200 (asked at each scrape), 0 when not",
+        )
+        .expect("gauge"),
+    )
+});
+
+/// The metrics, with the readiness asked now (an alert on a process that
+/// is up but not ready needs it as a series).
+async fn metrics(ready: &dyn ReadinessCheck) -> Response {
+    READY.set(i64::from(ready.check().await.is_ok()));
     let families = prometheus::gather();
     let mut body = Vec::new();
     match TextEncoder::new().encode(&families, &mut body) {
