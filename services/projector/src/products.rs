@@ -111,32 +111,24 @@ async fn stock_of(
     version: i64,
     at: DateTime<Utc>,
 ) -> Result<(), HandlerError> {
-    let moved = sqlx::query(
+    // Both statements take the change as it is: ($1 sku, $2 on hand, $3 reserved, $4 version, $5 at).
+    let change = |sql: &'static str| sqlx::query(sql).bind(sku).bind(on_hand).bind(reserved).bind(version).bind(at);
+    let moved = change(
         "UPDATE products SET on_hand = $2, reserved = $3, stock_version = $4,
            version = GREATEST(version, $4), updated_at = CASE WHEN $4 > version THEN $5 ELSE updated_at END
          WHERE sku = $1 AND stock_version < $4",
     )
-    .bind(sku)
-    .bind(on_hand)
-    .bind(reserved)
-    .bind(version)
-    .bind(at)
     .execute(&mut *tx)
     .await
     .map_err(db)?;
     if moved.rows_affected() == 0 {
-        sqlx::query(
+        change(
             "INSERT INTO product_stock_early (sku, on_hand, reserved, version, updated_at)
              SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM products WHERE sku = $1)
              ON CONFLICT (sku) DO UPDATE SET on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved,
                version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
              WHERE product_stock_early.version < EXCLUDED.version",
         )
-        .bind(sku)
-        .bind(on_hand)
-        .bind(reserved)
-        .bind(version)
-        .bind(at)
         .execute(&mut *tx)
         .await
         .map_err(db)?;
