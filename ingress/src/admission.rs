@@ -259,6 +259,10 @@ impl Places {
 
 impl Admission {
     pub fn new(settings: &AdmissionSettings) -> Self {
+        // At 0 from the start: a rate over it is a series before the first refusal.
+        for why in ["waiting", "busy"] {
+            let _ = SHED.with_label_values(&[why]);
+        }
         let (min, max) = (settings.min_waiting as f64, settings.max_waiting as f64);
         Self {
             slots: Arc::new(Semaphore::new(settings.max_in_flight)),

@@ -103,6 +103,16 @@ static DLQ: LazyLock<IntGaugeVec> =
 static ORDERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     int_gauge_vec("orderflow_saga_orders", "Orders by status, as the read model shows them", &["status"])
 });
+static CANCELLATIONS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    int_gauge_vec(
+        "orderflow_saga_cancellations",
+        "Cancelled orders by reason, as the read model shows them",
+        &["reason"],
+    )
+});
+static PAYMENTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    int_gauge_vec("orderflow_saga_payments", "Payments by status, as the read model shows them", &["status"])
+});
 static OVERDUE: LazyLock<IntGauge> = LazyLock::new(|| {
     orderflow_telemetry::register(
         IntGauge::new(
@@ -127,6 +137,12 @@ static LAST_RUN: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("gauge"),
     )
 });
+
+/// Why orders are cancelled (docs/orders.md).
+const CANCEL_REASONS: [&str; 6] =
+    ["REQUESTED", "PAYMENT_DECLINED", "PAYMENT_TIMEOUT", "OUT_OF_STOCK", "UNKNOWN_PRODUCT", "PRICE_CHANGED"];
+/// Where a payment stands (docs/orders.md).
+const PAYMENT_STATES: [&str; 6] = ["AUTHORIZED", "CAPTURED", "DECLINED", "VOIDED", "PARTIALLY_REFUNDED", "REFUNDED"];
 
 /// What the monitor reads from.
 #[derive(Debug, Clone)]
@@ -222,6 +238,24 @@ impl Monitor {
         for status in ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"] {
             let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
             ORDERS.with_label_values(&[status]).set(n);
+        }
+        // Every reason an order is cancelled for, 0 until one is.
+        let reasons: Vec<(Option<String>, i64)> =
+            sqlx::query_as("SELECT reason, count(*) FROM rm.orders WHERE status = 'CANCELLED' GROUP BY reason")
+                .fetch_all(&self.readmodels)
+                .await?;
+        for known in CANCEL_REASONS {
+            let _ = CANCELLATIONS.with_label_values(&[known]);
+        }
+        for (reason, n) in reasons {
+            CANCELLATIONS.with_label_values(&[reason.as_deref().unwrap_or("UNKNOWN")]).set(n);
+        }
+        let payments: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM rm.payments GROUP BY status")
+            .fetch_all(&self.readmodels)
+            .await?;
+        for status in PAYMENT_STATES {
+            let n = payments.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+            PAYMENTS.with_label_values(&[status]).set(n);
         }
         let overdue: i64 =
             sqlx::query_scalar("SELECT count(*) FROM rm.orders WHERE status = 'PENDING' AND payment_deadline < now()")

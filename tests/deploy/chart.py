@@ -115,6 +115,18 @@ def main():
         render(args[0], args[1:], out)
     elif command == "validate":
         validate(args[0], args[1])
+    elif command == "json-schema":
+        # json-schema SCHEMA FILE...: each file's problems against the schema (JSON).
+        from jsonschema import Draft7Validator
+
+        with open(args[0], encoding="utf-8") as f:
+            validator = Draft7Validator(json.load(f))
+        report = {}
+        for path in args[1:]:
+            with open(path, encoding="utf-8") as f:
+                errors = validator.iter_errors(json.load(f))
+                report[path] = ["/" + "/".join(map(str, e.absolute_path)) + ": " + e.message for e in errors]
+        print(json.dumps(report))
     elif command == "yaml":
         with open(args[0], encoding="utf-8") as f:
             print(json.dumps(yaml.safe_load(f)))

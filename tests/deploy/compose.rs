@@ -172,3 +172,50 @@ fn the_healthcheck_passes_on_ready_and_fails_otherwise() {
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     assert!(!probe(closed), "nothing listening must fail");
 }
+
+/// The port a compose service serves `/metrics` on: its ops listener if it
+/// has one, else its one port.
+fn metrics_port(service: &Value) -> String {
+    let env = environment(service);
+    let addr = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let addr = addr("ORDERFLOW_OPS__ADDR").or_else(|| addr("ORDERFLOW_HTTP__ADDR")).expect("an address");
+    addr.rsplit(':').next().expect("a port").to_owned()
+}
+
+#[test]
+fn prometheus_scrapes_every_orderflow_service_and_loads_the_rules() {
+    let config = config(&[]);
+    let scrape =
+        std::fs::read_to_string(support::root().join("deploy/compose/prometheus.yml")).expect("prometheus.yml");
+    for (name, _, service) in orderflow_services(&config) {
+        if service["profiles"].is_array() {
+            continue; // an optional profile's (the development registry)
+        }
+        let target = format!("\"{name}:{}\"", metrics_port(&service));
+        assert!(scrape.contains(&target), "deploy/compose/prometheus.yml does not scrape {target}");
+    }
+    let mounts = config["services"]["prometheus"]["volumes"].to_string();
+    assert!(mounts.contains("helm/orderflow/files/alerts.yml"), "the rules are mounted: {mounts}");
+    let mounts = config["services"]["grafana"]["volumes"].to_string();
+    assert!(mounts.contains("helm/orderflow/files/dashboards"), "the dashboards are mounted: {mounts}");
+    // promtool loads it (with the rules where the container has them).
+    let dir = support::scratch("compose-prometheus");
+    let rules = support::root().join("helm/orderflow/files/alerts.yml");
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        scrape.replace("/etc/prometheus/alerts.yml", &rules.display().to_string()),
+    )
+    .expect("write");
+    let promtool = std::env::var("OF_TEST_PROMTOOL").expect("OF_TEST_PROMTOOL is set by scripts/test");
+    let out = std::process::Command::new(promtool)
+        .args(["check", "config"])
+        .arg(dir.path().join("prometheus.yml"))
+        .output()
+        .expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        support::text(&out.stdout),
+        support::text(&out.stderr)
+    );
+}

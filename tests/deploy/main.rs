@@ -11,5 +11,6 @@
 mod alerts;
 mod chart;
 mod compose;
+mod dashboards;
 mod image;
 mod support;

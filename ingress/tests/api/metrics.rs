@@ -1,8 +1,9 @@
 //! What an operator reads on `/metrics`: every process's metrics pass
 //! `promtool check metrics` (names, units, types after Prometheus's
-//! conventions), and the bus monitor shows a stopped service's consumer
-//! group falling behind — in messages and in seconds — and catching up
-//! once it is back.
+//! conventions), the bus monitor shows a stopped service's consumer group
+//! falling behind — in messages and in seconds — and catching up once it
+//! is back, and every panel of the Grafana dashboards returns series from
+//! a real Prometheus scraping a running system.
 
 use std::time::Duration;
 
@@ -126,5 +127,95 @@ async fn the_metrics_follow_the_conventions_and_a_stopped_service_shows_its_lag(
         }
     })
     .await;
+    system.stop().await;
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Every query of every panel of the dashboards the chart ships.
+fn panel_queries() -> Vec<(String, String)> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/orderflow/files/dashboards");
+    let mut queries = Vec::new();
+    for entry in std::fs::read_dir(root).expect("the dashboards") {
+        let path = entry.expect("entry").path();
+        let board: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        for panel in board["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let title =
+                    format!("{} / {}", board["title"].as_str().unwrap_or("?"), panel["title"].as_str().unwrap_or("?"));
+                queries.push((title, target["expr"].as_str().expect("expr").to_owned()));
+            }
+        }
+    }
+    assert!(queries.len() >= 25, "{} queries", queries.len());
+    queries
+}
+
+#[tokio::test]
+async fn every_dashboard_panel_returns_series_from_a_real_prometheus() {
+    let mut system = System::start_all().await;
+    system.restart_ingress_with(|s| s.monitor.interval_secs = 1).await;
+    // A Prometheus scraping the ingress's /metrics (every in-process
+    // component's) every second, with the alert rules loaded.
+    let dir = std::env::temp_dir().join(format!("orderflow-prometheus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let target = system.ops().trim_start_matches("http://").to_owned();
+    let rules = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../helm/orderflow/files/alerts.yml");
+    let config = format!(
+        "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [\"{}\"]\n\
+         scrape_configs:\n  - job_name: orderflow-test\n    static_configs: [{{targets: [\"{target}\"]}}]\n",
+        rules.display()
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+    let port = free_port();
+    let prometheus = std::env::var("OF_TEST_PROMETHEUS").expect("OF_TEST_PROMETHEUS is set by scripts/test");
+    let _server = tokio::process::Command::new(prometheus)
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+    let api = format!("http://127.0.0.1:{port}/api/v1/query");
+
+    // Traffic while it scrapes: orders confirmed and declined, a refused
+    // request, a client error.
+    let (token, _) = customer(&system, "dashboards@example.com").await;
+    for (quantity, price) in [(1, 100), (1, 2_000_000), (2, 300)] {
+        let (status, placed) = place(&system, &token, order(&[(quantity, price)])).await;
+        assert_eq!(status, 201, "{placed}");
+    }
+    let (status, _) = system.call(Method::GET, "/api/v1/orders/not-an-id", Some(&token), None).await;
+    assert_eq!(status, 400);
+
+    // Every query parses and returns series.
+    let queries = panel_queries();
+    let http = &system.http;
+    orderflow_testkit::until("every panel's query returns series", Duration::from_secs(60), || async {
+        let mut empty = Vec::new();
+        for (panel, expr) in &queries {
+            let url = reqwest::Url::parse_with_params(&api, &[("query", expr)]).expect("url");
+            let answer: serde_json::Value = match http.get(url).send().await {
+                Ok(response) => response.json().await.unwrap_or_default(),
+                Err(error) => return Err(format!("prometheus: {error}")),
+            };
+            if answer["status"] != "success" {
+                return Err(format!("{panel}: `{expr}` does not run: {answer}"));
+            }
+            if answer["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
+                empty.push(format!("{panel}: `{expr}`"));
+            }
+        }
+        if empty.is_empty() { Ok(()) } else { Err(format!("{} empty: {}", empty.len(), empty.join("; "))) }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
     system.stop().await;
 }

@@ -547,7 +547,7 @@ impl<S: Service> TransactionalHandler<S> {
 
 /// Messages the inbox had seen (a redelivery, a republished record): not
 /// acted on again.
-static DUPLICATES: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+pub(crate) static DUPLICATES: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
     orderflow_telemetry::register(
         prometheus::IntCounterVec::new(
             prometheus::Opts::new(

@@ -93,6 +93,8 @@ pub async fn run_service<S: Service>(
     let bookkeeping = database::connect_bookkeeping(&settings.database, 4).await.map_err(RunError::Database)?;
     let effector =
         Arc::new(Effector::new(Arc::clone(&service), bookkeeping, settings.effects.clone(), options.wakeups.clone()));
+    // At 0 from the start: a rate over it is a series before the first duplicate.
+    let _ = crate::handler::DUPLICATES.with_label_values(&[&settings.consumer.group]);
     let handler = Arc::new(TransactionalHandler {
         service,
         pool: pool.clone(),
