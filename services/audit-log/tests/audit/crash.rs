@@ -2,27 +2,20 @@
 //! walk-through and a stream of events, and a restart: every event recorded
 //! exactly once, the chains intact.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use orderflow_harness::system::System;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::walkthrough::walk;
 use crate::{Events, audit_db, caught_up, event_ids, recorded_ids};
 
 fn spawn_audit_log(system: &System) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_audit-log"))
-        .envs(system.audit_log_env())
-        // Small batches: the kill lands between many commits.
-        .env("ORDERFLOW_BATCH_SIZE", "5")
-        .env("ORDERFLOW_DOMAIN__CHECKPOINT_EVERY", "25")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the audit-log binary")
+    let mut env = system.audit_log_env();
+    // Small batches: the kill lands between many commits.
+    env.push(("ORDERFLOW_BATCH_SIZE".into(), "5".into()));
+    env.push(("ORDERFLOW_DOMAIN__CHECKPOINT_EVERY".into(), "25".into()));
+    orderflow_harness::shop::spawn_binary(env!("CARGO_BIN_EXE_audit-log"), env, None)
 }
 
 #[tokio::test]

@@ -2,28 +2,18 @@
 //! binary (no destructors, no offset commit, no graceful anything), then a
 //! fresh process takes over.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use orderflow_bus::Headers;
 use orderflow_contracts::users::RegisterUser;
+use orderflow_harness::shop::spawn_binary;
 use orderflow_harness::system::System;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::{events, send};
 
 fn spawn_user_service(system: &System, failpoint: Option<&str>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_user-service"));
-    command
-        .envs(system.user_service_env())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    if let Some(point) = failpoint {
-        command.env("OF_FAILPOINTS", point);
-    }
-    command.spawn().expect("start the user-service binary")
+    spawn_binary(env!("CARGO_BIN_EXE_user-service"), system.user_service_env(), failpoint)
 }
 
 async fn crash_and_recover(failpoint: &str) -> (System, String, Vec<(String, orderflow_bus::InboundMessage)>) {

@@ -32,15 +32,8 @@ async fn per_user_order_holds_with_two_replicas() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let mut env = system.user_service_env();
     env.retain(|(k, _)| k != "ORDERFLOW_HTTP__ADDR");
-    let mut second_process = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"))
-        .envs(env)
-        .env("ORDERFLOW_HTTP__ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the second replica");
+    env.push(("ORDERFLOW_HTTP__ADDR".into(), format!("127.0.0.1:{port}")));
+    let mut second_process = orderflow_harness::shop::spawn_binary(env!("CARGO_BIN_EXE_user-service"), env, None);
     let second = format!("http://127.0.0.1:{port}");
     orderflow_testkit::eventually("both replicas own partitions", Duration::from_secs(60), || {
         let (first, second, group) = (first.clone(), second.clone(), group.clone());
