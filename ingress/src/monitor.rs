@@ -141,8 +141,6 @@ static LAST_RUN: LazyLock<IntGauge> = LazyLock::new(|| {
 /// Why orders are cancelled (docs/orders.md).
 const CANCEL_REASONS: [&str; 6] =
     ["REQUESTED", "PAYMENT_DECLINED", "PAYMENT_TIMEOUT", "OUT_OF_STOCK", "UNKNOWN_PRODUCT", "PRICE_CHANGED"];
-/// Where a payment stands (docs/orders.md).
-const PAYMENT_STATES: [&str; 6] = ["AUTHORIZED", "CAPTURED", "DECLINED", "VOIDED", "PARTIALLY_REFUNDED", "REFUNDED"];
 
 /// What the monitor reads from.
 #[derive(Debug, Clone)]
@@ -235,7 +233,7 @@ impl Monitor {
         let counts: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM rm.orders GROUP BY status")
             .fetch_all(&self.readmodels)
             .await?;
-        for status in ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"] {
+        for status in crate::routes::orders::STATUSES {
             let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
             ORDERS.with_label_values(&[status]).set(n);
         }
@@ -253,7 +251,7 @@ impl Monitor {
         let payments: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM rm.payments GROUP BY status")
             .fetch_all(&self.readmodels)
             .await?;
-        for status in PAYMENT_STATES {
+        for status in crate::routes::payments::STATUSES {
             let n = payments.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
             PAYMENTS.with_label_values(&[status]).set(n);
         }

@@ -142,8 +142,8 @@ fn with_reservations(mut items: Value, order: &Order) -> Value {
 }
 
 impl From<Order> for OrderView {
-    fn from(order: Order) -> Self {
-        let items = with_reservations(order.items.0.clone(), &order);
+    fn from(mut order: Order) -> Self {
+        let items = with_reservations(std::mem::take(&mut order.items.0), &order);
         let payment = order.payment_id.map(|id| OrderPayment {
             id,
             status: order.payment_status,
@@ -272,21 +272,17 @@ pub async fn place(
     };
     let currency = body.currency.trim().to_owned();
     let notes = body.notes.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-    let catalog = if items.len() <= orders::MAX_LINES {
-        let skus: Vec<&str> = items.iter().map(|l| l.product_id.as_str()).collect();
-        products::listed(&state.pool, &skus).await?
-    } else {
-        HashMap::new()
-    };
-    // A line without a name is named by the catalog (or, if the catalog
-    // does not know it, by its sku until it is refused below).
+    // A line without a name stands in with its sku until the catalog names
+    // every line ([`priced`]): a given name is checked like any text.
     for line in items.iter_mut().filter(|l| l.name.is_empty()) {
-        line.name = catalog.get(&line.product_id).map_or_else(|| line.product_id.clone(), |p| p.name.clone());
+        line.name.clone_from(&line.product_id);
     }
     // The order service decides; refusing here first means a bad order is
     // never sent.
     orders::check(&items, &currency, &shipping_address, notes.as_deref())
         .map_err(|p| ApiError::validation(&p.field, p.problem))?;
+    let skus: Vec<&str> = items.iter().map(|l| l.product_id.as_str()).collect();
+    let catalog = products::listed(&state.pool, &skus).await?;
     priced(&mut items, &currency, &catalog)?;
     let order_id = Uuid::now_v7();
     let command = PlaceOrder {
@@ -429,7 +425,8 @@ pub struct ListQuery {
     to: Option<DateTime<Utc>>,
 }
 
-const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
+/// An order's statuses (the list filter's values; the bus monitor's gauges).
+pub(crate) const STATUSES: [&str; 5] = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
 
 /// `GET /api/v1/orders?status=&user=&from=&to=&page=&page_size=` (admin):
 /// newest first, paginated.

@@ -156,7 +156,9 @@ pub async fn mine(
     list_where(&state, query, Some(me)).await
 }
 
-const STATUSES: [&str; 6] = ["AUTHORIZED", "DECLINED", "CAPTURED", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED"];
+/// A payment's statuses (the list filter's values; the bus monitor's gauges).
+pub(crate) const STATUSES: [&str; 6] =
+    ["AUTHORIZED", "DECLINED", "CAPTURED", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED"];
 
 async fn list_where(state: &AppState, query: ListQuery, customer: Option<Uuid>) -> ApiResult<Response> {
     let page = Page::parse(query.page, query.page_size)?;
