@@ -25,6 +25,16 @@ async fn admin(system: &System) -> String {
     system.login(ADMIN_EMAIL, PASSWORD).await.expect("the admin logs in")
 }
 
+/// Starts an inventory process and puts `product` in the catalog through
+/// it; returns the process, still running.
+async fn created(system: &System, token: &str, product: serde_json::Value) -> Child {
+    let first = spawn(system, None);
+    let (status, body) =
+        system.call_with(Method::POST, "/api/v1/products", Some(token), Some(product), &[("prefer", "wait=30")]).await;
+    assert_eq!(status, 201, "{body}");
+    first
+}
+
 /// `POST` without waiting: the command is on the bus when it answers 202.
 async fn send(system: &System, token: &str, path: &str, body: serde_json::Value) {
     let (status, answer) = system.call(Method::POST, path, Some(token), Some(body)).await;
@@ -73,20 +83,14 @@ async fn adjustments_on_the_bus(system: &System) -> usize {
 async fn killed_between_its_database_commit_and_its_offset_commit_it_applies_a_command_once() {
     let system = System::start().await;
     let token = admin(&system).await;
-    let mut first = spawn(&system, None);
-    let product = json!({"sku": "MUG-1", "name": "Mug", "price": 1250, "currency": "EUR", "stock": 5});
-    let (status, body) =
-        system.call_with(Method::POST, "/api/v1/products", Some(&token), Some(product), &[("prefer", "wait=30")]).await;
-    assert_eq!(status, 201, "{body}");
+    let mut first = created(&system, &token, crate::mug("MUG-1")).await;
     first.kill().await.expect("stop");
 
     // The adjustment is committed, then the process aborts before its
     // offset is: the next process is handed it again.
-    let mut doomed = spawn(&system, Some("consumer.after_commit"));
+    let doomed = spawn(&system, Some("consumer.after_commit"));
     send(&system, &token, "/api/v1/products/MUG-1/stock", json!({"delta": 2, "reason": "delivery"})).await;
-    let status =
-        tokio::time::timeout(Duration::from_secs(60), doomed.wait()).await.expect("the failpoint fired").expect("wait");
-    assert!(!status.success(), "the process died after its commit: {status:?}");
+    died(doomed, "the process died after its commit").await;
 
     let mut survivor = spawn(&system, None);
     send(&system, &token, "/api/v1/products/MUG-1/stock", json!({"delta": 1, "reason": "marker"})).await;
@@ -100,11 +104,7 @@ async fn killed_between_its_database_commit_and_its_offset_commit_it_applies_a_c
 async fn sigkill_in_a_stream_of_adjustments_loses_none_and_applies_none_twice() {
     let system = System::start().await;
     let token = admin(&system).await;
-    let mut first = spawn(&system, None);
-    let product = json!({"sku": "MUG-1", "name": "Mug", "price": 1250, "currency": "EUR", "stock": 5});
-    let (status, body) =
-        system.call_with(Method::POST, "/api/v1/products", Some(&token), Some(product), &[("prefer", "wait=30")]).await;
-    assert_eq!(status, 201, "{body}");
+    let mut first = created(&system, &token, crate::mug("MUG-1")).await;
 
     const ADJUSTMENTS: i64 = 60;
     let inventory = sqlx::PgPool::connect(&system.inventory_db).await.expect("inventory");
@@ -148,11 +148,12 @@ async fn killed_mid_saga_it_holds_nothing_twice_and_sells_exactly_the_stock() {
     system.start_order_service().await;
     system.start_payment_service().await;
     let token = admin(&system).await;
-    let mut first = spawn(&system, None);
-    let product = json!({"sku": "LAST-30", "name": "Last ones", "price": 100, "currency": "EUR", "stock": UNITS});
-    let (status, body) =
-        system.call_with(Method::POST, "/api/v1/products", Some(&token), Some(product), &[("prefer", "wait=30")]).await;
-    assert_eq!(status, 201, "{body}");
+    let mut first = created(
+        &system,
+        &token,
+        json!({"sku": "LAST-30", "name": "Last ones", "price": 100, "currency": "EUR", "stock": UNITS}),
+    )
+    .await;
     first.kill().await.expect("stop");
     let (customer, _) = shop::customer(&system, "last-ones@example.com").await;
 
