@@ -11,8 +11,9 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", orderflow_auth::hash_password(secret.trim_end_matches(['\r', '\n']))?);
         return Ok(());
     }
-    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let settings: Settings = orderflow_config::load().context("ingress settings")?;
+    let _exporter = orderflow_telemetry::init("ingress", orderflow_runtime::LOG_FILTER, &settings.telemetry)
+        .context("trace export")?;
     if std::env::args().any(|a| a == "--check-config") {
         println!("ingress: configuration is valid");
         return Ok(());

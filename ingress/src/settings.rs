@@ -1,5 +1,6 @@
 use orderflow_config::{
-    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Secret, Validate,
+    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Secret,
+    TelemetrySettings, Validate,
 };
 
 /// The development signing key: public knowledge, so accepted only when
@@ -169,6 +170,10 @@ pub struct Settings {
     /// saga's figures on `/metrics` (`crate::monitor`).
     #[serde(default)]
     pub monitor: crate::monitor::MonitorSettings,
+    /// Traces out of the process: each request a trace (or a span of the
+    /// caller's), continued by every process its commands reach.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 impl Default for Settings {
@@ -200,6 +205,7 @@ impl Default for Settings {
             max_body_bytes: orderflow_contracts::orders::MAX_JSON_BYTES.div_ceil(1024) * 1024,
             request_timeout_ms: 10_000,
             monitor: crate::monitor::MonitorSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -233,6 +239,7 @@ impl Validate for Settings {
         self.audit_database.validate().map_err(|e| ConfigError::invalid("audit_database", e.to_string()))?;
         self.kafka.validate()?;
         self.registry.validate()?;
+        self.telemetry.validate()?;
         if self.jwt.secret.expose().len() < 32 {
             return Err(ConfigError::invalid("jwt.secret", "must be at least 32 bytes"));
         }

@@ -1,4 +1,5 @@
 use chrono::{DateTime, SecondsFormat, Utc};
+use orderflow_telemetry::trace::{child_traceparent, new_traceparent};
 use rdkafka::message::{BorrowedHeaders, Header, Headers as _, OwnedHeaders};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -299,29 +300,6 @@ pub fn dead_letter_headers(
     pairs.push((dlq::CAUSE.into(), error.dead_letter_cause().as_str().as_bytes().to_vec()));
     pairs.push((dlq::FAILED_AT.into(), Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true).into_bytes()));
     pairs
-}
-
-fn random_hex(bytes: usize) -> String {
-    use rand::RngCore;
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A new W3C `traceparent` (version 00, sampled).
-pub fn new_traceparent() -> String {
-    format!("00-{}-{}-01", random_hex(16), random_hex(8))
-}
-
-/// The same trace with a new span id; a malformed parent starts a new trace.
-/// Public so the ingress can put a command into its caller's trace.
-pub fn child_traceparent(parent: &str) -> String {
-    let parts: Vec<&str> = parent.split('-').collect();
-    if parts.len() == 4 && parts[1].len() == 32 {
-        format!("00-{}-{}-{}", parts[1], random_hex(8), parts[3])
-    } else {
-        new_traceparent()
-    }
 }
 
 #[cfg(test)]

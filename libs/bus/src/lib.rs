@@ -28,14 +28,15 @@ pub mod failpoint;
 mod headers;
 pub mod lag;
 mod producer;
+pub mod trace;
 
 pub use consumer::{
     ConsumerError, ConsumerOptions, Handled, HandlerError, InboundMessage, MessageHandler, OffsetStore, Source, Start,
     Wakeups,
 };
 pub use headers::{
-    Cause, CommandOutcome, DeadLetterCause, HeaderError, Headers, Settled, child_traceparent, dead_letter_headers, dlq,
-    header_value, outcome,
+    Cause, CommandOutcome, DeadLetterCause, HeaderError, Headers, Settled, dead_letter_headers, dlq, header_value,
+    outcome,
 };
 pub use producer::{Producer, ProducerError};
 

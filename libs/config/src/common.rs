@@ -299,3 +299,58 @@ impl RegistrySettings {
         Ok(())
     }
 }
+
+/// Traces out of the process (OpenTelemetry over OTLP/HTTP). Off unless
+/// `otlp_endpoint` is set: then every process exports the spans of what it
+/// handles, each continuing the trace its input carries in `traceparent`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`);
+    /// spans go to its `/v1/traces`. None (or empty): nothing is exported,
+    /// and tracing costs what logging does.
+    pub otlp_endpoint: Option<String>,
+    /// The share of new traces kept, 0 to 1. Only where a trace starts (a
+    /// request without a sampled `traceparent`): a message's handling
+    /// follows the decision its trace was started with, so a trace is
+    /// whole or absent.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { otlp_endpoint: None, sample_ratio: 1.0 }
+    }
+}
+
+impl TelemetrySettings {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(ConfigError::invalid(
+                "telemetry.sample_ratio",
+                format!("{} is not a share between 0 and 1", self.sample_ratio),
+            ));
+        }
+        if let Some(endpoint) = self.endpoint() {
+            let problem = match url::Url::parse(endpoint) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => return Ok(()),
+                Ok(url) => format!("`{endpoint}` is not an http(s) URL (scheme `{}`)", url.scheme()),
+                Err(error) => format!("`{endpoint}` is not a URL ({error})"),
+            };
+            return Err(ConfigError::invalid("telemetry.otlp_endpoint", problem));
+        }
+        Ok(())
+    }
+
+    /// Where spans are posted: the endpoint's `/v1/traces` (as the
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` convention has it).
+    pub fn traces_url(&self) -> Option<String> {
+        self.endpoint().map(|base| format!("{}/v1/traces", base.trim_end_matches('/')))
+    }
+
+    /// The endpoint, when one is set (an empty one, as an unset variable
+    /// of a compose file gives, is none).
+    fn endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref().filter(|endpoint| !endpoint.is_empty())
+    }
+}

@@ -24,7 +24,7 @@ mod projection;
 mod secret;
 mod service;
 
-pub use common::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings};
+pub use common::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, TelemetrySettings};
 pub use projection::ProjectionSettings;
 pub use secret::Secret;
 pub use service::{ConsumerSettings, Domain, EffectSettings, RelaySettings, ServiceSettings};
@@ -162,5 +162,23 @@ mod tests {
     fn redacts_passwords_only() {
         assert_eq!(redact_url("postgres://app:hunter2@db:5432/users"), "postgres://app:***@db:5432/users");
         assert_eq!(redact_url("http://127.0.0.1:8081"), "http://127.0.0.1:8081/");
+    }
+
+    #[test]
+    fn trace_export_is_off_by_default_and_a_bad_endpoint_or_ratio_is_named() {
+        let settings = load_from(&[]).expect("defaults");
+        assert_eq!(settings.telemetry.traces_url(), None);
+        let on = load_from(&[("ORDERFLOW_TELEMETRY__OTLP_ENDPOINT", "http://collector:4318/")]).expect("valid");
+        assert_eq!(on.telemetry.traces_url().as_deref(), Some("http://collector:4318/v1/traces"));
+        let empty = load_from(&[("ORDERFLOW_TELEMETRY__OTLP_ENDPOINT", "")]).expect("an empty endpoint is none");
+        assert_eq!(empty.telemetry.traces_url(), None);
+        for (name, value, problem) in [
+            ("ORDERFLOW_TELEMETRY__OTLP_ENDPOINT", "collector:4318", "telemetry.otlp_endpoint"),
+            ("ORDERFLOW_TELEMETRY__OTLP_ENDPOINT", "grpc://collector:4317", "telemetry.otlp_endpoint"),
+            ("ORDERFLOW_TELEMETRY__SAMPLE_RATIO", "1.5", "telemetry.sample_ratio"),
+        ] {
+            let error = load_from(&[(name, value)]).expect_err(value).to_string();
+            assert!(error.contains(problem), "{value}: {error}");
+        }
     }
 }

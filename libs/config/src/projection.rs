@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConfigError, DatabaseSettings, Domain, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result, Validate,
+    ConfigError, DatabaseSettings, Domain, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result,
+    TelemetrySettings, Validate,
 };
 
 /// The settings of a projection process: the shared groups plus `domain`
@@ -23,6 +24,8 @@ pub struct ProjectionSettings<D: Domain> {
     pub registry: RegistrySettings,
     /// Messages applied per transaction at most.
     pub batch_size: usize,
+    /// Traces out of the process.
+    pub telemetry: TelemetrySettings,
     /// The projection's own settings.
     pub domain: D,
 }
@@ -36,6 +39,7 @@ impl<D: Domain> Default for ProjectionSettings<D> {
             kafka: KafkaSettings { client_id: D::SERVICE.into(), ..KafkaSettings::default() },
             registry: RegistrySettings::default(),
             batch_size: 200,
+            telemetry: TelemetrySettings::default(),
             domain: D::default(),
         }
     }
@@ -47,6 +51,7 @@ impl<D: Domain> Validate for ProjectionSettings<D> {
         self.database.validate()?;
         self.kafka.validate()?;
         self.registry.validate()?;
+        self.telemetry.validate()?;
         if self.batch_size == 0 {
             return Err(ConfigError::invalid("batch_size", "must be at least 1"));
         }

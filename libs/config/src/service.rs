@@ -4,7 +4,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result, Validate,
+    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result,
+    TelemetrySettings, Validate,
 };
 
 /// What a domain service adds to the shared settings: its name, where it
@@ -191,6 +192,8 @@ pub struct ServiceSettings<D: Domain> {
     pub consumer: ConsumerSettings,
     pub relay: RelaySettings,
     pub effects: EffectSettings,
+    /// Traces out of the process.
+    pub telemetry: TelemetrySettings,
     /// The service's own rules.
     pub domain: D,
 }
@@ -206,6 +209,7 @@ impl<D: Domain> Default for ServiceSettings<D> {
             consumer: ConsumerSettings::new(D::SERVICE),
             relay: RelaySettings::default(),
             effects: EffectSettings::default(),
+            telemetry: TelemetrySettings::default(),
             domain: D::default(),
         }
     }
@@ -220,6 +224,7 @@ impl<D: Domain> Validate for ServiceSettings<D> {
         self.consumer.validate()?;
         self.relay.validate()?;
         self.effects.validate()?;
+        self.telemetry.validate()?;
         self.domain.validate()
     }
 }

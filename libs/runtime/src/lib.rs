@@ -30,3 +30,6 @@ pub use projector::{
     ProjectionBinary, ProjectionProcess, connect_projection, projection_main, rebuild, run_projection, serve,
 };
 pub use service::{RunError, main, readiness, run, run_service};
+
+/// What every orderflow process logs unless `RUST_LOG` says otherwise.
+pub const LOG_FILTER: &str = "info,sqlx=warn,rdkafka=warn";

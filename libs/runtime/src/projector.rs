@@ -160,11 +160,11 @@ pub async fn projection_main<B: ProjectionBinary>() -> anyhow::Result<()> {
     use anyhow::Context;
     use clap::{CommandFactory, FromArgMatches};
     let name = <B::Domain as Domain>::SERVICE;
-    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let matches = Cli::<B::Commands>::command().name(name).about(B::ABOUT).get_matches();
     let cli = Cli::<B::Commands>::from_arg_matches(&matches)?;
     let settings: ProjectionSettings<B::Domain> =
         orderflow_config::load().with_context(|| format!("{name} settings"))?;
+    let _exporter = orderflow_telemetry::init(name, crate::LOG_FILTER, &settings.telemetry).context("trace export")?;
     if cli.check_config {
         println!("{name}: configuration is valid");
         return Ok(());

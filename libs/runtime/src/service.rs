@@ -129,8 +129,8 @@ pub async fn run_service<S: Service>(
 /// An error — bad settings, a dead task — exits non-zero.
 pub async fn main<S: Service>() -> anyhow::Result<()> {
     let name = <S::Domain as orderflow_config::Domain>::SERVICE;
-    orderflow_telemetry::init_tracing("info,sqlx=warn,rdkafka=warn");
     let settings: ServiceSettings<S::Domain> = orderflow_config::load().with_context(|| format!("{name} settings"))?;
+    let _exporter = orderflow_telemetry::init(name, crate::LOG_FILTER, &settings.telemetry).context("trace export")?;
     if std::env::args().any(|a| a == "--check-config") {
         println!("{name}: configuration is valid");
         return Ok(());

@@ -47,6 +47,65 @@ async fn listener() -> (TcpListener, String) {
     (listener, url)
 }
 
+/// A `host:port` on loopback that was free a moment ago: for a process
+/// of its own, whose port the test must know before it starts.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// One component running as a binary of its own (killed when dropped).
+#[derive(Debug)]
+pub struct Process {
+    /// Where its `/health/*` and `/metrics` are.
+    pub ops_url: String,
+    child: tokio::process::Child,
+    config: std::path::PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// The path of workspace binary `name`, built beside the test's own
+/// binaries (`scripts/test` builds every one first).
+pub fn binary(name: &str) -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the test's path");
+    // target/debug/deps/<test> → target/debug/<name>
+    let path = test.parent().and_then(std::path::Path::parent).expect("target dir").join(name);
+    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` (scripts/test does)", path.display());
+    path
+}
+
+/// Starts `binary` with `settings` (its whole settings, written to a file
+/// it reads through `ORDERFLOW_CONFIG_FILE`) and `env`; returns once
+/// `ops_addr` answers ready. Its logs (warnings and errors) go to the
+/// test's output.
+pub async fn spawn_process<T: serde::Serialize>(
+    binary: &std::path::Path,
+    settings: &T,
+    ops_addr: &str,
+    env: &[(&str, &str)],
+) -> Process {
+    let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let config = std::env::temp_dir().join(format!("orderflow-{name}-{}.toml", uuid::Uuid::now_v7()));
+    std::fs::write(&config, toml::to_string(settings).expect("settings as TOML")).expect("write the settings");
+    let child = tokio::process::Command::new(binary)
+        .env("ORDERFLOW_CONFIG_FILE", &config)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+    let process = Process { ops_url: format!("http://{ops_addr}"), child, config };
+    wait_ready(&process.ops_url, &name).await;
+    process
+}
+
 /// Runs domain service `S` in process until its component is stopped; it
 /// panics (failing the test) if the service fails.
 pub async fn spawn_service<S: Service>(settings: ServiceSettings<S::Domain>) -> Component {
@@ -152,6 +211,19 @@ impl System {
     /// every database in the Postgres cluster at `pg_admin` (a test's own,
     /// which it may crash).
     pub async fn start_without_user_service_with(kafka: KafkaSettings, pg_admin: &str) -> Self {
+        let mut system = Self::prepared_with(kafka, pg_admin).await;
+        system.start_projector().await;
+        system.start_ingress().await;
+        system
+    }
+
+    /// The registry and fresh databases, no process yet: the test starts
+    /// each (in process, or as a binary of its own, [`System::spawn`]).
+    pub async fn prepared() -> Self {
+        Self::prepared_with(orderflow_testkit::kafka_settings(), &orderflow_testkit::pg_admin_url()).await
+    }
+
+    async fn prepared_with(kafka: KafkaSettings, pg_admin: &str) -> Self {
         orderflow_testkit::init_tracing();
         let registry = spawn_registry_on(fresh_database_on(pg_admin, "registry").await).await;
         let users_db = fresh_database_on(pg_admin, "users").await;
@@ -160,7 +232,7 @@ impl System {
         let inventory_db = fresh_database_on(pg_admin, "inventory").await;
         let readmodels_db = fresh_database_on(pg_admin, "readmodels").await;
         let audit_db = fresh_database_on(pg_admin, "audit").await;
-        let mut system = Self {
+        Self {
             kafka,
             registry,
             users_db,
@@ -183,10 +255,7 @@ impl System {
             payment_rules: orderflow_payment::Rules::default(),
             effects: Self::test_effects(),
             catalog: tokio::sync::OnceCell::new(),
-        };
-        system.start_projector().await;
-        system.start_ingress().await;
-        system
+        }
     }
 
     /// The kit's effect settings with test-sized delays: a failed call is
@@ -211,6 +280,7 @@ impl System {
             consumer: ConsumerSettings::new(format!("{}{}", self.kafka.topic_prefix, D::SERVICE)),
             relay: orderflow_config::RelaySettings::default(),
             effects: self.effects.clone(),
+            telemetry: orderflow_config::TelemetrySettings::default(),
             domain,
         }
     }
