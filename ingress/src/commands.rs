@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use orderflow_contracts::Command;
+use orderflow_telemetry::trace::{self, KeyValue, Kind};
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -20,12 +22,20 @@ use crate::status::CommandStatus;
 /// may the client be told 202.
 /// Its `correlation_id` is the request's id and its trace the caller's
 /// ([`RequestContext::command_headers`]).
+/// Exported, its `send` span is a child of the request's, and the command
+/// carries that span's context: the services' spans hang under it.
 pub async fn send<C: Command>(state: &AppState, request: &RequestContext, command: &C, actor: &str) -> ApiResult<Uuid> {
-    let headers = request.command_headers(C::NAME, actor);
+    let mut headers = request.command_headers(C::NAME, actor);
+    let (topic, key) = (state.kafka.topic(C::TOPIC.name), command.key());
+    let span = orderflow_bus::trace::sending(&topic, &key, &headers.message_id.to_string(), None);
+    if let Some(traceparent) = orderflow_telemetry::trace::traceparent(&span) {
+        headers.traceparent = traceparent;
+    }
     let payload = state.codec.encode(command).await.map_err(|e| ApiError::unavailable("the schema registry", e))?;
     state
         .producer
-        .send(&state.kafka.topic(C::TOPIC.name), &command.key(), &payload, &headers.to_pairs())
+        .send(&topic, &key, &payload, &headers.to_pairs())
+        .instrument(span)
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
     state.waiter.sent(headers.message_id, C::NAME);
@@ -33,7 +43,7 @@ pub async fn send<C: Command>(state: &AppState, request: &RequestContext, comman
         command = C::NAME,
         message_id = %headers.message_id,
         correlation_id = %headers.correlation_id,
-        key = %command.key(),
+        %key,
         "command accepted"
     );
     Ok(headers.message_id)
@@ -106,7 +116,18 @@ where
 {
     crate::admission::release_while_waiting();
     let started = tokio::time::Instant::now();
-    let found = state.waiter.until(id, deadline, check).await?;
+    // Exported: the wait for the services, in the request's trace (no
+    // span at all otherwise: nothing logs inside it).
+    let span = if trace::exporting() {
+        tracing::info_span!("wait", otel.name = tracing::field::Empty, otel.kind = tracing::field::Empty)
+    } else {
+        tracing::Span::none()
+    };
+    trace::export(&span, format_args!("wait for command"), Kind::Internal, None, || {
+        vec![KeyValue::new("orderflow.command.id", id.to_string())]
+    });
+    let found = state.waiter.until(id, deadline, check).instrument(span.clone()).await?;
+    trace::record(&span, || vec![KeyValue::new("orderflow.command.answered", found.is_some())]);
     state.admission.waited(started.elapsed(), found.is_some());
     Ok(found)
 }

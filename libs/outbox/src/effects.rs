@@ -31,6 +31,15 @@ pub struct EffectRequest {
     pub id: Uuid,
     pub kind: &'static str,
     pub call: serde_json::Value,
+    /// The trace the call belongs to (the asking message's span), when
+    /// traces are exported: the call's span joins it. Set by the kit.
+    pub traceparent: Option<String>,
+}
+
+impl EffectRequest {
+    pub fn new(id: Uuid, kind: &'static str, call: serde_json::Value) -> Self {
+        Self { id, kind, call, traceparent: None }
+    }
 }
 
 /// "the `kind` call `id`": how logs and waiting inputs name it.
@@ -61,6 +70,8 @@ pub struct ClaimedEffect {
     pub wake_key: String,
     /// This attempt's number, from 1.
     pub attempt: i32,
+    /// The trace of what asked for it ([`EffectRequest::traceparent`]).
+    pub traceparent: Option<String>,
 }
 
 /// What is known of call `id`, if it was ever asked for. Read inside the
@@ -101,13 +112,16 @@ pub async fn request(
     let kinds: Vec<&str> = effects.iter().map(|(e, _)| e.kind).collect();
     let calls: Vec<String> = effects.iter().map(|(e, _)| e.call.to_string()).collect();
     let keys: Vec<&str> = effects.iter().map(|(_, key)| *key).collect();
+    let traces: Vec<Option<&str>> = effects.iter().map(|(e, _)| e.traceparent.as_deref()).collect();
     let rows = sqlx::query(
-        "INSERT INTO effects (id, kind, call, wake_key, state, attempts, due_at)
+        "INSERT INTO effects (id, kind, call, wake_key, state, attempts, due_at, traceparent)
          SELECT id, kind, call::jsonb, wake_key,
                 CASE WHEN $5::float8 IS NULL THEN 'pending' ELSE 'running' END,
                 CASE WHEN $5::float8 IS NULL THEN 0 ELSE 1 END,
-                now() + make_interval(secs => COALESCE($5::float8, 0))
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, kind, call, wake_key)
+                now() + make_interval(secs => COALESCE($5::float8, 0)),
+                traceparent
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $6::text[])
+              AS r(id, kind, call, wake_key, traceparent)
          ON CONFLICT (id) DO NOTHING
          RETURNING id, attempts",
     )
@@ -116,6 +130,7 @@ pub async fn request(
     .bind(calls)
     .bind(keys)
     .bind(claim_for.map(|lease| lease.as_secs_f64()))
+    .bind(traces)
     .fetch_all(pool)
     .await?;
     if claim_for.is_none() {
@@ -131,6 +146,7 @@ pub async fn request(
             call: effect.call.clone(),
             wake_key: (*key).to_owned(),
             attempt: row.try_get("attempts")?,
+            traceparent: effect.traceparent.clone(),
         });
     }
     Ok(claimed)
@@ -146,7 +162,7 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
                WHERE state IN ('pending', 'running') AND due_at <= now()
                ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
          WHERE e.id = due.id
-         RETURNING e.id, e.kind, e.call::text AS call, e.wake_key, e.attempts",
+         RETURNING e.id, e.kind, e.call::text AS call, e.wake_key, e.attempts, e.traceparent",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
@@ -162,6 +178,7 @@ pub async fn claim(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Cla
                     .map_err(|e| sqlx::Error::Decode(format!("effect call is not JSON: {e}").into()))?,
                 wake_key: row.try_get("wake_key")?,
                 attempt: row.try_get("attempts")?,
+                traceparent: row.try_get("traceparent")?,
             })
         })
         .collect()

@@ -22,11 +22,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures::future::join_all;
-use orderflow_bus::Producer;
+use orderflow_bus::{Producer, header_value};
 use prometheus::{IntCounter, IntGauge};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::OutboxError;
 
@@ -191,12 +192,18 @@ impl Relay {
             }
         }
         // Every send is queued (in id order) before any ack is awaited; the
-        // idempotent producer keeps that order within each partition.
-        let results = join_all(
-            sendable
-                .iter()
-                .map(|r| self.producer.send(&r.message.topic, &r.message.key, &r.message.payload, &r.message.headers)),
-        )
+        // idempotent producer keeps that order within each partition. Each
+        // is (exported) a span under the one that created its message.
+        let results = join_all(sendable.iter().map(|r| {
+            let m = &r.message;
+            let span = orderflow_bus::trace::sending(
+                &m.topic,
+                &m.key,
+                header_value(&m.headers, "message_id").unwrap_or_default(),
+                header_value(&m.headers, "traceparent"),
+            );
+            self.producer.send(&m.topic, &m.key, &m.payload, &m.headers).instrument(span)
+        }))
         .await;
         orderflow_bus::failpoint::hit("relay.after_ack");
         let mut sent = Vec::with_capacity(sendable.len());

@@ -12,7 +12,7 @@ async fn pool() -> PgPool {
 }
 
 fn call() -> EffectRequest {
-    EffectRequest { id: uuid::Uuid::now_v7(), kind: "probe", call: serde_json::json!({}) }
+    EffectRequest::new(uuid::Uuid::now_v7(), "probe", serde_json::json!({}))
 }
 
 #[tokio::test]

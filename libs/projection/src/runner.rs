@@ -188,19 +188,9 @@ impl<P: Projection> MessageHandler for Feed<P> {
         let mut next = Offsets::new();
         let mut keys: Vec<String> = Vec::new();
         for (position, (message, input)) in messages.iter().zip(inputs).enumerate() {
-            // The message's trace and correlation on everything its projection logs.
-            let span = tracing::info_span!(
-                "message",
-                topic = %message.topic,
-                partition = message.partition,
-                offset = message.offset,
-                correlation_id = tracing::field::Empty,
-                trace_id = tracing::field::Empty,
-            );
-            if let Ok(headers) = message.headers() {
-                span.record("correlation_id", headers.correlation_id.as_str());
-                span.record("trace_id", headers.trace_id());
-            }
+            // The message's trace and correlation on everything its projection
+            // logs, and (exported) its span in the message's trace.
+            let span = orderflow_bus::trace::processing(message, self.name());
             let applied = self
                 .projection
                 .apply(&mut tx, input, message)

@@ -32,6 +32,7 @@ use std::time::Duration;
 use orderflow_bus::Wakeups;
 use orderflow_config::EffectSettings;
 use orderflow_outbox::effects::{self, ClaimedEffect, EffectState};
+use orderflow_telemetry::trace::{self, KeyValue, Kind};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Notify, Semaphore, oneshot};
@@ -287,11 +288,26 @@ impl<S: Service> Effector<S> {
 
     /// Makes one claimed call and records how it went.
     async fn make(&self, claimed: ClaimedEffect) {
-        let span = tracing::info_span!("effect", id = %claimed.id, kind = %claimed.kind, attempt = claimed.attempt);
-        self.make_in_span(claimed).instrument(span).await;
+        let span = tracing::info_span!(
+            "effect",
+            id = %claimed.id,
+            kind = %claimed.kind,
+            attempt = claimed.attempt,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        );
+        // Exported: a client span (`authorize`, `refund`, ...) in the
+        // trace of what asked for the call.
+        trace::export(&span, format_args!("{}", claimed.kind), Kind::Client, claimed.traceparent.as_deref(), || {
+            vec![
+                KeyValue::new("orderflow.effect.id", claimed.id.to_string()),
+                KeyValue::new("orderflow.effect.attempt", i64::from(claimed.attempt)),
+            ]
+        });
+        self.make_in_span(claimed, &span).instrument(span.clone()).await;
     }
 
-    async fn make_in_span(&self, claimed: ClaimedEffect) {
+    async fn make_in_span(&self, claimed: ClaimedEffect, span: &tracing::Span) {
         let effect = Effect { id: claimed.id, kind: claimed.kind, call: claimed.call, attempt: claimed.attempt };
         IN_FLIGHT.inc();
         let timer = SECONDS.with_label_values(&[&effect.kind]).start_timer();
@@ -301,6 +317,9 @@ impl<S: Service> Effector<S> {
         };
         timer.observe_duration();
         IN_FLIGHT.dec();
+        if let Err(error) = &answer {
+            trace::failed(span, &error.0);
+        }
         let (recorded, ended) = match answer {
             Ok(value) => {
                 CALLS.with_label_values(&[&effect.kind, "done"]).inc();

@@ -13,6 +13,7 @@ use orderflow_contracts::outcomes::CommandRejected;
 use orderflow_contracts::{AnyMessage, Codec, Family, Topic};
 use orderflow_outbox::inbox::{self, Entry, Outcome};
 use orderflow_outbox::{OutboxMessage, classify, enqueue};
+use orderflow_telemetry::trace::{self, KeyValue};
 use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 
@@ -251,23 +252,28 @@ impl<S: Service> TransactionalHandler<S> {
         Ok(Input { message: S::Message::try_from(decoded), headers, source: message, name, key, is_command })
     }
 
-    /// Appends the outbox rows of `emits`, caused by `cause`, each with the
-    /// outcome of the command that caused them, if one did.
+    /// Appends the outbox rows of `emits`, caused by `cause` (and created
+    /// in span `from`, the processing of their cause, when there is one),
+    /// each with the outcome of the command that caused them, if one did.
     async fn render(
         &self,
         cause: &Cause,
+        from: Option<&tracing::Span>,
         emits: &[Emit],
         outcome: Option<&CommandOutcome>,
         out: &mut Vec<OutboxMessage>,
     ) -> Result<(), HandlerError> {
         for emit in emits {
-            let mut headers = cause.caused(emit.message.name()).to_pairs();
+            let topic = self.kafka.topic(emit.topic.name);
             let key = emit.message.key();
+            let mut headers = cause.caused(emit.message.name());
+            orderflow_bus::trace::creating(&mut headers, &cause.traceparent, &topic, &key, from);
+            let mut headers = headers.to_pairs();
             if let Some(outcome) = outcome {
                 outcome.append_to(&mut headers, &key);
             }
             out.push(OutboxMessage {
-                topic: self.kafka.topic(emit.topic.name),
+                topic,
                 key,
                 payload: emit.message.encode(&self.codec).await.map_err(HandlerError::from)?,
                 headers,
@@ -281,11 +287,12 @@ impl<S: Service> TransactionalHandler<S> {
     async fn decided(
         &self,
         input: &Input<'_, S::Message>,
+        span: &tracing::Span,
         emits: &[Emit],
         out: &mut Vec<OutboxMessage>,
     ) -> Result<(), HandlerError> {
         if !input.is_command {
-            return self.render(&input.headers.cause(), emits, None, out).await;
+            return self.render(&input.headers.cause(), Some(span), emits, None, out).await;
         }
         if emits.is_empty() {
             // Its status would stay pending: a service must answer each
@@ -297,7 +304,7 @@ impl<S: Service> TransactionalHandler<S> {
         }
         let version = emits.iter().filter_map(|e| e.message.version()).max();
         let outcome = self.outcome(input, Settled::Succeeded { version });
-        self.render(&input.headers.cause(), emits, Some(&outcome), out).await
+        self.render(&input.headers.cause(), Some(span), emits, Some(&outcome), out).await
     }
 
     fn outcome(&self, input: &Input<'_, S::Message>, settled: Settled) -> CommandOutcome {
@@ -311,6 +318,7 @@ impl<S: Service> TransactionalHandler<S> {
     async fn rejected(
         &self,
         input: &Input<'_, S::Message>,
+        span: &tracing::Span,
         refusal: &Refusal,
         out: &mut Vec<OutboxMessage>,
     ) -> Result<(), HandlerError> {
@@ -331,14 +339,19 @@ impl<S: Service> TransactionalHandler<S> {
         let settled =
             Settled::Rejected { reason: refusal.reason.as_str().to_owned(), message: refusal.message.clone() };
         let outcome = self.outcome(input, settled);
-        self.render(&input.headers.cause(), &[Emit::new(S::EVENTS, rejection)], Some(&outcome), out).await
+        self.render(&input.headers.cause(), Some(span), &[Emit::new(S::EVENTS, rejection)], Some(&outcome), out).await
     }
 
     /// Records `input` as handled and publishes its rejection, in a
     /// transaction of its own (the refused attempt's was rolled back).
-    async fn refuse(&self, input: &Input<'_, S::Message>, refusal: &Refusal) -> Result<(), HandlerError> {
+    async fn refuse(
+        &self,
+        input: &Input<'_, S::Message>,
+        span: &tracing::Span,
+        refusal: &Refusal,
+    ) -> Result<(), HandlerError> {
         let mut outgoing = Vec::with_capacity(1);
-        self.rejected(input, refusal, &mut outgoing).await?;
+        self.rejected(input, span, refusal, &mut outgoing).await?;
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let id = input.headers.message_id.to_string();
         if inbox::claim(&mut tx, &id, &input.source.topic, input.name, Outcome::Handled).await.map_err(classify)? {
@@ -404,13 +417,9 @@ impl<S: Service> TransactionalHandler<S> {
                 DUPLICATES.with_label_values(&[&self.group]).inc();
                 continue;
             }
-            // A run spans many traces: each input's own on what its handling logs.
-            let span = tracing::info_span!(
-                "input",
-                message_id = %id,
-                correlation_id = %input.headers.correlation_id,
-                trace_id = %input.headers.trace_id(),
-            );
+            // A run spans many traces: each input's own on what its handling
+            // logs, and (exported) the span its events are created under.
+            let span = orderflow_bus::trace::processing(input.source, &self.group);
             // Test only (`handle.<MessageType>=error`): a message this
             // service cannot apply, whatever it holds.
             let at = |error: HandlerError| error.at(first + offset, total);
@@ -423,34 +432,43 @@ impl<S: Service> TransactionalHandler<S> {
             let decided = match &input.message {
                 Ok(message) => {
                     let inbound = Inbound { message, headers: &input.headers, source: input.source };
-                    self.service.handle(&mut tx, &inbound).instrument(span).await
+                    self.service.handle(&mut tx, &inbound).instrument(span.clone()).await
                 }
                 Err(refusal) => Err(DomainError::Refused(refusal.clone())),
             };
             let why = match decided {
                 Ok(emits) => {
-                    self.decided(input, &emits, &mut outgoing).await.map_err(at)?;
+                    self.decided(input, &span, &emits, &mut outgoing).await.map_err(at)?;
                     continue;
                 }
                 Err(DomainError::Database(error)) => return Err(at(classify(error))),
                 Err(DomainError::NotYet(why)) => why,
-                Err(DomainError::Awaits(request)) => {
+                Err(DomainError::Awaits(mut request)) => {
                     let why = format!("waiting for {request}");
+                    // Its span (exported) joins this attempt's.
+                    request.traceparent = trace::traceparent(&span);
                     calls.push((request, key));
                     why
                 }
                 Err(DomainError::Refused(refusal)) if alone => {
+                    refused(&span, &refusal);
                     tx.rollback().await.map_err(classify)?;
-                    return self.refuse(input, &refusal).await;
+                    return self.refuse(input, &span, &refusal).await;
                 }
                 Err(DomainError::Refused(refusal)) => {
                     // Undo what it changed; its rejection goes with the run.
+                    refused(&span, &refusal);
                     sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
-                    self.rejected(input, &refusal, &mut outgoing).await.map_err(at)?;
+                    self.rejected(input, &span, &refusal, &mut outgoing).await.map_err(at)?;
                     continue;
                 }
             };
             tracing::debug!(message_id = %id, %why, "not yet");
+            // Exported, the attempt says why it changed nothing (another
+            // span of the same message follows when it is tried again).
+            trace::record(&span, || {
+                vec![KeyValue::new("orderflow.outcome", "later"), KeyValue::new("orderflow.reason", why.clone())]
+            });
             if alone {
                 // Rolled back; the consumer sets its key aside.
                 tx.rollback().await.map_err(classify)?;
@@ -481,7 +499,13 @@ impl<S: Service> TransactionalHandler<S> {
         let mut calls = Vec::new();
         for input in inputs {
             if let Ok(message) = &input.message {
-                calls.extend(self.service.calls(message).into_iter().map(|call| (call, input.key.as_str())));
+                // Made before the input is handled: (exported) their spans
+                // are children of the span that created the input.
+                let traceparent = trace::exporting().then(|| input.headers.traceparent.clone());
+                calls.extend(self.service.calls(message).into_iter().map(|mut call| {
+                    call.traceparent = traceparent.clone();
+                    (call, input.key.as_str())
+                }));
             }
         }
         if calls.is_empty() {
@@ -514,7 +538,7 @@ impl<S: Service> TransactionalHandler<S> {
         };
         let mut outgoing = Vec::new();
         for Scheduled { cause, emits } in &scheduled {
-            self.render(cause, emits, None, &mut outgoing).await?;
+            self.render(cause, None, emits, None, &mut outgoing).await?;
         }
         enqueue(&mut tx, &outgoing).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
@@ -543,6 +567,16 @@ impl<S: Service> TransactionalHandler<S> {
             }
         }
     }
+}
+
+/// Exported, an input's span says it was refused and why.
+fn refused(span: &tracing::Span, refusal: &Refusal) {
+    trace::record(span, || {
+        vec![
+            KeyValue::new("orderflow.outcome", "refused"),
+            KeyValue::new("orderflow.reason", refusal.reason.as_str().to_owned()),
+        ]
+    });
 }
 
 /// Messages the inbox had seen (a redelivery, a republished record): not

@@ -61,11 +61,7 @@ impl ProviderCall {
     }
 
     pub fn request(&self) -> EffectRequest {
-        EffectRequest {
-            id: self.id(),
-            kind: self.kind(),
-            call: serde_json::to_value(self).expect("a provider call is plain data"),
-        }
+        EffectRequest::new(self.id(), self.kind(), serde_json::to_value(self).expect("a provider call is plain data"))
     }
 
     /// Makes the call; an authorization answers with its [`Authorization`],

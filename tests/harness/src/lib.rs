@@ -4,6 +4,7 @@
 //! one unique topic prefix, on port 0. It may depend on every service;
 //! `orderflow-testkit` depends on none.
 
+pub mod otlp;
 pub mod shop;
 pub mod system;
 
