@@ -122,6 +122,12 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
       key: {{ $ref.key }}
 {{- end }}
 {{ include "orderflow.registryEnv" $root }}
+{{- with $root.Values.tracing.otlpEndpoint }}
+- name: ORDERFLOW_TELEMETRY__OTLP_ENDPOINT
+  value: {{ . | quote }}
+- name: ORDERFLOW_TELEMETRY__SAMPLE_RATIO
+  value: {{ $root.Values.tracing.sampleRatio | toString | quote }}
+{{- end }}
 {{- end }}
 {{- if eq $kind "ingress" }}
 - name: ORDERFLOW_JWT__SECRET
@@ -130,7 +136,7 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
       name: {{ required "jwt.existingSecret is required: the Secret holding the ingress's JWT signing key (32 bytes at least)" $root.Values.jwt.existingSecret }}
       key: {{ $root.Values.jwt.existingSecretKey }}
 {{- end }}
-{{- $fromValues := list "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" }}
+{{- $fromValues := list "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" "ORDERFLOW_TELEMETRY__OTLP_ENDPOINT" "ORDERFLOW_TELEMETRY__SAMPLE_RATIO" }}
 {{- range $k, $v := $svc.env }}
 {{- if or (has $k $fromValues) (hasPrefix "ORDERFLOW_KAFKA__PROPERTIES__" $k) }}
 {{- fail (printf "services.%s.env.%s: the chart sets it from its own value (see values.yaml); set that instead" $.name $k) }}
