@@ -27,15 +27,12 @@ use crate::status::CommandStatus;
 pub async fn send<C: Command>(state: &AppState, request: &RequestContext, command: &C, actor: &str) -> ApiResult<Uuid> {
     let mut headers = request.command_headers(C::NAME, actor);
     let (topic, key) = (state.kafka.topic(C::TOPIC.name), command.key());
-    let span = orderflow_bus::trace::sending(&topic, &key, &headers.message_id.to_string(), None);
-    if let Some(traceparent) = orderflow_telemetry::trace::traceparent(&span) {
+    let span = orderflow_bus::trace::sending(&topic, &key, &headers.message_id, None);
+    if let Some(traceparent) = trace::traceparent(&span) {
         headers.traceparent = traceparent;
     }
     let payload = state.codec.encode(command).await.map_err(|e| ApiError::unavailable("the schema registry", e))?;
-    state
-        .producer
-        .send(&topic, &key, &payload, &headers.to_pairs())
-        .instrument(span)
+    orderflow_bus::trace::sent(span, state.producer.send(&topic, &key, &payload, &headers.to_pairs()))
         .await
         .map_err(|e| ApiError::unavailable("the message broker", e))?;
     state.waiter.sent(headers.message_id, C::NAME);

@@ -12,12 +12,12 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let settings: Settings = orderflow_config::load().context("ingress settings")?;
-    let _exporter = orderflow_telemetry::init("ingress", orderflow_runtime::LOG_FILTER, &settings.telemetry)
-        .context("trace export")?;
     if std::env::args().any(|a| a == "--check-config") {
         println!("ingress: configuration is valid");
         return Ok(());
     }
+    let _exporter = orderflow_telemetry::init("ingress", orderflow_runtime::LOG_FILTER, &settings.telemetry)
+        .context("trace export")?;
     let listeners = Listeners::bind(&settings).await.context("ingress")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(orderflow_telemetry::cancel_on_signal(shutdown.clone()));

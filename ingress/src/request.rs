@@ -139,9 +139,6 @@ fn server_span(span: &tracing::Span, request: &Request, request_id: &str, tracep
         if let Some(route) = route {
             attributes.push(KeyValue::new("http.route", route.to_owned()));
         }
-        if let Some(agent) = request.headers().get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()) {
-            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
-        }
         attributes
     });
 }

@@ -24,7 +24,7 @@ pub fn processing(message: &InboundMessage, group: &str) -> Span {
     let traceparent = header_value(pairs, "traceparent");
     let message_id = header_value(pairs, "message_id").unwrap_or_default();
     let span = tracing::info_span!(
-        "message",
+        "input",
         topic = %message.topic,
         partition = message.partition,
         offset = message.offset,
@@ -87,11 +87,22 @@ pub fn creating(headers: &mut Headers, cause: &str, topic: &str, key: &str, from
     }
 }
 
+/// The span of a relay publishing a message (`headers`, to `topic` keyed
+/// `key`): a child of the span that created it. `Span::none()` with
+/// export off, before reading a header.
+pub fn relaying(topic: &str, key: &str, headers: &[(String, Vec<u8>)]) -> Span {
+    if !trace::exporting() {
+        return Span::none();
+    }
+    let message_id = header_value(headers, "message_id").unwrap_or_default();
+    sending(topic, key, &message_id, header_value(headers, "traceparent"))
+}
+
 /// The span of sending one message to `topic` keyed `key`: a child of
-/// `parent` (a `traceparent`: the span that created the message, for a
-/// relay publishing an outbox row) or of the current span (a request
-/// sending its command, whose context the command then carries).
-pub fn sending(topic: &str, key: &str, message_id: &str, parent: Option<&str>) -> Span {
+/// `parent` (a `traceparent`) or of the current span (a request sending
+/// its command, whose context the command then carries). `Span::none()`
+/// with export off.
+pub fn sending(topic: &str, key: &str, message_id: &dyn std::fmt::Display, parent: Option<&str>) -> Span {
     if !trace::exporting() {
         return Span::none();
     }
@@ -102,9 +113,20 @@ pub fn sending(topic: &str, key: &str, message_id: &str, parent: Option<&str>) -
             KeyValue::new("messaging.operation.type", "send"),
             KeyValue::new("messaging.operation.name", "send"),
             KeyValue::new("messaging.destination.name", topic.to_owned()),
-            KeyValue::new("messaging.message.id", message_id.to_owned()),
+            KeyValue::new("messaging.message.id", message_id.to_string()),
             KeyValue::new("messaging.kafka.message.key", key.to_owned()),
         ]
     });
     span
+}
+
+/// Sends (`send`, a send's future) in `span`, and marks the span failed
+/// when the send fails.
+pub async fn sent<T, E: std::fmt::Display>(span: Span, send: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    use tracing::Instrument as _;
+    let result = send.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        trace::failed(&span, error);
+    }
+    result
 }

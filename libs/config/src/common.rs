@@ -311,9 +311,9 @@ pub struct TelemetrySettings {
     /// and tracing costs what logging does.
     pub otlp_endpoint: Option<String>,
     /// The share of new traces kept, 0 to 1. Only where a trace starts (a
-    /// request without a sampled `traceparent`): a message's handling
-    /// follows the decision its trace was started with, so a trace is
-    /// whole or absent.
+    /// request without a `traceparent`; a caller's says whether it is
+    /// sampled): a message's handling follows the decision its trace was
+    /// started with, so a trace is whole or absent.
     pub sample_ratio: f64,
 }
 

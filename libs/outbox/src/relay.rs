@@ -22,12 +22,11 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures::future::join_all;
-use orderflow_bus::{Producer, header_value};
+use orderflow_bus::Producer;
 use prometheus::{IntCounter, IntGauge};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::OutboxError;
 
@@ -196,13 +195,8 @@ impl Relay {
         // is (exported) a span under the one that created its message.
         let results = join_all(sendable.iter().map(|r| {
             let m = &r.message;
-            let span = orderflow_bus::trace::sending(
-                &m.topic,
-                &m.key,
-                header_value(&m.headers, "message_id").unwrap_or_default(),
-                header_value(&m.headers, "traceparent"),
-            );
-            self.producer.send(&m.topic, &m.key, &m.payload, &m.headers).instrument(span)
+            let span = orderflow_bus::trace::relaying(&m.topic, &m.key, &m.headers);
+            orderflow_bus::trace::sent(span, self.producer.send(&m.topic, &m.key, &m.payload, &m.headers))
         }))
         .await;
         orderflow_bus::failpoint::hit("relay.after_ack");

@@ -85,6 +85,9 @@ pub(crate) struct Runner<P> {
 struct Feed<P> {
     pool: PgPool,
     projection: Arc<P>,
+    /// The generation's consumer name (it commits no offsets to Kafka), on
+    /// its spans.
+    group: String,
     generation: i32,
     epoch: i64,
     /// The committed offsets, for whoever waits on the generation's progress.
@@ -190,7 +193,7 @@ impl<P: Projection> MessageHandler for Feed<P> {
         for (position, (message, input)) in messages.iter().zip(inputs).enumerate() {
             // The message's trace and correlation on everything its projection
             // logs, and (exported) its span in the message's trace.
-            let span = orderflow_bus::trace::processing(message, self.name());
+            let span = orderflow_bus::trace::processing(message, &self.group);
             let applied = self
                 .projection
                 .apply(&mut tx, input, message)
@@ -272,11 +275,12 @@ impl<P: Projection> Runner<P> {
             max_attempts: self.max_attempts,
             offsets: OffsetStore::Handler(starts),
             give_up_after: Some(self.give_up_after),
-            ..ConsumerOptions::new(group, self.projection.routes().topics().to_vec())
+            ..ConsumerOptions::new(group.clone(), self.projection.routes().topics().to_vec())
         };
         let feed = Feed {
             pool: self.pool.clone(),
             projection: Arc::clone(&self.projection),
+            group,
             generation: self.generation,
             epoch: self.epoch,
             progress,

@@ -297,13 +297,16 @@ impl<S: Service> Effector<S> {
             otel.kind = tracing::field::Empty,
         );
         // Exported: a client span (`authorize`, `refund`, ...) in the
-        // trace of what asked for the call.
-        trace::export(&span, format_args!("{}", claimed.kind), Kind::Client, claimed.traceparent.as_deref(), || {
-            vec![
-                KeyValue::new("orderflow.effect.id", claimed.id.to_string()),
-                KeyValue::new("orderflow.effect.attempt", i64::from(claimed.attempt)),
-            ]
-        });
+        // trace of what asked for the call (none for a call asked for
+        // untraced: a trace of its own would be a lone span).
+        if let Some(parent) = claimed.traceparent.as_deref() {
+            trace::export(&span, format_args!("{}", claimed.kind), Kind::Client, Some(parent), || {
+                vec![
+                    KeyValue::new("orderflow.effect.id", claimed.id.to_string()),
+                    KeyValue::new("orderflow.effect.attempt", i64::from(claimed.attempt)),
+                ]
+            });
+        }
         self.make_in_span(claimed, &span).instrument(span.clone()).await;
     }
 

@@ -164,11 +164,11 @@ pub async fn projection_main<B: ProjectionBinary>() -> anyhow::Result<()> {
     let cli = Cli::<B::Commands>::from_arg_matches(&matches)?;
     let settings: ProjectionSettings<B::Domain> =
         orderflow_config::load().with_context(|| format!("{name} settings"))?;
-    let _exporter = orderflow_telemetry::init(name, crate::LOG_FILTER, &settings.telemetry).context("trace export")?;
     if cli.check_config {
         println!("{name}: configuration is valid");
         return Ok(());
     }
+    let _exporter = orderflow_telemetry::init(name, crate::LOG_FILTER, &settings.telemetry).context("trace export")?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             let addr = settings.http.addr.clone();

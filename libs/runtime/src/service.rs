@@ -130,11 +130,11 @@ pub async fn run_service<S: Service>(
 pub async fn main<S: Service>() -> anyhow::Result<()> {
     let name = <S::Domain as orderflow_config::Domain>::SERVICE;
     let settings: ServiceSettings<S::Domain> = orderflow_config::load().with_context(|| format!("{name} settings"))?;
-    let _exporter = orderflow_telemetry::init(name, crate::LOG_FILTER, &settings.telemetry).context("trace export")?;
     if std::env::args().any(|a| a == "--check-config") {
         println!("{name}: configuration is valid");
         return Ok(());
     }
+    let _exporter = orderflow_telemetry::init(name, crate::LOG_FILTER, &settings.telemetry).context("trace export")?;
     let addr = settings.http.addr.clone();
     crate::serve(name, &addr, |listener, shutdown| run::<S>(settings, listener, shutdown)).await
 }

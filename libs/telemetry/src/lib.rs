@@ -45,18 +45,26 @@ pub fn init(
         };
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
         let json = std::env::var("ORDERFLOW_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+        // A second subscriber (another test in the same process) is not an
+        // error worth failing on.
+        let Some(provider) = provider else {
+            // Logs only: one global filter, as cheap as it gets.
+            let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+            let _ = if json { builder.json().try_init() } else { builder.try_init() };
+            return;
+        };
+        // Logs as RUST_LOG says, and the spans marked for export whatever it
+        // says: a filter per layer.
         let logs = if json {
             tracing_subscriber::fmt::layer().json().with_target(true).boxed()
         } else {
             tracing_subscriber::fmt::layer().with_target(true).boxed()
         };
-        let spans = provider.as_ref().map(|provider| trace::layer(service, provider));
-        // A second subscriber (another test in the same process) is not an error worth failing on.
+        let spans = trace::layer(service, &provider);
         let _ = tracing_subscriber::registry().with(logs.with_filter(filter)).with(spans).try_init();
-        if let Some(provider) = provider {
-            tracing::info!(endpoint = ?settings.traces_url(), ratio = settings.sample_ratio, "exporting traces");
-            result = Ok(trace::keep(provider));
-        }
+        let endpoint = settings.traces_url().map(|url| orderflow_config::redact_url(&url)).unwrap_or_default();
+        tracing::info!(%endpoint, ratio = settings.sample_ratio, "exporting traces");
+        result = Ok(trace::keep(provider));
     });
     result
 }

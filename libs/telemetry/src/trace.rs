@@ -212,9 +212,11 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
 {
     use tracing_subscriber::Layer as _;
+    // Marked spans are INFO: the hint keeps DEBUG and TRACE call sites off.
     let marked = tracing_subscriber::filter::filter_fn(|meta| {
         if meta.is_span() { meta.fields().field("otel.kind").is_some() } else { *meta.level() <= tracing::Level::WARN }
-    });
+    })
+    .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
     EXPORTING.store(true, Ordering::Relaxed);
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service.to_owned()))

@@ -71,7 +71,8 @@ impl Drop for Process {
 }
 
 /// The path of workspace binary `name`, built beside the test's own
-/// binaries (`scripts/test` builds every one first).
+/// binaries: `scripts/test` builds every one first (a bare `cargo test -p`
+/// of one package does not rebuild the others').
 pub fn binary(name: &str) -> std::path::PathBuf {
     let test = std::env::current_exe().expect("the test's path");
     // target/debug/deps/<test> → target/debug/<name>
@@ -97,7 +98,6 @@ pub async fn spawn_process<T: serde::Serialize>(
         .env("ORDERFLOW_CONFIG_FILE", &config)
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
