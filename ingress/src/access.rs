@@ -52,6 +52,7 @@ pub const RULES: &[Rule] = &[
     rule(Method::PATCH, "/users/{id}", PEOPLE),
     rule(Method::DELETE, "/users/{id}", PEOPLE),
     rule(Method::POST, "/users/{id}/password", PEOPLE),
+    rule(Method::POST, "/users/{id}/erase", PEOPLE),
     rule(Method::POST, "/auth/login", Allow::Public),
     rule(Method::POST, "/auth/token", Allow::Public),
     rule(Method::POST, "/auth/refresh", Allow::Public),

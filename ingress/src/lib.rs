@@ -141,6 +141,7 @@ pub fn router(
         .route("/users/me", get(users::me))
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
         .route("/users/{id}/password", post(users::change_password))
+        .route("/users/{id}/erase", post(users::erase))
         .route("/auth/login", post(auth::login))
         .route("/auth/token", post(auth::token))
         .route("/auth/refresh", post(auth::refresh))

@@ -89,7 +89,7 @@ page!(PaymentPage, payments::Payment);
 #[openapi(
     info(title = "orderflow", description = "The orderflow HTTP API. Writes answer 202 with a command id, or the outcome with `Prefer: wait=N`."),
     paths(
-        users::register, users::list, users::me, users::get, users::patch, users::deactivate, users::change_password,
+        users::register, users::list, users::me, users::get, users::patch, users::deactivate, users::change_password, users::erase,
         auth::login, auth::token, auth::refresh, auth::logout, commands::get,
         orders::place, orders::list, orders::mine, orders::get, orders::cancel, orders::set_status,
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
@@ -161,6 +161,14 @@ impl Modify for Common {
                         .min_length(Some(1))
                         .max_length(Some(crate::idempotency::MAX_KEY));
                     parameter.schema = Some(RefOr::T(key.into()));
+                }
+                // A header value is visible ASCII and spaces: the HTTP
+                // server refuses a control character before any route.
+                if parameter.name.eq_ignore_ascii_case("prefer") {
+                    let prefer = utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .pattern(Some("^[ -~]*$"));
+                    parameter.schema = Some(RefOr::T(prefer.into()));
                 }
             }
             let responses = &mut operation.responses.responses;

@@ -125,6 +125,14 @@ impl Revocations {
         cache.remove(&(user, sid));
     }
 
+    /// Drops what this replica remembers of every session of `user` (an
+    /// erased user's tokens stop here at once; elsewhere within
+    /// [`FRESH_FOR`]).
+    pub fn forget_user(&self, user: Uuid) {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.retain(|(cached, _), _| *cached != user);
+    }
+
     fn cached(&self, key: Key) -> Option<Current> {
         let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.get(&key).filter(|c| c.read_at.elapsed() < FRESH_FOR).cloned()

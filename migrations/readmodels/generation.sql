@@ -14,7 +14,10 @@ CREATE TABLE users (
     -- The version of the last event applied; older or repeated events are ignored.
     version        BIGINT NOT NULL,
     registered_at  TIMESTAMPTZ NOT NULL,
-    updated_at     TIMESTAMPTZ NOT NULL
+    updated_at     TIMESTAMPTZ NOT NULL,
+    -- Set by UserErased: email and names are empty from then on, and so are
+    -- the shipping address and notes of every order of theirs.
+    erased_at      TIMESTAMPTZ
 );
 CREATE INDEX users_email ON users (email);
 CREATE INDEX users_registered ON users (registered_at, id);

@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use orderflow_contracts::users::{ChangeUserPassword, DeactivateUser, RegisterUser, UpdateUserProfile};
+use orderflow_contracts::users::{ChangeUserPassword, DeactivateUser, EraseUser, RegisterUser, UpdateUserProfile};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,9 +29,13 @@ pub struct User {
     pub version: i64,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the user's personal data was erased (email and names are empty
+    /// from then on); null unless erased.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
-const USER_COLUMNS: &str = "id, email, first_name, last_name, roles, active, version, registered_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, email, first_name, last_name, roles, active, version, registered_at, updated_at, erased_at";
 
 async fn load(state: &AppState, id: Uuid) -> ApiResult<User> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM rm.users WHERE id = $1")))
@@ -260,6 +264,78 @@ pub async fn deactivate(
         Ok(ok_user(StatusCode::OK, load(state, id).await?))
     })
     .await
+}
+
+/// What an erasure asks of its caller: nothing of an admin, the password
+/// of a user erasing themselves.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Erase {
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Erase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Erase(***)")
+    }
+}
+
+/// `POST /api/v1/users/{id}/erase`: erase a user's personal data (the right
+/// to erasure). An admin sends `{}`; a user erasing themselves sends their
+/// password. The id stays, as a tombstone; their orders and payments stay
+/// with amounts and states, without address and notes; their tokens and
+/// sessions die. Not undoable; `DELETE` is the soft delete.
+#[utoipa::path(post, path = "/api/v1/users/{id}/erase", summary = "Erase personal data (self with password, or admin)", params(("id" = String, Path, description = "a uuid"), ("prefer" = Option<String>, Header, description = "`wait=N`: answer with the outcome within N seconds"), ("idempotency-key" = Option<String>, Header, description = "the same key and request within 24 h answer the first answer")), request_body = Erase, responses((status = 200, description = "erased (with Prefer: wait): the tombstone", body = User), (status = 202, description = "accepted: the command is durably on the bus", body = crate::openapi::Accepted), (status = 403, description = "another user, or a wrong password", body = crate::openapi::ErrorBody), (status = 404, description = "no such user", body = crate::openapi::ErrorBody), (status = 409, description = "erased already", body = crate::openapi::ErrorBody), (status = 422, description = "a user erasing themselves without their password", body = crate::openapi::ErrorBody)), security(("bearer" = [])))]
+pub async fn erase(
+    State(state): State<AppState>,
+    request: RequestContext,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    PreferWait(wait): PreferWait,
+    ApiJson(body): ApiJson<Erase>,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    if !claims.is_admin() {
+        if claims.sub != id.to_string() {
+            return Err(ApiError::forbidden("you may only erase yourself"));
+        }
+        let Some(password) = body.password else {
+            return Err(ApiError::validation("password", "required to erase yourself"));
+        };
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT password_hash FROM rm.credentials WHERE user_id = $1 AND active")
+                .bind(id)
+                .fetch_optional(&state.pool)
+                .await?;
+        let Some(current) = current else { return Err(ApiError::not_found(format!("no user {id}"))) };
+        if !state.hashing.run(move |hasher| hasher.verify(&password, &current)).await? {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "WRONG_PASSWORD", "password is not your password"));
+        }
+    }
+    let command_id = send(&state, &request, &EraseUser { user_id: id.to_string() }, &claims.sub).await?;
+    let state = &state;
+    respond(state, command_id, wait, |settled, deadline| async move {
+        // Login must fail once we answer: wait for the credentials too.
+        if !credentials_caught_up(state, &settled, id, deadline).await? {
+            return Ok(accepted(command_id));
+        }
+        forget(state, id).await?;
+        Ok(ok_user(StatusCode::OK, load(state, id).await?))
+    })
+    .await
+}
+
+/// What the ingress itself kept of an erased user: their sessions (their
+/// refresh tokens die with them) and the answers it keeps for their
+/// Idempotency-Keys (an order's answer holds its address).
+async fn forget(state: &AppState, id: Uuid) -> ApiResult<()> {
+    sqlx::query("DELETE FROM ingress.sessions WHERE user_id = $1").bind(id).execute(&state.pool).await?;
+    sqlx::query("DELETE FROM ingress.idempotency_keys WHERE scope = $1")
+        .bind(id.to_string())
+        .execute(&state.pool)
+        .await?;
+    state.revocations.forget_user(id);
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

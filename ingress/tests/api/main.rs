@@ -3,6 +3,7 @@
 
 mod browser;
 mod catalog;
+mod erasure;
 mod flow;
 mod idempotency;
 mod inspect;

@@ -72,6 +72,8 @@ reasons! {
     EmailTaken = "EMAIL_TAKEN", Conflict;
     UserExists = "USER_EXISTS", Conflict;
     UserDeactivated = "USER_DEACTIVATED", Conflict;
+    /// The user's personal data was erased: nothing of them can change.
+    UserErased = "USER_ERASED", Conflict;
     UserNotFound = "USER_NOT_FOUND", NotFound;
     /// The order's lines break a rule (quantities, totals, currency).
     InvalidOrder = "INVALID_ORDER", Invalid;

@@ -51,6 +51,13 @@ pub struct DeactivateUser {
 }
 contract!(DeactivateUser, "orderflow.users.commands", "users", user_id);
 
+/// Erase a user's personal data; the id stays, as a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EraseUser {
+    pub user_id: String,
+}
+contract!(EraseUser, "orderflow.users.commands", "users", user_id);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRegistered {
     pub user_id: String,
@@ -100,6 +107,16 @@ pub struct UserDeactivated {
 }
 contract!(UserDeactivated, "orderflow.users.events", "users", user_id, version);
 
+/// A user's personal data is gone: whoever kept any of it drops it (and
+/// keeps it dropped on replay, whatever order the topics replay in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserErased {
+    pub user_id: String,
+    pub version: i64,
+    pub erased_at: i64,
+}
+contract!(UserErased, "orderflow.users.events", "users", user_id, version);
+
 /// Retired (see [`UserEvent`]): no longer published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCommandRejected {
@@ -140,6 +157,7 @@ family!(UserCommand {
     UpdateProfile(UpdateUserProfile),
     ChangePassword(ChangeUserPassword),
     Deactivate(DeactivateUser),
+    Erase(EraseUser),
 });
 
 family!(UserEvent {
@@ -147,6 +165,7 @@ family!(UserEvent {
     ProfileUpdated(UserProfileUpdated),
     PasswordChanged(UserPasswordChanged),
     Deactivated(UserDeactivated),
+    Erased(UserErased),
     Rejected(CommandRejected),
     // Retired: rejections before the kit published [`CommandRejected`];
     // still read, so that older topics replay.
@@ -163,11 +182,12 @@ impl UserCommand {
             UserCommand::UpdateProfile(c) => &c.user_id,
             UserCommand::ChangePassword(c) => &c.user_id,
             UserCommand::Deactivate(c) => &c.user_id,
+            UserCommand::Erase(c) => &c.user_id,
         }
     }
 }
 
-commands_on!(COMMANDS => RegisterUser, UpdateUserProfile, ChangeUserPassword, DeactivateUser);
+commands_on!(COMMANDS => RegisterUser, UpdateUserProfile, ChangeUserPassword, DeactivateUser, EraseUser);
 
 schema_files!(
     "users":
@@ -175,11 +195,13 @@ schema_files!(
     UpdateUserProfile,
     ChangeUserPassword,
     DeactivateUser,
+    EraseUser,
     UserRegistered,
     UserRegistrationRejected,
     UserProfileUpdated,
     UserPasswordChanged,
     UserDeactivated,
+    UserErased,
     UserCommandRejected,
     UserCredentials,
 );

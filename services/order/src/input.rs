@@ -25,6 +25,9 @@ pub enum Input {
     Move { id: OrderId, to: Status },
     /// `UserRegistered` (active) or `UserDeactivated`: who may order.
     Customer { id: UserId, active: bool, version: i64 },
+    /// `UserErased`: the customer orders no more, and their orders keep no
+    /// address and no notes.
+    Erased { id: UserId, version: i64 },
     /// `PaymentAuthorized`.
     Authorized { order: OrderId, payment: PaymentId },
     /// `PaymentDeclined`, with the provider's message.
@@ -78,6 +81,9 @@ impl TryFrom<OrderInput> for Input {
             }
             OrderInput::User(UserEvent::Deactivated(e)) => {
                 Input::Customer { id: UserId::parse("user_id", &e.user_id)?, active: false, version: e.version }
+            }
+            OrderInput::User(UserEvent::Erased(e)) => {
+                Input::Erased { id: UserId::parse("user_id", &e.user_id)?, version: e.version }
             }
             OrderInput::Payment(PaymentEvent::Authorized(e)) => Input::Authorized {
                 order: order(&e.order_id)?,

@@ -155,6 +155,11 @@ impl Service for OrderService {
                 store::save_customer(tx, id.0, *active, *version).await?;
                 return Ok(Vec::new());
             }
+            Input::Erased { id, version } => {
+                store::save_customer(tx, id.0, false, *version).await?;
+                store::erase_customer(tx, id.0).await?;
+                return Ok(Vec::new());
+            }
             // (A void follows a cancellation: nothing changes for the order.)
             Input::Other(_) => return Ok(Vec::new()),
         };

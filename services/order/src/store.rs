@@ -126,6 +126,26 @@ pub async fn customer(tx: &mut PgConnection, id: Uuid) -> Result<Option<Customer
 
 /// Records what a users event says about a customer, unless a newer event
 /// was applied already.
+/// Drops what the orders of customer `id` say about them personally (the
+/// erasure of the customer): the shipping address (every field empty) and
+/// the notes. Items, amounts and states stay.
+pub async fn erase_customer(tx: &mut PgConnection, id: Uuid) -> Result<u64, sqlx::Error> {
+    let erased = orderflow_contracts::orders::ShippingAddress {
+        name: String::new(),
+        line1: String::new(),
+        line2: None,
+        city: String::new(),
+        postal_code: String::new(),
+        country: String::new(),
+    };
+    let done = sqlx::query("UPDATE orders SET shipping_address = $2, notes = NULL WHERE customer_id = $1")
+        .bind(id)
+        .bind(Json(&erased))
+        .execute(&mut *tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn save_customer(tx: &mut PgConnection, id: Uuid, active: bool, version: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO customers (id, active, version) VALUES ($1, $2, $3)

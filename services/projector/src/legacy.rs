@@ -52,6 +52,7 @@ fn users(event: &UserEvent) -> Option<CommandOutcome> {
         UserEvent::ProfileUpdated(e) => succeeded("UpdateUserProfile", &e.user_id, e.version),
         UserEvent::PasswordChanged(e) => succeeded("ChangeUserPassword", &e.user_id, e.version),
         UserEvent::Deactivated(e) => succeeded("DeactivateUser", &e.user_id, e.version),
+        UserEvent::Erased(e) => succeeded("EraseUser", &e.user_id, e.version),
         UserEvent::Rejected(e) => generic(e),
         UserEvent::RetiredRegistrationRejected(e) => rejected("RegisterUser", &e.user_id, &e.reason, &e.message),
         UserEvent::RetiredCommandRejected(e) => rejected(&e.command_type, &e.user_id, &e.reason, &e.message),

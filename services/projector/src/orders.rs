@@ -15,9 +15,16 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
     match event {
         OrderEvent::Placed(e) => {
             sqlx::query(
+                // A customer erased already (a replay may apply their
+                // erasure first: users.events and orders.events are
+                // separate logs) gets no address and no notes.
                 "INSERT INTO orders (id, customer_id, status, items, currency, total, shipping_address, notes,
                    command_id, version, placed_at, payment_deadline, updated_at)
-                 VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7, $8, $9, $10, $11, $10) ON CONFLICT (id) DO NOTHING",
+                 SELECT $1, $2, 'PENDING', $3, $4, $5,
+                        CASE WHEN erased THEN 'null'::jsonb ELSE $6 END, CASE WHEN erased THEN NULL ELSE $7 END,
+                        $8, $9, $10, $11, $10
+                 FROM (SELECT EXISTS (SELECT 1 FROM users WHERE id = $2 AND erased_at IS NOT NULL) AS erased) customer
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(uuid(&e.order_id)?)
             .bind(uuid(&e.customer_id)?)

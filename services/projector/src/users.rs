@@ -94,6 +94,28 @@ pub async fn apply(tx: &mut PgConnection, event: &UserEvent) -> Result<Applied, 
             .map_err(db)?;
             Ok(Applied::nothing())
         }
+        // Nothing personal stays: the user is a tombstone (id, roles,
+        // version), and every order of theirs keeps its items, amounts and
+        // states, not where it went or what its notes said.
+        UserEvent::Erased(e) => {
+            let id = uuid(&e.user_id)?;
+            sqlx::query(
+                "UPDATE users SET email = '', first_name = '', last_name = '', active = false, erased_at = $3,
+                   version = $2, updated_at = $3 WHERE id = $1 AND version < $2",
+            )
+            .bind(id)
+            .bind(e.version)
+            .bind(millis(e.erased_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query("UPDATE orders SET shipping_address = 'null'::jsonb, notes = NULL WHERE customer_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            Ok(Applied::nothing())
+        }
         // A rejection changed nothing (its command's status is settled from
         // its headers, like every outcome).
         UserEvent::Rejected(_) | UserEvent::RetiredRegistrationRejected(_) | UserEvent::RetiredCommandRejected(_) => {

@@ -34,6 +34,8 @@ pub enum Change {
     Password { password_hash: String },
     /// `DeactivateUser`.
     Deactivate,
+    /// `EraseUser`: the personal data goes, the id stays.
+    Erase,
 }
 
 impl TryFrom<UserCommand> for Command {
@@ -56,6 +58,7 @@ impl TryFrom<UserCommand> for Command {
                 Command::Change { id, change: Change::Password { password_hash: c.password_hash } }
             }
             UserCommand::Deactivate(_) => Command::Change { id, change: Change::Deactivate },
+            UserCommand::Erase(_) => Command::Change { id, change: Change::Erase },
         })
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use orderflow_contracts::Reason;
 use orderflow_contracts::ids::UserId;
 use orderflow_contracts::users::{
-    self, UserCredentials, UserDeactivated, UserPasswordChanged, UserProfileUpdated, UserRegistered,
+    self, UserCredentials, UserDeactivated, UserErased, UserPasswordChanged, UserProfileUpdated, UserRegistered,
 };
 use orderflow_runtime::{Decided, Decision, Emit, Refusal};
 use uuid::Uuid;
@@ -24,6 +24,9 @@ pub struct User {
     pub last_name: String,
     pub roles: Vec<String>,
     pub active: bool,
+    /// Its personal data is gone (email, names and hash empty); nothing of
+    /// it changes any more.
+    pub erased: bool,
     /// Incremented by every change; events carry it so projections can
     /// ignore what they already applied.
     pub version: i64,
@@ -67,6 +70,7 @@ pub fn register(registration: &Registration, admins: &[String], now: DateTime<Ut
         last_name: registration.last_name.clone(),
         roles,
         active: true,
+        erased: false,
         version: 1,
     };
     let registered = UserRegistered {
@@ -95,11 +99,15 @@ pub fn registration_conflict(registration: &Registration, conflict: Conflict) ->
 }
 
 /// What `change` does to existing user `id` (`current`, as loaded): it
-/// must exist and be active.
+/// must exist and not be erased, and be active unless it is being erased
+/// (a deactivated user keeps the right to erasure).
 pub fn change(current: Option<User>, id: UserId, change: &Change, now: DateTime<Utc>) -> Decided<User> {
     let mut user = match current {
         None => return Err(Refusal::new(Reason::UserNotFound, format!("no user with id {id}")).into()),
-        Some(user) if !user.active => {
+        Some(user) if user.erased => {
+            return Err(Refusal::new(Reason::UserErased, format!("user {id} was erased")).into());
+        }
+        Some(user) if !user.active && *change != Change::Erase => {
             return Err(Refusal::new(Reason::UserDeactivated, format!("user {id} is deactivated")).into());
         }
         Some(user) => user,
@@ -126,6 +134,21 @@ pub fn change(current: Option<User>, id: UserId, change: &Change, now: DateTime<
         Change::Deactivate => {
             user.active = false;
             let event = UserDeactivated { user_id, version, deactivated_at: at };
+            vec![Emit::new(users::EVENTS, event), credentials(&user)]
+        }
+        Change::Erase => {
+            user = User {
+                email: String::new(),
+                password_hash: String::new(),
+                first_name: String::new(),
+                last_name: String::new(),
+                active: false,
+                erased: true,
+                ..user
+            };
+            let event = UserErased { user_id, version, erased_at: at };
+            // Credentials that match no login: the compacted topic's latest
+            // record for the user holds nothing of them.
             vec![Emit::new(users::EVENTS, event), credentials(&user)]
         }
     };
@@ -211,6 +234,30 @@ mod tests {
         assert_eq!((user.active, user.version), (false, 2));
         for again in [update("Augusta"), Change::Deactivate] {
             given(Some(user.clone())).when(|u| change(u, id, &again, Utc::now())).then_refused(Reason::UserDeactivated);
+        }
+    }
+
+    #[test]
+    fn an_erased_user_keeps_its_id_and_roles_and_nothing_personal_and_changes_no_more() {
+        let mut ada = ada();
+        ada.active = false; // a deactivated user may still be erased
+        let id = UserId(ada.id);
+        let (user, events) = given(Some(ada.clone()))
+            .when(|u| change(u, id, &Change::Erase, Utc::now()))
+            .then_emits(&["UserErased", "UserCredentials"]);
+        assert_eq!(
+            (user.id, &user.roles, user.version, user.erased, user.active),
+            (ada.id, &ada.roles, 2, true, false)
+        );
+        for personal in [&user.email, &user.password_hash, &user.first_name, &user.last_name] {
+            assert!(personal.is_empty(), "{user:?}");
+        }
+        let rendered = format!("{events:?}");
+        for kept in ["ada@example.com", "Ada", "Lovelace", "$argon2id$hash"] {
+            assert!(!rendered.contains(kept), "{kept} in {rendered}");
+        }
+        for again in [Change::Erase, update("Augusta"), Change::Deactivate] {
+            given(Some(user.clone())).when(|u| change(u, id, &again, Utc::now())).then_refused(Reason::UserErased);
         }
     }
 

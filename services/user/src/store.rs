@@ -10,7 +10,9 @@ use crate::rules::{Conflict, User};
 /// never change one user at once).
 pub async fn load_for_update(tx: &mut PgConnection, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT email, password_hash, first_name, last_name, roles, active, version FROM users WHERE id = $1 FOR UPDATE",
+        "SELECT COALESCE(email, '') AS email, password_hash, first_name, last_name, roles, active,
+           erased_at IS NOT NULL AS erased, version
+         FROM users WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(&mut *tx)
@@ -23,6 +25,7 @@ pub async fn load_for_update(tx: &mut PgConnection, id: Uuid) -> Result<Option<U
         last_name: row.get("last_name"),
         roles: row.get("roles"),
         active: row.get("active"),
+        erased: row.get("erased"),
         version: row.get("version"),
     }))
 }
@@ -57,11 +60,15 @@ pub async fn insert(tx: &mut PgConnection, user: &User, now: DateTime<Utc>) -> R
     Ok(Some(if id_taken { Conflict::IdTaken } else { Conflict::EmailTaken }))
 }
 
-/// Saves a changed user.
+/// Saves a changed user; an erased one keeps no email (and, with the
+/// rest of its personal data already empty, the time it was erased).
 pub async fn update(tx: &mut PgConnection, user: &User, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET password_hash = $2, first_name = $3, last_name = $4, roles = $5, active = $6,
-           version = $7, updated_at = $8 WHERE id = $1",
+           version = $7, updated_at = $8,
+           email = CASE WHEN $9 THEN NULL ELSE email END,
+           erased_at = CASE WHEN $9 THEN COALESCE(erased_at, $8) ELSE erased_at END
+         WHERE id = $1",
     )
     .bind(user.id)
     .bind(&user.password_hash)
@@ -71,6 +78,7 @@ pub async fn update(tx: &mut PgConnection, user: &User, now: DateTime<Utc>) -> R
     .bind(user.active)
     .bind(user.version)
     .bind(now)
+    .bind(user.erased)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -353,3 +353,99 @@ pub async fn assert_command_failed(
     assert_eq!(letter.headers().expect("headers").message_type, command_type);
     assert_eq!(orderflow_bus::header_value(&letter.header_pairs, orderflow_bus::dlq::CAUSE), Some("failed"));
 }
+
+/// Rebuilds the read models by replaying every topic and checks they are
+/// what they were: the users, orders, payments, command statuses, products
+/// and order stock readers see, row by row (naming the first rows that
+/// differ).
+pub async fn assert_rebuild_equals_live(system: &System) {
+    let readmodels = pool(&system.readmodels_db).await;
+    let live = read_models(&readmodels).await;
+    let request = orderflow_projector::request_rebuild(&readmodels).await.expect("request a rebuild");
+    orderflow_projection::wait_for_rebuild(&readmodels, request, Duration::from_secs(180))
+        .await
+        .expect("the rebuild finished");
+    let rebuilt = read_models(&readmodels).await;
+    let differ: Vec<(&str, &str)> =
+        live.lines().zip(rebuilt.lines()).filter(|(live, rebuilt)| live != rebuilt).take(3).collect();
+    assert!(rebuilt == live, "rebuild by replay = live; the first rows that differ (live, rebuilt): {differ:#?}");
+}
+
+/// The read models readers see, in a canonical text form.
+async fn read_models(pool: &PgPool) -> String {
+    let mut out = String::new();
+    let tables = [
+        ("users", "id"),
+        ("orders", "id"),
+        ("payments", "id"),
+        ("commands", "command_id"),
+        ("order_details", "id"),
+        ("products", "sku"),
+        ("order_stock", "order_id"),
+    ];
+    for (table, key) in tables {
+        let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {key}) FROM rm.{table} t"
+        )))
+        .fetch_one(pool)
+        .await
+        .expect("dump");
+        out.push_str(&format!("-- {table}\n{}\n", rows.unwrap_or_default()));
+    }
+    out
+}
+
+/// Where in the database at `url` any of `needles` is found (case
+/// insensitive), as `schema.table.column` (`schema.table` for a match in
+/// a row's text): every table of every schema but Postgres's own, text and
+/// JSON through each row's text form, binary columns (outbox payloads,
+/// idempotency answers) byte for byte.
+pub async fn find_text(url: &str, needles: &[&str]) -> Vec<String> {
+    let pool = pool(url).await;
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text FROM information_schema.tables
+         WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("tables");
+    let mut found = Vec::new();
+    for (schema, table) in tables {
+        let name = format!("\"{schema}\".\"{table}\"");
+        for needle in needles {
+            let in_text: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {name} t WHERE t::text ILIKE '%' || $1 || '%'"
+            )))
+            .bind(needle)
+            .fetch_one(&pool)
+            .await
+            .expect("scan");
+            if in_text > 0 {
+                found.push(format!("{schema}.{table} holds {needle:?} ({in_text} rows)"));
+            }
+            let binary: Vec<String> = sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = $1 AND table_name = $2 AND data_type = 'bytea'",
+            )
+            .bind(&schema)
+            .bind(&table)
+            .fetch_all(&pool)
+            .await
+            .expect("columns");
+            for column in binary {
+                let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM {name} WHERE position(convert_to($1, 'UTF8') IN \"{column}\") > 0"
+                )))
+                .bind(needle)
+                .fetch_one(&pool)
+                .await
+                .expect("scan bytes");
+                if hits > 0 {
+                    found.push(format!("{schema}.{table}.{column} holds {needle:?} ({hits} rows)"));
+                }
+            }
+        }
+    }
+    pool.close().await;
+    found
+}

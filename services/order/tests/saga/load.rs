@@ -75,38 +75,5 @@ async fn five_hundred_orders_from_twenty_clients_all_settle_in_order() {
     assert!(versions_ok, "every order changed exactly three times (placed, stock held, decided)");
 
     // Rebuilt by replaying every topic, the read models are what they were.
-    let readmodels = crate::pool(&system.readmodels_db).await;
-    let live = dump(&readmodels).await;
-    let request = orderflow_projector::request_rebuild(&readmodels).await.expect("request a rebuild");
-    orderflow_projection::wait_for_rebuild(&readmodels, request, std::time::Duration::from_secs(180))
-        .await
-        .expect("the rebuild finished");
-    let rebuilt = dump(&readmodels).await;
-    let differ: Vec<(&str, &str)> =
-        live.lines().zip(rebuilt.lines()).filter(|(live, rebuilt)| live != rebuilt).take(3).collect();
-    assert!(rebuilt == live, "rebuild by replay = live; the first rows that differ (live, rebuilt): {differ:#?}");
-}
-
-/// The orders, payments, command statuses, products and order stock
-/// readers see, in a canonical text form.
-async fn dump(pool: &sqlx::PgPool) -> String {
-    let mut out = String::new();
-    let tables = [
-        ("orders", "id"),
-        ("payments", "id"),
-        ("commands", "command_id"),
-        ("order_details", "id"),
-        ("products", "sku"),
-        ("order_stock", "order_id"),
-    ];
-    for (table, key) in tables {
-        let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {key}) FROM rm.{table} t"
-        )))
-        .fetch_one(pool)
-        .await
-        .expect("dump");
-        out.push_str(&format!("-- {table}\n{}\n", rows.unwrap_or_default()));
-    }
-    out
+    orderflow_harness::shop::assert_rebuild_equals_live(system).await;
 }
