@@ -112,9 +112,13 @@ async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay()
     let (_, list) = system.call(Method::GET, &format!("/api/v1/orders?user={id}"), Some(&admin), None).await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(2), "still listed: {list}");
     // The audit log recorded the erasure.
-    shop::until_api(&system, &admin, &format!("/api/v1/audit?entity={id}&type=UserErased"), "the erasure is audited", |page| {
-        page["items"].as_array().is_some_and(|items| items.iter().any(|r| r["message_type"] == "UserErased"))
-    })
+    shop::until_api(
+        &system,
+        &admin,
+        &format!("/api/v1/audit?entity={id}&type=UserErased"),
+        "the erasure is audited",
+        |page| page["items"].as_array().is_some_and(|items| items.iter().any(|r| r["message_type"] == "UserErased")),
+    )
     .await;
     // The other user is untouched.
     let (status, body) = system.call(Method::GET, &format!("/api/v1/users/{other}"), Some(&admin), None).await;

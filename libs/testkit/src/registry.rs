@@ -35,6 +35,7 @@ pub async fn spawn_registry_on(database_url: String) -> RegistryHandle {
             max_connections: 5,
             ..orderflow_config::DatabaseSettings::at(database_url.clone())
         },
+        ..orderflow_registry::Settings::default()
     };
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
