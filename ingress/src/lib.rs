@@ -254,7 +254,7 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     )
     .await?;
     let producer = Producer::new(&settings.kafka)?;
-    let waiter = waiter::Waiter::new(pool.clone());
+    let waiter = waiter::Waiter::new(pool.clone(), shutdown.clone());
     let mut supervisor = Supervisor::new(shutdown.clone());
     supervisor.spawn(
         "ingress table purge",

@@ -2,8 +2,17 @@ use anyhow::Context;
 use orderflow_ingress::{Listeners, Settings, run};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("the async runtime")?;
+    let stopped = runtime.block_on(serve());
+    // A blocking call still under way (the bus monitor's Kafka request,
+    // abandoned at shutdown, runs until its own timeout) does not hold the
+    // exit: everything that matters has stopped.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    stopped
+}
+
+async fn serve() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--hash-secret") {
         // For `service_clients[].secret_hash`: the secret on stdin, its hash on stdout.
         let mut secret = String::new();

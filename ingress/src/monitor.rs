@@ -173,17 +173,22 @@ impl Monitor {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = ticks.tick() => {}
             }
-            let looked = match &reader {
-                Some(reader) => self.look(reader).await,
-                None => match LagReader::new(&self.kafka) {
-                    Ok(created) => {
-                        let created = Arc::new(Mutex::new(created));
-                        let looked = self.look(&created).await;
-                        reader = Some(created);
-                        looked
+            if reader.is_none() {
+                match LagReader::new(&self.kafka) {
+                    Ok(created) => reader = Some(Arc::new(Mutex::new(created))),
+                    Err(error) => {
+                        RUNS.with_label_values(&["failed"]).inc();
+                        tracing::warn!(%error, "the bus monitor cannot create its Kafka client; trying again");
+                        continue;
                     }
-                    Err(error) => Err(format!("the Kafka client: {error}")),
-                },
+                }
+            }
+            let Some(current) = reader.clone() else { continue };
+            // A look under load can take seconds (the broker's answers);
+            // a shutdown does not wait for it.
+            let looked = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                looked = self.look(&current) => looked,
             };
             match looked {
                 Ok(()) => {

@@ -99,6 +99,8 @@ pub struct Waiter {
     pool: PgPool,
     registry: Arc<Registry>,
     sent: Arc<Sent>,
+    /// The process's shutdown: a wait in progress ends with it.
+    stopping: CancellationToken,
 }
 
 /// Commands this process sent and has not seen settled yet: when, and of
@@ -156,8 +158,9 @@ impl Sent {
 }
 
 impl Waiter {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, registry: Arc::default(), sent: Arc::default() }
+    /// Waits end when `stopping` is cancelled (see [`Waiter::until`]).
+    pub fn new(pool: PgPool, stopping: CancellationToken) -> Self {
+        Self { pool, registry: Arc::default(), sent: Arc::default(), stopping }
     }
 
     /// Follows command `id`, just sent, until its outcome is announced
@@ -228,6 +231,11 @@ impl Waiter {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                // Stopping: nothing announces outcomes any more, so answer
+                // now what a wait that runs out answers (202 with the
+                // status URL: the command is on the bus) rather than hold
+                // the shutdown until the deadline.
+                _ = self.stopping.cancelled() => return check().await,
                 _ = subscription.woken() => {}
             }
         }

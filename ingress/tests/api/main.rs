@@ -17,6 +17,7 @@ mod revocation;
 mod roles;
 mod secrets;
 mod sessions;
+mod shutdown;
 mod tokens;
 mod trace;
 mod uniqueness;

@@ -39,6 +39,9 @@ pub struct TaskFailed {
     pub cause: String,
 }
 
+/// How long into a shutdown the supervisor says which tasks it waits for.
+const SLOW_STOP: Duration = Duration::from_secs(2);
+
 /// Owns the tasks of a process (zero2prod's `select!` over tasks, for any
 /// number of them).
 #[derive(Debug)]
@@ -103,8 +106,22 @@ impl Supervisor {
     /// do not finish within the grace period are aborted.
     pub async fn wait(mut self) -> Result<(), TaskFailed> {
         let mut failure: Option<TaskFailed> = None;
+        // Once, a moment into shutdown: which tasks it still waits for, so
+        // a slow stop names its cause.
+        let mut named_the_slow = false;
         loop {
-            let joined = if self.shutdown.is_cancelled() {
+            let joined = if self.shutdown.is_cancelled() && !named_the_slow {
+                match tokio::time::timeout(SLOW_STOP, self.tasks.join_next_with_id()).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        named_the_slow = true;
+                        let mut waiting: Vec<&str> = self.names.values().copied().collect();
+                        waiting.sort_unstable();
+                        tracing::info!(?waiting, "stopping: waiting for these tasks to finish");
+                        continue;
+                    }
+                }
+            } else if self.shutdown.is_cancelled() {
                 match tokio::time::timeout(self.grace, self.tasks.join_next_with_id()).await {
                     Ok(joined) => joined,
                     Err(_) => {
@@ -118,12 +135,18 @@ impl Supervisor {
                 self.tasks.join_next_with_id().await
             };
             let Some(joined) = joined else { break };
+            let id = match &joined {
+                Ok((id, _)) => *id,
+                Err(join) => join.id(),
+            };
+            let name = self.name(id);
+            self.names.remove(&id);
             let (name, cause) = match joined {
                 Ok((_, Ok(()))) if self.shutdown.is_cancelled() => continue,
-                Ok((id, Ok(()))) => (self.name(id), "it ended while the process was running".to_owned()),
-                Ok((id, Err(error))) => (self.name(id), cause_chain(error.as_ref())),
+                Ok((_, Ok(()))) => (name, "it ended while the process was running".to_owned()),
+                Ok((_, Err(error))) => (name, cause_chain(error.as_ref())),
                 Err(join) if join.is_cancelled() && self.shutdown.is_cancelled() => continue,
-                Err(join) => (self.name(join.id()), panic_message(join)),
+                Err(join) => (name, panic_message(join)),
             };
             if failure.is_none() {
                 tracing::error!(task = name, cause = %cause, "a background task died; the process stops");

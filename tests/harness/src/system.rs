@@ -63,6 +63,20 @@ pub struct Process {
     config: std::path::PathBuf,
 }
 
+impl Process {
+    /// Asks the process to stop (SIGTERM) and waits up to `within` for it
+    /// to exit; panics if it does not, naming what it is.
+    pub async fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the process is running");
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+        assert!(sent.success(), "SIGTERM to {pid}");
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit within {within:?} of SIGTERM", self.ops_url))
+            .expect("wait")
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
