@@ -145,6 +145,29 @@ async fn exporting(system: &mut System, collector: &Collector) -> Vec<Process> {
     }
 }
 
+/// Places an order of `quantity` units in the trace of `traceparent` and
+/// waits until it is CONFIRMED.
+async fn confirmed_order(system: &System, token: &str, traceparent: &str, quantity: i64) {
+    let response = system
+        .http
+        .post(format!("{}/api/v1/orders", system.api))
+        .bearer_auth(token)
+        .header("traceparent", traceparent)
+        .header("prefer", "wait=30")
+        .json(&orderflow_harness::shop::order(&[(quantity, 1250)]))
+        .send()
+        .await
+        .expect("place");
+    let status = response.status().as_u16();
+    let order: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().expect("id").to_owned();
+    orderflow_harness::shop::until_api(system, token, &format!("/api/v1/orders/{id}"), "CONFIRMED", |o| {
+        o["status"] == "CONFIRMED"
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn an_order_is_one_trace_across_every_process_it_reaches() {
     let collector = Collector::start().await;
@@ -160,24 +183,7 @@ async fn an_order_is_one_trace_across_every_process_it_reaches() {
     let caller = orderflow_telemetry::trace::new_traceparent();
     let trace_id = caller.split('-').nth(1).expect("trace id").to_owned();
     let caller_span = caller.split('-').nth(2).expect("span id").to_owned();
-    let response = system
-        .http
-        .post(format!("{}/api/v1/orders", system.api))
-        .bearer_auth(&token)
-        .header("traceparent", &caller)
-        .header("prefer", "wait=30")
-        .json(&orderflow_harness::shop::order(&[(2, 1250)]))
-        .send()
-        .await
-        .expect("place");
-    let status = response.status().as_u16();
-    let order: serde_json::Value = response.json().await.expect("json");
-    assert_eq!(status, 201, "{order}");
-    let id = order["id"].as_str().expect("id").to_owned();
-    orderflow_harness::shop::until_api(&system, &token, &format!("/api/v1/orders/{id}"), "CONFIRMED", |o| {
-        o["status"] == "CONFIRMED"
-    })
-    .await;
+    confirmed_order(&system, &token, &caller, 2).await;
 
     let confirmed_by = |spans: &[Span], service: &str| {
         spans.iter().any(|s| {
@@ -256,22 +262,7 @@ async fn an_order_is_one_trace_across_every_process_it_reaches() {
     let sampled = orderflow_telemetry::trace::new_traceparent();
     let unsampled = format!("{}-00", sampled.strip_suffix("-01").expect("sampled"));
     let quiet = unsampled.split('-').nth(1).expect("trace id").to_owned();
-    let response = system
-        .http
-        .post(format!("{}/api/v1/orders", system.api))
-        .bearer_auth(&token)
-        .header("traceparent", &unsampled)
-        .header("prefer", "wait=30")
-        .json(&orderflow_harness::shop::order(&[(1, 1250)]))
-        .send()
-        .await
-        .expect("place");
-    let order: serde_json::Value = response.json().await.expect("json");
-    let id = order["id"].as_str().expect("id").to_owned();
-    orderflow_harness::shop::until_api(&system, &token, &format!("/api/v1/orders/{id}"), "CONFIRMED", |o| {
-        o["status"] == "CONFIRMED"
-    })
-    .await;
+    confirmed_order(&system, &token, &unsampled, 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await; // ten export intervals
     let leaked: Vec<Span> = collector.spans().into_iter().filter(|s| s.trace_id == quiet).collect();
     assert!(leaked.is_empty(), "an unsampled trace was exported: {leaked:#?}");

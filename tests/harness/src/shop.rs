@@ -412,36 +412,33 @@ pub async fn find_text(url: &str, needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     for (schema, table) in tables {
         let name = format!("\"{schema}\".\"{table}\"");
+        let binary: Vec<String> = sqlx::query_scalar(
+            "SELECT column_name::text FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = $2 AND data_type = 'bytea'",
+        )
+        .bind(&schema)
+        .bind(&table)
+        .fetch_all(&pool)
+        .await
+        .expect("columns");
+        // Each place and the count of its rows that hold the needle ($1).
+        let mut places = vec![(
+            format!("{schema}.{table}"),
+            format!("SELECT count(*) FROM {name} t WHERE t::text ILIKE '%' || $1 || '%'"),
+        )];
+        places.extend(binary.iter().map(|column| {
+            let sql = format!("SELECT count(*) FROM {name} WHERE position(convert_to($1, 'UTF8') IN \"{column}\") > 0");
+            (format!("{schema}.{table}.{column}"), sql)
+        }));
         for needle in needles {
-            let in_text: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*) FROM {name} t WHERE t::text ILIKE '%' || $1 || '%'"
-            )))
-            .bind(needle)
-            .fetch_one(&pool)
-            .await
-            .expect("scan");
-            if in_text > 0 {
-                found.push(format!("{schema}.{table} holds {needle:?} ({in_text} rows)"));
-            }
-            let binary: Vec<String> = sqlx::query_scalar(
-                "SELECT column_name::text FROM information_schema.columns
-                 WHERE table_schema = $1 AND table_name = $2 AND data_type = 'bytea'",
-            )
-            .bind(&schema)
-            .bind(&table)
-            .fetch_all(&pool)
-            .await
-            .expect("columns");
-            for column in binary {
-                let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT count(*) FROM {name} WHERE position(convert_to($1, 'UTF8') IN \"{column}\") > 0"
-                )))
-                .bind(needle)
-                .fetch_one(&pool)
-                .await
-                .expect("scan bytes");
+            for (place, sql) in &places {
+                let hits: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(needle)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or_else(|e| panic!("scan {place}: {e}"));
                 if hits > 0 {
-                    found.push(format!("{schema}.{table}.{column} holds {needle:?} ({hits} rows)"));
+                    found.push(format!("{place} holds {needle:?} ({hits} rows)"));
                 }
             }
         }
