@@ -18,6 +18,7 @@ mod compatibility;
 pub mod failure;
 pub mod ids;
 pub mod inventory;
+pub mod json;
 pub mod money;
 pub mod orders;
 pub mod outcomes;

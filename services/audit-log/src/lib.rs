@@ -5,7 +5,7 @@
 //! database: one record per message (by `message_id`) with its headers,
 //! source position and payload as JSON, decoded with the writer schema and
 //! stripped of every field the schema marks `orderflow.sensitive`
-//! ([`redact`]). Records are hash-chained per source partition
+//! (`orderflow_contracts::json`). Records are hash-chained per source partition
 //! (`orderflow_audit::chain`), with checkpoints for quick verification and
 //! anchors where [`retention`] cut a chain. docs/audit.md has the design.
 //!
@@ -15,7 +15,7 @@
 //! `audit.*` that the ingress reads.
 
 pub mod projection;
-pub mod redact;
+
 pub mod retention;
 pub mod settings;
 

@@ -17,7 +17,7 @@ use orderflow_outbox::classify;
 use orderflow_projection::{Applied, Definition, Projection, Routes};
 use sqlx::PgConnection;
 
-use crate::redact::{Marks, redacted_json};
+use orderflow_contracts::json::{Marks, redacted_json};
 
 /// The projection's name: its generation schemas are `audit_gen_<n>`.
 pub const NAME: &str = "audit";

@@ -1,4 +1,6 @@
-//! The payload as JSON, without what its writer schema marks sensitive.
+//! A message's Avro value as JSON, without what its writer schema marks
+//! sensitive ([`redacted_json`], the audit log's and, by default, the
+//! operator's CLI's) or whole ([`plain_json`], asked for explicitly).
 //!
 //! A record field with the attribute `"orderflow.sensitive": true` in its
 //! Avro schema (`schemas/**/*.avsc`) is dropped, at any depth: in records
@@ -46,8 +48,7 @@ impl Marks {
 
     /// This build's schemas (`schemas/`).
     pub fn of_this_build() -> Self {
-        let parsed: Vec<Schema> =
-            orderflow_contracts::all_schemas().iter().filter_map(|s| Schema::parse_str(s.text).ok()).collect();
+        let parsed: Vec<Schema> = crate::all_schemas().iter().filter_map(|s| Schema::parse_str(s.text).ok()).collect();
         Self::of(&parsed)
     }
 
@@ -66,12 +67,22 @@ fn is_marked(field: &apache_avro::schema::RecordField) -> bool {
 pub fn redacted_json(schema: &Schema, value: &Value, also: &Marks) -> Result<Json, RedactError> {
     let resolved = ResolvedSchema::try_from(schema).map_err(|e| RedactError(e.to_string()))?;
     let names: HashMap<Name, &Schema> = resolved.get_names().clone();
-    walk(schema, value, &Walk { names, also })
+    walk(schema, value, &Walk { names, also, keep: false })
+}
+
+/// `value` (decoded with `schema`) as JSON, every field included — the
+/// sensitive ones too.
+pub fn plain_json(schema: &Schema, value: &Value) -> Result<Json, RedactError> {
+    let resolved = ResolvedSchema::try_from(schema).map_err(|e| RedactError(e.to_string()))?;
+    let names: HashMap<Name, &Schema> = resolved.get_names().clone();
+    walk(schema, value, &Walk { names, also: &Marks::default(), keep: true })
 }
 
 struct Walk<'a> {
     names: HashMap<Name, &'a Schema>,
     also: &'a Marks,
+    /// Sensitive fields kept.
+    keep: bool,
 }
 
 fn walk(schema: &Schema, value: &Value, ctx: &Walk<'_>) -> Result<Json, RedactError> {
@@ -88,7 +99,7 @@ fn walk(schema: &Schema, value: &Value, ctx: &Walk<'_>) -> Result<Json, RedactEr
                     .get(field_name)
                     .and_then(|i| record.fields.get(*i))
                     .ok_or_else(|| RedactError(format!("field {field_name} is not in {}", record.name)))?;
-                if is_marked(field) || ctx.also.contains(&record.name, field_name) {
+                if !ctx.keep && (is_marked(field) || ctx.also.contains(&record.name, field_name)) {
                     continue;
                 }
                 out.insert(field_name.clone(), walk(&field.schema, field_value, ctx)?);
@@ -208,7 +219,7 @@ mod tests {
     #[test]
     fn the_users_events_keep_no_pii() {
         // The committed schemas, as the registry would serve them.
-        for file in orderflow_contracts::all_schemas().into_iter().filter(|s| s.namespace().ends_with(".events")) {
+        for file in crate::all_schemas().into_iter().filter(|s| s.namespace().ends_with(".events")) {
             let schema = Schema::parse_str(file.text).expect("schema");
             let Schema::Record(record) = &schema else { panic!("{} is not a record", file.full_name) };
             for field in &record.fields {

@@ -1,0 +1,298 @@
+//! `orderflow tail TOPIC`: a topic's records as JSON lines, one per
+//! record, decoded through the registry with the writer's schema.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use orderflow_config::{KafkaSettings, RegistrySettings};
+use orderflow_contracts::Codec;
+use orderflow_contracts::json::{Marks, plain_json, redacted_json};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers as _, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use crate::Failure;
+
+/// How long a broker gets to answer a metadata or offsets request.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, clap::Args)]
+pub struct Tail {
+    /// The topic, without the system's prefix (`users.events`,
+    /// `orders.commands.dlq`, ...).
+    topic: String,
+    /// Where to start in each partition: `beginning`, `end`, an offset, or
+    /// a time (RFC 3339: the first record at or after it).
+    #[arg(long, default_value = "beginning")]
+    from: Position,
+    /// Where to stop: `end` (each partition's end when the command
+    /// started; the default unless --follow), an offset (exclusive), or a
+    /// time (records after it are not printed).
+    #[arg(long)]
+    until: Option<Position>,
+    /// Keep reading new records until Ctrl-C.
+    #[arg(long, conflicts_with = "until")]
+    follow: bool,
+    /// Only the records of this key (an aggregate id).
+    #[arg(long)]
+    key: Option<String>,
+    /// Print each record's headers too.
+    #[arg(long)]
+    headers: bool,
+    /// Print the fields the schemas mark sensitive (personal data); left
+    /// out unless asked for.
+    #[arg(long)]
+    sensitive: bool,
+}
+
+/// A place in a partition, as the options name it.
+#[derive(Debug, Clone)]
+enum Position {
+    Beginning,
+    End,
+    Offset(i64),
+    Time(DateTime<Utc>),
+}
+
+impl std::str::FromStr for Position {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "beginning" => Ok(Position::Beginning),
+            "end" => Ok(Position::End),
+            _ => {
+                if let Ok(offset) = raw.parse::<i64>() {
+                    return if offset >= 0 {
+                        Ok(Position::Offset(offset))
+                    } else {
+                        Err("an offset is 0 or more".into())
+                    };
+                }
+                DateTime::parse_from_rfc3339(raw).map(|t| Position::Time(t.with_timezone(&Utc))).map_err(|_| {
+                    format!("`{raw}` is not `beginning`, `end`, an offset or an RFC 3339 time (2026-12-05T10:00:00Z)")
+                })
+            }
+        }
+    }
+}
+
+/// Where reading one partition stops: before `offset` (its end when the
+/// command started, or the one asked for), or at the first record after
+/// `time`.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    offset: Option<i64>,
+    time: Option<i64>,
+}
+
+impl Tail {
+    pub async fn run(self, kafka: &KafkaSettings, registry: &RegistrySettings) -> Result<(), Failure> {
+        let topic = kafka.topic(&self.topic);
+        let consumer: BaseConsumer = orderflow_bus::client_config(kafka)
+            .set("group.id", format!("{}orderflow-cli", kafka.topic_prefix))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| Failure::Connect(format!("the Kafka client for {}: {e}", kafka.brokers)))?;
+        let partitions = partitions(&consumer, kafka, &topic)?;
+        let mut stops = HashMap::new();
+        let mut start = TopicPartitionList::new();
+        for &partition in &partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, TIMEOUT)
+                .map_err(|e| Failure::Connect(format!("the end offsets of {topic} from {}: {e}", kafka.brokers)))?;
+            let from = match &self.from {
+                Position::Beginning => low,
+                Position::End => high,
+                Position::Offset(offset) => (*offset).clamp(low, high),
+                Position::Time(time) => at_time(&consumer, &topic, partition, *time, high)?,
+            };
+            let stop = match (&self.until, self.follow) {
+                (_, true) => Stop { offset: None, time: None },
+                (None | Some(Position::End), false) => Stop { offset: Some(high), time: None },
+                (Some(Position::Offset(offset)), false) => Stop { offset: Some((*offset).min(high)), time: None },
+                (Some(Position::Time(time)), false) => Stop { offset: Some(high), time: Some(time.timestamp_millis()) },
+                (Some(Position::Beginning), false) => Stop { offset: Some(low), time: None },
+            };
+            start
+                .add_partition_offset(&topic, partition, Offset::Offset(from))
+                .map_err(|e| Failure::Other(format!("{topic}/{partition}: {e}")))?;
+            stops.insert(partition, (from, stop));
+        }
+        let mut open: Vec<i32> = stops
+            .iter()
+            .filter(|(_, (from, stop))| stop.offset.is_none_or(|end| *from < end))
+            .map(|(p, _)| *p)
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        consumer.assign(&start).map_err(|e| Failure::Connect(format!("reading {topic}: {e}")))?;
+        let codec = Codec::new(&registry.url);
+        let marks = Marks::default();
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        while !open.is_empty() {
+            let polled = tokio::select! {
+                _ = &mut interrupted => break,
+                polled = poll(&consumer) => polled,
+            };
+            let message = match polled {
+                None => continue,
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return Err(Failure::Connect(format!("reading {topic}: {error}"))),
+            };
+            let (partition, offset) = (message.partition, message.offset);
+            let Some((_, stop)) = stops.get(&partition) else { continue };
+            let past = stop.offset.is_some_and(|end| offset >= end) || stop.time.is_some_and(|t| message.timestamp > t);
+            if past {
+                open.retain(|p| *p != partition);
+                consumer.pause(&single(&topic, partition)).ok();
+                continue;
+            }
+            if self.key.is_none() || self.key == message.key {
+                let line = self.render(&codec, &marks, &message).await;
+                if writeln!(out, "{line}").is_err() {
+                    return Ok(()); // the reader went away (a pipe into head)
+                }
+            }
+            if stop.offset.is_some_and(|end| offset + 1 >= end) {
+                open.retain(|p| *p != partition);
+            }
+        }
+        out.flush().ok();
+        Ok(())
+    }
+
+    /// One record as a JSON line: where it is, its key, its headers (when
+    /// asked), the writer schema's id and name, and the decoded value (or
+    /// why it could not be decoded: a poison message is shown, not fatal).
+    async fn render(&self, codec: &Codec, marks: &Marks, message: &Record) -> Value {
+        let mut line = json!({
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "timestamp": DateTime::<Utc>::from_timestamp_millis(message.timestamp)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            "key": message.key,
+        });
+        if self.headers {
+            let headers: BTreeMap<&str, String> =
+                message.headers.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned())).collect();
+            line["headers"] = json!(headers);
+        }
+        let Some(payload) = &message.payload else {
+            line["value"] = Value::Null; // a tombstone
+            return line;
+        };
+        if payload.len() >= 5 && payload[0] == 0 {
+            line["schema_id"] = json!(u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]));
+        }
+        match codec.decode_with_writer(Some(payload)).await {
+            Ok(decoded) => {
+                line["type"] = json!(decoded.full_name);
+                let value = if self.sensitive {
+                    plain_json(&decoded.schema, &decoded.value)
+                } else {
+                    redacted_json(&decoded.schema, &decoded.value, marks)
+                };
+                match value {
+                    Ok(value) => line["value"] = value,
+                    Err(error) => line["error"] = json!(error.to_string()),
+                }
+            }
+            Err(error) => line["error"] = json!(format!("cannot decode: {error}")),
+        }
+        line
+    }
+}
+
+/// A record, owned (the consumer's borrowed message does not outlive a
+/// poll, and decoding awaits the registry).
+#[derive(Debug)]
+struct Record {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp: i64,
+    key: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
+    payload: Option<Vec<u8>>,
+}
+
+/// The next record, waiting up to half a second (off the async threads).
+async fn poll(consumer: &BaseConsumer) -> Option<Result<Record, rdkafka::error::KafkaError>> {
+    tokio::task::block_in_place(|| {
+        consumer.poll(Duration::from_millis(500)).map(|polled| {
+            polled.map(|m| Record {
+                topic: m.topic().to_owned(),
+                partition: m.partition(),
+                offset: m.offset(),
+                timestamp: m.timestamp().to_millis().unwrap_or_default(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()
+                    })
+                    .unwrap_or_default(),
+                payload: m.payload().map(<[u8]>::to_vec),
+            })
+        })
+    })
+}
+
+/// The partitions of `topic`; an unknown topic is a usage error naming the
+/// topics there are.
+fn partitions(consumer: &BaseConsumer, kafka: &KafkaSettings, topic: &str) -> Result<Vec<i32>, Failure> {
+    let metadata = consumer
+        .fetch_metadata(None, TIMEOUT)
+        .map_err(|e| Failure::Connect(format!("cannot reach the brokers at {}: {e}", kafka.brokers)))?;
+    if let Some(found) = metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) {
+        let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+        partitions.sort_unstable();
+        return Ok(partitions);
+    }
+    let mut known: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter_map(|name| name.strip_prefix(kafka.topic_prefix.as_str()))
+        .filter(|name| !name.starts_with("__"))
+        .collect();
+    known.sort_unstable();
+    Err(Failure::Usage(format!("no topic `{topic}` on {}; there are: {}", kafka.brokers, known.join(", "))))
+}
+
+/// The first offset of `partition` at or after `time` (`end` if none).
+fn at_time(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    time: DateTime<Utc>,
+    end: i64,
+) -> Result<i64, Failure> {
+    let mut asked = TopicPartitionList::new();
+    asked
+        .add_partition_offset(topic, partition, Offset::Offset(time.timestamp_millis()))
+        .map_err(|e| Failure::Other(e.to_string()))?;
+    let found = consumer
+        .offsets_for_times(asked, TIMEOUT)
+        .map_err(|e| Failure::Connect(format!("the offsets of {topic} at {time}: {e}")))?;
+    Ok(match found.find_partition(topic, partition).map(|p| p.offset()) {
+        Some(Offset::Offset(offset)) => offset,
+        _ => end,
+    })
+}
+
+fn single(topic: &str, partition: i32) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    list
+}
