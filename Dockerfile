@@ -28,14 +28,14 @@ FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY . .
-# Every workspace binary except the benchmark's load generator, which is not
-# a deployed process. The list of what was built comes from cargo itself, so
+# Every workspace binary except the benchmark's load generator and the
+# operator's CLI, which are not deployed processes. The list of what was built comes from cargo itself, so
 # a new service binary lands in the image without editing this file.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     set -eu; \
-    cargo build --release --locked --workspace --exclude orderflow-loadgen --bins \
+    cargo build --release --locked --workspace --exclude orderflow-loadgen --exclude orderflow-cli --bins \
         --message-format=json-render-diagnostics > /tmp/build.json; \
     mkdir -p /out; \
     grep -o '"executable":"[^"]*"' /tmp/build.json | cut -d'"' -f4 | sort -u \

@@ -14,6 +14,8 @@ use serde_json::Value;
 pub const NOT_DEPLOYED: &[&str] = &[
     // tools/loadgen: the benchmark's load generator (scripts/bench).
     "loadgen",
+    // tools/cli: the operator's command line, run from an operator's machine.
+    "orderflow",
 ];
 
 pub fn root() -> PathBuf {
