@@ -313,13 +313,15 @@ pub async fn erase(
         }
     }
     let command_id = send(&state, &request, &EraseUser { user_id: id.to_string() }, &claims.sub).await?;
+    // The erasure is on the bus: what this ingress kept of the user goes
+    // now, whether the client waits for the outcome or not.
+    forget(&state, id).await?;
     let state = &state;
     respond(state, command_id, wait, |settled, deadline| async move {
         // Login must fail once we answer: wait for the credentials too.
         if !credentials_caught_up(state, &settled, id, deadline).await? {
             return Ok(accepted(command_id));
         }
-        forget(state, id).await?;
         Ok(ok_user(StatusCode::OK, load(state, id).await?))
     })
     .await

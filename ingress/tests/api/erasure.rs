@@ -135,5 +135,12 @@ async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay()
     shop::assert_rebuild_equals_live(&system).await;
     let after = find_text(&system.readmodels_db, PERSONAL).await;
     assert!(after.is_empty(), "personal data back after a rebuild: {after:#?}");
+
+    // Without waiting for the outcome: 202, and the user's sessions end at once.
+    let path = format!("/api/v1/users/{other}/erase");
+    let (status, body) = system.call(Method::POST, &path, Some(&admin), Some(json!({}))).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = system.call(Method::GET, "/api/v1/users/me", Some(&other_token), None).await;
+    assert_eq!(status, 401, "the erased user's session outlived the erasure");
     system.stop().await;
 }
