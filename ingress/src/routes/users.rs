@@ -101,15 +101,43 @@ pub async fn register(
         last_name: last_name.into_inner(),
     };
     let id = send(&state, &request, &command, "anonymous").await?;
-    let state = &state;
-    respond(state, id, wait, |settled, deadline| async move {
-        // The 201 promises a login will work: wait for the credentials too.
+    // The 201 promises a login will work.
+    respond_once_login_knows(&state, id, wait, user_id, StatusCode::CREATED).await
+}
+
+/// Answers a write of user `user_id`'s login (its registration, password,
+/// deactivation, erasure) as `respond` does, with the user and `status` —
+/// but only once the credentials read model shows the change too, so a
+/// login right after the answer meets it; 202 if it does not by then. The
+/// user, as every write of a user answers (and as the document says).
+async fn respond_once_login_knows(
+    state: &AppState,
+    command_id: Uuid,
+    wait: Option<u64>,
+    user_id: Uuid,
+    status: StatusCode,
+) -> ApiResult<Response> {
+    respond(state, command_id, wait, |settled, deadline| async move {
         if !credentials_caught_up(state, &settled, user_id, deadline).await? {
-            return Ok(accepted(id));
+            return Ok(accepted(command_id));
         }
-        Ok(ok_user(StatusCode::CREATED, load(state, user_id).await?))
+        Ok(ok_user(status, load(state, user_id).await?))
     })
     .await
+}
+
+/// Checks `password` against user `id`'s current one (404 without such a
+/// user; 403 `WRONG_PASSWORD` with `wrong` as the message otherwise).
+async fn check_password(state: &AppState, id: Uuid, password: String, wrong: &str) -> ApiResult<()> {
+    let current: Option<String> = sqlx::query_scalar("SELECT password_hash FROM rm.credentials WHERE user_id = $1")
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    let Some(current) = current else { return Err(ApiError::not_found(format!("no user {id}"))) };
+    if !state.hashing.run(move |hasher| hasher.verify(&password, &current)).await? {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "WRONG_PASSWORD", wrong));
+    }
+    Ok(())
 }
 
 /// Whether the credentials read model (login) shows what the succeeded
@@ -218,29 +246,11 @@ pub async fn change_password(
         return Err(ApiError::forbidden("you may only change your own password"));
     }
     let new_password = Password::parse("new_password", body.new_password)?;
-    let current: Option<String> = sqlx::query_scalar("SELECT password_hash FROM rm.credentials WHERE user_id = $1")
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?;
-    let Some(current) = current else { return Err(ApiError::not_found(format!("no user {id}"))) };
-    let old = body.old_password;
-    let matches = state.hashing.run(move |hasher| hasher.verify(&old, &current)).await?;
-    if !matches {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "WRONG_PASSWORD", "old_password is not the current password"));
-    }
+    check_password(&state, id, body.old_password, "old_password is not the current password").await?;
     let command = ChangeUserPassword { user_id: id.to_string(), password_hash: hash(&state, new_password).await? };
     let command_id = send(&state, &request, &command, &claims.sub).await?;
-    let state = &state;
-    respond(state, command_id, wait, |settled, deadline| async move {
-        // The old password must stop working before we say it changed.
-        if !credentials_caught_up(state, &settled, id, deadline).await? {
-            return Ok(accepted(command_id));
-        }
-        // The user, as the other writes of a user answer (and as the
-        // document says).
-        Ok(ok_user(StatusCode::OK, load(state, id).await?))
-    })
-    .await
+    // The old password must stop working before we say it changed.
+    respond_once_login_knows(&state, command_id, wait, id, StatusCode::OK).await
 }
 
 /// `DELETE /api/v1/users/{id}`: deactivate (self or admin).
@@ -255,15 +265,8 @@ pub async fn deactivate(
     let id = parse_id(&id)?;
     may_access(&claims, id)?;
     let command_id = send(&state, &request, &DeactivateUser { user_id: id.to_string() }, &claims.sub).await?;
-    let state = &state;
-    respond(state, command_id, wait, |settled, deadline| async move {
-        // Login must fail once we answer: wait for the credentials too.
-        if !credentials_caught_up(state, &settled, id, deadline).await? {
-            return Ok(accepted(command_id));
-        }
-        Ok(ok_user(StatusCode::OK, load(state, id).await?))
-    })
-    .await
+    // Login must fail once we answer.
+    respond_once_login_knows(&state, command_id, wait, id, StatusCode::OK).await
 }
 
 /// What an erasure asks of its caller: nothing of an admin, the password
@@ -302,29 +305,14 @@ pub async fn erase(
         let Some(password) = body.password else {
             return Err(ApiError::validation("password", "required to erase yourself"));
         };
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT password_hash FROM rm.credentials WHERE user_id = $1 AND active")
-                .bind(id)
-                .fetch_optional(&state.pool)
-                .await?;
-        let Some(current) = current else { return Err(ApiError::not_found(format!("no user {id}"))) };
-        if !state.hashing.run(move |hasher| hasher.verify(&password, &current)).await? {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "WRONG_PASSWORD", "password is not your password"));
-        }
+        check_password(&state, id, password, "password is not your password").await?;
     }
     let command_id = send(&state, &request, &EraseUser { user_id: id.to_string() }, &claims.sub).await?;
     // The erasure is on the bus: what this ingress kept of the user goes
     // now, whether the client waits for the outcome or not.
     forget(&state, id).await?;
-    let state = &state;
-    respond(state, command_id, wait, |settled, deadline| async move {
-        // Login must fail once we answer: wait for the credentials too.
-        if !credentials_caught_up(state, &settled, id, deadline).await? {
-            return Ok(accepted(command_id));
-        }
-        Ok(ok_user(StatusCode::OK, load(state, id).await?))
-    })
-    .await
+    // Login must fail once we answer.
+    respond_once_login_knows(&state, command_id, wait, id, StatusCode::OK).await
 }
 
 /// What the ingress itself kept of an erased user: their sessions (their

@@ -373,7 +373,6 @@ pub async fn assert_rebuild_equals_live(system: &System) {
 
 /// The read models readers see, in a canonical text form.
 async fn read_models(pool: &PgPool) -> String {
-    let mut out = String::new();
     let tables = [
         ("users", "id"),
         ("orders", "id"),
@@ -383,9 +382,16 @@ async fn read_models(pool: &PgPool) -> String {
         ("products", "sku"),
         ("order_stock", "order_id"),
     ];
-    for (table, key) in tables {
+    dump(pool, "rm", &tables).await
+}
+
+/// The rows of `tables` (name, the columns that order it) of `schema`, in
+/// a canonical text form: what two states of a projection compare by.
+pub async fn dump(pool: &PgPool, schema: &str, tables: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (table, order) in tables {
         let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {key}) FROM rm.{table} t"
+            "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {order}) FROM {schema}.{table} t"
         )))
         .fetch_one(pool)
         .await

@@ -105,22 +105,13 @@ pub async fn count_is(pool: &sqlx::PgPool, n: usize) {
 
 /// Every audit table in a canonical text form (what a rebuild must reproduce).
 pub async fn dump(pool: &sqlx::PgPool) -> String {
-    let mut out = String::new();
-    for (table, order) in [
+    let tables = [
         ("records", "topic, partition, seq"),
         ("heads", "topic, partition"),
         ("checkpoints", "topic, partition, seq"),
         ("anchors", "topic, partition"),
-    ] {
-        let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {order}) FROM audit.{table} t"
-        )))
-        .fetch_one(pool)
-        .await
-        .expect("dump");
-        out.push_str(&format!("-- {table}\n{}\n", rows.unwrap_or_default()));
-    }
-    out
+    ];
+    orderflow_harness::shop::dump(pool, "audit", &tables).await
 }
 
 /// Events straight onto users.events, as a service's relay would put them.

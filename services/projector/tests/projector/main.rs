@@ -47,17 +47,8 @@ async fn traffic(codec: &Codec, producer: &Producer, topic: &str, n: usize) {
 
 /// Everything the ingress can read, in a canonical text form.
 async fn dump(pool: &sqlx::PgPool) -> String {
-    let mut out = String::new();
-    for (table, key) in [("users", "id"), ("credentials", "user_id"), ("commands", "command_id")] {
-        let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY {key}) FROM rm.{table} t"
-        )))
-        .fetch_one(pool)
-        .await
-        .expect("dump");
-        out.push_str(&format!("-- {table}\n{}\n", rows.unwrap_or_default()));
-    }
-    out
+    let tables = [("users", "id"), ("credentials", "user_id"), ("commands", "command_id")];
+    orderflow_harness::shop::dump(pool, "rm", &tables).await
 }
 
 /// Waits until the read model has settled every command and matches the
