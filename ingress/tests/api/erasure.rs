@@ -2,14 +2,78 @@
 //! personal of a user in any database of the system — read models, the
 //! services' own tables, the audit log, the ingress's sessions and stored
 //! answers — while their orders and payments stay, with amounts and
-//! states; a rebuild by replay keeps them erased; and every wrong erase is
-//! a clear error.
+//! states; the event topics hold their personal fields only sealed with a
+//! key that is now destroyed (kcat sees ciphertext, a Confluent client
+//! still decodes every event); a rebuild by replay keeps them erased, with
+//! no dead letter; and every wrong erase is a clear error.
 
 use orderflow_harness::shop::{self, find_text};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{PASSWORD, System};
+use orderflow_contracts::{orders, users};
+
+/// `topic` from its beginning to its end as `scripts/kcat` prints it with
+/// `format`: nothing if the topic is empty or missing.
+async fn kcat(system: &System, topic: &str, format: &str) -> Vec<u8> {
+    let root = std::env::var("OF_ROOT").expect("OF_ROOT is set by scripts/test");
+    let out = tokio::process::Command::new(format!("{root}/scripts/kcat"))
+        .args(["-b", &system.kafka.brokers, "-C", "-t", topic, "-e", "-q", "-f", format])
+        .output()
+        .await
+        .expect("run scripts/kcat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || stderr.contains("Unknown topic"), "kcat on {topic}: {stderr}");
+    out.stdout
+}
+
+fn contains(haystack: &[u8], text: &str) -> bool {
+    haystack.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// Every record of `topics`, decoded by the Confluent Python client through
+/// the registry: `{"topic", "key", "value"}` each.
+async fn confluent_decode(system: &System, topics: &[String]) -> Vec<Value> {
+    let script = r#"
+import sys, json
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+brokers, registry, topics = sys.argv[1], sys.argv[2], sys.argv[3:]
+c = Consumer({"bootstrap.servers": brokers, "group.id": "py-erasure", "enable.auto.commit": False})
+assign, remaining = [], {}
+for t in topics:
+    for p in c.list_topics(t, timeout=10).topics[t].partitions:
+        lo, hi = c.get_watermark_offsets(TopicPartition(t, p), timeout=10)
+        if hi > lo:
+            assign.append(TopicPartition(t, p, lo))
+            remaining[(t, p)] = hi
+c.assign(assign)
+des = AvroDeserializer(SchemaRegistryClient({"url": registry}))
+while remaining:
+    m = c.poll(10)
+    if m is None:
+        sys.exit("timed out with %r left" % remaining)
+    if m.error():
+        continue
+    value = des(m.value(), SerializationContext(m.topic(), MessageField.VALUE))
+    print(json.dumps({"topic": m.topic(), "key": m.key().decode(), "value": value}, default=str))
+    if m.offset() + 1 >= remaining.get((m.topic(), m.partition()), 0):
+        remaining.pop((m.topic(), m.partition()), None)
+c.close()
+"#;
+    let python = std::env::var("OF_TEST_PYTHON").expect("OF_TEST_PYTHON is set by scripts/test");
+    let out = tokio::process::Command::new(python)
+        .args(["-W", "ignore", "-c", script, &system.kafka.brokers, &system.registry.url])
+        .args(topics)
+        .output()
+        .await
+        .expect("python");
+    assert!(out.status.success(), "the Confluent client: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
 
 /// What the user told the system about themselves, one way or another.
 const PERSONAL: &[&str] = &["erase.me@example.com", "Zelda", "Quixote", "7 Erasure Lane", "ring the bell twice"];
@@ -131,10 +195,49 @@ async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay()
     }
     assert!(found.is_empty(), "personal data left after the erasure: {found:#?}");
 
-    // Replayed from every topic, the read models are the same: still erased.
+    // Nowhere on the event topics either: their bytes (as kcat prints
+    // them) hold the personal fields only sealed, and a Confluent client
+    // decodes every event through the registry, ciphertext and all.
+    let topics = [users::EVENTS.name, users::CREDENTIALS.name, orders::EVENTS.name].map(|t| system.topic(t));
+    for topic in &topics {
+        let bytes = kcat(&system, topic, "%s\n").await;
+        for text in PERSONAL {
+            assert!(!contains(&bytes, text), "{text} in clear on {topic}");
+        }
+    }
+    let decoded = confluent_decode(&system, &topics).await;
+    let registered = decoded
+        .iter()
+        .find(|r| r["key"] == id.as_str() && r["topic"] == topics[0].as_str() && r["value"]["email"].is_string())
+        .unwrap_or_else(|| panic!("no UserRegistered of {id} among {} records", decoded.len()));
+    for field in ["email", "first_name", "last_name"] {
+        assert!(registered["value"][field].as_str().is_some_and(|v| v.starts_with("enc:v1:")), "{registered}");
+    }
+    let placed = decoded
+        .iter()
+        .filter(|r| r["value"]["customer_id"] == id.as_str() && r["value"]["shipping_address"].is_object())
+        .collect::<Vec<_>>();
+    assert_eq!(placed.len(), 2, "both OrderPlaced decode");
+    assert!(
+        placed
+            .iter()
+            .all(|r| r["value"]["shipping_address"]["line1"].as_str().is_some_and(|v| v.starts_with("enc:v1:")))
+    );
+    let all = serde_json::to_string(&decoded).expect("json");
+    assert!(PERSONAL.iter().all(|text| !all.contains(text)), "personal data decoded after the erasure");
+    assert!(!all.contains("bystander@example.com"), "the other user's email is sealed too");
+
+    // Replayed from every topic, the read models are the same: still
+    // erased, and nothing was dead-lettered on the way.
     shop::assert_rebuild_equals_live(&system).await;
     let after = find_text(&system.readmodels_db, PERSONAL).await;
     assert!(after.is_empty(), "personal data back after a rebuild: {after:#?}");
+    let (_, bystander) = system.call(Method::GET, &format!("/api/v1/users/{other}"), Some(&admin), None).await;
+    assert_eq!(bystander["email"].as_str(), Some("bystander@example.com"), "opened after the rebuild: {bystander}");
+    for topic in &topics {
+        let dlq = orderflow_contracts::topics::dlq(topic);
+        assert_eq!(kcat(&system, &dlq, "x\n").await, b"", "dead letters on {dlq}");
+    }
 
     // Without waiting for the outcome: 202, and the user's sessions end at once.
     let path = format!("/api/v1/users/{other}/erase");

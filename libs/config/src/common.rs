@@ -354,3 +354,96 @@ impl TelemetrySettings {
         self.otlp_endpoint.as_deref().filter(|endpoint| !endpoint.is_empty())
     }
 }
+
+/// The public key-encryption key of development (`dev:` and 32 zero
+/// bytes): accepted only in [`Environment::Development`].
+pub const DEVELOPMENT_KEK: &str = "dev:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+/// The public key-service token of development.
+pub const DEVELOPMENT_KEYS_TOKEN: &str = "orderflow-development-keys-token";
+
+/// Data keys: each person's personal fields are sealed with a key of
+/// their own (crypto-shredding). The user service keeps the keys, wrapped
+/// by a key-encryption key, and serves them on its ops listener to the
+/// processes that seal or read personal data (the order service, the
+/// projector), which present `token`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// The key service: the user service's ops listener.
+    pub url: String,
+    /// The bearer token the key service accepts (a Secret in production).
+    pub token: crate::Secret,
+    /// The key-encryption keys, each `<id>:<base64 of 32 bytes>`
+    /// (`openssl rand -base64 32`). The first wraps new data keys; the
+    /// others only unwrap, and the user service re-wraps what they
+    /// wrapped with the first (rotation without downtime). Read by the
+    /// user service alone.
+    pub keks: Vec<crate::Secret>,
+    /// How long a process keeps a key it fetched (seconds): an erasure
+    /// reaches a process's own copies within this.
+    pub cache_secs: u64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8091".into(),
+            token: crate::Secret::new(DEVELOPMENT_KEYS_TOKEN),
+            keks: vec![crate::Secret::new(DEVELOPMENT_KEK)],
+            cache_secs: 60,
+        }
+    }
+}
+
+impl KeySettings {
+    pub fn validate(&self) -> Result<()> {
+        match url::Url::parse(&self.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => return Err(ConfigError::invalid("keys.url", format!("`{}` is not an http(s) URL", self.url))),
+        }
+        if self.token.expose().len() < 16 {
+            return Err(ConfigError::invalid("keys.token", "must be at least 16 characters"));
+        }
+        if self.cache_secs > 3600 {
+            return Err(ConfigError::invalid("keys.cache_secs", "at most 3600: an erasure must reach every copy"));
+        }
+        for kek in &self.keks {
+            let problem = match kek.expose().split_once(':') {
+                Some((id, key)) if !id.is_empty() && base64_len(key) == Some(32) => continue,
+                Some((id, _)) if !id.is_empty() => format!("key `{id}` is not the base64 of 32 bytes"),
+                _ => "an entry is not `<id>:<base64 of 32 bytes>`".to_owned(),
+            };
+            return Err(ConfigError::invalid("keys.keks", problem));
+        }
+        Ok(())
+    }
+
+    /// For a process that uses keys: refuses the public development
+    /// token and key-encryption key outside development, and (with
+    /// `keeps`, the user service) an empty list of key-encryption keys.
+    pub fn check_for(&self, environment: Environment, keeps: bool) -> Result<()> {
+        if keeps && self.keks.is_empty() {
+            return Err(ConfigError::invalid("keys.keks", "the user service needs at least one key-encryption key"));
+        }
+        if environment != Environment::Development {
+            if self.token.expose() == DEVELOPMENT_KEYS_TOKEN {
+                return Err(ConfigError::invalid("keys.token", "the public development token outside development"));
+            }
+            if keeps && self.keks.iter().any(|k| k.expose() == DEVELOPMENT_KEK) {
+                return Err(ConfigError::invalid(
+                    "keys.keks",
+                    "the public development key-encryption key outside development",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many bytes standard base64 `text` decodes to, if it is base64.
+fn base64_len(text: &str) -> Option<usize> {
+    let text = text.trim_end_matches('=');
+    let ok =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'));
+    ok.then_some(text.len() * 3 / 4)
+}

@@ -24,7 +24,10 @@ mod projection;
 mod secret;
 mod service;
 
-pub use common::{DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, TelemetrySettings};
+pub use common::{
+    DEVELOPMENT_KEK, DEVELOPMENT_KEYS_TOKEN, DatabaseSettings, Environment, HttpSettings, KafkaSettings, KeySettings,
+    RegistrySettings, TelemetrySettings,
+};
 pub use projection::ProjectionSettings;
 pub use secret::Secret;
 pub use service::{ConsumerSettings, Domain, EffectSettings, RelaySettings, ServiceSettings};

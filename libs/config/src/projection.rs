@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConfigError, DatabaseSettings, Domain, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result,
-    TelemetrySettings, Validate,
+    ConfigError, DatabaseSettings, Domain, Environment, HttpSettings, KafkaSettings, KeySettings, RegistrySettings,
+    Result, TelemetrySettings, Validate,
 };
 
 /// The settings of a projection process: the shared groups plus `domain`
@@ -26,6 +26,8 @@ pub struct ProjectionSettings<D: Domain> {
     pub batch_size: usize,
     /// Traces out of the process.
     pub telemetry: TelemetrySettings,
+    /// Data keys, to open the personal fields the read models show.
+    pub keys: KeySettings,
     /// The projection's own settings.
     pub domain: D,
 }
@@ -40,6 +42,7 @@ impl<D: Domain> Default for ProjectionSettings<D> {
             registry: RegistrySettings::default(),
             batch_size: 200,
             telemetry: TelemetrySettings::default(),
+            keys: KeySettings::default(),
             domain: D::default(),
         }
     }
@@ -52,6 +55,7 @@ impl<D: Domain> Validate for ProjectionSettings<D> {
         self.kafka.validate()?;
         self.registry.validate()?;
         self.telemetry.validate()?;
+        self.keys.validate()?;
         if self.batch_size == 0 {
             return Err(ConfigError::invalid("batch_size", "must be at least 1"));
         }

@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, RegistrySettings, Result,
+    ConfigError, DatabaseSettings, Environment, HttpSettings, KafkaSettings, KeySettings, RegistrySettings, Result,
     TelemetrySettings, Validate,
 };
 
@@ -194,6 +194,9 @@ pub struct ServiceSettings<D: Domain> {
     pub effects: EffectSettings,
     /// Traces out of the process.
     pub telemetry: TelemetrySettings,
+    /// Data keys of personal fields (the user service keeps them, the
+    /// order service seals with them).
+    pub keys: KeySettings,
     /// The service's own rules.
     pub domain: D,
 }
@@ -210,6 +213,7 @@ impl<D: Domain> Default for ServiceSettings<D> {
             relay: RelaySettings::default(),
             effects: EffectSettings::default(),
             telemetry: TelemetrySettings::default(),
+            keys: KeySettings::default(),
             domain: D::default(),
         }
     }
@@ -225,6 +229,7 @@ impl<D: Domain> Validate for ServiceSettings<D> {
         self.relay.validate()?;
         self.effects.validate()?;
         self.telemetry.validate()?;
+        self.keys.validate()?;
         self.domain.validate()
     }
 }

@@ -9,6 +9,7 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SubjectNameStrategy, SuppliedSchema};
 
 use crate::compatibility::Config;
+use crate::personal::{self, KeyError, Lookup, Personal, Plans};
 use crate::{Contract, Family, SchemaFile};
 
 /// Why a message could not be encoded or decoded.
@@ -24,13 +25,16 @@ pub enum CodecError {
     UnknownType { family: &'static str, full_name: String },
     #[error("{full_name} does not match this build's schema: {problem}")]
     Mismatch { full_name: String, problem: String },
+    /// The data keys a message's personal fields need could not be had.
+    #[error("personal fields: {0}")]
+    Keys(#[from] KeyError),
 }
 
 impl CodecError {
     /// Whether retrying may help (the registry is unreachable) rather than
     /// the message being bad.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CodecError::Registry { retriable: true, .. })
+        matches!(self, CodecError::Registry { retriable: true, .. } | CodecError::Keys(_))
     }
 }
 
@@ -45,6 +49,14 @@ static READERS: LazyLock<HashMap<&'static str, Schema>> = LazyLock::new(|| {
         .map(|s| (s.full_name, Schema::parse_str(s.text).expect("schemas/ holds valid Avro (tested)")))
         .collect()
 });
+
+/// This build's schema of `C`.
+fn reader<C: Contract>() -> Result<&'static Schema, CodecError> {
+    READERS.get(C::FULL_NAME).ok_or_else(|| CodecError::Mismatch {
+        full_name: C::FULL_NAME.to_owned(),
+        problem: "not among this build's schemas".into(),
+    })
+}
 
 /// Resolves a decoded value to this build's schema of `T` and deserialises it.
 pub(crate) fn resolve<T: Contract>(value: Value) -> Result<T, CodecError> {
@@ -69,12 +81,16 @@ pub struct Decoded {
 
 /// Encodes and decodes orderflow messages in the Confluent wire format
 /// (magic byte, schema id, Avro body). Schemas are registered on first use
-/// and their ids cached.
+/// and their ids cached. With [`Codec::with_personal`] it seals and opens
+/// personal fields ([`crate::personal`]).
 pub struct Codec {
     encoder: AvroEncoder,
     decoder: AvroDecoder,
     /// For the `/config` calls `schema_registry_converter` does not make.
     registry_url: String,
+    personal: Personal,
+    /// Where the personal fields of each schema are.
+    plans: Plans,
 }
 
 impl std::fmt::Debug for Codec {
@@ -107,7 +123,21 @@ impl Codec {
     pub fn new(registry_url: &str) -> Self {
         let registry_url = registry_url.trim_end_matches('/').to_owned();
         let settings = SrSettings::new(registry_url.clone());
-        Self { encoder: AvroEncoder::new(settings.clone()), decoder: AvroDecoder::new(settings), registry_url }
+        Self {
+            encoder: AvroEncoder::new(settings.clone()),
+            decoder: AvroDecoder::new(settings),
+            registry_url,
+            personal: Personal::default(),
+            plans: Plans::default(),
+        }
+    }
+
+    /// This codec seals the personal fields of the messages it encodes
+    /// and opens those it decodes with the key stores of `personal`.
+    /// Without a store to open with, sealed values decode as empty.
+    pub fn with_personal(mut self, personal: Personal) -> Self {
+        self.personal = personal;
+        self
     }
 
     /// Registers every schema of `schemas/` (start-up: a schema the registry
@@ -128,8 +158,31 @@ impl Codec {
         Ok(())
     }
 
+    /// Encodes `message`; the personal fields of a message about a person
+    /// sealed with the person's key when this codec seals.
     pub async fn encode<C: Contract>(&self, message: &C) -> Result<Vec<u8>, CodecError> {
-        self.encoder.encode_struct(message, &strategy(C::FULL_NAME, C::SCHEMA)).await.map_err(|e| {
+        let strategy = strategy(C::FULL_NAME, C::SCHEMA);
+        let encoded = match (message.subject(), &self.personal.seal) {
+            (Some(subject), Some(store)) => {
+                let plan = self.plans.get(C::FULL_NAME, C::FULL_NAME, reader::<C>()?);
+                if plan.is_empty() {
+                    self.encoder.encode_struct(message, &strategy).await
+                } else {
+                    let mut value = apache_avro::to_value(message).map_err(|e| CodecError::Mismatch {
+                        full_name: C::FULL_NAME.to_owned(),
+                        problem: e.to_string(),
+                    })?;
+                    let key = match store.sealing_key(subject).await? {
+                        Lookup::Key(key) => Some(key),
+                        Lookup::Erased => None,
+                    };
+                    personal::seal(&plan, &mut value, key.as_deref());
+                    self.encoder.encode_value(value, &strategy).await
+                }
+            }
+            _ => self.encoder.encode_struct(message, &strategy).await,
+        };
+        encoded.map_err(|e| {
             if e.retriable {
                 self.encoder.remove_errors_from_cache();
             }
@@ -164,14 +217,29 @@ impl Codec {
         }
     }
 
-    /// Decodes a framed payload into the family's variant its schema names.
+    /// Decodes a framed payload into the family's variant its schema names,
+    /// its sealed personal values opened (or, without keys, withheld).
     pub async fn decode<F: Family>(&self, payload: Option<&[u8]>) -> Result<F, CodecError> {
         let payload = framed(payload)?;
-        let decoded = self.decoder.decode(Some(payload)).await.map_err(|e| self.decode_error(e))?;
+        let decoded = self.decoder.decode_with_schema(Some(payload)).await.map_err(|e| self.decode_error(e))?;
+        let decoded = decoded.ok_or_else(|| CodecError::Malformed("the message has no value".into()))?;
         let name = decoded
             .name
             .map(|n| n.fullname(None))
             .ok_or_else(|| CodecError::Malformed("the writer schema is not a named record".into()))?;
-        F::from_avro(&name, decoded.value)
+        let mut value = decoded.value;
+        let plan = self.plans.get(&format!("id:{}", decoded.schema.id), &name, &decoded.schema.parsed);
+        if !plan.is_empty() {
+            let ids = personal::key_ids(&plan, &mut value);
+            let mut keys = HashMap::with_capacity(ids.len());
+            if let Some(store) = &self.personal.open {
+                for id in ids {
+                    let lookup = store.opening_key(&id).await?;
+                    keys.insert(id, lookup);
+                }
+            }
+            personal::open(&plan, &mut value, &keys);
+        }
+        F::from_avro(&name, value)
     }
 }

@@ -23,6 +23,7 @@ pub mod money;
 pub mod orders;
 pub mod outcomes;
 pub mod payments;
+pub mod personal;
 pub mod reason;
 pub mod topics;
 pub mod topology;
@@ -55,6 +56,12 @@ pub trait Contract: Serialize + DeserializeOwned + Send + Sync {
     /// The aggregate's version after this event, for events that carry one
     /// (what a settled command's status reports).
     fn version(&self) -> Option<i64> {
+        None
+    }
+    /// The person whose data the message carries, for messages with
+    /// personal fields: they are sealed with this subject's data key
+    /// ([`personal`]).
+    fn subject(&self) -> Option<&str> {
         None
     }
 }
@@ -161,6 +168,13 @@ pub fn all_schemas() -> Vec<SchemaFile> {
 }
 
 macro_rules! contract {
+    ($ty:ident, $ns:literal, $dir:literal, $key:ident, version, subject = $subject:ident) => {
+        $crate::contract!(@impl $ty, $ns, $dir, $key, fn version(&self) -> Option<i64> {
+            Some(self.version)
+        } fn subject(&self) -> Option<&str> {
+            Some(&self.$subject)
+        });
+    };
     ($ty:ident, $ns:literal, $dir:literal, $key:ident, version) => {
         $crate::contract!(@impl $ty, $ns, $dir, $key, fn version(&self) -> Option<i64> {
             Some(self.version)
@@ -169,7 +183,7 @@ macro_rules! contract {
     ($ty:ident, $ns:literal, $dir:literal, $key:ident) => {
         $crate::contract!(@impl $ty, $ns, $dir, $key,);
     };
-    (@impl $ty:ident, $ns:literal, $dir:literal, $key:ident, $($version:item)?) => {
+    (@impl $ty:ident, $ns:literal, $dir:literal, $key:ident, $($item:item)*) => {
         impl $crate::Contract for $ty {
             const NAME: &'static str = stringify!($ty);
             const FULL_NAME: &'static str = concat!($ns, ".", stringify!($ty));
@@ -184,7 +198,7 @@ macro_rules! contract {
             fn key(&self) -> String {
                 self.$key.clone()
             }
-            $($version)?
+            $($item)*
         }
     };
 }

@@ -80,7 +80,7 @@ pub struct OrderPlaced {
     pub placed_at: i64,
     pub payment_deadline: i64,
 }
-contract!(OrderPlaced, "orderflow.orders.events", "orders", order_id, version);
+contract!(OrderPlaced, "orderflow.orders.events", "orders", order_id, version, subject = customer_id);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderStockReserved {

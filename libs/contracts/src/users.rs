@@ -69,7 +69,7 @@ pub struct UserRegistered {
     /// Milliseconds since the epoch.
     pub registered_at: i64,
 }
-contract!(UserRegistered, "orderflow.users.events", "users", user_id, version);
+contract!(UserRegistered, "orderflow.users.events", "users", user_id, version, subject = user_id);
 
 /// Retired (see [`UserEvent`]): no longer published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ pub struct UserProfileUpdated {
     pub version: i64,
     pub updated_at: i64,
 }
-contract!(UserProfileUpdated, "orderflow.users.events", "users", user_id, version);
+contract!(UserProfileUpdated, "orderflow.users.events", "users", user_id, version, subject = user_id);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserPasswordChanged {
@@ -137,7 +137,7 @@ pub struct UserCredentials {
     pub active: bool,
     pub version: i64,
 }
-contract!(UserCredentials, "orderflow.users.credentials", "users", user_id, version);
+contract!(UserCredentials, "orderflow.users.credentials", "users", user_id, version, subject = user_id);
 
 /// The hash stays out of `Debug`, so no log line can carry it.
 impl std::fmt::Debug for UserCredentials {

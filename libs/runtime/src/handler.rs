@@ -118,6 +118,9 @@ pub trait Service: Send + Sync + Sized + 'static {
     const EVENTS: Topic;
     /// The topics it consumes (created too, so start-up order never matters).
     const CONSUMES: &'static [Topic];
+    /// Its part in crypto-shredding: by default it handles nobody's
+    /// personal data (sealed values reach it withheld).
+    const PERSONAL_DATA: crate::PersonalData = crate::PersonalData::None;
 
     /// Its own migrations (its state; the outbox and inbox come from
     /// `orderflow_outbox::migrate`).

@@ -20,12 +20,14 @@
 
 pub mod effects;
 mod handler;
+pub mod personal;
 mod projector;
 mod service;
 pub mod testing;
 
 pub use handler::{Decided, Decision, DomainError, Emit, Inbound, Refusal, Scheduled, Service, TransactionalHandler};
 pub use orderflow_process::{Health, Supervisor, TaskFailed, database};
+pub use personal::PersonalData;
 pub use projector::{
     ProjectionBinary, ProjectionProcess, connect_projection, projection_main, rebuild, run_projection, serve,
 };

@@ -35,6 +35,8 @@ pub enum RunError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Task(#[from] TaskFailed),
+    #[error("data keys: {0}")]
+    Keys(String),
 }
 
 /// `/health/ready`: every task alive, `probe` answers on the database (the
@@ -76,14 +78,16 @@ pub async fn run_service<S: Service>(
     let pool = database::connect(&settings.database).await.map_err(RunError::Database)?;
     orderflow_outbox::migrate(&pool).await?;
     S::migrator().run(&pool).await?;
-    let codec = Arc::new(Codec::new(&settings.registry.url));
+    let mut supervisor = Supervisor::new(shutdown.clone());
+    let personal =
+        crate::personal::wire(S::PERSONAL_DATA, &settings.keys, settings.environment, &pool, &mut supervisor).await?;
+    let codec = Arc::new(Codec::new(&settings.registry.url).with_personal(personal.personal));
     codec.register_all().await?;
     let mut owned = S::PUBLISHES.to_vec();
     owned.extend(S::CONSUMES.iter().filter(|t| !S::PUBLISHES.contains(t)));
     admin::ensure_topics(&settings.kafka, &topics::with_dead_letters(&owned)).await?;
     let producer = Producer::new(&settings.kafka)?;
 
-    let mut supervisor = Supervisor::new(shutdown.clone());
     let relay = Relay::new(pool.clone(), producer.clone(), RelayOptions::from_settings(&settings.relay));
     supervisor.spawn("outbox relay", relay.run(shutdown.clone()));
 
@@ -113,10 +117,11 @@ pub async fn run_service<S: Service>(
 
     let ready = readiness(supervisor.health(), pool.clone(), producer.clone(), "SELECT 1");
     let addr = listener.local_addr()?;
-    supervisor.spawn(
-        "ops http",
-        orderflow_telemetry::serve(listener, orderflow_telemetry::ops_router(ready), shutdown.clone()),
-    );
+    let mut ops = orderflow_telemetry::ops_router(ready);
+    if let Some(keys) = personal.routes {
+        ops = ops.merge(keys);
+    }
+    supervisor.spawn("ops http", orderflow_telemetry::serve(listener, ops, shutdown.clone()));
     tracing::info!(service = <S::Domain as orderflow_config::Domain>::SERVICE, %addr, "running");
     let outcome = supervisor.wait().await;
     producer.flush(Duration::from_secs(5));

@@ -28,7 +28,7 @@ use orderflow_contracts::orders::{self, OrderCommand};
 use orderflow_contracts::payments::PaymentEvent;
 use orderflow_contracts::users::UserEvent;
 use orderflow_contracts::{Reason, Topic};
-use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Refusal, Scheduled, Service};
+use orderflow_runtime::{Decision, DomainError, Emit, Inbound, PersonalData, Refusal, Scheduled, Service};
 use sqlx::PgConnection;
 
 pub use settings::{Rules, Settings};
@@ -107,6 +107,8 @@ impl Service for OrderService {
     const PUBLISHES: &'static [Topic] = &[orders::EVENTS];
     const EVENTS: Topic = orders::EVENTS;
     const CONSUMES: &'static [Topic] = orderflow_contracts::topology::ORDER_SERVICE.consumes;
+    /// An order's address is its customer's: sealed with their key.
+    const PERSONAL_DATA: PersonalData = PersonalData::Seals;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/orders")

@@ -47,7 +47,10 @@ pub async fn request_rebuild(pool: &PgPool) -> Result<i64, sqlx::Error> {
 
 /// Runs the projector until `shutdown`.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> Result<(), RunError> {
-    let projection = ReadModels::new(Arc::new(Codec::new(&settings.registry.url)), settings.kafka.clone());
+    // The read models show people's names and addresses: it opens them.
+    let personal = orderflow_runtime::personal::opener(&settings.keys, settings.environment)?;
+    let codec = Codec::new(&settings.registry.url).with_personal(personal);
+    let projection = ReadModels::new(Arc::new(codec), settings.kafka.clone());
     run_with(settings, listener, shutdown, projection).await
 }
 

@@ -19,12 +19,21 @@ pub mod store;
 use chrono::Utc;
 use orderflow_contracts::Topic;
 use orderflow_contracts::users::{self, UserCommand};
-use orderflow_runtime::{Decision, DomainError, Emit, Inbound, Service};
+use orderflow_runtime::{Decision, DomainError, Emit, Inbound, PersonalData, Service};
 use sqlx::PgConnection;
 
 pub use settings::{Rules, Settings};
 
-use crate::commands::Command;
+use crate::commands::{Change, Command};
+
+/// Users erased by this process (their data keys destroyed).
+static ERASURES: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
+    prometheus::register_int_counter!(
+        "orderflow_erasures_total",
+        "Users erased: their data emptied and their data key destroyed."
+    )
+    .expect("the erasures counter is registered once")
+});
 
 /// The user service's rules, run by the kit.
 #[derive(Debug, Clone)]
@@ -39,6 +48,8 @@ impl Service for UserService {
     const PUBLISHES: &'static [Topic] = &[users::EVENTS, users::CREDENTIALS];
     const EVENTS: Topic = users::EVENTS;
     const CONSUMES: &'static [Topic] = orderflow_contracts::topology::USER_SERVICE.consumes;
+    /// It keeps every user's data key, and destroys it on erasure.
+    const PERSONAL_DATA: PersonalData = PersonalData::Keeper;
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("../../migrations/users")
@@ -64,6 +75,12 @@ impl Service for UserService {
         match rules::change(current, id, change, now)? {
             Decision::Changed { state: user, events } => {
                 store::update(tx, &user, now).await?;
+                if *change == Change::Erase {
+                    // With the key gone, every sealed value of theirs, on
+                    // every topic and in every copy, is unreadable.
+                    orderflow_keys::destroy(tx, &id.to_string()).await?;
+                    ERASURES.inc();
+                }
                 Ok(events)
             }
             Decision::Unchanged(_) => Ok(Vec::new()),

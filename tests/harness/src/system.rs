@@ -141,6 +141,20 @@ pub async fn spawn_service_with<S: Service>(service: S, settings: ServiceSetting
     Component { ops_url: url.clone(), url, shutdown, task }
 }
 
+/// The keeper's key service over the `users` database at `users_db`, with
+/// the development key-encryption key and token (the user service's
+/// defaults); its URL.
+async fn serve_keys(users_db: &str) -> String {
+    let pool = sqlx::PgPool::connect(users_db).await.expect("the users database");
+    orderflow_keys::migrate(&pool).await.expect("the data keys table");
+    let keks = orderflow_keys::Keks::from_settings(&orderflow_config::KeySettings::default().keks).expect("keks");
+    let store = Arc::new(orderflow_keys::PgKeyStore::new(pool, Arc::new(keks)));
+    let routes = orderflow_keys::routes(store, orderflow_config::DEVELOPMENT_KEYS_TOKEN);
+    let (listener, url) = listener().await;
+    tokio::spawn(async move { axum::serve(listener, routes).await });
+    url
+}
+
 fn database_settings(url: &str) -> DatabaseSettings {
     DatabaseSettings { max_connections: 5, ..DatabaseSettings::at(url) }
 }
@@ -156,6 +170,11 @@ pub struct System {
     pub readmodels_db: String,
     /// The audit log's database (the ingress reads its views).
     pub audit_db: String,
+    /// The key service the order service and the projector get data keys
+    /// from: the keeper's routes over the `users` database, served by the
+    /// harness for the system's whole life, so it is there before (and
+    /// while) any user service runs.
+    pub keys_url: String,
     pub user: Option<Component>,
     pub order: Option<Component>,
     pub payment: Option<Component>,
@@ -246,6 +265,7 @@ impl System {
         let inventory_db = fresh_database_on(pg_admin, "inventory").await;
         let readmodels_db = fresh_database_on(pg_admin, "readmodels").await;
         let audit_db = fresh_database_on(pg_admin, "audit").await;
+        let keys_url = serve_keys(&users_db).await;
         Self {
             kafka,
             registry,
@@ -255,6 +275,7 @@ impl System {
             inventory_db,
             readmodels_db,
             audit_db,
+            keys_url,
             user: None,
             order: None,
             payment: None,
@@ -295,8 +316,14 @@ impl System {
             relay: orderflow_config::RelaySettings::default(),
             effects: self.effects.clone(),
             telemetry: orderflow_config::TelemetrySettings::default(),
+            keys: self.key_settings(),
             domain,
         }
+    }
+
+    /// The data-key settings of every process of this system.
+    pub fn key_settings(&self) -> orderflow_config::KeySettings {
+        orderflow_config::KeySettings { url: self.keys_url.clone(), ..Default::default() }
     }
 
     pub fn user_settings(&self) -> orderflow_user::Settings {
@@ -332,6 +359,7 @@ impl System {
             ("ORDERFLOW_KAFKA__FETCH_WAIT_MAX_MS".into(), s.kafka.fetch_wait_max_ms.to_string()),
             ("ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS".into(), s.kafka.heartbeat_interval_ms.to_string()),
             ("ORDERFLOW_REGISTRY__URL".into(), s.registry.url),
+            ("ORDERFLOW_KEYS__URL".into(), s.keys.url),
             ("ORDERFLOW_CONSUMER__GROUP".into(), s.consumer.group),
             ("ORDERFLOW_EFFECTS__MAX_ATTEMPTS".into(), s.effects.max_attempts.to_string()),
             ("ORDERFLOW_EFFECTS__BASE_BACKOFF_MS".into(), s.effects.base_backoff_ms.to_string()),
@@ -401,6 +429,7 @@ impl System {
             database: database_settings(&self.readmodels_db),
             kafka: self.kafka.clone(),
             registry: RegistrySettings { url: self.registry.url.clone() },
+            keys: self.key_settings(),
             ..orderflow_projector::Settings::default()
         }
     }
