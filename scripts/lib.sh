@@ -370,9 +370,9 @@ broker_start() {
 # main port: only the ingress has one (its main port is the public API).
 SERVICES=(
     "schema-registry|8081|schema-registry|registry|"
-    "projector|8092|projector|readmodels|kafka,registry"
+    "projector|8092|projector|readmodels|kafka,registry,keys"
     "user-service|8091|user-service|users|kafka,registry"
-    "order-service|8093|order-service|orders|kafka,registry"
+    "order-service|8093|order-service|orders|kafka,registry,keys"
     "payment-service|8094|payment-service|payments|kafka,registry"
     "inventory-service|8096|inventory-service|inventory|kafka,registry"
     "audit-log|8095|audit-log|audit|kafka,registry"
@@ -443,6 +443,10 @@ service_env() {
     if [[ ",$groups," == *,kafka,* ]]; then echo "ORDERFLOW_KAFKA__BROKERS=127.0.0.1:$KAFKA_PORT"; fi
     if [[ ",$groups," == *,registry,* ]]; then
         echo "ORDERFLOW_REGISTRY__URL=http://127.0.0.1:$(service_port schema-registry)"
+    fi
+    # Data keys come from the user service's ops listener (it keeps them).
+    if [[ ",$groups," == *,keys,* ]]; then
+        echo "ORDERFLOW_KEYS__URL=http://127.0.0.1:$(service_ops_port user-service)"
     fi
     # The ingress answers /api/v1/audit from the audit log's database.
     if [ "$name" = ingress ]; then echo "ORDERFLOW_AUDIT_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/audit"; fi

@@ -113,8 +113,12 @@ fn every_compose_service_runs_a_binary_of_the_workspace() {
 fn each_services_environment_passes_its_binarys_check_config() {
     let bins = support::built_binaries();
     let binaries: BTreeSet<String> = support::workspace_binaries().into_iter().collect();
-    let production =
-        [("OF_ENVIRONMENT", "production"), ("OF_JWT_SECRET", "a-long-production-signing-key-0123456789abcdef")];
+    let production = [
+        ("OF_ENVIRONMENT", "production"),
+        ("OF_JWT_SECRET", "a-long-production-signing-key-0123456789abcdef"),
+        ("OF_KEYS_TOKEN", "a-long-production-key-service-token-0123456789"),
+        ("OF_KEYS_KEKS", r#"["k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]"#),
+    ];
     let mut checked = 0;
     for (variant, vars) in [("development", &[][..]), ("production", &production[..])] {
         for (name, binary, service) in orderflow_services(&config(vars)) {
@@ -135,6 +139,17 @@ fn each_services_environment_passes_its_binarys_check_config() {
     let error = support::check_config(&bins, "ingress", &environment(&config["services"]["ingress"]))
         .expect_err("production must refuse the development JWT key");
     assert!(error.contains("jwt.secret"), "{error}");
+    // And the public key-encryption key and key-service token.
+    let without_token = self::config(&production[..2]);
+    let env = environment(&without_token["services"]["user-service"]);
+    let error = support::check_config(&bins, "user-service", &env)
+        .expect_err("production must refuse the development key-service token");
+    assert!(error.contains("keys.token"), "{error}");
+    let without_kek = self::config(&production[..3]);
+    let env = environment(&without_kek["services"]["user-service"]);
+    let error = support::check_config(&bins, "user-service", &env)
+        .expect_err("production must refuse the development key-encryption key");
+    assert!(error.contains("keys.keks"), "{error}");
 }
 
 /// A one-shot HTTP server answering every request with `status`.

@@ -260,6 +260,8 @@ pub fn dummy_secret(name: &str) -> String {
         "ORDERFLOW_JWT__SECRET" => "a-dummy-signing-key-for-check-config-0123456789".into(),
         "ORDERFLOW_DATABASE__URL" => "postgres://dummy:dummy@postgres.invalid:5432/dummy?sslmode=require".into(),
         "ORDERFLOW_REGISTRY__URL" => "https://dummy:dummy@registry.invalid:8081".into(),
+        "ORDERFLOW_KEYS__TOKEN" => "a-dummy-key-service-token-0123456789".into(),
+        "ORDERFLOW_KEYS__KEKS" => r#"["dummy:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]"#.into(),
         _ => "dummy".into(),
     }
 }

@@ -71,6 +71,15 @@ in-chart development registry.
 {{- end -}}
 
 {{/*
+A process's part in crypto-shredding (docs/privacy.md): "keeper" (the user
+service keeps the data keys and serves them on its port), "client" (the
+order service seals with them, the projector opens with them), or "".
+*/}}
+{{- define "orderflow.keyRole" -}}
+{{- if eq . "user-service" }}keeper{{ else if has . (list "order-service" "projector") }}client{{ end }}
+{{- end -}}
+
+{{/*
 The environment of one process: "orderflow.env" (dict "root" $ "name" NAME "svc" SERVICE).
 Only settings the binary has: it refuses unknown ORDERFLOW_* names.
 */}}
@@ -136,7 +145,28 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
       name: {{ required "jwt.existingSecret is required: the Secret holding the ingress's JWT signing key (32 bytes at least)" $root.Values.jwt.existingSecret }}
       key: {{ $root.Values.jwt.existingSecretKey }}
 {{- end }}
-{{- $fromValues := list "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" "ORDERFLOW_TELEMETRY__OTLP_ENDPOINT" "ORDERFLOW_TELEMETRY__SAMPLE_RATIO" }}
+{{- $keyRole := include "orderflow.keyRole" .name }}
+{{- if $keyRole }}
+{{- $keySecret := required "keys.existingSecret is required: the Secret holding the key-service token and the key-encryption keys of personal data (docs/privacy.md)" $root.Values.keys.existingSecret }}
+- name: ORDERFLOW_KEYS__TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $keySecret }}
+      key: {{ $root.Values.keys.tokenKey }}
+{{- if eq $keyRole "keeper" }}
+- name: ORDERFLOW_KEYS__KEKS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $keySecret }}
+      key: {{ $root.Values.keys.keksKey }}
+{{- else }}
+- name: ORDERFLOW_KEYS__URL
+  value: {{ printf "http://%s:%v" (include "orderflow.name" (dict "root" $root "name" "user-service")) (index $root.Values.services "user-service").port | quote }}
+{{- end }}
+- name: ORDERFLOW_KEYS__CACHE_SECS
+  value: {{ $root.Values.keys.cacheSeconds | quote }}
+{{- end }}
+{{- $fromValues := list "ORDERFLOW_KEYS__TOKEN" "ORDERFLOW_KEYS__KEKS" "ORDERFLOW_KEYS__URL" "ORDERFLOW_KEYS__CACHE_SECS" "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" "ORDERFLOW_TELEMETRY__OTLP_ENDPOINT" "ORDERFLOW_TELEMETRY__SAMPLE_RATIO" }}
 {{- range $k, $v := $svc.env }}
 {{- if or (has $k $fromValues) (hasPrefix "ORDERFLOW_KAFKA__PROPERTIES__" $k) }}
 {{- fail (printf "services.%s.env.%s: the chart sets it from its own value (see values.yaml); set that instead" $.name $k) }}

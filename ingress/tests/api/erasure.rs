@@ -247,3 +247,57 @@ async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay()
     assert_eq!(status, 401, "the erased user's session outlived the erasure");
     system.stop().await;
 }
+
+/// Events written before personal fields were sealed carry them in clear,
+/// and a log cannot be rewritten: an erasure still hides them from every
+/// read model, and a rebuild by replay keeps them hidden (`UserErased`
+/// follows them on the user's partition).
+#[tokio::test]
+async fn events_written_in_clear_before_sealing_stay_hidden_after_an_erasure() {
+    let system = System::start().await;
+    let admin = shop::admin(&system).await;
+    let id = uuid::Uuid::now_v7();
+    let (email, last_name) = ("before.sealing@example.com", "Oldtimer");
+    // The user service's row, as an older version left it: no data key.
+    let users_db = shop::pool(&system.users_db).await;
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, first_name, last_name, roles, active, version, created_at, updated_at)
+         VALUES ($1, $2, 'x', 'Ada', $3, ARRAY['user'], true, 1, now(), now())",
+    )
+    .bind(id)
+    .bind(email)
+    .bind(last_name)
+    .execute(&users_db)
+    .await
+    .expect("an older version's user");
+    // Its event, in clear, as an older producer wrote it (a codec that
+    // seals nothing).
+    let registered = users::UserRegistered {
+        user_id: id.to_string(),
+        email: email.into(),
+        first_name: "Ada".into(),
+        last_name: last_name.into(),
+        roles: vec!["user".into()],
+        version: 1,
+        registered_at: chrono::Utc::now().timestamp_millis(),
+    };
+    let payload = orderflow_contracts::Codec::new(&system.registry.url).encode(&registered).await.expect("encode");
+    let producer = orderflow_bus::Producer::new(&system.kafka).expect("producer");
+    let headers = orderflow_bus::Headers::new_root("UserRegistered", "system").to_pairs();
+    let topic = system.topic(users::EVENTS.name);
+    producer.send(&topic, &id.to_string(), &payload, &headers).await.expect("send");
+    let path = format!("/api/v1/users/{id}");
+    shop::until_api(&system, &admin, &path, "the old user is projected", |u| u["email"] == email).await;
+
+    let (status, body) = erase(&system, &id.to_string(), &admin, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    // The topic keeps the clear text (it cannot be rewritten) ...
+    assert!(contains(&kcat(&system, &topic, "%s\n").await, last_name), "the old event is on the topic");
+    // ... and nothing of orderflow shows it, before or after a replay.
+    let (_, user) = system.call(Method::GET, &path, Some(&admin), None).await;
+    assert_eq!((user["email"].as_str(), user["last_name"].as_str()), (Some(""), Some("")), "{user}");
+    assert!(find_text(&system.readmodels_db, &[email, last_name]).await.is_empty());
+    shop::assert_rebuild_equals_live(&system).await;
+    assert!(find_text(&system.readmodels_db, &[email, last_name]).await.is_empty(), "back after a rebuild");
+    system.stop().await;
+}

@@ -55,13 +55,19 @@ async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
         .await
         .expect("hash");
     assert!(hash.starts_with("$argon2id$"));
-    // The credentials topic does carry it: that is where it belongs.
+    // The credentials topic carries it (that is where it belongs), sealed
+    // with the user's data key: never in clear.
     let credentials = orderflow_testkit::topic::read_topic(
         &system.kafka.brokers,
         &system.topic(orderflow_contracts::users::CREDENTIALS.name),
     )
     .await;
-    assert!(credentials.iter().any(|m| contains(m.payload.as_deref().unwrap_or_default(), hash.as_bytes())));
+    assert!(!credentials.is_empty());
+    for record in &credentials {
+        let payload = record.payload.as_deref().unwrap_or_default();
+        assert!(!contains(payload, hash.as_bytes()) && !contains(payload, b"$argon2"), "a hash in clear");
+        assert!(contains(payload, b"enc:v1:"), "the credentials are sealed");
+    }
 
     let secrets: Vec<&[u8]> = vec![password.as_bytes(), new_password.as_bytes(), hash.as_bytes(), b"$argon2"];
     let events = orderflow_testkit::topic::read_topic(

@@ -337,6 +337,14 @@ fn every_string(value: &mut Value, path: &mut String, f: &mut dyn FnMut(&str, &m
     }
 }
 
+/// Whether `value` has a personal string to seal (one not empty and not
+/// sealed already): if not, no key is needed.
+pub(crate) fn needs_sealing(plan: &Plan, value: &mut Value) -> bool {
+    let mut needs = false;
+    plan.visit(value, &mut |_, s| needs |= !s.is_empty() && !is_sealed(s));
+    needs
+}
+
 /// Seals the personal strings of `value` with `key`; with no key (the
 /// subject is erased) empties them. Empty strings stay empty.
 pub(crate) fn seal(plan: &Plan, value: &mut Value, key: Option<&DataKey>) {

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use orderflow_config::{Environment, KeySettings};
+use orderflow_config::{DatabaseSettings, Environment, KeySettings};
 use orderflow_contracts::personal::{KeyStore, Personal};
 use orderflow_keys::{Cached, Keks, PgKeyStore, RemoteKeyStore};
 use orderflow_process::Supervisor;
-use sqlx::PgPool;
 
 use crate::RunError;
 
@@ -41,12 +40,14 @@ pub struct Wiring {
 }
 
 /// The key stores (and, for the keeper, its table, routes and re-wrap
-/// task) of `part`.
+/// task) of `part`. The keeper's store has a small pool of its own on
+/// `database`: keys are looked up while a handler holds a connection of
+/// the service's pool for its transaction, and must never wait for one.
 pub async fn wire(
     part: PersonalData,
     keys: &KeySettings,
     environment: Environment,
-    pool: &PgPool,
+    database: &DatabaseSettings,
     supervisor: &mut Supervisor,
 ) -> Result<Wiring, RunError> {
     let none = Wiring { personal: Personal::default(), routes: None };
@@ -59,14 +60,23 @@ pub async fn wire(
         PersonalData::None => none,
         PersonalData::Keeper => {
             let keks = Arc::new(Keks::from_settings(&keys.keks).map_err(|e| RunError::Keys(e.to_string()))?);
+            let pool =
+                &orderflow_process::database::connect(&DatabaseSettings { max_connections: 4, ..database.clone() })
+                    .await
+                    .map_err(RunError::Database)?;
             orderflow_keys::migrate(pool).await?;
-            let store: Arc<dyn KeyStore> = Arc::new(PgKeyStore::new(pool.clone(), Arc::clone(&keks)));
+            let store = PgKeyStore::new(pool.clone(), Arc::clone(&keks));
+            // Its own events look the same keys up again and again; the
+            // key service and opening ask the table itself, so a destroyed
+            // key is gone for others at once.
+            let sealing: Arc<dyn KeyStore> = Arc::new(Cached::new(store.clone(), Duration::from_secs(keys.cache_secs)));
+            let store: Arc<dyn KeyStore> = Arc::new(store);
             let (pool, shutdown) = (pool.clone(), supervisor.shutdown());
             supervisor.spawn("data key re-wrap", async move {
                 orderflow_keys::rewrap(pool, keks, Duration::from_secs(60), shutdown).await
             });
             Wiring {
-                personal: Personal { seal: Some(Arc::clone(&store)), open: Some(Arc::clone(&store)) },
+                personal: Personal { seal: Some(sealing), open: Some(Arc::clone(&store)) },
                 routes: Some(orderflow_keys::routes(store, keys.token.expose())),
             }
         }

@@ -110,6 +110,8 @@ pub trait ProjectionBinary {
     type Domain: Domain;
     /// Its own commands beside `run` and `rebuild` (none: an empty enum).
     type Commands: clap::Subcommand + std::fmt::Debug;
+    /// Its part in crypto-shredding: whether it opens personal fields.
+    const PERSONAL_DATA: crate::PersonalData = crate::PersonalData::None;
 
     /// Its database, migrated.
     fn connect(settings: &ProjectionSettings<Self::Domain>) -> impl Future<Output = Result<PgPool, RunError>>;
@@ -164,6 +166,9 @@ pub async fn projection_main<B: ProjectionBinary>() -> anyhow::Result<()> {
     let cli = Cli::<B::Commands>::from_arg_matches(&matches)?;
     let settings: ProjectionSettings<B::Domain> =
         orderflow_config::load().with_context(|| format!("{name} settings"))?;
+    if B::PERSONAL_DATA != crate::PersonalData::None {
+        settings.keys.check_for(settings.environment, false).with_context(|| format!("{name} settings"))?;
+    }
     if cli.check_config {
         println!("{name}: configuration is valid");
         return Ok(());

@@ -79,8 +79,14 @@ pub async fn run_service<S: Service>(
     orderflow_outbox::migrate(&pool).await?;
     S::migrator().run(&pool).await?;
     let mut supervisor = Supervisor::new(shutdown.clone());
-    let personal =
-        crate::personal::wire(S::PERSONAL_DATA, &settings.keys, settings.environment, &pool, &mut supervisor).await?;
+    let personal = crate::personal::wire(
+        S::PERSONAL_DATA,
+        &settings.keys,
+        settings.environment,
+        &settings.database,
+        &mut supervisor,
+    )
+    .await?;
     let codec = Arc::new(Codec::new(&settings.registry.url).with_personal(personal.personal));
     codec.register_all().await?;
     let mut owned = S::PUBLISHES.to_vec();
@@ -135,6 +141,10 @@ pub async fn run_service<S: Service>(
 pub async fn main<S: Service>() -> anyhow::Result<()> {
     let name = <S::Domain as orderflow_config::Domain>::SERVICE;
     let settings: ServiceSettings<S::Domain> = orderflow_config::load().with_context(|| format!("{name} settings"))?;
+    if S::PERSONAL_DATA != crate::PersonalData::None {
+        let keeper = S::PERSONAL_DATA == crate::PersonalData::Keeper;
+        settings.keys.check_for(settings.environment, keeper).with_context(|| format!("{name} settings"))?;
+    }
     if std::env::args().any(|a| a == "--check-config") {
         println!("{name}: configuration is valid");
         return Ok(());

@@ -12,6 +12,7 @@ impl orderflow_runtime::ProjectionBinary for Projector {
     const PROJECTION: &'static str = orderflow_projector::projection::NAME;
     type Domain = orderflow_projector::settings::ReadModels;
     type Commands = NoCommands;
+    const PERSONAL_DATA: orderflow_runtime::PersonalData = orderflow_runtime::PersonalData::Opens;
 
     async fn connect(settings: &orderflow_projector::Settings) -> Result<sqlx::PgPool, orderflow_runtime::RunError> {
         orderflow_projector::connect(settings).await

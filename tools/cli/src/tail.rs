@@ -43,7 +43,8 @@ pub struct Tail {
     #[arg(long)]
     headers: bool,
     /// Print the fields the schemas mark sensitive (personal data); left
-    /// out unless asked for.
+    /// out unless asked for. As the topic holds them: an event's personal
+    /// fields are sealed with their subject's data key (`enc:v1:...`).
     #[arg(long)]
     sensitive: bool,
 }
