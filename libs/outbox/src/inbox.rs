@@ -46,6 +46,12 @@ pub async fn claim(
 /// (the others were handled before). A concurrent claim of the same id by
 /// another transaction waits for that one to finish, so two replicas never
 /// both act on one message.
+///
+/// A message that was dead-lettered counts as new once more: an operator
+/// who replays it after the fix (`orderflow dlq replay` sends it with its
+/// message id) gets it applied once, and if it fails again it is
+/// dead-lettered again rather than dropped. Applied, it is `handled`, and
+/// a second replay is skipped like any duplicate.
 pub async fn claim_all(
     tx: &mut PgConnection,
     entries: &[Entry<'_>],
@@ -58,7 +64,10 @@ pub async fn claim_all(
         insert.push_values(chunk, |mut row, e| {
             row.push_bind(e.message_id).push_bind(e.topic).push_bind(e.message_type).push_bind(outcome.as_str());
         });
-        insert.push(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+        insert.push(
+            " ON CONFLICT (message_id) DO UPDATE SET outcome = EXCLUDED.outcome, handled_at = now()
+              WHERE inbox.outcome = 'dead_lettered' RETURNING message_id",
+        );
         let ids: Vec<String> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
         claimed.extend(ids);
     }

@@ -8,6 +8,9 @@
 //! Exit codes: 0 done, 1 a finding, 2 wrong usage (an unknown topic, a bad
 //! argument), 3 cannot connect (the broker, the registry).
 
+mod dlq;
+mod read;
+mod status;
 mod tail;
 
 use std::process::ExitCode;
@@ -17,7 +20,11 @@ use orderflow_config::{KafkaSettings, RegistrySettings, Validate};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Parser)]
-#[command(name = "orderflow", version, about = "Operate an orderflow system: read its topics decoded.")]
+#[command(
+    name = "orderflow",
+    version,
+    about = "Operate an orderflow system: read its topics decoded, put its dead letters right."
+)]
 struct Cli {
     /// Kafka bootstrap servers (else `kafka.brokers` of the settings).
     #[arg(long, global = true, value_name = "HOST:PORT,...")]
@@ -36,6 +43,20 @@ struct Cli {
 enum Command {
     /// Prints a topic's records as JSON lines, decoded through the registry.
     Tail(tail::Tail),
+    /// Dead letters: list, show, replay to their source in order, discard.
+    Dlq(dlq::Dlq),
+    /// Every process's readiness, every consumer group's and projection's
+    /// lag, the outboxes and the dead letters, on one screen.
+    Status(status::Status),
+}
+
+/// How a command prints what it found.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    /// Aligned columns, for people.
+    Table,
+    /// JSON, for scripts.
+    Json,
 }
 
 /// The settings the CLI reads: a subset of any process's.
@@ -104,6 +125,8 @@ async fn main() -> ExitCode {
     }
     let done = match cli.command {
         Command::Tail(tail) => tail.run(&settings.kafka, &settings.registry).await,
+        Command::Dlq(dlq) => dlq.run(&settings.kafka, &settings.registry).await,
+        Command::Status(status) => status.run(&settings.kafka).await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

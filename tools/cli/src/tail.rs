@@ -1,23 +1,20 @@
 //! `orderflow tail TOPIC`: a topic's records as JSON lines, one per
 //! record, decoded through the registry with the writer's schema.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
-use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use orderflow_config::{KafkaSettings, RegistrySettings};
 use orderflow_contracts::Codec;
-use orderflow_contracts::json::{Marks, plain_json, redacted_json};
+use orderflow_contracts::json::Marks;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Value, json};
 
 use crate::Failure;
+use crate::read::{TIMEOUT, partitions, poll, render, single};
 
 /// How long a broker gets to answer a metadata or offsets request.
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Tail {
@@ -93,12 +90,7 @@ struct Stop {
 impl Tail {
     pub async fn run(self, kafka: &KafkaSettings, registry: &RegistrySettings) -> Result<(), Failure> {
         let topic = kafka.topic(&self.topic);
-        let consumer: BaseConsumer = orderflow_bus::client_config(kafka)
-            .set("group.id", format!("{}orderflow-cli", kafka.topic_prefix))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false")
-            .create()
-            .map_err(|e| Failure::Connect(format!("the Kafka client for {}: {e}", kafka.brokers)))?;
+        let consumer = crate::read::consumer(kafka)?;
         let partitions = partitions(&consumer, kafka, &topic)?;
         let mut stops = HashMap::new();
         let mut start = TopicPartitionList::new();
@@ -158,7 +150,7 @@ impl Tail {
                 continue;
             }
             if self.key.is_none() || self.key == message.key {
-                let line = self.render(&codec, &marks, &message).await;
+                let line = render(&codec, &marks, &message, self.headers, self.sensitive).await;
                 if writeln!(out, "{line}").is_err() {
                     return Ok(()); // the reader went away (a pipe into head)
                 }
@@ -170,105 +162,6 @@ impl Tail {
         out.flush().ok();
         Ok(())
     }
-
-    /// One record as a JSON line: where it is, its key, its headers (when
-    /// asked), the writer schema's id and name, and the decoded value (or
-    /// why it could not be decoded: a poison message is shown, not fatal).
-    async fn render(&self, codec: &Codec, marks: &Marks, message: &Record) -> Value {
-        let mut line = json!({
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "timestamp": DateTime::<Utc>::from_timestamp_millis(message.timestamp)
-                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            "key": message.key,
-        });
-        if self.headers {
-            let headers: BTreeMap<&str, String> =
-                message.headers.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v).into_owned())).collect();
-            line["headers"] = json!(headers);
-        }
-        let Some(payload) = &message.payload else {
-            line["value"] = Value::Null; // a tombstone
-            return line;
-        };
-        if payload.len() >= 5 && payload[0] == 0 {
-            line["schema_id"] = json!(u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]));
-        }
-        match codec.decode_with_writer(Some(payload)).await {
-            Ok(decoded) => {
-                line["type"] = json!(decoded.full_name);
-                let value = if self.sensitive {
-                    plain_json(&decoded.schema, &decoded.value)
-                } else {
-                    redacted_json(&decoded.schema, &decoded.value, marks)
-                };
-                match value {
-                    Ok(value) => line["value"] = value,
-                    Err(error) => line["error"] = json!(error.to_string()),
-                }
-            }
-            Err(error) => line["error"] = json!(format!("cannot decode: {error}")),
-        }
-        line
-    }
-}
-
-/// A record, owned (the consumer's borrowed message does not outlive a
-/// poll, and decoding awaits the registry).
-#[derive(Debug)]
-struct Record {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    timestamp: i64,
-    key: Option<String>,
-    headers: Vec<(String, Vec<u8>)>,
-    payload: Option<Vec<u8>>,
-}
-
-/// The next record, waiting up to half a second (off the async threads).
-async fn poll(consumer: &BaseConsumer) -> Option<Result<Record, rdkafka::error::KafkaError>> {
-    tokio::task::block_in_place(|| {
-        consumer.poll(Duration::from_millis(500)).map(|polled| {
-            polled.map(|m| Record {
-                topic: m.topic().to_owned(),
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis().unwrap_or_default(),
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect()
-                    })
-                    .unwrap_or_default(),
-                payload: m.payload().map(<[u8]>::to_vec),
-            })
-        })
-    })
-}
-
-/// The partitions of `topic`; an unknown topic is a usage error naming the
-/// topics there are.
-fn partitions(consumer: &BaseConsumer, kafka: &KafkaSettings, topic: &str) -> Result<Vec<i32>, Failure> {
-    let metadata = consumer
-        .fetch_metadata(None, TIMEOUT)
-        .map_err(|e| Failure::Connect(format!("cannot reach the brokers at {}: {e}", kafka.brokers)))?;
-    if let Some(found) = metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) {
-        let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-        partitions.sort_unstable();
-        return Ok(partitions);
-    }
-    let mut known: Vec<&str> = metadata
-        .topics()
-        .iter()
-        .map(|t| t.name())
-        .filter_map(|name| name.strip_prefix(kafka.topic_prefix.as_str()))
-        .filter(|name| !name.starts_with("__"))
-        .collect();
-    known.sort_unstable();
-    Err(Failure::Usage(format!("no topic `{topic}` on {}; there are: {}", kafka.brokers, known.join(", "))))
 }
 
 /// The first offset of `partition` at or after `time` (`end` if none).
@@ -290,10 +183,4 @@ fn at_time(
         Some(Offset::Offset(offset)) => offset,
         _ => end,
     })
-}
-
-fn single(topic: &str, partition: i32) -> TopicPartitionList {
-    let mut list = TopicPartitionList::new();
-    list.add_partition(topic, partition);
-    list
 }
