@@ -11,7 +11,7 @@ use orderflow_harness::shop::{self, find_text};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{PASSWORD, System};
+use crate::{Capture, PASSWORD, System, tracing_subscriber_init};
 use orderflow_contracts::{orders, users};
 
 /// `topic` from its beginning to its end as `scripts/kcat` prints it with
@@ -105,6 +105,9 @@ fn databases(system: &System) -> Vec<(&'static str, &str)> {
 
 #[tokio::test]
 async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay() {
+    let logs = Capture::default();
+    let writer = logs.clone();
+    tracing_subscriber_init(move || writer.clone());
     let mut system = System::start_all().await;
     system.start_audit_log().await;
     let admin = shop::admin(&system).await;
@@ -246,6 +249,12 @@ async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay()
     let (status, _) = system.call(Method::GET, "/api/v1/users/me", Some(&other_token), None).await;
     assert_eq!(status, 401, "the erased user's session outlived the erasure");
     system.stop().await;
+    // No log line of any component, at any level, ever showed them.
+    let logs = logs.0.lock().expect("lock").clone();
+    assert!(logs.len() > 1000, "logs were captured ({} bytes)", logs.len());
+    for text in PERSONAL {
+        assert!(!contains(&logs, text), "{text} in the logs");
+    }
 }
 
 /// Events written before personal fields were sealed carry them in clear,

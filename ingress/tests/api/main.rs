@@ -90,3 +90,16 @@ pub async fn commands_of(system: &System, message_type: &str, actor: &str) -> us
     .filter(|h| h.message_type == message_type && h.actor == actor)
     .count()
 }
+
+/// Every log line of every component of this test process (each test is a
+/// process of its own) goes to `make`, at the most verbose level.
+pub fn tracing_subscriber_init<W>(make: impl Fn() -> W + Send + Sync + 'static)
+where
+    W: std::io::Write + 'static,
+{
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,h2=info,hyper=info,reqwest=info"))
+        .with_writer(make)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the first subscriber of this test process");
+}

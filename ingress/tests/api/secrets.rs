@@ -1,12 +1,10 @@
 //! Guarantee 7: no password and no hash on users.events, in a log line or in
 //! an HTTP response.
 
-use std::io::Write;
-
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{Capture, System};
+use crate::{Capture, System, tracing_subscriber_init};
 
 #[tokio::test]
 async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
@@ -99,15 +97,4 @@ async fn passwords_and_hashes_stay_off_events_logs_and_responses() {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn tracing_subscriber_init<W>(make: impl Fn() -> W + Send + Sync + 'static)
-where
-    W: Write + 'static,
-{
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace,h2=info,hyper=info,reqwest=info"))
-        .with_writer(make)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("the first subscriber of this test process");
 }
