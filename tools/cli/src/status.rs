@@ -228,10 +228,10 @@ fn print_table(report: &Value) {
                 "{:<20} {:<28} {:>4} {:>10} {:>10} {:>8} {:>9.1}",
                 l["reader"].as_str().unwrap_or(""),
                 l["topic"].as_str().unwrap_or(""),
-                l["partition"],
+                l["partition"].as_i64().unwrap_or_default(),
                 l["position"].as_i64().map_or("-".to_owned(), |p| p.to_string()),
-                l["end"],
-                l["lag"],
+                l["end"].as_i64().unwrap_or_default(),
+                l["lag"].as_i64().unwrap_or_default(),
                 l["lag_seconds"].as_f64().unwrap_or(0.0)
             );
         }
@@ -244,15 +244,15 @@ fn print_table(report: &Value) {
             None => println!(
                 "{:<20} {:>11} {:>11.1} {:>7}",
                 o["service"].as_str().unwrap_or(""),
-                o["unpublished"],
+                o["unpublished"].as_i64().unwrap_or_default(),
                 o["oldest_seconds"].as_f64().unwrap_or(0.0),
-                o["parked"]
+                o["parked"].as_i64().unwrap_or_default()
             ),
         }
     }
     println!();
     println!("DEAD-LETTER TOPIC              MESSAGES");
     for d in rows("dead_letters") {
-        println!("{:<30} {:>8}", d["topic"].as_str().unwrap_or(""), d["messages"]);
+        println!("{:<30} {:>8}", d["topic"].as_str().unwrap_or(""), d["messages"].as_i64().unwrap_or_default());
     }
 }
