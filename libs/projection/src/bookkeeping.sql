@@ -40,3 +40,7 @@ CREATE TABLE IF NOT EXISTS projection.rebuild_requests (
     generation    INTEGER,
     error         TEXT
 );
+-- An operator who gives up on a rebuild (`cancel_rebuild`, Ctrl-C in
+-- `orderflow projection rebuild`): the active instance drops the rebuilt
+-- generation and the live one serves on, untouched.
+ALTER TABLE projection.rebuild_requests ADD COLUMN IF NOT EXISTS cancel_requested_at TIMESTAMPTZ;

@@ -202,6 +202,17 @@ impl<P: Projection> Engine<P> {
                     if let Err(error) = lease.check().await {
                         break Err(error);
                     }
+                    if let Some(id) = candidate.as_ref().and_then(|c| c.request) {
+                        match rebuild::cancel_requested(&self.pool, id).await {
+                            Ok(true) => {
+                                if let Some(rebuilt) = candidate.take() {
+                                    self.abandon(rebuilt, "cancelled by an operator".into()).await;
+                                }
+                            }
+                            Ok(false) => {}
+                            Err(error) => break Err(error.into()),
+                        }
+                    }
                     if candidate.is_none() {
                         match rebuild::next_request(&self.pool, self.name()).await {
                             Ok(Some(id)) => match self.start_candidate(Some(id), epoch).await {

@@ -49,7 +49,7 @@ pub use engine::{Engine, Options};
 pub use generation::Offsets;
 pub use notify::payloads;
 pub use orderflow_bus::{HandlerError, InboundMessage};
-pub use rebuild::{RebuildError, request_rebuild, wait_for_rebuild};
+pub use rebuild::{RebuildError, cancel_rebuild, request_rebuild, wait_for_rebuild};
 pub use routes::Routes;
 
 use sqlx::PgConnection;

@@ -41,6 +41,31 @@ pub async fn request_rebuild(pool: &PgPool, name: &str) -> Result<i64, sqlx::Err
         .await
 }
 
+/// Asks for rebuild `id` to stop: one not started yet ends at once; one
+/// under way is dropped by the active instance at its next check (the live
+/// generation serves on, untouched). Whether the request was still open.
+pub async fn cancel_rebuild(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
+    let open = sqlx::query(
+        "UPDATE projection.rebuild_requests SET cancel_requested_at = now(),
+           finished_at = CASE WHEN started_at IS NULL THEN now() END,
+           error = CASE WHEN started_at IS NULL THEN 'cancelled before it started' END
+         WHERE id = $1 AND finished_at IS NULL",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(open.rows_affected() == 1)
+}
+
+/// Whether an operator asked for rebuild `id` to stop.
+pub(crate) async fn cancel_requested(pool: &PgPool, id: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT cancel_requested_at IS NOT NULL FROM projection.rebuild_requests WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map(|found| found.unwrap_or(false))
+}
+
 /// Waits for request `id`; returns the generation now live.
 pub async fn wait_for_rebuild(pool: &PgPool, id: i64, timeout: Duration) -> Result<i32, RebuildError> {
     let until = tokio::time::Instant::now() + timeout;

@@ -8,7 +8,9 @@
 //! Exit codes: 0 done, 1 a finding, 2 wrong usage (an unknown topic, a bad
 //! argument), 3 cannot connect (the broker, the registry).
 
+mod db;
 mod dlq;
+mod projection;
 mod read;
 mod status;
 mod tail;
@@ -48,6 +50,8 @@ enum Command {
     /// Every process's readiness, every consumer group's and projection's
     /// lag, the outboxes and the dead letters, on one screen.
     Status(status::Status),
+    /// The projections: list, status, rebuild by replay with progress.
+    Projection(projection::ProjectionCommand),
 }
 
 /// How a command prints what it found.
@@ -127,6 +131,7 @@ async fn main() -> ExitCode {
         Command::Tail(tail) => tail.run(&settings.kafka, &settings.registry).await,
         Command::Dlq(dlq) => dlq.run(&settings.kafka, &settings.registry).await,
         Command::Status(status) => status.run(&settings.kafka).await,
+        Command::Projection(projection) => projection.run(&settings.kafka).await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

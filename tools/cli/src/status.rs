@@ -12,7 +12,6 @@ use orderflow_bus::lag::{LagReader, PartitionLag};
 use orderflow_config::KafkaSettings;
 use orderflow_contracts::topology;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPoolOptions;
 
 use crate::Failure;
 
@@ -50,13 +49,8 @@ pub struct Status {
     /// (repeat it); the dev stack's processes when none is given.
     #[arg(long = "process", value_name = "NAME=URL")]
     processes: Vec<String>,
-    /// The Postgres server of the databases (outboxes, projections).
-    #[arg(long, value_name = "URL", default_value = "postgres://postgres@127.0.0.1:5433")]
-    postgres: String,
-    /// One database by name (`users=postgres://...`), instead of the one
-    /// of that name on `--postgres`.
-    #[arg(long = "database", value_name = "NAME=URL")]
-    databases: Vec<String>,
+    #[command(flatten)]
+    databases: crate::db::Databases,
 }
 
 fn pairs(raw: &[String], what: &str) -> Result<Vec<(String, String)>, Failure> {
@@ -92,14 +86,6 @@ impl Status {
         } else {
             pairs(&self.processes, "process")?
         };
-        let databases = pairs(&self.databases, "database")?;
-        let database_url = |name: &str| {
-            databases
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, url)| url.clone())
-                .unwrap_or_else(|| format!("{}/{name}", self.postgres.trim_end_matches('/')))
-        };
 
         let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("an HTTP client");
         let mut ready = Vec::new();
@@ -118,7 +104,7 @@ impl Status {
         let mut projections = Vec::new();
         let mut outboxes = Vec::new();
         for (name, database) in PROJECTIONS {
-            if let Ok(pool) = connect(&database_url(database)).await {
+            if let Ok(pool) = self.databases.connect(database).await {
                 if let Ok(Some((generation, _))) = orderflow_projection::generation::live(&pool, name).await
                     && let Ok(mut conn) = pool.acquire().await
                     && let Ok(offsets) = orderflow_projection::generation::offsets(&mut conn, name, generation).await
@@ -129,8 +115,7 @@ impl Status {
             }
         }
         for (service, database) in OUTBOXES {
-            let url = database_url(database);
-            let row = match connect(&url).await {
+            let row = match self.databases.connect(database).await {
                 Ok(pool) => {
                     let row: Result<(i64, Option<f64>, i64), _> = sqlx::query_as(
                         "SELECT count(*) FILTER (WHERE published_at IS NULL),
@@ -204,10 +189,6 @@ impl Status {
         }
         Ok(())
     }
-}
-
-async fn connect(url: &str) -> Result<sqlx::PgPool, sqlx::Error> {
-    PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_secs(3)).connect(url).await
 }
 
 fn print_table(report: &Value) {

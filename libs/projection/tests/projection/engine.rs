@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use orderflow_projection::generation::{self, Offsets};
-use orderflow_projection::{request_rebuild, wait_for_rebuild};
+use orderflow_projection::{cancel_rebuild, request_rebuild, wait_for_rebuild};
 use sqlx::postgres::PgListener;
 
 use crate::{Harness, V1, V2, eventually};
@@ -179,4 +179,46 @@ async fn a_rebuild_under_steady_load_converges() {
     assert!(at_switch > at_request, "the load ran during the rebuild ({at_request} then {at_switch} sent)");
     h.wait_for_items(sent).await;
     running.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_cancelled_rebuild_is_dropped_and_the_live_generation_serves_on() {
+    let h = Harness::new().await;
+    for n in 0..40 {
+        h.send(&format!("s{n:02}"), "slow").await;
+    }
+    let running = h.start(V1);
+    h.wait_for_items(40).await;
+    let request = request_rebuild(&h.pool, "items").await.expect("request");
+    let pool = h.pool.clone();
+    eventually("the rebuild is under way", Duration::from_secs(30), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT started_at IS NOT NULL FROM projection.rebuild_requests WHERE id = $1",
+            )
+            .bind(request)
+            .fetch_one(&pool)
+            .await
+            .unwrap_or(false)
+        }
+    })
+    .await;
+    assert!(cancel_rebuild(&h.pool, request).await.expect("cancel"), "an open request is cancelled");
+    let error = wait_for_rebuild(&h.pool, request, Duration::from_secs(30)).await.expect_err("cancelled");
+    assert!(error.to_string().contains("cancelled by an operator"), "{error}");
+    assert_eq!(
+        generation::list(&h.pool, "items").await.expect("generations"),
+        vec![(1, "live".to_owned()), (2, "failed".to_owned())]
+    );
+    // The live generation was never stopped: it goes on.
+    h.send("after", "x").await;
+    h.wait_for_items(41).await;
+    assert!(!cancel_rebuild(&h.pool, request).await.expect("cancel"), "a finished request has nothing to cancel");
+    // One not started yet ends at once.
+    running.stop().await.expect("clean stop");
+    let queued = request_rebuild(&h.pool, "items").await.expect("request");
+    assert!(cancel_rebuild(&h.pool, queued).await.expect("cancel"));
+    let error = wait_for_rebuild(&h.pool, queued, Duration::from_secs(5)).await.expect_err("cancelled");
+    assert!(error.to_string().contains("cancelled before it started"), "{error}");
 }

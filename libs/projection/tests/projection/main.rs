@@ -83,6 +83,10 @@ impl Projection for Items {
         if value == "poison" {
             return Err(HandlerError::Permanent("poison".into()));
         }
+        if value == "slow" {
+            // Long enough for a test to act while a replay is under way.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let sql = if self.definition.template == V1 {
             "INSERT INTO items (id, value) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value"
         } else {
