@@ -132,3 +132,42 @@ pub fn classify(error: sqlx::Error) -> HandlerError {
         HandlerError::Permanent(Box::new(error))
     }
 }
+
+/// A row the relay parked after it kept failing to publish (the later rows
+/// of its key wait behind it).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Parked {
+    pub id: i64,
+    pub topic: String,
+    pub message_key: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub parked_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The parked rows, oldest first.
+pub async fn parked(pool: &PgPool) -> Result<Vec<Parked>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, topic, message_key, attempts, last_error, parked_at FROM outbox
+         WHERE parked_at IS NOT NULL AND published_at IS NULL ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Releases parked row `id` and every parked row of its key (they wait
+/// behind it, in order), once the cause is fixed: the relay tries them
+/// again from their first attempt. How many rows were released (0: `id`
+/// is not parked).
+pub async fn unpark(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
+    let released = sqlx::query(
+        "UPDATE outbox SET parked_at = NULL, attempts = 0
+         WHERE published_at IS NULL AND parked_at IS NOT NULL
+           AND (topic, message_key) = (SELECT topic, message_key FROM outbox
+                                       WHERE id = $1 AND parked_at IS NOT NULL AND published_at IS NULL)",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(released.rows_affected())
+}

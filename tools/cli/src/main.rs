@@ -8,8 +8,10 @@
 //! Exit codes: 0 done, 1 a finding, 2 wrong usage (an unknown topic, a bad
 //! argument), 3 cannot connect (the broker, the registry).
 
+mod audit;
 mod db;
 mod dlq;
+mod outbox;
 mod projection;
 mod read;
 mod status;
@@ -52,6 +54,10 @@ enum Command {
     Status(status::Status),
     /// The projections: list, status, rebuild by replay with progress.
     Projection(projection::ProjectionCommand),
+    /// The services' outboxes: backlog, parked rows, unpark.
+    Outbox(outbox::OutboxCommand),
+    /// The audit log: verify its hash chains.
+    Audit(audit::AuditCommand),
 }
 
 /// How a command prints what it found.
@@ -132,6 +138,8 @@ async fn main() -> ExitCode {
         Command::Dlq(dlq) => dlq.run(&settings.kafka, &settings.registry).await,
         Command::Status(status) => status.run(&settings.kafka).await,
         Command::Projection(projection) => projection.run(&settings.kafka).await,
+        Command::Outbox(outbox) => outbox.run().await,
+        Command::Audit(audit) => audit.run().await,
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,16 +27,6 @@ const DEV_PROCESSES: &[(&str, &str)] = &[
     ("audit-log", "http://127.0.0.1:8095"),
 ];
 
-/// Whose outbox lives in which database (by default name).
-const OUTBOXES: &[(&str, &str)] = &[
-    ("user-service", "users"),
-    ("order-service", "orders"),
-    ("payment-service", "payments"),
-    ("inventory-service", "inventory"),
-    ("projector", "readmodels"),
-    ("audit-log", "audit"),
-];
-
 /// The projections and their databases.
 const PROJECTIONS: &[(&str, &str)] = &[("readmodels", "readmodels"), ("audit", "audit")];
 
@@ -114,7 +104,7 @@ impl Status {
                 pool.close().await;
             }
         }
-        for (service, database) in OUTBOXES {
+        for (service, database) in crate::outbox::OUTBOXES {
             let row = match self.databases.connect(database).await {
                 Ok(pool) => {
                     let row: Result<(i64, Option<f64>, i64), _> = sqlx::query_as(
