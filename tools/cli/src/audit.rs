@@ -49,3 +49,54 @@ impl AuditCommand {
         }
     }
 }
+
+/// `orderflow trace CORRELATION_ID`: one request's story — every event it
+/// caused, on every topic, in causal order (from the audit log).
+#[derive(Debug, Args)]
+pub struct Trace {
+    /// The request's correlation id (the `correlation_id` header).
+    correlation_id: String,
+    #[arg(long, default_value = "table")]
+    output: crate::Output,
+    #[command(flatten)]
+    databases: crate::db::Databases,
+}
+
+impl Trace {
+    pub async fn run(self) -> Result<(), Failure> {
+        let pool = self.databases.connect("audit").await?;
+        let records = orderflow_audit::query::correlation(&pool, &self.correlation_id)
+            .await
+            .map_err(|e| Failure::Other(format!("the audit database: {e}")))?;
+        if records.is_empty() {
+            return Err(Failure::Other(format!(
+                "the audit log has no event of correlation id {} (a request whose commands were all refused \
+                 leaves none; `orderflow tail <topic>.commands --headers` shows its commands)",
+                self.correlation_id
+            )));
+        }
+        for (depth, record) in &records {
+            match self.output {
+                crate::Output::Json => println!(
+                    "{}",
+                    serde_json::json!({
+                        "depth": depth, "occurred_at": record.occurred_at, "topic": record.topic,
+                        "type": record.message_type, "key": record.aggregate_key, "actor": record.actor,
+                        "message_id": record.message_id, "causation_id": record.causation_id,
+                        "payload": serde_json::from_str::<serde_json::Value>(&record.payload).unwrap_or_default(),
+                    })
+                ),
+                crate::Output::Table => println!(
+                    "{}  {}{} on {} (key {}, by {})",
+                    record.occurred_at.format("%H:%M:%S%.3f"),
+                    "  ".repeat(*depth),
+                    record.message_type,
+                    record.topic,
+                    record.aggregate_key.as_deref().unwrap_or("-"),
+                    record.actor
+                ),
+            }
+        }
+        Ok(())
+    }
+}

@@ -19,7 +19,7 @@ mod tail;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use orderflow_config::{KafkaSettings, RegistrySettings, Validate};
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,13 @@ enum Command {
     Outbox(outbox::OutboxCommand),
     /// The audit log: verify its hash chains.
     Audit(audit::AuditCommand),
+    /// One request's story across topics, from the audit log.
+    Trace(audit::Trace),
+    /// Prints a shell completion script (`orderflow completions bash >
+    /// /etc/bash_completion.d/orderflow`).
+    Completions { shell: clap_complete::Shell },
+    /// Prints the man page (roff): `orderflow man > orderflow.1`.
+    Man,
 }
 
 /// How a command prints what it found.
@@ -140,6 +147,14 @@ async fn main() -> ExitCode {
         Command::Projection(projection) => projection.run(&settings.kafka).await,
         Command::Outbox(outbox) => outbox.run().await,
         Command::Audit(audit) => audit.run().await,
+        Command::Trace(trace) => trace.run().await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "orderflow", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| Failure::Other(format!("writing the man page: {e}"))),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

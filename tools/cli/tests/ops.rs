@@ -90,6 +90,18 @@ async fn audit_verify_passes_an_intact_log_and_names_a_tampered_record() {
             .is_ok_and(|n| n == 3)
     })
     .await;
+    // One request's story: the registration's events, in causal order.
+    let correlation: String =
+        sqlx::query_scalar("SELECT correlation_id FROM audit.records WHERE message_type = 'UserRegistered' LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .expect("a correlation id");
+    let story = json_lines(&orderflow(&system, &["trace", &correlation, "--output", "json"]).await);
+    assert_eq!(story[0]["type"], "UserRegistered", "{story:#?}");
+    assert!(story.iter().all(|r| r["payload"].get("email").is_none()), "no personal field in a trace");
+    let none = orderflow(&system, &["trace", "no-such-request"]).await;
+    assert_eq!(none.status.code(), Some(1));
+
     let intact = json_lines(&orderflow(&system, &["audit", "verify", "--full"]).await);
     assert_eq!((intact[0]["intact"].as_bool(), intact[0]["mode"].as_str()), (Some(true), Some("full")), "{intact:#?}");
 
@@ -108,4 +120,20 @@ async fn audit_verify_passes_an_intact_log_and_names_a_tampered_record() {
     let report: Value = serde_json::from_slice(&broken.stdout).expect("the report");
     assert_eq!(report["intact"], false);
     system.stop().await;
+}
+
+#[tokio::test]
+async fn completions_and_a_man_page_come_from_the_commands_themselves() {
+    let run = |args: &'static [&'static str]| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow")).args(args).output().await.expect("run")
+    };
+    let bash = run(&["completions", "bash"]).await;
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(bash.status.success() && script.contains("orderflow") && script.contains("replay"), "{script}");
+    let man = run(&["man"]).await;
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success() && page.contains(".TH orderflow"), "{page}");
+    assert!(page.contains("status") && page.contains("dlq"), "every command is in it");
+    let wrong = run(&["completions", "tcsh"]).await;
+    assert_eq!(wrong.status.code(), Some(2), "an unknown shell is wrong usage");
 }
