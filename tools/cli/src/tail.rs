@@ -10,6 +10,7 @@ use orderflow_contracts::Codec;
 use orderflow_contracts::json::Marks;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
 
 use crate::Failure;
 use crate::read::{TIMEOUT, partitions, poll, render, single};
@@ -39,6 +40,10 @@ pub struct Tail {
     /// Print each record's headers too.
     #[arg(long)]
     headers: bool,
+    /// Colour the JSON: `auto` (on a terminal, plain when piped), `always`,
+    /// `never`.
+    #[arg(long, default_value = "auto")]
+    color: Color,
     /// Print the fields the schemas mark sensitive (personal data); left
     /// out unless asked for. As the topic holds them: an event's personal
     /// fields are sealed with their subject's data key (`enc:v1:...`).
@@ -128,6 +133,11 @@ impl Tail {
         let codec = Codec::new(&registry.url);
         let marks = Marks::default();
         let stdout = std::io::stdout();
+        let colour = match self.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::IsTerminal::is_terminal(&stdout) && std::env::var_os("NO_COLOR").is_none(),
+        };
         let mut out = std::io::BufWriter::new(stdout.lock());
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
@@ -151,7 +161,14 @@ impl Tail {
             }
             if self.key.is_none() || self.key == message.key {
                 let line = render(&codec, &marks, &message, self.headers, self.sensitive).await;
-                if writeln!(out, "{line}").is_err() {
+                let written = if colour {
+                    let mut coloured = String::new();
+                    paint(&line, &mut coloured);
+                    writeln!(out, "{coloured}")
+                } else {
+                    writeln!(out, "{line}")
+                };
+                if written.is_err() {
                     return Ok(()); // the reader went away (a pipe into head)
                 }
             }
@@ -183,4 +200,83 @@ fn at_time(
         Some(Offset::Offset(offset)) => offset,
         _ => end,
     })
+}
+
+/// When `tail` colours its lines.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `value` as compact JSON with ANSI colours: keys blue, strings green,
+/// numbers cyan, `true`/`false`/`null` magenta.
+fn paint(value: &Value, out: &mut String) {
+    const KEY: &str = "\x1b[34m";
+    const STRING: &str = "\x1b[32m";
+    const NUMBER: &str = "\x1b[36m";
+    const OTHER: &str = "\x1b[35m";
+    const RESET: &str = "\x1b[0m";
+    match value {
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, inner)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(KEY);
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push_str(RESET);
+                out.push(':');
+                paint(inner, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, inner) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                paint(inner, out);
+            }
+            out.push(']');
+        }
+        Value::String(_) => {
+            out.push_str(STRING);
+            out.push_str(&value.to_string());
+            out.push_str(RESET);
+        }
+        Value::Number(_) => {
+            out.push_str(NUMBER);
+            out.push_str(&value.to_string());
+            out.push_str(RESET);
+        }
+        Value::Bool(_) | Value::Null => {
+            out.push_str(OTHER);
+            out.push_str(&value.to_string());
+            out.push_str(RESET);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn painted_json_is_the_same_json_once_the_colours_are_gone() {
+        let value = serde_json::json!({"key": "k", "offset": 3, "value": {"a": [true, null, 1.5, "x\"y"]}});
+        let mut painted = String::new();
+        paint(&value, &mut painted);
+        assert!(painted.contains("\x1b[34m\"key\"\x1b[0m"));
+        let plain = painted
+            .replace("\x1b[34m", "")
+            .replace("\x1b[32m", "")
+            .replace("\x1b[36m", "")
+            .replace("\x1b[35m", "")
+            .replace("\x1b[0m", "");
+        assert_eq!(serde_json::from_str::<Value>(&plain).expect("JSON"), value);
+    }
 }
