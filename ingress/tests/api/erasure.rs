@@ -91,18 +91,6 @@ fn order() -> Value {
     body
 }
 
-/// Every database of the system, by name.
-fn databases(system: &System) -> Vec<(&'static str, &str)> {
-    vec![
-        ("users", &system.users_db),
-        ("orders", &system.orders_db),
-        ("payments", &system.payments_db),
-        ("inventory", &system.inventory_db),
-        ("readmodels", &system.readmodels_db),
-        ("audit", &system.audit_db),
-    ]
-}
-
 #[tokio::test]
 async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay() {
     let logs = Capture::default();
@@ -193,7 +181,7 @@ async fn an_erased_user_leaves_nothing_personal_anywhere_and_their_orders_stay()
 
     // Nowhere, in any database of the system.
     let mut found = Vec::new();
-    for (name, url) in databases(&system) {
+    for (name, url) in system.databases() {
         found.extend(find_text(url, PERSONAL).await.into_iter().map(|hit| format!("{name}: {hit}")));
     }
     assert!(found.is_empty(), "personal data left after the erasure: {found:#?}");

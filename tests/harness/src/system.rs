@@ -321,6 +321,18 @@ impl System {
         }
     }
 
+    /// Every database of the system, by its name (`users`, `orders`, ...).
+    pub fn databases(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("users", &self.users_db),
+            ("orders", &self.orders_db),
+            ("payments", &self.payments_db),
+            ("inventory", &self.inventory_db),
+            ("readmodels", &self.readmodels_db),
+            ("audit", &self.audit_db),
+        ]
+    }
+
     /// The data-key settings of every process of this system.
     pub fn key_settings(&self) -> orderflow_config::KeySettings {
         orderflow_config::KeySettings { url: self.keys_url.clone(), ..Default::default() }

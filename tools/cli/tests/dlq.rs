@@ -6,32 +6,15 @@
 //! moved on since is refused rather than applied out of order, and can be
 //! discarded.
 
-use std::process::Output;
+mod common;
+
 use std::time::Duration;
 
+use common::{lines, orderflow};
 use orderflow_harness::shop::{assert_command_failed, customer, spawn_binary};
 use orderflow_harness::system::{System, binary};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn orderflow(system: &System, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .args(args)
-        .env("ORDERFLOW_KAFKA__BROKERS", &system.kafka.brokers)
-        .env("ORDERFLOW_KAFKA__TOPIC_PREFIX", &system.kafka.topic_prefix)
-        .env("ORDERFLOW_REGISTRY__URL", &system.registry.url)
-        .output()
-        .await
-        .expect("run orderflow")
-}
-
-fn lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "orderflow failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
-        .collect()
-}
 
 /// A user service whose handler fails every `UpdateUserProfile`.
 fn failing(system: &System) -> tokio::process::Child {

@@ -3,6 +3,8 @@
 //! their error and released in key order; a tampered audit record fails
 //! the verification with exit 1, naming where.
 
+mod common;
+
 use std::process::Output;
 use std::time::Duration;
 
@@ -12,17 +14,11 @@ use orderflow_harness::system::System;
 use serde_json::Value;
 
 async fn orderflow(system: &System, args: &[&str]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"));
-    command.args(args).env("ORDERFLOW_KAFKA__BROKERS", &system.kafka.brokers);
+    let mut command = common::command(system, args);
     for (name, url) in [("users", &system.users_db), ("audit", &system.audit_db)] {
         command.arg("--database").arg(format!("{name}={url}"));
     }
     command.output().await.expect("run orderflow")
-}
-
-fn json_lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "orderflow failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
 #[tokio::test]
@@ -45,14 +41,14 @@ async fn parked_outbox_rows_are_listed_and_released_in_order() {
         .expect("a parked row");
         ids.push(id);
     }
-    let status = json_lines(&orderflow(&system, &["outbox", "status", "user-service", "--output", "json"]).await);
+    let status = common::lines(&orderflow(&system, &["outbox", "status", "user-service", "--output", "json"]).await);
     let parked = status[0]["parked"].as_array().expect("parked");
     assert_eq!(parked.len(), 2, "{status:#?}");
     assert_eq!(parked[0]["last_error"], "Broker: message too large");
     let table = orderflow(&system, &["outbox", "status"]).await;
     assert!(String::from_utf8_lossy(&table.stdout).contains("parked user-service #"), "every outbox in one table");
 
-    let released = json_lines(&orderflow(&system, &["outbox", "unpark", "user-service", &ids[0].to_string()]).await);
+    let released = common::lines(&orderflow(&system, &["outbox", "unpark", "user-service", &ids[0].to_string()]).await);
     assert_eq!(released[0]["released"], 2, "the later row of its key comes with it");
     orderflow_testkit::eventually("the relay publishes them", Duration::from_secs(30), || async {
         // (A published row leaves the outbox: the topic is the record.)
@@ -96,13 +92,13 @@ async fn audit_verify_passes_an_intact_log_and_names_a_tampered_record() {
             .fetch_one(&pool)
             .await
             .expect("a correlation id");
-    let story = json_lines(&orderflow(&system, &["trace", &correlation, "--output", "json"]).await);
+    let story = common::lines(&orderflow(&system, &["trace", &correlation, "--output", "json"]).await);
     assert_eq!(story[0]["type"], "UserRegistered", "{story:#?}");
     assert!(story.iter().all(|r| r["payload"].get("email").is_none()), "no personal field in a trace");
     let none = orderflow(&system, &["trace", "no-such-request"]).await;
     assert_eq!(none.status.code(), Some(1));
 
-    let intact = json_lines(&orderflow(&system, &["audit", "verify", "--full"]).await);
+    let intact = common::lines(&orderflow(&system, &["audit", "verify", "--full"]).await);
     assert_eq!((intact[0]["intact"].as_bool(), intact[0]["mode"].as_str()), (Some(true), Some("full")), "{intact:#?}");
 
     sqlx::query(

@@ -3,25 +3,20 @@
 //! rebuilt generation, equal to a rebuild from scratch; Ctrl-C stops a
 //! rebuild and leaves the live generation as it was.
 
+mod common;
+
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use orderflow_harness::shop;
 use orderflow_harness::system::System;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn command(system: &System, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"));
-    command
-        .args(args)
-        .arg("--database")
-        .arg(format!("readmodels={}", system.readmodels_db))
-        .arg("--database")
-        .arg(format!("audit={}", system.audit_db))
-        .env("ORDERFLOW_KAFKA__BROKERS", &system.kafka.brokers)
-        .env("ORDERFLOW_KAFKA__TOPIC_PREFIX", &system.kafka.topic_prefix)
-        .env("ORDERFLOW_REGISTRY__URL", &system.registry.url);
+    let mut command = common::command(system, args);
+    command.arg("--database").arg(format!("readmodels={}", system.readmodels_db));
+    command.arg("--database").arg(format!("audit={}", system.audit_db));
     command
 }
 
@@ -29,14 +24,9 @@ async fn orderflow(system: &System, args: &[&str]) -> Output {
     command(system, args).output().await.expect("run orderflow")
 }
 
-fn json_lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "orderflow failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
-}
-
 async fn live(system: &System) -> i64 {
     let out = orderflow(system, &["projection", "status", "readmodels", "--output", "json"]).await;
-    let report = &json_lines(&out)[0];
+    let report = &common::lines(&out)[0];
     report["generations"]
         .as_array()
         .expect("generations")
@@ -76,7 +66,7 @@ async fn a_rebuild_under_load_ends_equal_to_live_and_ctrl_c_leaves_the_live_one(
             round
         })
     };
-    let rebuilt = json_lines(&orderflow(&system, &["projection", "rebuild", "readmodels"]).await);
+    let rebuilt = common::lines(&orderflow(&system, &["projection", "rebuild", "readmodels"]).await);
     stop.cancel();
     let rounds = load.await.expect("load");
     assert!(rounds > 0, "the load ran");
@@ -87,7 +77,7 @@ async fn a_rebuild_under_load_ends_equal_to_live_and_ctrl_c_leaves_the_live_one(
     // What it built is what a rebuild from scratch builds, once the load settled.
     shop::assert_rebuild_equals_live(&system).await;
 
-    let listed = json_lines(&orderflow(&system, &["projection", "list", "--output", "json"]).await);
+    let listed = common::lines(&orderflow(&system, &["projection", "list", "--output", "json"]).await);
     let names: Vec<&str> = listed.iter().filter_map(|p| p["name"].as_str()).collect();
     assert_eq!(names, ["readmodels", "audit"], "{listed:#?}");
 

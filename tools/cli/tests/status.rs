@@ -3,6 +3,8 @@
 //! stopped consumer shows as not ready, with the lag of what it has not
 //! read, and the command says so with exit 1.
 
+mod common;
+
 use std::process::Output;
 use std::time::Duration;
 
@@ -11,23 +13,11 @@ use orderflow_harness::system::System;
 use serde_json::Value;
 
 async fn orderflow_status(system: &System, processes: &[(&str, &str)]) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"));
-    command
-        .args(["status", "--output", "json"])
-        .env("ORDERFLOW_KAFKA__BROKERS", &system.kafka.brokers)
-        .env("ORDERFLOW_KAFKA__TOPIC_PREFIX", &system.kafka.topic_prefix)
-        .env("ORDERFLOW_REGISTRY__URL", &system.registry.url);
+    let mut command = common::command(system, &["status", "--output", "json"]);
     for (name, url) in processes {
         command.arg("--process").arg(format!("{name}={url}"));
     }
-    for (name, url) in [
-        ("users", &system.users_db),
-        ("orders", &system.orders_db),
-        ("payments", &system.payments_db),
-        ("inventory", &system.inventory_db),
-        ("readmodels", &system.readmodels_db),
-        ("audit", &system.audit_db),
-    ] {
+    for (name, url) in system.databases() {
         command.arg("--database").arg(format!("{name}={url}"));
     }
     command.output().await.expect("run orderflow")

@@ -3,29 +3,10 @@
 //! personal fields unless asked; a key's records only; bounded at the end
 //! the topic had when it started; clear errors with their exit codes.
 
-use std::process::Output;
+mod common;
 
+use common::{lines, orderflow};
 use orderflow_harness::system::System;
-use serde_json::Value;
-
-async fn orderflow(system: &System, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_orderflow"))
-        .args(args)
-        .env("ORDERFLOW_KAFKA__BROKERS", &system.kafka.brokers)
-        .env("ORDERFLOW_KAFKA__TOPIC_PREFIX", &system.kafka.topic_prefix)
-        .env("ORDERFLOW_REGISTRY__URL", &system.registry.url)
-        .output()
-        .await
-        .expect("run orderflow")
-}
-
-fn lines(output: &Output) -> Vec<Value> {
-    assert!(output.status.success(), "orderflow failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
-        .collect()
-}
 
 #[tokio::test]
 async fn tail_decodes_every_record_of_a_topic_and_keeps_personal_data_out_unless_asked() {
