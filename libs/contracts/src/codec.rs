@@ -162,29 +162,9 @@ impl Codec {
     /// sealed with the person's key when this codec seals.
     pub async fn encode<C: Contract>(&self, message: &C) -> Result<Vec<u8>, CodecError> {
         let strategy = strategy(C::FULL_NAME, C::SCHEMA);
-        let encoded = match (message.subject(), &self.personal.seal) {
-            (Some(subject), Some(store)) => {
-                let plan = self.plans.get(C::FULL_NAME, C::FULL_NAME, reader::<C>()?);
-                if plan.is_empty() {
-                    self.encoder.encode_struct(message, &strategy).await
-                } else {
-                    let mut value = apache_avro::to_value(message).map_err(|e| CodecError::Mismatch {
-                        full_name: C::FULL_NAME.to_owned(),
-                        problem: e.to_string(),
-                    })?;
-                    // Nothing personal to seal (an erasure's empty
-                    // credentials): no key is asked for.
-                    if personal::needs_sealing(&plan, &mut value) {
-                        let key = match store.sealing_key(subject).await? {
-                            Lookup::Key(key) => Some(key),
-                            Lookup::Erased => None,
-                        };
-                        personal::seal(&plan, &mut value, key.as_deref());
-                    }
-                    self.encoder.encode_value(value, &strategy).await
-                }
-            }
-            _ => self.encoder.encode_struct(message, &strategy).await,
+        let encoded = match self.sealed(message).await? {
+            Some(value) => self.encoder.encode_value(value, &strategy).await,
+            None => self.encoder.encode_struct(message, &strategy).await,
         };
         encoded.map_err(|e| {
             if e.retriable {
@@ -192,6 +172,29 @@ impl Codec {
             }
             registry_error(e)
         })
+    }
+
+    /// `message` as an Avro value with its personal strings sealed with its
+    /// subject's key, when this codec seals and `message` has any; `None`:
+    /// it is encoded as it is.
+    async fn sealed<C: Contract>(&self, message: &C) -> Result<Option<Value>, CodecError> {
+        let (Some(subject), Some(store)) = (message.subject(), &self.personal.seal) else { return Ok(None) };
+        let plan = self.plans.get(C::FULL_NAME, C::FULL_NAME, reader::<C>()?);
+        if plan.is_empty() {
+            return Ok(None);
+        }
+        let mut value = apache_avro::to_value(message)
+            .map_err(|e| CodecError::Mismatch { full_name: C::FULL_NAME.to_owned(), problem: e.to_string() })?;
+        // Nothing personal to seal (an erasure's empty credentials): no
+        // key is asked for.
+        if personal::needs_sealing(&plan, &mut value) {
+            let key = match store.sealing_key(subject).await? {
+                Lookup::Key(key) => Some(key),
+                Lookup::Erased => None,
+            };
+            personal::seal(&plan, &mut value, key.as_deref());
+        }
+        Ok(Some(value))
     }
 
     /// Decodes a framed payload with the writer schema from the registry,

@@ -133,6 +133,30 @@ pub fn classify(error: sqlx::Error) -> HandlerError {
     }
 }
 
+/// What an outbox holds that is not published yet.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Backlog {
+    /// Rows waiting, parked ones included.
+    pub unpublished: i64,
+    /// Rows the relay parked.
+    pub parked: i64,
+    /// Age of the oldest waiting row that is not parked.
+    pub oldest_seconds: Option<f64>,
+}
+
+/// The backlog of the outbox `conn` reaches (the relay's gauges, the
+/// operator's CLI).
+pub async fn backlog(conn: &mut sqlx::PgConnection) -> Result<Backlog, sqlx::Error> {
+    let (unpublished, parked, oldest_seconds): (i64, i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE parked_at IS NOT NULL),
+                EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Backlog { unpublished, parked, oldest_seconds })
+}
+
 /// A row the relay parked after it kept failing to publish (the later rows
 /// of its key wait behind it).
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

@@ -291,16 +291,10 @@ impl Relay {
 
     /// Refreshes the backlog gauges.
     async fn observe(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let (unpublished, parked, oldest): (i64, i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), count(*) FILTER (WHERE parked_at IS NOT NULL),
-                    EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8
-             FROM outbox WHERE published_at IS NULL",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        UNPUBLISHED.set(unpublished);
-        PARKED.set(parked);
-        OLDEST.set(oldest.unwrap_or(0.0) as i64);
+        let backlog = crate::backlog(conn).await?;
+        UNPUBLISHED.set(backlog.unpublished);
+        PARKED.set(backlog.parked);
+        OLDEST.set(backlog.oldest_seconds.unwrap_or(0.0) as i64);
         Ok(())
     }
 

@@ -55,7 +55,6 @@ pub async fn wire(
         return Ok(none);
     }
     keys.check_for(environment, part == PersonalData::Keeper).map_err(|e| RunError::Keys(e.to_string()))?;
-    let remote = || remote(keys);
     Ok(match part {
         PersonalData::None => none,
         PersonalData::Keeper => {
@@ -80,8 +79,8 @@ pub async fn wire(
                 routes: Some(orderflow_keys::routes(store, keys.token.expose())),
             }
         }
-        PersonalData::Seals => Wiring { personal: Personal { seal: Some(remote()), open: None }, routes: None },
-        PersonalData::Opens => Wiring { personal: Personal { seal: None, open: Some(remote()) }, routes: None },
+        PersonalData::Seals => Wiring { personal: Personal { seal: Some(remote(keys)), open: None }, routes: None },
+        PersonalData::Opens => Wiring { personal: Personal { seal: None, open: Some(remote(keys)) }, routes: None },
     })
 }
 

@@ -172,15 +172,16 @@ struct Context<'a> {
 impl Context<'_> {
     /// What was replayed or discarded, by entry.
     async fn settled(&self) -> Result<HashMap<String, Value>, Failure> {
-        let topic = self.kafka.topic(SETTLED);
-        let exists = crate::read::partitions(&self.consumer, self.kafka, &topic).is_ok();
+        let records = match read_all(&self.consumer, self.kafka, &self.kafka.topic(SETTLED)).await {
+            // No replay or discard yet: the topic does not exist.
+            Err(Failure::Usage(_)) => Vec::new(),
+            read => read?,
+        };
         let mut settled = HashMap::new();
-        if exists {
-            for record in read_all(&self.consumer, self.kafka, &topic).await? {
-                let (Some(key), Some(payload)) = (record.key, record.payload) else { continue };
-                if let Ok(value) = serde_json::from_slice(&payload) {
-                    settled.insert(key, value);
-                }
+        for record in records {
+            let (Some(key), Some(payload)) = (record.key, record.payload) else { continue };
+            if let Ok(value) = serde_json::from_slice(&payload) {
+                settled.insert(key, value);
             }
         }
         Ok(settled)

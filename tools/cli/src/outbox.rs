@@ -56,15 +56,16 @@ impl OutboxCommand {
     /// One service's outbox: its backlog and its parked rows.
     async fn one(&self, service: &str) -> Result<serde_json::Value, Failure> {
         let pool = self.databases.connect(database_of(service)?).await?;
-        let (waiting, oldest): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox WHERE published_at IS NULL",
-        )
-        .fetch_one(&pool)
-        .await
-        .map_err(|e| Failure::Other(format!("{service}: {e}")))?;
+        let mut conn = pool.acquire().await.map_err(|e| Failure::Other(format!("{service}: {e}")))?;
+        let backlog =
+            orderflow_outbox::backlog(&mut conn).await.map_err(|e| Failure::Other(format!("{service}: {e}")))?;
+        drop(conn);
         let parked = orderflow_outbox::parked(&pool).await.map_err(|e| Failure::Other(format!("{service}: {e}")))?;
         pool.close().await;
-        Ok(json!({"service": service, "unpublished": waiting, "oldest_seconds": oldest, "parked": parked}))
+        Ok(json!({
+            "service": service, "unpublished": backlog.unpublished, "oldest_seconds": backlog.oldest_seconds,
+            "parked": parked,
+        }))
     }
 
     pub async fn run(self) -> Result<(), Failure> {

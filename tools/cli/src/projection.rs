@@ -17,8 +17,8 @@ use sqlx::PgPool;
 
 use crate::Failure;
 
-/// The projections and their databases.
-const PROJECTIONS: &[(&str, &str, &str)] = &[
+/// The projections, their databases, and what they are.
+pub const PROJECTIONS: &[(&str, &str, &str)] = &[
     ("readmodels", "readmodels", "the read models the ingress serves (users, orders, payments, products)"),
     ("audit", "audit", "the audit log: every event once, hash-chained"),
 ];

@@ -27,9 +27,6 @@ const DEV_PROCESSES: &[(&str, &str)] = &[
     ("audit-log", "http://127.0.0.1:8095"),
 ];
 
-/// The projections and their databases.
-const PROJECTIONS: &[(&str, &str)] = &[("readmodels", "readmodels"), ("audit", "audit")];
-
 #[derive(Debug, Args)]
 pub struct Status {
     /// `table` for people, `json` (one object) for scripts.
@@ -93,7 +90,7 @@ impl Status {
         // Positions the projections keep in their own tables.
         let mut projections = Vec::new();
         let mut outboxes = Vec::new();
-        for (name, database) in PROJECTIONS {
+        for (name, database, _) in crate::projection::PROJECTIONS {
             if let Ok(pool) = self.databases.connect(database).await {
                 if let Ok(Some((generation, _))) = orderflow_projection::generation::live(&pool, name).await
                     && let Ok(mut conn) = pool.acquire().await
@@ -105,26 +102,23 @@ impl Status {
             }
         }
         for (service, database) in crate::outbox::OUTBOXES {
-            let row = match self.databases.connect(database).await {
+            let backlog = match self.databases.connect(database).await {
                 Ok(pool) => {
-                    let row: Result<(i64, Option<f64>, i64), _> = sqlx::query_as(
-                        "SELECT count(*) FILTER (WHERE published_at IS NULL),
-                                EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE published_at IS NULL))::float8,
-                                count(*) FILTER (WHERE published_at IS NULL AND parked_at IS NOT NULL)
-                         FROM outbox",
-                    )
-                    .fetch_one(&pool)
-                    .await;
+                    let backlog = match pool.acquire().await {
+                        Ok(mut conn) => orderflow_outbox::backlog(&mut conn).await.map_err(|e| e.to_string()),
+                        Err(error) => Err(error.to_string()),
+                    };
                     pool.close().await;
-                    match row {
-                        Ok((unpublished, oldest, parked)) => json!({
-                            "service": service, "database": database, "unpublished": unpublished,
-                            "oldest_seconds": oldest, "parked": parked,
-                        }),
-                        Err(error) => json!({"service": service, "database": database, "error": error.to_string()}),
-                    }
+                    backlog
                 }
-                Err(error) => json!({"service": service, "database": database, "error": error.to_string()}),
+                Err(failure) => Err(failure.to_string()),
+            };
+            let row = match backlog {
+                Ok(b) => json!({
+                    "service": service, "database": database, "unpublished": b.unpublished,
+                    "oldest_seconds": b.oldest_seconds, "parked": b.parked,
+                }),
+                Err(error) => json!({"service": service, "database": database, "error": error}),
             };
             outboxes.push(row);
         }
