@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::projection::{db, millis, uuid};
+use crate::projection::{db, millis, order_changed, uuid};
 
 /// Applies one orders event, and wakes whoever waits for the order to
 /// leave PENDING.
@@ -40,18 +40,20 @@ pub async fn apply(tx: &mut PgConnection, headers: &Headers, event: &OrderEvent)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            Ok(Applied::nothing())
+            Ok(Applied::notify(order_changed(&e.order_id, Some(&e.customer_id))))
         }
         // Still PENDING (its stock is held, its payment next): only the version moves.
         OrderEvent::StockReserved(e) => {
-            sqlx::query("UPDATE orders SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2")
-                .bind(uuid(&e.order_id)?)
-                .bind(e.version)
-                .bind(millis(e.reserved_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            Ok(Applied::nothing())
+            let customer: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE orders SET version = $2, updated_at = $3 WHERE id = $1 AND version < $2 RETURNING customer_id",
+            )
+            .bind(uuid(&e.order_id)?)
+            .bind(e.version)
+            .bind(millis(e.reserved_at))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            Ok(customer.map_or_else(Applied::nothing, |c| Applied::notify(order_changed(&e.order_id, Some(c)))))
         }
         OrderEvent::Confirmed(e) => {
             let payment = Some(uuid(&e.payment_id)?);
@@ -84,11 +86,11 @@ async fn transition(
     reason: Option<(&str, &str)>,
     payment_id: Option<Uuid>,
 ) -> Result<Applied, HandlerError> {
-    let placed_by: Option<Option<Uuid>> = sqlx::query_scalar(
+    let placed_by: Option<(Option<Uuid>, Uuid)> = sqlx::query_as(
         "UPDATE orders SET status = $2, version = $3, updated_at = $4,
            reason = COALESCE($5, reason), reason_message = COALESCE($6, reason_message),
            payment_id = COALESCE($7, payment_id)
-         WHERE id = $1 AND version < $3 RETURNING command_id",
+         WHERE id = $1 AND version < $3 RETURNING command_id, customer_id",
     )
     .bind(uuid(order_id)?)
     .bind(status)
@@ -100,8 +102,11 @@ async fn transition(
     .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    Ok(match placed_by.flatten() {
-        Some(command_id) => Applied::notify(command_id.to_string()),
+    Ok(match placed_by {
+        Some((Some(command_id), customer)) => {
+            Applied::notify(command_id.to_string()).and_notify(order_changed(order_id, Some(customer)))
+        }
+        Some((None, customer)) => Applied::notify(order_changed(order_id, Some(customer))),
         None => Applied::nothing(),
     })
 }

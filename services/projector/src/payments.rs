@@ -5,7 +5,7 @@ use orderflow_contracts::payments::PaymentEvent;
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
 
-use crate::projection::{db, millis, uuid};
+use crate::projection::{db, millis, order_changed, uuid};
 
 /// Applies one payments event.
 pub async fn apply(tx: &mut PgConnection, event: &PaymentEvent) -> Result<Applied, HandlerError> {
@@ -44,10 +44,7 @@ pub async fn apply(tx: &mut PgConnection, event: &PaymentEvent) -> Result<Applie
             change(tx, &e.payment_id, "CAPTURED", Some(e.amount), e.version, e.captured_at).await
         }
         PaymentEvent::Voided(e) => change(tx, &e.payment_id, "VOIDED", None, e.version, e.voided_at).await,
-        PaymentEvent::Refunded(e) => {
-            refunded(tx, &e.payment_id, e.refunded_total, e.version, e.refunded_at).await?;
-            Ok(Applied::nothing())
-        }
+        PaymentEvent::Refunded(e) => refunded(tx, &e.payment_id, e.refunded_total, e.version, e.refunded_at).await,
         // A rejection changed nothing (its command's status is settled from
         // its headers, like every outcome).
         PaymentEvent::Rejected(_) | PaymentEvent::RetiredCommandRejected(_) => Ok(Applied::nothing()),
@@ -87,7 +84,7 @@ async fn open(tx: &mut PgConnection, p: Opened<'_>) -> Result<Applied, HandlerEr
     .execute(&mut *tx)
     .await
     .map_err(db)?;
-    Ok(Applied::nothing())
+    Ok(Applied::notify(order_changed(p.order_id, Some(p.customer_id))))
 }
 
 /// Records a refund's new total unless a newer event was applied already:
@@ -98,21 +95,26 @@ async fn refunded(
     total: i64,
     version: i64,
     at: i64,
-) -> Result<(), HandlerError> {
-    sqlx::query(
+) -> Result<Applied, HandlerError> {
+    let order: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
         "UPDATE payments SET refunded = $2,
            status = CASE WHEN $2 >= captured THEN 'REFUNDED' ELSE 'PARTIALLY_REFUNDED' END,
            version = $3, updated_at = $4
-         WHERE id = $1 AND version < $3",
+         WHERE id = $1 AND version < $3 RETURNING order_id, customer_id",
     )
     .bind(uuid(payment_id)?)
     .bind(total)
     .bind(version)
     .bind(millis(at))
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    Ok(())
+    Ok(announced(order))
+}
+
+/// Announces the order (and customer) of a payment that changed.
+fn announced(order: Option<(uuid::Uuid, uuid::Uuid)>) -> Applied {
+    order.map_or_else(Applied::nothing, |(id, customer)| Applied::notify(order_changed(id, Some(customer))))
 }
 
 /// Changes a payment unless a newer event was applied already.
@@ -124,17 +126,17 @@ async fn change(
     version: i64,
     at: i64,
 ) -> Result<Applied, HandlerError> {
-    sqlx::query(
+    let order: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
         "UPDATE payments SET status = $2, captured = COALESCE($3, captured), version = $4, updated_at = $5
-         WHERE id = $1 AND version < $4",
+         WHERE id = $1 AND version < $4 RETURNING order_id, customer_id",
     )
     .bind(uuid(payment_id)?)
     .bind(status)
     .bind(captured)
     .bind(version)
     .bind(millis(at))
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    Ok(Applied::nothing())
+    Ok(announced(order))
 }

@@ -8,7 +8,7 @@ use orderflow_contracts::inventory::{InventoryEvent, StockLine};
 use orderflow_projection::Applied;
 use sqlx::PgConnection;
 
-use crate::projection::{db, millis, uuid};
+use crate::projection::{db, millis, order_changed, uuid};
 
 /// Applies one inventory event. Every change carries the product's
 /// version; what a product is and what it has in stock are each applied
@@ -70,21 +70,21 @@ pub async fn apply(tx: &mut PgConnection, event: &InventoryEvent) -> Result<Appl
         // version after the move.
         InventoryEvent::Reserved(e) => {
             stock(tx, &e.lines, e.reserved_at).await?;
-            order_stock(tx, &e.order_id, Step::Held, e.reserved_at).await?;
+            return order_stock(tx, &e.order_id, Step::Held, e.reserved_at).await;
         }
         InventoryEvent::Committed(e) => {
             stock(tx, &e.lines, e.committed_at).await?;
-            order_stock(tx, &e.order_id, Step::Sold, e.committed_at).await?;
+            return order_stock(tx, &e.order_id, Step::Sold, e.committed_at).await;
         }
         InventoryEvent::Released(e) => {
             stock(tx, &e.lines, e.released_at).await?;
-            order_stock(tx, &e.order_id, Step::Released, e.released_at).await?;
+            return order_stock(tx, &e.order_id, Step::Released, e.released_at).await;
         }
         // Nothing was held: the order's lines say which one could not be.
         InventoryEvent::ReservationFailed(e) => {
             let failed =
                 Step::Failed { sku: &e.sku, reason: &e.reason, requested: e.requested, available: e.available };
-            order_stock(tx, &e.order_id, failed, e.failed_at).await?;
+            return order_stock(tx, &e.order_id, failed, e.failed_at).await;
         }
         // A rejection changed nothing (its command's status is settled from
         // its headers, like every outcome).
@@ -165,16 +165,20 @@ impl Step<'_> {
     }
 }
 
-async fn order_stock(tx: &mut PgConnection, order_id: &str, step: Step<'_>, at: i64) -> Result<(), HandlerError> {
+/// Records where an order's stock stands, and announces the order.
+async fn order_stock(tx: &mut PgConnection, order_id: &str, step: Step<'_>, at: i64) -> Result<Applied, HandlerError> {
     let (sku, reason, requested, available) = match &step {
         Step::Failed { sku, reason, requested, available } => (Some(*sku), Some(*reason), Some(*requested), *available),
         _ => (None, None, None, None),
     };
-    sqlx::query(
+    // The order's customer, when its view has it already (the orders
+    // topic is read apart from the inventory's).
+    let changed: Option<Option<uuid::Uuid>> = sqlx::query_scalar(
         "INSERT INTO order_stock (order_id, state, rank, sku, reason, requested, available, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (order_id) DO UPDATE SET state = EXCLUDED.state, rank = EXCLUDED.rank, updated_at = EXCLUDED.updated_at
-         WHERE order_stock.rank < EXCLUDED.rank",
+         WHERE order_stock.rank < EXCLUDED.rank
+         RETURNING (SELECT customer_id FROM orders WHERE orders.id = order_stock.order_id)",
     )
     .bind(uuid(order_id)?)
     .bind(step.state())
@@ -184,8 +188,8 @@ async fn order_stock(tx: &mut PgConnection, order_id: &str, step: Step<'_>, at: 
     .bind(requested)
     .bind(available)
     .bind(millis(at))
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db)?;
-    Ok(())
+    Ok(changed.map_or_else(Applied::nothing, |customer| Applied::notify(order_changed(order_id, customer))))
 }

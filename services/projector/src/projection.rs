@@ -14,6 +14,9 @@
 //! letter's headers),
 //! and the command that placed an order when it leaves PENDING (a 201 after
 //! `POST /orders` is the confirmed or cancelled order).
+//! Every change to an order's view (its own events, its payment's, its
+//! stock's) is announced too, as [`order_changed`] keys: the ingress's
+//! GraphQL subscriptions push an order's new state on them.
 
 use std::sync::Arc;
 
@@ -43,6 +46,20 @@ pub const TABLES: [&str; 8] =
 /// The ingress listens here; payloads are command ids (comma-separated), or
 /// `*` after a generation switch.
 pub const CHANNEL: &str = "command_status";
+
+/// The prefix of an order's key on [`CHANNEL`]: `order:<id>:<customer
+/// id>` (or `order:<id>` while its customer is not known yet) says that
+/// the order's view (`order_details`) changed. The ingress's `live`
+/// module reads the same format.
+pub const ORDER_CHANGED: &str = "order:";
+
+/// The key announcing that order `order_id` of `customer` changed.
+pub fn order_changed(order_id: impl std::fmt::Display, customer: Option<impl std::fmt::Display>) -> String {
+    match customer {
+        Some(customer) => format!("{ORDER_CHANGED}{order_id}:{customer}"),
+        None => format!("{ORDER_CHANGED}{order_id}"),
+    }
+}
 
 /// Every read model, fed by the events of every domain, the users
 /// credentials and the command topics (for command statuses).
