@@ -30,6 +30,7 @@ VENV=$CACHE/venv
 DEPLOY_VENV=$CACHE/deploy-venv
 COMPOSE_VENV=$CACHE/compose-venv
 API_VENV=$CACHE/api-venv
+GQL_VENV=$CACHE/gql-venv
 LIBRDKAFKA_DIR=$CACHE/librdkafka
 
 log() { printf '%s\n' "$*" >&2; }
@@ -122,6 +123,9 @@ COMPOSE_TOOLS=(pyyaml==5.4.1 docker-compose==1.29.2)
 # (ingress/tests/api/openapi.rs).
 # hypothesis pinned too: later ones dropped an internal schemathesis 3 uses.
 API_TOOLS=(schemathesis==3.39.16 hypothesis==6.115.0)
+# A real GraphQL client, over HTTP and WebSocket (graphql-transport-ws):
+# ingress/tests/api/graphql.rs.
+GQL_TOOLS=('gql[requests,websockets]==3.5.3')
 
 # venv_with DIR [--build PACKAGE... --] PACKAGE...: DIR is a venv with these
 # pins installed (a stamp of the list makes it idempotent; a changed list
@@ -156,6 +160,7 @@ ensure_deploy_tools() {
 
 ensure_api_tools() {
     venv_with "$API_VENV" "${API_TOOLS[@]}"
+    venv_with "$GQL_VENV" "${GQL_TOOLS[@]}"
 }
 
 # Debian's prometheus: the dev stack's Prometheus, and promtool for the

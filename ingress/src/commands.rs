@@ -46,6 +46,18 @@ pub async fn send<C: Command>(state: &AppState, request: &RequestContext, comman
     Ok(headers.message_id)
 }
 
+/// The header naming the command behind a settled answer (a 202 says it in
+/// its body): the GraphQL mutations read it, a client may log it.
+pub const COMMAND_ID: &str = "command-id";
+
+/// Marks `response` as the outcome of command `id` (`Command-Id`).
+pub fn settled_by(mut response: Response, id: Uuid) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+        response.headers_mut().insert(COMMAND_ID, value);
+    }
+    response
+}
+
 pub fn status_url(id: Uuid) -> String {
     format!("/api/v1/commands/{id}")
 }
@@ -90,7 +102,7 @@ where
         Some(status) if status.status == "succeeded" => {
             let mut response = on_success(status, deadline).await?;
             response.headers_mut().insert("preference-applied", HeaderValue::from_static("wait"));
-            Ok(response)
+            Ok(settled_by(response, id))
         }
         Some(status) => Err(rejection(&status)),
         None => Ok(accepted(id)),

@@ -21,9 +21,11 @@ pub mod connection;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod graphql;
 pub mod housekeeping;
 pub mod idempotency;
 pub mod limits;
+pub mod live;
 pub mod monitor;
 pub mod openapi;
 pub mod request;
@@ -125,18 +127,22 @@ async fn time_limit(limit: std::time::Duration, request: Request, next: Next) ->
     }
 }
 
-/// The API routes. A request may take `request_timeout` plus the
-/// `Prefer: wait` it asked for (at most `max_wait_seconds`). Every
-/// response has the security headers; CORS as `cors` allows.
-pub fn router(
-    state: AppState,
-    max_body_bytes: usize,
-    request_timeout: std::time::Duration,
-    cors: &settings::CorsSettings,
-) -> Router {
-    let limit = request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
+/// What shapes the public router besides the state.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    pub max_body_bytes: usize,
+    /// A request's time (plus the `Prefer: wait` it asked for).
+    pub request_timeout: std::time::Duration,
+    pub cors: settings::CorsSettings,
+    pub graphql: graphql::GraphqlSettings,
+    pub environment: orderflow_config::Environment,
+}
+
+/// The REST API's routes under `/api/v1`, each behind its access rule and
+/// the idempotency layer.
+fn api_routes(state: &AppState) -> Router<AppState> {
     use routes::{audit, auth, commands, orders, payments, products, users};
-    let api = Router::new()
+    Router::new()
         .route("/users", post(users::register).get(users::list))
         .route("/users/me", get(users::me))
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
@@ -164,11 +170,14 @@ pub fn router(
         // Inside the access check: a key is scoped to the checked caller.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::idempotent))
         // Who may call each route: the one table in `access`.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize));
-    let app = Router::new()
-        .nest("/api/v1", api)
-        .route("/api/openapi.json", get(openapi::document))
-        .merge(docs::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
+}
+
+/// `routes` with every layer a request meets: limits, admission, request
+/// id, time limit, metrics, security headers, CORS as `cors` allows.
+fn layered(routes: Router<AppState>, state: &AppState, settings: &RouterSettings) -> Router {
+    let limit = settings.request_timeout + std::time::Duration::from_secs(state.max_wait_seconds);
+    let app = routes
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -179,7 +188,7 @@ pub fn router(
         })
         // Every query parameter and path segment is valid text, or 400.
         .layer(axum::middleware::from_fn(validate::request_target))
-        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| time_limit(limit, request, next)))
         .layer(axum::middleware::from_fn(observe))
         // Before any handler: a request over a limit sends nothing.
@@ -194,11 +203,29 @@ pub fn router(
         // connection, or the answer closes it and says so.
         .layer(axum::middleware::from_fn(connection::close_if_body_unread));
     // Outside the request id: a preflight is answered by the CORS layer alone.
-    let app = match security::cors(cors) {
+    let app = match security::cors(&settings.cors) {
         Some(layer) => app.layer(layer),
         None => app,
     };
-    security::with_security_headers(app).with_state(state)
+    security::with_security_headers(app).with_state(state.clone())
+}
+
+/// The public router: the REST API, its document and Swagger UI, and
+/// GraphQL, whose mutations call the REST routes (with all their layers)
+/// in process. A request may take `request_timeout` plus the
+/// `Prefer: wait` it asked for (at most `max_wait_seconds`).
+pub fn router(state: AppState, settings: &RouterSettings) -> Router {
+    let rest = Router::new()
+        .nest("/api/v1", api_routes(&state))
+        .route("/api/openapi.json", get(openapi::document))
+        .merge(docs::router());
+    let schema = graphql::schema(
+        &settings.graphql,
+        settings.environment,
+        state.clone(),
+        layered(rest.clone(), &state, settings),
+    );
+    layered(rest.merge(graphql::routes(schema)), &state, settings)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,8 +322,16 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);
-    let timeout = std::time::Duration::from_millis(settings.request_timeout_ms);
-    let app = router(state, settings.max_body_bytes, timeout, &settings.cors);
+    let app = router(
+        state,
+        &RouterSettings {
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms),
+            cors: settings.cors.clone(),
+            graphql: settings.graphql.clone(),
+            environment: settings.environment,
+        },
+    );
     let Listeners { api, ops } = listeners;
     tracing::info!(addr = %api.local_addr()?, ops = %ops.local_addr()?, "ingress listening");
     // With the peer address: the per-IP limits need it.

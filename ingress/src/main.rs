@@ -20,6 +20,11 @@ async fn serve() -> anyhow::Result<()> {
         println!("{}", orderflow_auth::hash_password(secret.trim_end_matches(['\r', '\n']))?);
         return Ok(());
     }
+    if std::env::args().any(|a| a == "--print-graphql-schema") {
+        // `schemas/graphql/schema.graphql` is this output.
+        print!("{}", orderflow_ingress::graphql::sdl());
+        return Ok(());
+    }
     let settings: Settings = orderflow_config::load().context("ingress settings")?;
     if std::env::args().any(|a| a == "--check-config") {
         println!("ingress: configuration is valid");

@@ -174,6 +174,9 @@ pub struct Settings {
     /// caller's), continued by every process its commands reach.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// `/graphql`: depth, complexity and page size limits, introspection.
+    #[serde(default)]
+    pub graphql: crate::graphql::GraphqlSettings,
 }
 
 impl Default for Settings {
@@ -206,6 +209,7 @@ impl Default for Settings {
             request_timeout_ms: 10_000,
             monitor: crate::monitor::MonitorSettings::default(),
             telemetry: TelemetrySettings::default(),
+            graphql: crate::graphql::GraphqlSettings::default(),
         }
     }
 }
@@ -218,6 +222,7 @@ impl Validate for Settings {
             return Err(ConfigError::invalid("ops.addr", "must differ from http.addr: the ops listener is not public"));
         }
         self.cors.validate()?;
+        self.graphql.validate()?;
         self.rate_limit.validate()?;
         self.admission.validate()?;
         for (i, client) in self.service_clients.iter().enumerate() {

@@ -5,12 +5,13 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct CommandStatus {
     pub command_id: Uuid,
     pub command_type: Option<String>,
     pub aggregate_id: Option<String>,
     #[serde(skip)]
+    #[graphql(skip)]
     pub actor: Option<String>,
     /// pending, succeeded, rejected (by the domain's rules: `reason` says
     /// why) or failed (a consumer gave up on it: `reason` is

@@ -101,6 +101,8 @@ pub struct Waiter {
     sent: Arc<Sent>,
     /// The process's shutdown: a wait in progress ends with it.
     stopping: CancellationToken,
+    /// Orders' changes, from the same notifications (`crate::live`).
+    live: Arc<crate::live::Live>,
 }
 
 /// Commands this process sent and has not seen settled yet: when, and of
@@ -160,7 +162,17 @@ impl Sent {
 impl Waiter {
     /// Waits end when `stopping` is cancelled (see [`Waiter::until`]).
     pub fn new(pool: PgPool, stopping: CancellationToken) -> Self {
-        Self { pool, registry: Arc::default(), sent: Arc::default(), stopping }
+        Self { pool, registry: Arc::default(), sent: Arc::default(), stopping, live: Arc::default() }
+    }
+
+    /// Orders' changes as the projector announces them.
+    pub fn live(&self) -> &Arc<crate::live::Live> {
+        &self.live
+    }
+
+    /// Ends with the process: a subscription stops with it.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.stopping
     }
 
     /// Follows command `id`, just sent, until its outcome is announced
@@ -199,11 +211,13 @@ impl Waiter {
         }
         // Anything settled while we were not listening: everyone re-checks.
         self.registry.wake("*");
+        self.live.announce("*");
         loop {
             match listener.recv().await {
                 Ok(notification) => {
                     self.registry.wake(notification.payload());
                     self.sent.settled(notification.payload());
+                    self.live.announce(notification.payload());
                 }
                 Err(error) => return error,
             }

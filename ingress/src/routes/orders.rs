@@ -26,7 +26,7 @@ use crate::status;
 
 /// An order's row of the read model's `order_details` view, shown as an
 /// [`OrderView`].
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Order {
     pub id: Uuid,
     pub customer_id: Uuid,
@@ -117,7 +117,7 @@ pub struct OrderPayment {
 }
 
 /// Each line of `items` with its `reservation` (see [`OrderView::items`]).
-fn with_reservations(mut items: Value, order: &Order) -> Value {
+pub(crate) fn with_reservations(mut items: Value, order: &Order) -> Value {
     let state = match (order.stock_state.as_deref(), order.status.as_str()) {
         (Some(state), _) => state,
         (None, "PENDING") => "PENDING",
@@ -178,7 +178,7 @@ impl From<Order> for OrderView {
     }
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, customer_id, status, items, currency, total, shipping_address, notes, reason, reason_message,
     version, placed_at, payment_deadline, updated_at, customer_first_name, customer_last_name, payment_id,
     payment_status, payment_amount, payment_captured, payment_refunded, payment_reason, payment_updated_at,
@@ -312,7 +312,7 @@ pub async fn place(
         Some(Ok(order)) => {
             let mut response = ok_order(StatusCode::CREATED, order);
             response.headers_mut().insert("preference-applied", HeaderValue::from_static("wait"));
-            Ok(response)
+            Ok(crate::commands::settled_by(response, id))
         }
         Some(Err(settled)) => Err(rejection(&settled)),
         None => Ok(accepted(id)),

@@ -15,8 +15,10 @@ use crate::extract::{ApiJson, AuthUser, PreferWait, owner_or_staff};
 use crate::request::RequestContext;
 use crate::routes::{Page, list_query, own_list, path_id, query_id};
 
-/// A payment as the API shows it (one per order).
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A payment as the API shows it (one per order); in GraphQL too, with its
+/// `order`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[graphql(complex)]
 pub struct Payment {
     pub id: Uuid,
     pub order_id: Uuid,
@@ -37,7 +39,8 @@ pub struct Payment {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, order_id, customer_id, amount, currency, status, captured, refunded, reason, reason_message,
+pub(crate) const COLUMNS: &str =
+    "id, order_id, customer_id, amount, currency, status, captured, refunded, reason, reason_message,
     provider_reference, version, created_at, updated_at";
 
 async fn load_by(state: &AppState, column: &str, id: Uuid, claims: &orderflow_auth::Claims) -> ApiResult<Payment> {

@@ -19,8 +19,9 @@ use crate::extract::{ApiJson, AuthUser, PreferWait};
 use crate::request::RequestContext;
 use crate::routes::list_query;
 
-/// A product as the API shows it (from the catalog read model).
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A product as the API shows it (from the catalog read model), in REST
+/// and GraphQL.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct Product {
     pub sku: String,
     pub name: String,
@@ -39,7 +40,7 @@ pub struct Product {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "sku, name, description, price, currency, on_hand, reserved, available, version, created_at, updated_at";
 
 /// What an order line is checked against: its product's name and price.

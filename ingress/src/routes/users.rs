@@ -18,7 +18,10 @@ use crate::status::CommandStatus;
 use crate::validate::{Email, Name, Password};
 
 /// A user as the API shows it (from the read model; never a credential).
-#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+/// The same type in REST and GraphQL (whose `orders` field is
+/// `crate::graphql`'s).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[graphql(complex)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -34,7 +37,7 @@ pub struct User {
     pub erased_at: Option<DateTime<Utc>>,
 }
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, email, first_name, last_name, roles, active, version, registered_at, updated_at, erased_at";
 
 async fn load(state: &AppState, id: Uuid) -> ApiResult<User> {

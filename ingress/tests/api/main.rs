@@ -5,6 +5,7 @@ mod browser;
 mod catalog;
 mod erasure;
 mod flow;
+mod graphql;
 mod idempotency;
 mod inspect;
 mod limits;
