@@ -196,6 +196,69 @@ impl Api {
         self.write(request, user, wait).await
     }
 
+    /// Places one order and waits for the saga: its id (the reads scenarios'
+    /// setup).
+    pub async fn placed_order(&self, user: &BenchUser, i: u64) -> anyhow::Result<String> {
+        let body = json!({
+            "items": [{"product_id": format!("sku-{}", i % CATALOG), "quantity": 1, "unit_price": WIDGET_PRICE},
+                      {"product_id": "sku-gift", "quantity": 1, "unit_price": GIFT_PRICE}],
+            "currency": "EUR",
+            "shipping_address": {"name": "Bench User", "line1": "1 Load Street", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+        });
+        let auth = format!("Bearer {}", user.token);
+        let answer = self
+            .post_expecting(
+                "/api/v1/orders",
+                &[("authorization", &auth), ("prefer", "wait=30")],
+                &body,
+                StatusCode::CREATED,
+            )
+            .await?;
+        answer["id"].as_str().map(str::to_owned).context("an order answer without id")
+    }
+
+    /// `GET /api/v1/orders/{id}` as its customer: the order with its
+    /// customer and payment, as REST answers it.
+    pub async fn read_order(&self, user: &BenchUser, order_id: &str) -> Answer {
+        let request = self.client.get(format!("{}/api/v1/orders/{order_id}", self.base)).bearer_auth(&user.token);
+        self.read(request, false).await
+    }
+
+    /// The same order over GraphQL, with its items, payment and customer in
+    /// one request.
+    pub async fn graphql_order(&self, user: &BenchUser, order_id: &str) -> Answer {
+        let query = "query($id: UUID!) { order(id: $id) { id status total currency placedAt \
+                     items { productId name quantity unitPrice reservation { state } } \
+                     payment { id status amount captured refunded } \
+                     customer { id firstName lastName email } } }";
+        let request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(&user.token)
+            .json(&json!({"query": query, "variables": {"id": order_id}}));
+        self.read(request, true).await
+    }
+
+    /// A read: settled on 200 (and, for GraphQL, no `errors`).
+    async fn read(&self, request: reqwest::RequestBuilder, graphql: bool) -> Answer {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Answer::Transport(transport_kind(&error)),
+        };
+        let status = response.status();
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(error) => return Answer::Transport(transport_kind(&error)),
+        };
+        if status != StatusCode::OK {
+            return Answer::Status(status);
+        }
+        if graphql && serde_json::from_slice::<Value>(&body).map_or(true, |v| !v["errors"].is_null()) {
+            return Answer::Transport("graphql_errors");
+        }
+        Answer::Settled
+    }
+
     /// Sends a write as `user`, asking to wait `wait` seconds for its outcome.
     async fn write(&self, request: reqwest::RequestBuilder, user: &BenchUser, wait: u64) -> Answer {
         let request = request.bearer_auth(&user.token).header("prefer", format!("wait={wait}"));

@@ -63,6 +63,26 @@ enum Scenario {
         #[command(flatten)]
         common: Common,
     },
+    /// Orders read at a fixed rate by their customers over REST
+    /// (`GET /api/v1/orders/{id}`: the order, its customer and payment).
+    Reads {
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The same reads over GraphQL: the order with its items, payment and
+    /// customer in one request.
+    Graphql {
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// One update at a time on an idle system: what a lone write costs.
     Idle {
         #[arg(long, default_value_t = 5.0)]
@@ -126,6 +146,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Updates { common, .. }
         | Scenario::Orders { common, .. }
         | Scenario::Idle { common, .. }
+        | Scenario::Reads { common, .. }
+        | Scenario::Graphql { common, .. }
         | Scenario::Search { common, .. } => common,
     };
     let api = Api::new(&cli.url, Duration::from_secs(common.wait + 10))?;
@@ -153,6 +175,20 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("stocking the catalog through {}", cli.url))?;
             let summary = ctx.orders(rate, Duration::from_secs(duration)).await;
+            println!("{}", summary.human());
+            println!("{}", summary.json());
+        }
+        Scenario::Reads { rate, duration, ref common } | Scenario::Graphql { rate, duration, ref common } => {
+            check_plan(rate, duration)?;
+            let name = if matches!(cli.scenario, Scenario::Reads { .. }) { "reads" } else { "graphql" };
+            ctx.stock_catalog(&common.admin_email, &common.admin_password)
+                .await
+                .with_context(|| format!("stocking the catalog through {}", cli.url))?;
+            let orders = ctx
+                .orders_to_read()
+                .await
+                .with_context(|| format!("placing the orders to read through {}", cli.url))?;
+            let summary = ctx.reads(name, orders, rate, Duration::from_secs(duration)).await;
             println!("{}", summary.human());
             println!("{}", summary.json());
         }

@@ -95,6 +95,47 @@ impl Context {
         self.summarise("orders", plan, run).await
     }
 
+    /// One order of each user (placed and confirmed first, sixteen at a
+    /// time): what the reads scenarios read.
+    pub async fn orders_to_read(&self) -> anyhow::Result<Arc<Vec<(BenchUser, String)>>> {
+        let started = Instant::now();
+        let placed: Vec<anyhow::Result<(BenchUser, String)>> =
+            futures::stream::iter(self.users.iter().cloned().enumerate())
+                .map(|(i, user)| async move {
+                    let id = self.api.placed_order(&user, i as u64).await?;
+                    Ok((user, id))
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+        let orders = placed.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+        println!("setup    {} orders placed and confirmed in {:.1} s", orders.len(), started.elapsed().as_secs_f64());
+        Ok(Arc::new(orders))
+    }
+
+    /// The open-loop read load: request `i` reads order `i mod orders` as
+    /// its customer, over REST (`reads`) or GraphQL (`graphql`).
+    pub async fn reads(
+        &self,
+        scenario: &str,
+        orders: Arc<Vec<(BenchUser, String)>>,
+        rate: f64,
+        duration: Duration,
+    ) -> Summary {
+        let plan = Plan { rate, duration, max_in_flight: self.max_in_flight };
+        let graphql = scenario == "graphql";
+        let run = crate::run::open_loop(plan, |i| {
+            let api = self.api.clone();
+            let orders = Arc::clone(&orders);
+            async move {
+                let (user, id) = &orders[(i % orders.len() as u64) as usize];
+                if graphql { api.graphql_order(user, id).await } else { api.read_order(user, id).await }
+            }
+        })
+        .await;
+        self.summarise(scenario, plan, run).await
+    }
+
     /// One write at a time on an otherwise idle system.
     pub async fn idle(&self, rate: f64, duration: Duration) -> Summary {
         let plan = Plan { rate, duration, max_in_flight: 1 };
