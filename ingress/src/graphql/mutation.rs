@@ -23,8 +23,8 @@ use uuid::Uuid;
 use super::context::{api_error, db_error, parts};
 use super::types::{Order, expect_orders, expect_payments, expect_users};
 use crate::error::ApiError;
-use crate::routes::payments::{COLUMNS as PAYMENT_COLUMNS, Payment};
-use crate::routes::users::{USER_COLUMNS, User};
+use crate::routes::payments::{self, Payment};
+use crate::routes::users::{self, User};
 
 /// The REST routes, with every layer a request meets, for the mutations.
 #[derive(Clone)]
@@ -213,22 +213,12 @@ async fn call(
             result.order = order.map(|o| expect_orders(loads, vec![Order(o)]).remove(0));
         }
         Object::User => {
-            let user: Option<User> =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM rm.users WHERE id = $1")))
-                    .bind(id)
-                    .fetch_optional(reads.readmodels())
-                    .await
-                    .map_err(db_error)?;
+            let user = users::find(reads.readmodels(), id).await.map_err(db_error)?;
             expect_users(loads, user.as_slice());
             result.user = user;
         }
         Object::Payment => {
-            let payment: Option<Payment> =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PAYMENT_COLUMNS} FROM rm.payments WHERE id = $1")))
-                    .bind(id)
-                    .fetch_optional(reads.readmodels())
-                    .await
-                    .map_err(db_error)?;
+            let payment = payments::find(reads.readmodels(), id).await.map_err(db_error)?;
             expect_payments(loads, payment.as_slice());
             result.payment = payment;
         }

@@ -17,9 +17,9 @@ use super::context::{api_error, db_error, parts};
 use super::types::{Order, expect_orders, expect_payments, expect_users, visible};
 use crate::error::ApiError;
 use crate::routes::orders::{self as rest_orders, COLUMNS as ORDER_COLUMNS, STATUSES as ORDER_STATUSES};
-use crate::routes::payments::{COLUMNS as PAYMENT_COLUMNS, Payment, STATUSES as PAYMENT_STATUSES};
+use crate::routes::payments::{self, COLUMNS as PAYMENT_COLUMNS, Payment, STATUSES as PAYMENT_STATUSES};
 use crate::routes::products::{COLUMNS as PRODUCT_COLUMNS, Product};
-use crate::routes::users::{USER_COLUMNS, User};
+use crate::routes::users::{self, USER_COLUMNS, User};
 use crate::status::CommandStatus;
 
 #[derive(Debug)]
@@ -137,12 +137,7 @@ impl Query {
         let claims = viewer.signed_in(Method::GET, "/users/me")?;
         let id =
             Uuid::parse_str(&claims.sub).map_err(|_| api_error(ApiError::not_found("a service has no profile")))?;
-        let user: Option<User> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM rm.users WHERE id = $1")))
-                .bind(id)
-                .fetch_optional(reads.readmodels())
-                .await
-                .map_err(db_error)?;
+        let user = users::find(reads.readmodels(), id).await.map_err(db_error)?;
         expect_users(loads, user.as_slice());
         Ok(user)
     }
@@ -154,12 +149,7 @@ impl Query {
         if !viewer.sees(id) {
             return Err(api_error(ApiError::forbidden("this user is another user")));
         }
-        let user: Option<User> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM rm.users WHERE id = $1")))
-                .bind(id)
-                .fetch_optional(reads.readmodels())
-                .await
-                .map_err(db_error)?;
+        let user = users::find(reads.readmodels(), id).await.map_err(db_error)?;
         expect_users(loads, user.as_slice());
         Ok(user)
     }
@@ -259,12 +249,7 @@ impl Query {
     async fn payment(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<Payment>> {
         let (viewer, reads, loads) = parts(ctx)?;
         viewer.signed_in(Method::GET, "/payments/{id}")?;
-        let payment: Option<Payment> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {PAYMENT_COLUMNS} FROM rm.payments WHERE id = $1")))
-                .bind(id)
-                .fetch_optional(reads.readmodels())
-                .await
-                .map_err(db_error)?;
+        let payment = payments::find(reads.readmodels(), id).await.map_err(db_error)?;
         if payment.as_ref().is_some_and(|p| !viewer.sees(p.customer_id)) {
             return Err(api_error(ApiError::forbidden("this payment belongs to another user")));
         }

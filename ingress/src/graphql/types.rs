@@ -17,6 +17,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::context::{Loads, Viewer, parts};
+use crate::routes::audit::{RecordView, show};
 use crate::routes::orders::{self as rest_orders, COLUMNS as ORDER_COLUMNS};
 use crate::routes::payments::{COLUMNS as PAYMENT_COLUMNS, Payment};
 use crate::routes::users::{USER_COLUMNS, User};
@@ -56,26 +57,6 @@ pub struct ShippingAddress {
     pub city: String,
     pub postal_code: String,
     pub country: String,
-}
-
-/// A record of the audit log, in an order's story.
-#[derive(Debug, Clone, SimpleObject)]
-pub struct AuditRecord {
-    pub message_id: Uuid,
-    pub message_type: String,
-    /// The aggregate id (the message's key).
-    pub entity: Option<String>,
-    pub actor: String,
-    pub correlation_id: String,
-    pub causation_id: String,
-    pub occurred_at: DateTime<Utc>,
-    /// Its depth in its request's causation tree (0: the request's first).
-    pub depth: i32,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    /// The payload without its sensitive fields.
-    pub payload: serde_json::Value,
 }
 
 #[Object]
@@ -166,31 +147,15 @@ impl Order {
     /// The order's story across every service, from the audit log: every
     /// record of every request that touched it, each after its cause.
     /// Admins only (the rule of `GET /audit/correlations/{id}`).
-    async fn audit_trail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<AuditRecord>>> {
+    async fn audit_trail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Vec<RecordView>>> {
         let (viewer, reads, loads) = parts(ctx)?;
         viewer.signed_in(Method::GET, "/audit/correlations/{id}")?;
         let trail = loads
             .trails
             .get(self.0.id.to_string(), |ids| async move { orderflow_audit::query::trails(reads.audit(), &ids).await })
             .await?;
-        Ok(Some(trail.unwrap_or_default().into_iter().map(audit_record).collect()))
-    }
-}
-
-fn audit_record((depth, record): (usize, orderflow_audit::Record)) -> AuditRecord {
-    AuditRecord {
-        payload: record.payload_json(),
-        message_id: record.message_id,
-        message_type: record.message_type,
-        entity: record.aggregate_key,
-        actor: record.actor,
-        correlation_id: record.correlation_id,
-        causation_id: record.causation_id,
-        occurred_at: record.occurred_at,
-        depth: i32::try_from(depth).unwrap_or(i32::MAX),
-        topic: record.topic,
-        partition: record.partition,
-        offset: record.source_offset,
+        let trail = trail.unwrap_or_default().into_iter();
+        Ok(Some(trail.map(|(depth, record)| RecordView { depth: Some(depth), ..show(record) }).collect()))
     }
 }
 

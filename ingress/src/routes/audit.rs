@@ -65,7 +65,9 @@ fn unavailable(error: sqlx::Error) -> ApiError {
 
 /// An audit record as the API shows it: the payload (without its
 /// sensitive fields) as JSON, where it was read and its place in its chain.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// GraphQL's `AuditRecord` (an order's `auditTrail`) is the same.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[graphql(name = "AuditRecord")]
 pub struct RecordView {
     pub message_id: uuid::Uuid,
     pub message_type: String,
@@ -86,7 +88,8 @@ pub struct RecordView {
 }
 
 /// Where a record was read.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[graphql(name = "AuditSource")]
 pub struct Source {
     pub topic: String,
     pub partition: i32,
@@ -94,7 +97,8 @@ pub struct Source {
 }
 
 /// A record's place in the hash chain of its source partition.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
+#[graphql(name = "AuditChain")]
 pub struct Chain {
     pub seq: i64,
     pub prev_hash: String,
@@ -122,7 +126,7 @@ pub struct AuditStory {
     pub items: Vec<RecordView>,
 }
 
-fn show(record: Record) -> RecordView {
+pub(crate) fn show(record: Record) -> RecordView {
     RecordView {
         payload: record.payload_json(),
         message_id: record.message_id,

@@ -43,6 +43,14 @@ pub(crate) const COLUMNS: &str =
     "id, order_id, customer_id, amount, currency, status, captured, refunded, reason, reason_message,
     provider_reference, version, created_at, updated_at";
 
+/// Payment `id` as the read model has it (GraphQL).
+pub(crate) async fn find(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<Payment>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM rm.payments WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 async fn load_by(state: &AppState, column: &str, id: Uuid, claims: &orderflow_auth::Claims) -> ApiResult<Payment> {
     // `column` is one of two literals below, never input.
     let payment: Payment =

@@ -40,12 +40,16 @@ pub struct User {
 pub(crate) const USER_COLUMNS: &str =
     "id, email, first_name, last_name, roles, active, version, registered_at, updated_at, erased_at";
 
-async fn load(state: &AppState, id: Uuid) -> ApiResult<User> {
+/// User `id` as the read model has it (REST and GraphQL).
+pub(crate) async fn find(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {USER_COLUMNS} FROM rm.users WHERE id = $1")))
         .bind(id)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))
+        .fetch_optional(pool)
+        .await
+}
+
+async fn load(state: &AppState, id: Uuid) -> ApiResult<User> {
+    find(&state.pool, id).await?.ok_or_else(|| ApiError::not_found(format!("no user {id}")))
 }
 
 fn parse_id(raw: &str) -> ApiResult<Uuid> {

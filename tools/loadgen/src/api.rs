@@ -241,14 +241,9 @@ impl Api {
 
     /// A read: settled on 200 (and, for GraphQL, no `errors`).
     async fn read(&self, request: reqwest::RequestBuilder, graphql: bool) -> Answer {
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => return Answer::Transport(transport_kind(&error)),
-        };
-        let status = response.status();
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(error) => return Answer::Transport(transport_kind(&error)),
+        let (status, body) = match exchange(request).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
         if status != StatusCode::OK {
             return Answer::Status(status);
@@ -262,14 +257,9 @@ impl Api {
     /// Sends a write as `user`, asking to wait `wait` seconds for its outcome.
     async fn write(&self, request: reqwest::RequestBuilder, user: &BenchUser, wait: u64) -> Answer {
         let request = request.bearer_auth(&user.token).header("prefer", format!("wait={wait}"));
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => return Answer::Transport(transport_kind(&error)),
-        };
-        let status = response.status();
-        let body = match response.bytes().await {
-            Ok(body) => body,
-            Err(error) => return Answer::Transport(transport_kind(&error)),
+        let (status, body) = match exchange(request).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
         match status {
             StatusCode::OK | StatusCode::CREATED => Answer::Settled,
@@ -299,6 +289,15 @@ impl Api {
             Err(_) => true,
         }
     }
+}
+
+/// Sends `request` and reads the whole answer; a transport failure as the
+/// [`Answer`] it is counted as.
+async fn exchange(request: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>), Answer> {
+    let response = request.send().await.map_err(|e| Answer::Transport(transport_kind(&e)))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| Answer::Transport(transport_kind(&e)))?.to_vec();
+    Ok((status, body))
 }
 
 fn transport_kind(error: &reqwest::Error) -> &'static str {
