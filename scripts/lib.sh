@@ -169,6 +169,28 @@ ensure_prometheus() {
     command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || ensure_apt prometheus
 }
 
+# The console (console/, served at /console): its npm packages as the
+# lockfile pins them (reinstalled when it changes), then its build
+# (console/dist, a second).
+ensure_console() {
+    command -v npm >/dev/null 2>&1 || ensure_apt nodejs npm
+    local stamp
+    stamp="$ROOT/console/node_modules/.orderflow-$(sha256sum "$ROOT/console/package-lock.json" | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        log "installing the console's npm packages ..."
+        (cd "$ROOT/console" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in console/ failed"
+        touch "$stamp"
+    fi
+    mkdir -p "$CACHE"
+    (cd "$ROOT/console" && npm run --silent build) >"$CACHE/console-build.log" 2>&1 \
+        || die "building the console failed; see $CACHE/console-build.log"
+}
+
+# Debian's chromium: the console's browser tests (ingress/tests/api/console.rs).
+ensure_browser() {
+    command -v chromium >/dev/null 2>&1 || ensure_apt chromium
+}
+
 ensure_kcat() {
     command -v kcat >/dev/null 2>&1 || ensure_apt kcat
     ensure_python_tools
@@ -453,8 +475,12 @@ service_env() {
     if [[ ",$groups," == *,keys,* ]]; then
         echo "ORDERFLOW_KEYS__URL=http://127.0.0.1:$(service_ops_port user-service)"
     fi
-    # The ingress answers /api/v1/audit from the audit log's database.
-    if [ "$name" = ingress ]; then echo "ORDERFLOW_AUDIT_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/audit"; fi
+    # The ingress answers /api/v1/audit from the audit log's database, and
+    # serves the console as ensure_console built it.
+    if [ "$name" = ingress ]; then
+        echo "ORDERFLOW_AUDIT_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/audit"
+        echo "ORDERFLOW_CONSOLE__DIR=$ROOT/console/dist"
+    fi
     dev_settings_env "$groups"
     # Settings a script gives one service only: the array EXTRA_ENV_<name>
     # (dashes as underscores), e.g. scripts/bench's for the ingress.

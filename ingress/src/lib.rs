@@ -18,6 +18,7 @@ pub mod access;
 pub mod admission;
 pub mod commands;
 pub mod connection;
+pub mod console;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -136,6 +137,8 @@ pub struct RouterSettings {
     pub cors: settings::CorsSettings,
     pub graphql: graphql::GraphqlSettings,
     pub environment: orderflow_config::Environment,
+    /// The console's files (`/console`).
+    pub console: console::Files,
 }
 
 /// The REST API's routes under `/api/v1`, each behind its access rule and
@@ -225,7 +228,7 @@ pub fn router(state: AppState, settings: &RouterSettings) -> Router {
         state.clone(),
         layered(rest.clone(), &state, settings),
     );
-    layered(rest.merge(graphql::routes(schema)), &state, settings)
+    layered(rest.merge(graphql::routes(schema)).merge(console::routes(settings.console.clone())), &state, settings)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +333,12 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
             cors: settings.cors.clone(),
             graphql: settings.graphql.clone(),
             environment: settings.environment,
+            console: console::Files::load(&settings.console.dir).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("reading the console in {} (console.dir): {e}", settings.console.dir),
+                )
+            })?,
         },
     );
     let Listeners { api, ops } = listeners;

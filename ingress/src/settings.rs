@@ -177,6 +177,9 @@ pub struct Settings {
     /// `/graphql`: depth, complexity and page size limits, introspection.
     #[serde(default)]
     pub graphql: crate::graphql::GraphqlSettings,
+    /// `/console`: where its built files are.
+    #[serde(default)]
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl Default for Settings {
@@ -210,6 +213,7 @@ impl Default for Settings {
             monitor: crate::monitor::MonitorSettings::default(),
             telemetry: TelemetrySettings::default(),
             graphql: crate::graphql::GraphqlSettings::default(),
+            console: crate::console::ConsoleSettings::default(),
         }
     }
 }

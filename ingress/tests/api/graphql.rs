@@ -250,7 +250,14 @@ async fn too_deep_too_costly_too_large_and_introspection_are_refused_clearly() {
 
 #[tokio::test]
 async fn mutations_take_the_rest_write_path_with_its_checks_idempotency_and_waits() {
-    let system = System::start_all().await;
+    let mut system = System::start_all().await;
+    let hash = orderflow_auth::hash_password(crate::roles::SECRET).expect("hash");
+    system
+        .restart_ingress_with(|s| {
+            s.service_clients =
+                vec![orderflow_ingress::settings::ServiceClient { id: "fulfilment".into(), secret_hash: hash }];
+        })
+        .await;
     let admin = shop::admin(&system).await;
     let (token, _) = shop::customer(&system, "mutate.gql@example.com").await;
     shop::stocked(&system, &shop::order(&[(1, 990)])).await;
@@ -318,6 +325,22 @@ async fn mutations_take_the_rest_write_path_with_its_checks_idempotency_and_wait
     let (_, body) = graphql(&system, Some(&admin), refund, json!({"id": payment_id})).await;
     assert_eq!(body["data"]["refund"]["payment"]["status"], "PARTIALLY_REFUNDED", "{body}");
     assert_eq!(body["data"]["refund"]["payment"]["refunded"], 500);
+
+    // A service token: staff for orders and payments (it delivers and reads
+    // any order), nothing of users, no list of its own.
+    let (_, issued) = crate::roles::service_token(&system, "fulfilment", crate::roles::SECRET).await;
+    let service = issued["access_token"].as_str().expect("service token");
+    let deliver = "mutation($id: UUID!) { deliver(id: $id, wait: 20) { order { status payment { refunded } } } }";
+    let (_, body) = graphql(&system, Some(service), deliver, json!({"id": order_id})).await;
+    assert_eq!(body["data"]["deliver"]["order"]["status"], "DELIVERED", "{body}");
+    let (_, body) =
+        graphql(&system, Some(service), "{ orders { nodes { id } } payments { nodes { id } } }", json!({})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["orders"]["nodes"].as_array().map(Vec::len), Some(2), "{body}");
+    for query in ["{ users { nodes { id } } }", "{ me { id } }"] {
+        let (_, body) = graphql(&system, Some(service), query, json!({})).await;
+        assert_eq!(codes(&body), ["INSUFFICIENT_ROLE"], "{query}: {body}");
+    }
 }
 
 /// The Python `gql` client: subscribes to `myOrders` over WebSocket

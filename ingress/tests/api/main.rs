@@ -3,6 +3,7 @@
 
 mod browser;
 mod catalog;
+mod console;
 mod erasure;
 mod flow;
 mod graphql;

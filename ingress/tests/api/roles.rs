@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use crate::{ADMIN_EMAIL, System, get, user};
 
-const SECRET: &str = "a-long-service-secret-0123456789";
+pub const SECRET: &str = "a-long-service-secret-0123456789";
 
-async fn service_token(system: &System, id: &str, secret: &str) -> (u16, Value) {
+pub async fn service_token(system: &System, id: &str, secret: &str) -> (u16, Value) {
     let body = json!({"grant_type": "client_credentials", "client_id": id, "client_secret": secret});
     system.call(Method::POST, "/api/v1/auth/token", None, Some(body)).await
 }

@@ -483,6 +483,10 @@ impl System {
                 interval_secs: 0,
                 group_prefix: self.kafka.topic_prefix.clone(),
             },
+            // The console as `scripts/test` built it (none: `/console` says so).
+            console: orderflow_ingress::console::ConsoleSettings {
+                dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../../console/dist").into(),
+            },
             ..orderflow_ingress::Settings::default()
         }
     }
