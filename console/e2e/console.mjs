@@ -103,6 +103,12 @@ try {
   if (text.includes(env("OF_E2E_OTHER_ORDER").slice(0, 8)) && text.includes("Total")) throw new Error("another user's order is shown");
   await accessible(page, "another user's order");
   await page.screenshot({ path: `${shots}/not-yours.png`, fullPage: true });
+  // Their own profile; no admin pages in their navigation.
+  await page.getByRole("link", { name: "My profile" }).click();
+  await page.getByTestId("user-state").filter({ hasText: "active" }).waitFor();
+  if (await page.getByRole("link", { name: "Users" }).count()) throw new Error("a user is offered the users page");
+  await accessible(page, "my profile");
+  await page.screenshot({ path: `${shots}/my-profile.png`, fullPage: true });
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: /sign in/i }).waitFor();
 
@@ -123,6 +129,40 @@ try {
   await page.getByText("Ship: done").waitFor({ timeout: 30_000 });
   await accessible(page, "order (admin)");
   await page.screenshot({ path: `${shots}/order-admin.png`, fullPage: true });
+
+  // Users: search, open, deactivate.
+  await page.getByRole("link", { name: "Users" }).click();
+  await page.getByLabel("Email or name contains").fill("console.other");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("link", { name: "console.other@example.com" }).click();
+  await page.getByTestId("user-state").filter({ hasText: "active" }).waitFor();
+  await accessible(page, "users");
+  await page.screenshot({ path: `${shots}/users.png`, fullPage: true });
+  await page.getByRole("button", { name: "Deactivate" }).click();
+  await page.getByText("Deactivate: done.").waitFor({ timeout: 30_000 });
+  await page.getByTestId("user-state").filter({ hasText: "deactivated" }).waitFor();
+  await accessible(page, "user");
+  await page.screenshot({ path: `${shots}/user.png`, fullPage: true });
+
+  // Audit: verify the chains, search by type.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByRole("button", { name: "Verify the hash chains" }).click();
+  await page.getByText(/^Intact: /).waitFor({ timeout: 30_000 });
+  await page.getByLabel("Message type").fill("PaymentRefunded");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("cell", { name: "PaymentRefunded" }).first().waitFor();
+  await accessible(page, "audit");
+  await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
+
+  // The bus: every probed process ready, the groups and dead letters listed.
+  await page.getByRole("link", { name: "Bus" }).click();
+  await page.getByRole("cell", { name: "order-service", exact: true }).waitFor({ timeout: 30_000 });
+  const notReady = await page.getByText("NOT READY").count();
+  if (notReady) throw new Error(`${notReady} processes not ready on the bus page`);
+  await page.getByRole("cell", { name: /payment-service/ }).first().waitFor();
+  await page.getByText(/orders\.commands\.dlq: /).first().waitFor();
+  await accessible(page, "bus");
+  await page.screenshot({ path: `${shots}/bus.png`, fullPage: true });
 
   // On a phone's width.
   const phone = await newPage({ width: 390, height: 844 });

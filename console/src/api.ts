@@ -79,6 +79,11 @@ export async function write(session: Session, method: string, path: string, body
   return (await call(method, path, session.token, body, 10)).body;
 }
 
+/** A REST read. */
+export async function read(session: Session, path: string) {
+  return (await call("GET", path, session.token)).body;
+}
+
 /** A GraphQL query: its data, or the first error (with the REST code). */
 export async function gql<T>(session: Session | null, query: string, variables: Record<string, unknown> = {}): Promise<T> {
   const { body } = await call("POST", "/graphql", session?.token ?? null, { query, variables });

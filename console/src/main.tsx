@@ -2,9 +2,12 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
 import { type Session, isAdmin, loadSession, logout, saveSession } from "./api";
+import { Audit } from "./audit";
+import { BusPage } from "./bus";
 import { Login } from "./login";
 import { OrderPage } from "./order";
 import { Orders } from "./orders";
+import { UserPage, Users } from "./users";
 import "./style.css";
 
 /** The page the location's hash names: `#/orders`, `#/orders/<id>`. */
@@ -34,9 +37,10 @@ function App() {
     window.location.hash = "#/login";
   };
   useEffect(() => {
-    const title = route[0] === "orders" && route[1] ? "Order" : route[0] === "orders" ? "Orders" : "Sign in";
+    const titles: Record<string, string> = { orders: "Orders", users: "Users", audit: "Audit log", bus: "Bus", me: "My profile" };
+    const title = session ? (route[1] ? `${titles[route[0]] ?? "Orders"}: ${route[1].slice(0, 8)}` : titles[route[0]] ?? "Orders") : "Sign in";
     document.title = `${title} · orderflow console`;
-  }, [route.join("/")]);
+  }, [route.join("/"), session]);
   if (!session) {
     return (
       <main id="main">
@@ -44,9 +48,20 @@ function App() {
       </main>
     );
   }
+  const admin = isAdmin(session);
   let page;
   if (route[0] === "orders" && route[1]) page = <OrderPage session={session} id={route[1]} />;
+  else if (route[0] === "users" && route[1]) page = <UserPage session={session} id={route[1]} />;
+  else if (route[0] === "users" && admin) page = <Users session={session} />;
+  else if (route[0] === "audit" && admin) page = <Audit session={session} />;
+  else if (route[0] === "bus" && admin) page = <BusPage session={session} />;
+  else if (route[0] === "me") page = <UserPage session={session} id={session.userId} />;
   else page = <Orders session={session} />;
+  const link = (to: string, label: string) => (
+    <a href={`#/${to}`} aria-current={route[0] === to && !route[1] ? "page" : undefined}>
+      {label}
+    </a>
+  );
   return (
     <>
       <a class="skip" href="#main">
@@ -55,9 +70,10 @@ function App() {
       <header class="bar">
         <span class="brand">orderflow</span>
         <nav aria-label="Main">
-          <a href="#/orders" aria-current={route[0] !== "orders" || route[1] ? undefined : "page"}>
-            {isAdmin(session) ? "Orders" : "My orders"}
-          </a>
+          {link("orders", admin ? "Orders" : "My orders")}
+          {admin ? link("users", "Users") : link("me", "My profile")}
+          {admin && link("audit", "Audit log")}
+          {admin && link("bus", "Bus")}
         </nav>
         <span class="who">
           {session.email} {isAdmin(session) ? "(admin)" : ""}

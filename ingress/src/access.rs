@@ -77,6 +77,7 @@ pub const RULES: &[Rule] = &[
     rule(Method::GET, "/audit", ADMINS),
     rule(Method::GET, "/audit/verify", ADMINS),
     rule(Method::GET, "/audit/correlations/{id}", ADMINS),
+    rule(Method::GET, "/admin/bus", ADMINS),
 ];
 
 /// The rule of `method` on `path` (as routed, with or without `/api/v1`).

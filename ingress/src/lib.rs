@@ -87,6 +87,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// How long an idempotent retry waits for the first request's answer.
     pub request_timeout: std::time::Duration,
+    /// The bus, read from the outside (`/metrics`, `/api/v1/admin/bus`).
+    pub bus: monitor::Monitor,
 }
 
 static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
@@ -144,8 +146,9 @@ pub struct RouterSettings {
 /// The REST API's routes under `/api/v1`, each behind its access rule and
 /// the idempotency layer.
 fn api_routes(state: &AppState) -> Router<AppState> {
-    use routes::{audit, auth, commands, orders, payments, products, users};
+    use routes::{admin, audit, auth, commands, orders, payments, products, users};
     Router::new()
+        .route("/admin/bus", get(admin::bus))
         .route("/users", post(users::register).get(users::list))
         .route("/users/me", get(users::me))
         .route("/users/{id}", get(users::get).patch(users::patch).delete(users::deactivate))
@@ -296,11 +299,18 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         listening.await;
         Ok::<_, std::convert::Infallible>(())
     });
+    let audit = routes::audit::connect(&settings.audit_database)?;
+    let bus = monitor::Monitor {
+        settings: settings.monitor.clone(),
+        kafka: settings.kafka.clone(),
+        readmodels: pool.clone(),
+        audit: audit.clone(),
+    };
     let state = AppState {
         producer: producer.clone(),
         codec,
         pool: pool.clone(),
-        audit: routes::audit::connect(&settings.audit_database)?,
+        audit,
         tokens: settings.jwt.tokens(),
         kafka: settings.kafka.clone(),
         waiter,
@@ -313,15 +323,10 @@ pub async fn run(settings: Settings, listeners: Listeners, shutdown: Cancellatio
         max_body_bytes: settings.max_body_bytes,
         request_timeout: std::time::Duration::from_millis(settings.request_timeout_ms)
             + std::time::Duration::from_secs(settings.max_wait_seconds),
+        bus,
     };
     supervisor.spawn("scheduling lag probe", Arc::clone(&state.admission).watch_lag(shutdown.clone()));
-    let monitor = monitor::Monitor {
-        settings: settings.monitor.clone(),
-        kafka: settings.kafka.clone(),
-        readmodels: pool.clone(),
-        audit: state.audit.clone(),
-    };
-    supervisor.spawn("bus monitor", monitor.run(shutdown.clone()));
+    supervisor.spawn("bus monitor", state.bus.clone().run(shutdown.clone()));
     // Ready once the projector has created the views it answers from.
     let probe = "SELECT 1 FROM rm.users LIMIT 1";
     let ready = orderflow_runtime::readiness(supervisor.health(), pool.clone(), producer.clone(), probe);

@@ -30,12 +30,45 @@ pub struct MonitorSettings {
     /// Put before each service's name to make its consumer group's (the
     /// services' `consumer.group` defaults to the name alone).
     pub group_prefix: String,
+    /// The processes whose readiness and outbox the console's bus page
+    /// shows (`GET /api/v1/admin/bus`): each one's operators' base URL
+    /// (`/health/ready`, `/metrics`). None by default.
+    pub processes: Vec<Process>,
+}
+
+/// A process the bus page probes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub name: String,
+    /// Its operators' listener, e.g. `http://order-service:9093`.
+    pub url: String,
 }
 
 impl Default for MonitorSettings {
     fn default() -> Self {
-        Self { interval_secs: 15, group_prefix: String::new() }
+        Self { interval_secs: 15, group_prefix: String::new(), processes: Vec::new() }
     }
+}
+
+/// One partition's lag, as the bus page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lag {
+    /// The consumer group or projection.
+    pub reader: String,
+    pub topic: String,
+    pub partition: i32,
+    pub messages: i64,
+    pub seconds: f64,
+}
+
+/// The bus at one moment: what `/metrics` exports and the bus page shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Bus {
+    pub groups: Vec<Lag>,
+    pub projections: Vec<Lag>,
+    /// Each dead-letter topic and the messages it holds.
+    pub dead_letters: Vec<(String, i64)>,
 }
 
 fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -186,9 +219,13 @@ impl Monitor {
             let Some(current) = reader.clone() else { continue };
             // A look under load can take seconds (the broker's answers);
             // a shutdown does not wait for it.
+            let looked = async {
+                self.look(&current).await?;
+                self.saga().await.map_err(|e| format!("the read models: {e}"))
+            };
             let looked = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                looked = self.look(&current) => looked,
+                looked = looked => looked,
             };
             match looked {
                 Ok(()) => {
@@ -203,7 +240,8 @@ impl Monitor {
         }
     }
 
-    async fn look(&self, reader: &Arc<Mutex<LagReader>>) -> Result<(), String> {
+    /// Reads the bus (and exports it).
+    async fn look(&self, reader: &Arc<Mutex<LagReader>>) -> Result<Bus, String> {
         let mut projections = Vec::new();
         for (name, pool) in PROJECTIONS.into_iter().zip([&self.readmodels, &self.audit]) {
             // A projection whose database is not there (yet) shows nothing.
@@ -230,8 +268,18 @@ impl Monitor {
         })
         .await
         .map_err(|e| format!("the monitor's task: {e}"))?
-        .map_err(|e| format!("the broker: {e}"))?;
-        self.saga().await.map_err(|e| format!("the read models: {e}"))
+        .map_err(|e| format!("the broker: {e}"))
+    }
+
+    /// The bus now (a reader of its own: the bus page asks between two
+    /// looks, or with the monitor off).
+    pub async fn bus(&self) -> Result<Bus, String> {
+        let kafka = self.kafka.clone();
+        let reader = tokio::task::spawn_blocking(move || LagReader::new(&kafka))
+            .await
+            .map_err(|e| format!("the monitor's task: {e}"))?
+            .map_err(|e| format!("the broker: {e}"))?;
+        self.look(&Arc::new(Mutex::new(reader))).await
     }
 
     async fn saga(&self) -> Result<(), sqlx::Error> {
@@ -281,13 +329,22 @@ async fn positions(pool: &PgPool, name: &str) -> Result<Vec<(String, i32, i64)>,
 
 type Positions = Vec<(String, i32, i64)>;
 
+/// Reads the bus and exports it on `/metrics`.
 fn read_bus(
     reader: &mut LagReader,
     groups: &[(String, Vec<String>)],
     projections: &[(&str, Positions)],
     dead_letters: &[String],
-) -> Result<(), KafkaError> {
+) -> Result<Bus, KafkaError> {
     let now = chrono::Utc::now().timestamp_millis();
+    let mut bus = Bus::default();
+    let shown = |reader: &str, lag: &PartitionLag| Lag {
+        reader: reader.to_owned(),
+        topic: lag.topic.clone(),
+        partition: lag.partition,
+        messages: lag.messages,
+        seconds: lag.seconds(now),
+    };
     for (group, topics) in groups {
         for lag in reader.group(group, topics)? {
             let labels = [group.as_str(), lag.topic.as_str(), &lag.partition.to_string()];
@@ -295,6 +352,7 @@ fn read_bus(
             GROUP_LAG.with_label_values(&labels).set(lag.messages);
             GROUP_LAG_SECONDS.with_label_values(&labels).set(lag.seconds(now));
             end_offset(&lag);
+            bus.groups.push(shown(group, &lag));
         }
     }
     for (projection, positions) in projections {
@@ -305,12 +363,15 @@ fn read_bus(
             PROJECTION_LAG.with_label_values(&labels).set(lag.messages);
             PROJECTION_LAG_SECONDS.with_label_values(&labels).set(lag.seconds(now));
             end_offset(&lag);
+            bus.projections.push(shown(projection, &lag));
         }
     }
     for topic in dead_letters {
-        DLQ.with_label_values(&[topic]).set(reader.retained(topic)?);
+        let held = reader.retained(topic)?;
+        DLQ.with_label_values(&[topic]).set(held);
+        bus.dead_letters.push((topic.clone(), held));
     }
-    Ok(())
+    Ok(bus)
 }
 
 fn end_offset(lag: &PartitionLag) {

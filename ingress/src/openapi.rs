@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::access::{Allow, RULES};
-use crate::routes::{audit, auth, commands, orders, payments, products, users};
+use crate::routes::{admin, audit, auth, commands, orders, payments, products, users};
 
 /// The one error shape.
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,7 +94,7 @@ page!(PaymentPage, payments::Payment);
         orders::place, orders::list, orders::mine, orders::get, orders::cancel, orders::set_status,
         payments::list, payments::mine, payments::get, payments::by_order, payments::refund,
         products::create, products::list, products::get, products::patch, products::adjust_stock,
-        audit::list, audit::verify, audit::correlation,
+        audit::list, audit::verify, audit::correlation, admin::bus,
     ),
     components(schemas(auth::Logout, ErrorBody, ErrorDetail, Accepted, TokenAnswer, orders::OrderView, UserPage, OrderPage, PaymentPage, audit::AuditPage, audit::AuditStory, products::ProductPage, orderflow_audit::verify::Report)),
     modifiers(&Common),

@@ -22,6 +22,19 @@ async fn the_console_shows_an_order_live_refunds_it_and_keeps_others_out() {
     system.start_inventory_service().await;
     system.start_order_service().await;
     system.start_audit_log().await;
+    // The bus page probes these (the payment service starts later: it
+    // shows as not reachable until then).
+    let mut processes = Vec::new();
+    for (name, component) in [
+        ("user-service", &system.user),
+        ("order-service", &system.order),
+        ("inventory-service", &system.inventory),
+        ("projector", &system.projector),
+    ] {
+        let url = component.as_ref().expect(name).ops_url.clone();
+        processes.push(orderflow_ingress::monitor::Process { name: name.into(), url });
+    }
+    system.restart_ingress_with(|s| s.monitor.processes = processes).await;
     shop::admin(&system).await;
     let (customer, _) = shop::customer(&system, "console.customer@example.com").await;
     let (other, _) = shop::customer(&system, "console.other@example.com").await;
@@ -82,7 +95,20 @@ async fn the_console_shows_an_order_live_refunds_it_and_keeps_others_out() {
     tokio::time::timeout(Duration::from_secs(240), run).await.expect("the browser run finished in time");
     let status = browser.wait().await.expect("node");
     assert!(status.success() && done, "the browser run failed (its stderr is above; screenshots in {shots})");
-    for page in ["sign-in", "my-orders", "order-customer", "not-yours", "orders-admin", "order-admin", "order-phone"] {
+    for page in [
+        "sign-in",
+        "my-orders",
+        "order-customer",
+        "not-yours",
+        "my-profile",
+        "orders-admin",
+        "order-admin",
+        "users",
+        "user",
+        "audit",
+        "bus",
+        "order-phone",
+    ] {
         assert!(std::path::Path::new(&format!("{shots}/{page}.png")).is_file(), "no screenshot of {page}");
     }
 }

@@ -482,6 +482,7 @@ impl System {
             monitor: orderflow_ingress::monitor::MonitorSettings {
                 interval_secs: 0,
                 group_prefix: self.kafka.topic_prefix.clone(),
+                processes: Vec::new(),
             },
             // The console as `scripts/test` built it (none: `/console` says so).
             console: orderflow_ingress::console::ConsoleSettings {
