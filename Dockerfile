@@ -43,6 +43,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     ls -l /out; \
     test -x /out/ingress
 
+# ---------------------------------------------------------------- console
+# The console's static files (console/, `npm run build`), which the
+# ingress serves at /console (console.dir; the chart and compose set it).
+FROM node:20-bookworm-slim AS console
+WORKDIR /console
+COPY console/package.json console/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY console/ ./
+RUN npm run build
+
 # ---------------------------------------------------------------- runtime
 # Only what the binaries link dynamically besides glibc: OpenSSL
 # (libssl3) and the CA bundle for TLS to Kafka, Postgres and the registry.
@@ -62,6 +72,7 @@ RUN groupadd --system --gid 10001 orderflow \
     && useradd --system --uid 10001 --gid orderflow --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin orderflow
 COPY --from=build /out/ /usr/local/bin/
+COPY --from=console /console/dist/ /usr/share/orderflow/console/
 USER 10001:10001
 # The binaries keep no state on disk: the image runs with a read-only root
 # filesystem. Each process's port is its own setting (ORDERFLOW_HTTP__ADDR).

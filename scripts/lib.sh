@@ -480,6 +480,14 @@ service_env() {
     if [ "$name" = ingress ]; then
         echo "ORDERFLOW_AUDIT_DATABASE__URL=postgres://postgres@127.0.0.1:$PG_PORT/audit"
         echo "ORDERFLOW_CONSOLE__DIR=$ROOT/console/dist"
+        # The console's bus page probes every other process.
+        local entry other others=()
+        for entry in "${SERVICES[@]}"; do
+            other=${entry%%|*}
+            [ "$other" = ingress ] && continue
+            others+=("{name=\"$other\",url=\"http://127.0.0.1:$(service_ops_port "$other")\"}")
+        done
+        echo "ORDERFLOW_MONITOR__PROCESSES=[$(IFS=,; echo "${others[*]}")]"
     fi
     dev_settings_env "$groups"
     # Settings a script gives one service only: the array EXTRA_ENV_<name>
