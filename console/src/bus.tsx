@@ -44,9 +44,9 @@ function LagTable({ title, lags }: { title: string; lags: Lag[] }) {
           <thead>
             <tr>
               <th scope="col">Reader</th>
-              <th scope="col">Partitions</th>
-              <th scope="col">Behind (messages)</th>
-              <th scope="col">Oldest unread</th>
+              <th scope="col" class="num">Partitions</th>
+              <th scope="col" class="num">Behind (messages)</th>
+              <th scope="col" class="num">Oldest unread</th>
             </tr>
           </thead>
           <tbody>
@@ -108,9 +108,9 @@ export function BusPage({ session }: { session: Session }) {
                     <tr>
                       <th scope="col">Process</th>
                       <th scope="col">Ready</th>
-                      <th scope="col">Outbox backlog</th>
-                      <th scope="col">Oldest unpublished</th>
-                      <th scope="col">Parked</th>
+                      <th scope="col" class="num">Outbox backlog</th>
+                      <th scope="col" class="num">Oldest unpublished</th>
+                      <th scope="col" class="num">Parked</th>
                     </tr>
                   </thead>
                   <tbody>

@@ -135,7 +135,7 @@ export function Orders({ session }: { session: Session }) {
               <th scope="col">Order</th>
               <th scope="col">Status</th>
               <th scope="col">Payment</th>
-              <th scope="col">Total</th>
+              <th scope="col" class="num">Total</th>
               <th scope="col">Placed</th>
               {isAdmin(session) && <th scope="col">Customer</th>}
             </tr>
