@@ -59,6 +59,12 @@ impl Viewer {
         self.claims.as_ref().is_some_and(|c| is_staff(c) || c.sub == customer.to_string())
     }
 
+    /// Whether the caller may see user `id`'s profile: themselves, or an
+    /// admin (`GET /users/{id}`: a service reads orders, not people).
+    pub fn sees_person(&self, id: Uuid) -> bool {
+        self.claims.as_ref().is_some_and(|c| c.is_admin() || c.sub == id.to_string())
+    }
+
     /// An admin or a service.
     pub fn is_staff(&self) -> bool {
         self.claims.as_ref().is_some_and(is_staff)

@@ -146,7 +146,7 @@ impl Query {
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> async_graphql::Result<Option<User>> {
         let (viewer, reads, loads) = parts(ctx)?;
         viewer.signed_in(Method::GET, "/users/{id}")?;
-        if !viewer.sees(id) {
+        if !viewer.sees_person(id) {
             return Err(api_error(ApiError::forbidden("this user is another user")));
         }
         let user = users::find(reads.readmodels(), id).await.map_err(db_error)?;

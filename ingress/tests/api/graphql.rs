@@ -337,6 +337,8 @@ async fn mutations_take_the_rest_write_path_with_its_checks_idempotency_and_wait
         graphql(&system, Some(service), "{ orders { nodes { id } } payments { nodes { id } } }", json!({})).await;
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(body["data"]["orders"]["nodes"].as_array().map(Vec::len), Some(2), "{body}");
+    let (_, body) = graphql(&system, Some(service), "{ orders { nodes { id customer { email } } } }", json!({})).await;
+    assert!(!body.to_string().contains("mutate.gql@example.com"), "a service reads orders, not people: {body}");
     for query in ["{ users { nodes { id } } }", "{ me { id } }"] {
         let (_, body) = graphql(&system, Some(service), query, json!({})).await;
         assert_eq!(codes(&body), ["INSUFFICIENT_ROLE"], "{query}: {body}");
