@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 
 import { ApiError, type Session, read, when } from "./api";
+import { Alert } from "./ui";
 
 interface Record {
   message_id: string;
@@ -97,11 +98,7 @@ export function Audit({ session }: { session: Session }) {
           Search
         </button>
       </form>
-      {error && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       {records && (
         <div class="table" role="region" aria-label="Audit records" tabIndex={0}>
           <table>

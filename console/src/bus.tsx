@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, type Session, read, when } from "./api";
+import { Alert } from "./ui";
 
 interface Lag {
   reader: string;
@@ -85,11 +86,7 @@ export function BusPage({ session }: { session: Session }) {
   return (
     <section aria-labelledby="bus-title">
       <h1 id="bus-title">The bus</h1>
-      {error && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       {!bus ? (
         <p aria-live="polite">Reading the bus…</p>
       ) : (

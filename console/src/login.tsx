@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 
 import { ApiError, type Session, login } from "./api";
+import { Alert } from "./ui";
 
 /** Sign in with an orderflow account (the same as the API's). */
 export function Login({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
@@ -35,11 +36,7 @@ export function Login({ onSignedIn }: { onSignedIn: (session: Session) => void }
           value={password}
           onInput={(e) => setPassword(e.currentTarget.value)}
         />
-        {error && (
-          <p role="alert" class="error">
-            {error}
-          </p>
-        )}
+        <Alert message={error} />
         <button type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}
         </button>

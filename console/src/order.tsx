@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 
 import { ApiError, type Connection, type Session, gql, isAdmin, money, subscribe, when, write } from "./api";
+import { Alert } from "./ui";
 
 interface Record {
   messageId: string;
@@ -227,11 +228,7 @@ export function OrderPage({ session, id }: { session: Session; id: string }) {
         <p role="status" class="ok">
           {outcome}
         </p>
-        {failure && (
-          <p role="alert" class="error">
-            {failure}
-          </p>
-        )}
+        <Alert message={failure} />
       </div>
       <div class="card">
         <h2>Timeline</h2>

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, type Session, gql, isAdmin, money, when } from "./api";
+import { Alert, ListFooter } from "./ui";
 
 export const STATUSES = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
 
@@ -123,11 +124,7 @@ export function Orders({ session }: { session: Session }) {
         </div>
         <button type="submit">Filter</button>
       </form>
-      {error && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <div class="table" role="region" aria-label="Orders" tabIndex={0}>
         <table>
           <thead>
@@ -158,14 +155,7 @@ export function Orders({ session }: { session: Session }) {
           </tbody>
         </table>
       </div>
-      <p aria-live="polite" class="muted">
-        {loading ? "Loading…" : rows.length === 0 ? "No orders match." : `${rows.length} orders shown.`}
-      </p>
-      {next && !loading && (
-        <button type="button" onClick={() => load(next)}>
-          Load more
-        </button>
-      )}
+      <ListFooter loading={loading} count={rows.length} noun="orders" none="No orders match." more={next ? () => load(next) : null} />
     </section>
   );
 }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, type Session, gql, isAdmin, money, when, write } from "./api";
+import { Alert, ListFooter } from "./ui";
 
 interface User {
   id: string;
@@ -63,11 +64,7 @@ export function Users({ session }: { session: Session }) {
         </div>
         <button type="submit">Search</button>
       </form>
-      {error && (
-        <p role="alert" class="error">
-          {error}
-        </p>
-      )}
+      <Alert message={error} />
       <div class="table" role="region" aria-label="Users" tabIndex={0}>
         <table>
           <thead>
@@ -94,14 +91,7 @@ export function Users({ session }: { session: Session }) {
           </tbody>
         </table>
       </div>
-      <p aria-live="polite" class="muted">
-        {loading ? "Loading…" : rows.length === 0 ? "No user matches." : `${rows.length} users shown.`}
-      </p>
-      {next && !loading && (
-        <button type="button" onClick={() => load(next)}>
-          Load more
-        </button>
-      )}
+      <ListFooter loading={loading} count={rows.length} noun="users" none="No user matches." more={next ? () => load(next) : null} />
     </section>
   );
 }
@@ -209,11 +199,7 @@ export function UserPage({ session, id }: { session: Session; id: string }) {
           <p role="status" class="ok">
             {outcome}
           </p>
-          {failure && (
-            <p role="alert" class="error">
-              {failure}
-            </p>
-          )}
+          <Alert message={failure} />
         </div>
       )}
       <div class="card">
