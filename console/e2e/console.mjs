@@ -103,6 +103,11 @@ try {
   if (text.includes(env("OF_E2E_OTHER_ORDER").slice(0, 8)) && text.includes("Total")) throw new Error("another user's order is shown");
   await accessible(page, "another user's order");
   await page.screenshot({ path: `${shots}/not-yours.png`, fullPage: true });
+  // The catalog, with its stock.
+  await page.getByRole("link", { name: "Products" }).click();
+  await page.getByRole("cell", { name: "sku-1500", exact: true }).waitFor();
+  await accessible(page, "products");
+  await page.screenshot({ path: `${shots}/products.png`, fullPage: true });
   // Their own profile; no admin pages in their navigation.
   await page.getByRole("link", { name: "My profile" }).click();
   await page.getByTestId("user-state").filter({ hasText: "active" }).waitFor();

@@ -6,6 +6,7 @@ import { Audit } from "./audit";
 import { BusPage } from "./bus";
 import { Login } from "./login";
 import { OrderPage } from "./order";
+import { Products } from "./products";
 import { Orders } from "./orders";
 import { UserPage, Users } from "./users";
 import "./style.css";
@@ -37,7 +38,7 @@ function App() {
     window.location.hash = "#/login";
   };
   useEffect(() => {
-    const titles: Record<string, string> = { orders: "Orders", users: "Users", audit: "Audit log", bus: "Bus", me: "My profile" };
+    const titles: Record<string, string> = { orders: "Orders", users: "Users", audit: "Audit log", bus: "Bus", me: "My profile", products: "Products" };
     const title = session ? (route[1] ? `${titles[route[0]] ?? "Orders"}: ${route[1].slice(0, 8)}` : titles[route[0]] ?? "Orders") : "Sign in";
     document.title = `${title} · orderflow console`;
   }, [route.join("/"), session]);
@@ -56,6 +57,7 @@ function App() {
   else if (route[0] === "audit" && admin) page = <Audit session={session} />;
   else if (route[0] === "bus" && admin) page = <BusPage session={session} />;
   else if (route[0] === "me") page = <UserPage session={session} id={session.userId} />;
+  else if (route[0] === "products") page = <Products session={session} />;
   else page = <Orders session={session} />;
   const link = (to: string, label: string) => (
     <a href={`#/${to}`} aria-current={route[0] === to && !route[1] ? "page" : undefined}>
@@ -71,6 +73,7 @@ function App() {
         <span class="brand">orderflow</span>
         <nav aria-label="Main">
           {link("orders", admin ? "Orders" : "My orders")}
+          {link("products", "Products")}
           {admin ? link("users", "Users") : link("me", "My profile")}
           {admin && link("audit", "Audit log")}
           {admin && link("bus", "Bus")}

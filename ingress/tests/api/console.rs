@@ -100,6 +100,7 @@ async fn the_console_shows_an_order_live_refunds_it_and_keeps_others_out() {
         "my-orders",
         "order-customer",
         "not-yours",
+        "products",
         "my-profile",
         "orders-admin",
         "order-admin",
