@@ -119,6 +119,15 @@ try {
 
   // An admin refunds part of it, and sees the refund on the timeline.
   await signIn(page, env("OF_E2E_ADMIN"));
+  // An access token that no longer counts is renewed with the refresh token.
+  await page.evaluate(() => {
+    const session = JSON.parse(sessionStorage.getItem("orderflow.session"));
+    session.token = "a-token-that-no-longer-counts";
+    sessionStorage.setItem("orderflow.session", JSON.stringify(session));
+  });
+  await page.reload();
+  await page.locator("tbody tr").first().waitFor();
+  step("a dead access token was renewed");
   await accessible(page, "orders (admin)");
   await page.screenshot({ path: `${shots}/orders-admin.png`, fullPage: true });
   await page.goto(`${base}/console/#/orders/${order}`);

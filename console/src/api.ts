@@ -74,19 +74,43 @@ export async function logout(session: Session) {
   }
 }
 
+/**
+ * A call as `session`. An expired access token is renewed once with the
+ * refresh token (`POST /api/v1/auth/refresh`; the session is updated in
+ * place and kept), then the call is sent again.
+ */
+async function authed(session: Session, method: string, path: string, body?: unknown, wait?: number) {
+  try {
+    return await call(method, path, session.token, body, wait);
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 401 || !session.refresh) throw e;
+    let renewed;
+    try {
+      renewed = (await call("POST", "/api/v1/auth/refresh", null, { refresh_token: session.refresh })).body;
+    } catch {
+      throw new ApiError("SESSION_ENDED", "Your session has ended: sign out and sign in again.", 401);
+    }
+    session.token = renewed.access_token;
+    if (renewed.refresh_token) session.refresh = renewed.refresh_token;
+    saveSession(session);
+    return await call(method, path, session.token, body, wait);
+  }
+}
+
 /** A write through REST, waiting up to 10 s for its outcome. */
 export async function write(session: Session, method: string, path: string, body?: unknown) {
-  return (await call(method, path, session.token, body, 10)).body;
+  return (await authed(session, method, path, body, 10)).body;
 }
 
 /** A REST read. */
 export async function read(session: Session, path: string) {
-  return (await call("GET", path, session.token)).body;
+  return (await authed(session, "GET", path)).body;
 }
 
 /** A GraphQL query: its data, or the first error (with the REST code). */
 export async function gql<T>(session: Session | null, query: string, variables: Record<string, unknown> = {}): Promise<T> {
-  const { body } = await call("POST", "/graphql", session?.token ?? null, { query, variables });
+  const payload = { query, variables };
+  const { body } = session ? await authed(session, "POST", "/graphql", payload) : await call("POST", "/graphql", null, payload);
   if (body.errors?.length) {
     const e = body.errors[0];
     throw new ApiError(e.extensions?.code ?? "GRAPHQL_ERROR", e.message, e.extensions?.status ?? 400);

@@ -141,6 +141,16 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
 {{- if eq $kind "ingress" }}
 - name: ORDERFLOW_CONSOLE__DIR
   value: "/usr/share/orderflow/console"
+{{- /* The console's bus page probes every other process of the release. */}}
+{{- $probes := list }}
+{{- range $other, $o := $root.Values.services }}
+{{- if and $o.enabled (ne $o.kind "ingress") }}
+{{- $url := printf "http://%s:%v" (include "orderflow.name" (dict "root" $root "name" $other)) $o.port }}
+{{- $probes = append $probes (printf "{name=%q,url=%q}" $other $url) }}
+{{- end }}
+{{- end }}
+- name: ORDERFLOW_MONITOR__PROCESSES
+  value: {{ printf "[%s]" (join "," $probes) | quote }}
 - name: ORDERFLOW_JWT__SECRET
   valueFrom:
     secretKeyRef:
@@ -168,7 +178,7 @@ Only settings the binary has: it refuses unknown ORDERFLOW_* names.
 - name: ORDERFLOW_KEYS__CACHE_SECS
   value: {{ $root.Values.keys.cacheSeconds | quote }}
 {{- end }}
-{{- $fromValues := list "ORDERFLOW_KEYS__TOKEN" "ORDERFLOW_KEYS__KEKS" "ORDERFLOW_KEYS__URL" "ORDERFLOW_KEYS__CACHE_SECS" "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" "ORDERFLOW_TELEMETRY__OTLP_ENDPOINT" "ORDERFLOW_TELEMETRY__SAMPLE_RATIO" "ORDERFLOW_CONSOLE__DIR" }}
+{{- $fromValues := list "ORDERFLOW_KEYS__TOKEN" "ORDERFLOW_KEYS__KEKS" "ORDERFLOW_KEYS__URL" "ORDERFLOW_KEYS__CACHE_SECS" "ORDERFLOW_ENVIRONMENT" "ORDERFLOW_LOG_FORMAT" "ORDERFLOW_HTTP__ADDR" "ORDERFLOW_OPS__ADDR" "ORDERFLOW_DATABASE__URL" "ORDERFLOW_DATABASE__MAX_CONNECTIONS" "ORDERFLOW_KAFKA__BROKERS" "ORDERFLOW_KAFKA__REPLICATION_FACTOR" "ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS" "ORDERFLOW_KAFKA__PARTITIONS" "ORDERFLOW_REGISTRY__URL" "ORDERFLOW_JWT__SECRET" "ORDERFLOW_TELEMETRY__OTLP_ENDPOINT" "ORDERFLOW_TELEMETRY__SAMPLE_RATIO" "ORDERFLOW_CONSOLE__DIR" "ORDERFLOW_MONITOR__PROCESSES" }}
 {{- range $k, $v := $svc.env }}
 {{- if or (has $k $fromValues) (hasPrefix "ORDERFLOW_KAFKA__PROPERTIES__" $k) }}
 {{- fail (printf "services.%s.env.%s: the chart sets it from its own value (see values.yaml); set that instead" $.name $k) }}
