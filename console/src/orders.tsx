@@ -1,7 +1,7 @@
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 
-import { ApiError, type Session, gql, isAdmin, money, when } from "./api";
-import { Alert, ListFooter } from "./ui";
+import { type Session, gql, isAdmin, money, when } from "./api";
+import { Alert, type Connection, ListFooter, usePaged } from "./ui";
 
 export const STATUSES = ["PENDING", "CONFIRMED", "SHIPPED", "DELIVERED", "CANCELLED"];
 
@@ -16,7 +16,7 @@ interface Row {
 }
 
 interface Page {
-  orders: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: Row[] };
+  orders: Connection<Row>;
 }
 
 const QUERY = `query Orders($filter: OrderFilter, $after: String) {
@@ -54,27 +54,11 @@ function variables(f: Filter) {
 export function Orders({ session }: { session: Session }) {
   const [filter, setFilter] = useState<Filter>(EMPTY);
   const [applied, setApplied] = useState<Filter>(EMPTY);
-  const [rows, setRows] = useState<Row[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<string | null>(null);
-
-  const load = async (after: string | null) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const data = await gql<Page>(session, QUERY, { filter: variables(applied), after });
-      setRows((before) => (after ? [...before, ...data.orders.nodes] : data.orders.nodes));
-      setNext(data.orders.pageInfo.hasNextPage ? data.orders.pageInfo.endCursor : null);
-    } catch (e) {
-      setError(e instanceof ApiError ? `${e.message} (${e.code})` : "The orders could not be loaded.");
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, [applied]);
+  const { rows, loading, error, more } = usePaged(
+    async (after) => (await gql<Page>(session, QUERY, { filter: variables(applied), after })).orders,
+    "The orders could not be loaded.",
+    [applied],
+  );
 
   const field = (name: keyof Filter) => ({
     value: filter[name],
@@ -155,7 +139,7 @@ export function Orders({ session }: { session: Session }) {
           </tbody>
         </table>
       </div>
-      <ListFooter loading={loading} count={rows.length} noun="orders" none="No orders match." more={next ? () => load(next) : null} />
+      <ListFooter loading={loading} count={rows.length} noun="orders" none="No orders match." more={more} />
     </section>
   );
 }

@@ -1,7 +1,7 @@
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 
-import { ApiError, type Session, gql, money } from "./api";
-import { Alert, ListFooter } from "./ui";
+import { type Session, gql, money } from "./api";
+import { Alert, type Connection, ListFooter, usePaged } from "./ui";
 
 interface Product {
   sku: string;
@@ -17,31 +17,13 @@ interface Product {
 export function Products({ session }: { session: Session }) {
   const [search, setSearch] = useState("");
   const [applied, setApplied] = useState("");
-  const [rows, setRows] = useState<Product[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<string | null>(null);
-  const load = async (after: string | null) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const data = await gql<{ products: { nodes: Product[]; pageInfo: { hasNextPage: boolean; endCursor: string } } }>(
-        session,
-        `query($search: String, $after: String) { products(search: $search, first: 25, after: $after) {
-           nodes { sku name price currency onHand reserved available } pageInfo { hasNextPage endCursor } } }`,
-        { search: applied || undefined, after },
-      );
-      setRows((before) => (after ? [...before, ...data.products.nodes] : data.products.nodes));
-      setNext(data.products.pageInfo.hasNextPage ? data.products.pageInfo.endCursor : null);
-    } catch (e) {
-      setError(e instanceof ApiError ? `${e.message} (${e.code})` : "The catalog could not be loaded.");
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, [applied]);
+  const query = `query($search: String, $after: String) { products(search: $search, first: 25, after: $after) {
+    nodes { sku name price currency onHand reserved available } pageInfo { hasNextPage endCursor } } }`;
+  const { rows, loading, error, more } = usePaged(
+    async (after) => (await gql<{ products: Connection<Product> }>(session, query, { search: applied || undefined, after })).products,
+    "The catalog could not be loaded.",
+    [applied],
+  );
   return (
     <section aria-labelledby="products-title">
       <h1 id="products-title">Products</h1>
@@ -86,7 +68,7 @@ export function Products({ session }: { session: Session }) {
           </tbody>
         </table>
       </div>
-      <ListFooter loading={loading} count={rows.length} noun="products" none="No product matches." more={next ? () => load(next) : null} />
+      <ListFooter loading={loading} count={rows.length} noun="products" none="No product matches." more={more} />
     </section>
   );
 }

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, type Session, gql, isAdmin, money, when, write } from "./api";
-import { Alert, ListFooter } from "./ui";
+import { Alert, type Connection, ListFooter, usePaged } from "./ui";
 
 interface User {
   id: string;
@@ -22,31 +22,13 @@ const failed = (e: unknown, what: string) => (e instanceof ApiError ? `${e.messa
 export function Users({ session }: { session: Session }) {
   const [search, setSearch] = useState("");
   const [applied, setApplied] = useState("");
-  const [rows, setRows] = useState<User[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<string | null>(null);
-  const load = async (after: string | null) => {
-    setLoading(true);
-    setError(null);
-    try {
-      const data = await gql<{ users: { nodes: User[]; pageInfo: { hasNextPage: boolean; endCursor: string } } }>(
-        session,
-        `query($search: String, $after: String) { users(filter: {search: $search}, first: 20, after: $after) {
-           nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`,
-        { search: applied || undefined, after },
-      );
-      setRows((before) => (after ? [...before, ...data.users.nodes] : data.users.nodes));
-      setNext(data.users.pageInfo.hasNextPage ? data.users.pageInfo.endCursor : null);
-    } catch (e) {
-      setError(failed(e, "Loading the users"));
-    } finally {
-      setLoading(false);
-    }
-  };
-  useEffect(() => {
-    load(null);
-  }, [applied]);
+  const query = `query($search: String, $after: String) { users(filter: {search: $search}, first: 20, after: $after) {
+    nodes { ${FIELDS} } pageInfo { hasNextPage endCursor } } }`;
+  const { rows, loading, error, more } = usePaged(
+    async (after) => (await gql<{ users: Connection<User> }>(session, query, { search: applied || undefined, after })).users,
+    "Loading the users failed.",
+    [applied],
+  );
   return (
     <section aria-labelledby="users-title">
       <h1 id="users-title">Users</h1>
@@ -91,7 +73,7 @@ export function Users({ session }: { session: Session }) {
           </tbody>
         </table>
       </div>
-      <ListFooter loading={loading} count={rows.length} noun="users" none="No user matches." more={next ? () => load(next) : null} />
+      <ListFooter loading={loading} count={rows.length} noun="users" none="No user matches." more={more} />
     </section>
   );
 }

@@ -100,18 +100,26 @@ pub async fn authorize(State(state): State<AppState>, mut request: Request, next
         Ok(claims) => claims,
         Err(error) => return error.into_response(),
     };
-    if !roles.iter().any(|role| claims.has(*role)) {
-        let required: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "INSUFFICIENT_ROLE",
-            format!("this endpoint needs the role {}", required.join(" or ")),
-        )
-        .with_details(json!({ "required_roles": required }))
-        .into_response();
+    if let Err(refused) = has_role(roles, &claims) {
+        return refused.into_response();
     }
     request.extensions_mut().insert(claims);
     next.run(request).await
+}
+
+/// Whether `claims` hold one of `roles`; else the 403 naming them (the
+/// REST routes' answer, and GraphQL's for the same data).
+pub fn has_role(roles: &[Role], claims: &orderflow_auth::Claims) -> Result<(), ApiError> {
+    if roles.iter().any(|role| claims.has(*role)) {
+        return Ok(());
+    }
+    let required: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "INSUFFICIENT_ROLE",
+        format!("this endpoint needs the role {}", required.join(" or ")),
+    )
+    .with_details(json!({ "required_roles": required })))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -102,12 +102,7 @@ impl Files {
             )
             .into_response();
         };
-        let mut response = body.clone().into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-        response
+        crate::security::browser_file(body.clone(), content_type, CSP, cache)
     }
 }
 

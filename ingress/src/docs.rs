@@ -5,8 +5,7 @@
 //! (Swagger UI sets inline styles, hence `'unsafe-inline'` for styles only).
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
@@ -28,12 +27,7 @@ const PAGE: &str = r#"<!doctype html>
 "#;
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    response
+    crate::security::browser_file(body, content_type, CSP, "public, max-age=3600")
 }
 
 /// `/docs` and its assets.

@@ -199,10 +199,21 @@ pub fn owner_or_staff(claims: &Claims, owner: uuid::Uuid, what: &str) -> Result<
     self_or_admin(claims, owner, what)
 }
 
+/// Whether [`owner_or_staff`] lets the caller at `owner`'s (GraphQL's
+/// nested fields, which leave out what they may not see).
+pub fn is_owner_or_staff(claims: &Claims, owner: uuid::Uuid) -> bool {
+    owner_or_staff(claims, owner, "").is_ok()
+}
+
+/// Whether [`self_or_admin`] lets the caller at `owner`'s.
+pub fn is_self_or_admin(claims: &Claims, owner: uuid::Uuid) -> bool {
+    claims.sub == owner.to_string() || claims.is_admin()
+}
+
 /// The caller acts for `owner` (their own user, order, payment) or is an
 /// admin; else 403 naming what they may not touch.
 pub fn self_or_admin(claims: &Claims, owner: uuid::Uuid, what: &str) -> Result<(), ApiError> {
-    if claims.sub == owner.to_string() || claims.is_admin() {
+    if is_self_or_admin(claims, owner) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("this {what} belongs to another user")))

@@ -23,6 +23,23 @@ use crate::settings::CorsSettings;
 /// Two years, with subdomains: what the HSTS preload list asks for.
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 
+/// A page or asset the ingress serves to browsers (Swagger UI, GraphiQL,
+/// the console): its type, the page's Content-Security-Policy, and how long
+/// it may be cached.
+pub fn browser_file(
+    body: impl axum::response::IntoResponse,
+    content_type: &'static str,
+    csp: &'static str,
+    cache_control: &'static str,
+) -> axum::response::Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    response
+}
+
 /// `router` with the security headers on every response it gives.
 pub fn with_security_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     let headers = [

@@ -14,8 +14,9 @@ use orderflow_auth::{Claims, Role};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::access::{Allow, rule_for};
+use crate::access::{Allow, has_role, rule_for};
 use crate::error::ApiError;
+use crate::extract::{is_owner_or_staff, is_self_or_admin};
 
 /// The caller: a checked token (revocations included), or nobody.
 #[derive(Debug, Clone, Default)]
@@ -36,14 +37,7 @@ impl Viewer {
             .claims
             .as_ref()
             .ok_or_else(|| api_error(ApiError::unauthorized("missing Authorization: Bearer <token>")))?;
-        if !roles.iter().any(|role| claims.has(*role)) {
-            let required: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            return Err(api_error(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "INSUFFICIENT_ROLE",
-                format!("this needs the role {}", required.join(" or ")),
-            )));
-        }
+        has_role(roles, claims).map_err(api_error)?;
         Ok(Some(claims))
     }
 
@@ -56,13 +50,13 @@ impl Viewer {
     /// Whether the caller may see what belongs to `customer`: their own,
     /// or staff's (an admin, a service).
     pub fn sees(&self, customer: Uuid) -> bool {
-        self.claims.as_ref().is_some_and(|c| is_staff(c) || c.sub == customer.to_string())
+        self.claims.as_ref().is_some_and(|c| is_owner_or_staff(c, customer))
     }
 
     /// Whether the caller may see user `id`'s profile: themselves, or an
     /// admin (`GET /users/{id}`: a service reads orders, not people).
     pub fn sees_person(&self, id: Uuid) -> bool {
-        self.claims.as_ref().is_some_and(|c| c.is_admin() || c.sub == id.to_string())
+        self.claims.as_ref().is_some_and(|c| is_self_or_admin(c, id))
     }
 
     /// An admin or a service.

@@ -275,24 +275,20 @@ const INIT: &[u8] = include_bytes!("../../assets/graphiql/init.js");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
                    connect-src 'self'; font-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-fn with_policy(mut response: Response, content_type: &'static str) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    response
+fn with_policy(body: &'static [u8], content_type: &'static str) -> Response {
+    crate::security::browser_file(body, content_type, CSP, "public, max-age=3600")
 }
 
 fn page() -> Response {
-    with_policy(PAGE.into_response(), "text/html; charset=utf-8")
+    with_policy(PAGE.as_bytes(), "text/html; charset=utf-8")
 }
 
 async fn plain(content_type: &'static str, body: &'static [u8]) -> Response {
-    with_policy(body.into_response(), content_type)
+    with_policy(body, content_type)
 }
 
 async fn gzipped(content_type: &'static str, body: &'static [u8]) -> Response {
-    let mut response = with_policy(body.into_response(), content_type);
+    let mut response = with_policy(body, content_type);
     response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
