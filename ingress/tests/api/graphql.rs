@@ -88,7 +88,18 @@ async fn nested_fields_cost_one_statement_each_however_many_rows() {
         assert_eq!(status, 202, "{answer}");
     }
     shop::saga_settled(&system, 100).await;
-    let (_, hundred) = graphql(&system, Some(&admin), EVERYTHING, json!({"first": 100})).await;
+    // The audit log records each saga a little after the read models: wait
+    // until it has every order's, so every trail is there to be loaded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let hundred = loop {
+        let (_, answer) = graphql(&system, Some(&admin), EVERYTHING, json!({"first": 100})).await;
+        let trails = answer["data"]["orders"]["edges"].as_array().cloned().unwrap_or_default();
+        let recorded = trails.iter().all(|e| e["node"]["auditTrail"].as_array().is_some_and(|t| !t.is_empty()));
+        if recorded || tokio::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(hundred["errors"].is_null(), "{hundred}");
     let edges = hundred["data"]["orders"]["edges"].as_array().expect("edges");
     assert_eq!(edges.len(), 100);
