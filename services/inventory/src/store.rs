@@ -105,8 +105,12 @@ pub async fn lock_run(tx: &mut PgConnection, skus: &[&str], orders: &[uuid::Uuid
         return Ok(());
     }
     sqlx::query(
+        // `= ANY(ARRAY(..))`: both lookups go through their primary keys. An
+        // `OR` of the two made the planner scan every product (with every
+        // dead version of the hot ones) while the run held its locks.
         "SELECT sku FROM products
-         WHERE sku = ANY($1) OR sku IN (SELECT sku FROM reservation_lines WHERE order_id = ANY($2))
+         WHERE sku = ANY(ARRAY(SELECT unnest($1::text[])
+                               UNION SELECT sku FROM reservation_lines WHERE order_id = ANY($2)))
          ORDER BY sku FOR UPDATE",
     )
     .bind(skus)
