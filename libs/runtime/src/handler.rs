@@ -364,12 +364,27 @@ impl<S: Service> TransactionalHandler<S> {
     }
 }
 
+/// How a part of a run went.
+enum Part {
+    Committed,
+    /// An input must be undone alone (refused, or waiting) and the part ran
+    /// without savepoints: nothing was committed; it goes again with them.
+    NeedsSavepoints,
+}
+
 impl<S: Service> TransactionalHandler<S> {
     /// Handles `inputs` (the run's from position `first` on, of `total`)
     /// in one transaction. An input that must wait (not yet, or for a call)
     /// is undone alone and left for later with its key, when the run has
     /// more than it (a run of one waits as a whole instead). An input that
     /// fails splits the run there ([`HandlerError::Split`]).
+    ///
+    /// Most runs undo nothing, so a part first runs without a savepoint per
+    /// input; the first input that must be undone alone rolls it back, and
+    /// it runs again with them. A savepoint costs two round trips per
+    /// input, and makes every row version its input writes a
+    /// subtransaction's, which each later reader of a hot row (a product
+    /// every order names) pays for in its visibility checks.
     async fn handle_part(
         &self,
         inputs: &[Input<'_, S::Message>],
@@ -378,10 +393,33 @@ impl<S: Service> TransactionalHandler<S> {
         handled: &mut Handled,
         waiting: &mut HashSet<String>,
     ) -> Result<(), HandlerError> {
+        let alone = total == 1;
+        if !alone && let Part::Committed = self.attempt_part(inputs, first, total, handled, waiting, false).await? {
+            return Ok(());
+        }
+        match self.attempt_part(inputs, first, total, handled, waiting, true).await? {
+            Part::Committed => Ok(()),
+            Part::NeedsSavepoints => unreachable!("an attempt with savepoints undoes inputs alone"),
+        }
+    }
+
+    /// One attempt of [`Self::handle_part`]; `savepoints` says whether each
+    /// input runs in one (an input of a run of one never needs it: it is
+    /// undone with its transaction). Nothing of `handled` and `waiting`
+    /// changes unless the part commits.
+    async fn attempt_part(
+        &self,
+        inputs: &[Input<'_, S::Message>],
+        first: usize,
+        total: usize,
+        handled: &mut Handled,
+        waiting: &mut HashSet<String>,
+        savepoints: bool,
+    ) -> Result<Part, HandlerError> {
         // A refused conversion acts too: it is rejected or dead-lettered.
         let acts = |input: &Input<'_, S::Message>| input.message.as_ref().map_or(true, |m| self.service.acts_on(m));
         if !inputs.iter().any(acts) {
-            return Ok(()); // nothing to do, nothing to record
+            return Ok(Part::Committed); // nothing to do, nothing to record
         }
         let ids: Vec<String> = inputs.iter().map(|i| i.headers.message_id.to_string()).collect();
         let entries: Vec<Entry<'_>> = inputs
@@ -391,6 +429,9 @@ impl<S: Service> TransactionalHandler<S> {
             .map(|(i, id)| Entry { message_id: id, topic: &i.source.topic, message_type: i.name })
             .collect();
         let alone = total == 1;
+        // What this attempt leaves for later, applied once it commits.
+        let mut now_waiting = waiting.clone();
+        let mut leaves: Vec<(usize, String)> = Vec::new();
         let mut tx = self.pool.begin().await.map_err(classify)?;
         // An id claimed now is acted on once: a copy later in the same run
         // (a redelivery that arrived together with the original) is not.
@@ -406,10 +447,10 @@ impl<S: Service> TransactionalHandler<S> {
                 continue;
             }
             let key = input.source.key.as_deref().unwrap_or_default();
-            if waiting.contains(key) {
+            if now_waiting.contains(key) {
                 // Not acted on: its claim goes back (a copy of it later in
                 // the run would not have been claimed, and is left too).
-                handled.leave(first + offset, "a message of its key waits before it");
+                leaves.push((first + offset, "a message of its key waits before it".to_owned()));
                 if first_time.remove(id) {
                     left.push(id.clone());
                 }
@@ -429,7 +470,7 @@ impl<S: Service> TransactionalHandler<S> {
             if orderflow_bus::failpoint::fails("handle", input.name) {
                 return Err(at(HandlerError::Permanent(format!("failpoint handle.{} is armed", input.name).into())));
             }
-            if !alone {
+            if savepoints && !alone {
                 sqlx::query("SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
             }
             let decided = match &input.message {
@@ -445,6 +486,13 @@ impl<S: Service> TransactionalHandler<S> {
                     continue;
                 }
                 Err(DomainError::Database(error)) => return Err(at(classify(error))),
+                // Undone alone, which takes savepoints: this attempt ends.
+                Err(DomainError::NotYet(_) | DomainError::Awaits(_) | DomainError::Refused(_))
+                    if !alone && !savepoints =>
+                {
+                    tx.rollback().await.map_err(classify)?;
+                    return Ok(Part::NeedsSavepoints);
+                }
                 Err(DomainError::NotYet(why)) => why,
                 Err(DomainError::Awaits(mut request)) => {
                     let why = format!("waiting for {request}");
@@ -456,7 +504,8 @@ impl<S: Service> TransactionalHandler<S> {
                 Err(DomainError::Refused(refusal)) if alone => {
                     refused(&span, &refusal);
                     tx.rollback().await.map_err(classify)?;
-                    return self.refuse(input, &span, &refusal).await;
+                    self.refuse(input, &span, &refusal).await?;
+                    return Ok(Part::Committed);
                 }
                 Err(DomainError::Refused(refusal)) => {
                     // Undo what it changed; its rejection goes with the run.
@@ -479,15 +528,20 @@ impl<S: Service> TransactionalHandler<S> {
                 return Err(HandlerError::Later(why.into()));
             }
             sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
-            handled.leave(first + offset, why);
-            waiting.insert(key.to_owned());
+            leaves.push((first + offset, why));
+            now_waiting.insert(key.to_owned());
             left.push(id.clone());
         }
         inbox::unclaim(&mut tx, &left).await.map_err(classify)?;
         enqueue(&mut tx, &outgoing).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         tracing::debug!(messages = inputs.len(), left = left.len(), events = outgoing.len(), "run committed");
-        self.record(&calls).await
+        for (position, why) in leaves {
+            handled.leave(position, why);
+        }
+        *waiting = now_waiting;
+        self.record(&calls).await?;
+        Ok(Part::Committed)
     }
 
     /// Records and starts the calls the service names up front for `inputs`
