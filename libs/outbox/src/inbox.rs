@@ -80,7 +80,14 @@ pub async fn unclaim(tx: &mut PgConnection, message_ids: &[String]) -> Result<()
     if message_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM inbox WHERE message_id = ANY($1)").bind(message_ids).execute(&mut *tx).await?;
+    // Planned each time, not prepared: a generic plan made while the inbox
+    // was nearly empty scans it whole, and keeps doing so as it grows until
+    // autovacuum's next analyze (1.1 ms a call under load, measured).
+    sqlx::query("DELETE FROM inbox WHERE message_id = ANY($1)")
+        .bind(message_ids)
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

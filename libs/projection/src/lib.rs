@@ -53,6 +53,7 @@ pub use rebuild::{RebuildError, cancel_rebuild, request_rebuild, wait_for_rebuil
 pub use routes::Routes;
 
 use sqlx::PgConnection;
+use tracing::Instrument;
 
 /// What a projection is made of.
 #[derive(Debug, Clone)]
@@ -167,6 +168,40 @@ pub trait Projection: Send + Sync + 'static {
         input: Self::Input,
         source: &InboundMessage,
     ) -> impl Future<Output = Result<Applied, HandlerError>> + Send;
+
+    /// Applies a run (one partition's messages, in order) inside its
+    /// transaction. The default applies each item with
+    /// [`Projection::apply`] under its span. A projection that writes a run
+    /// in fewer statements than one set per message (the audit log: one
+    /// insert for the run's records) overrides it; an error must then say
+    /// which item failed ([`HandlerError::at`] with its position), so the
+    /// run is split there.
+    fn apply_run(
+        &self,
+        tx: &mut PgConnection,
+        run: Vec<Item<'_, Self::Input>>,
+    ) -> impl Future<Output = Result<Applied, HandlerError>> + Send {
+        async move {
+            let total = run.len();
+            let mut applied = Applied::nothing();
+            for (position, Item { input, source, span }) in run.into_iter().enumerate() {
+                let one =
+                    self.apply(tx, input, source).instrument(span).await.map_err(|error| error.at(position, total))?;
+                applied = applied.and(one);
+            }
+            Ok(applied)
+        }
+    }
+}
+
+/// One message of a run, decoded, with where it came from and its span
+/// (the message's trace on what applying it logs and, exported, a span in
+/// the message's trace).
+#[derive(Debug)]
+pub struct Item<'m, I> {
+    pub input: I,
+    pub source: &'m InboundMessage,
+    pub span: tracing::Span,
 }
 
 /// Why a projection cannot go on.

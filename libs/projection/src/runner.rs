@@ -24,11 +24,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::generation::{self, Offsets};
 use crate::lease::{self, FenceError};
-use crate::{Error, Projection, notify};
+use crate::{Error, Item, Projection, notify};
 
 static PROJECTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     orderflow_telemetry::register(
@@ -189,20 +188,16 @@ impl<P: Projection> MessageHandler for Feed<P> {
         }
         let mut tx = self.begin().await?;
         let mut next = Offsets::new();
-        let mut keys: Vec<String> = Vec::new();
-        for (position, (message, input)) in messages.iter().zip(inputs).enumerate() {
+        let mut run = Vec::with_capacity(messages.len());
+        for (message, input) in messages.iter().zip(inputs) {
             // The message's trace and correlation on everything its projection
             // logs, and (exported) its span in the message's trace.
             let span = orderflow_bus::trace::processing(message, &self.group);
-            let applied = self
-                .projection
-                .apply(&mut tx, input, message)
-                .instrument(span)
-                .await
-                .map_err(|error| error.at(position, messages.len()))?;
             next.insert((message.topic.clone(), message.partition), message.offset + 1);
-            keys.extend(applied.keys().iter().cloned());
+            run.push(Item { input, source: message, span });
         }
+        let applied = self.projection.apply_run(&mut tx, run).await?;
+        let keys = applied.keys();
         generation::store_offsets(&mut tx, &next).await.map_err(classify)?;
         if let Some(channel) = &self.projection.definition().notify_channel {
             notify::send(&mut tx, channel, keys.iter().map(String::as_str)).await.map_err(classify)?;
