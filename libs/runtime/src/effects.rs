@@ -229,19 +229,25 @@ impl<S: Service> Effector<S> {
         };
         let mut calls = JoinSet::new();
         // Whether to look for due calls: not right after calls arrived
-        // claimed (under load, two queries per call saved); the next wake
-        // by anything else looks.
+        // claimed, nor when a call that needs nothing more ends while no
+        // call waits for a slot (under load, two queries per call saved);
+        // the next wake by anything else looks.
         let mut look = true;
+        // Whether calls may be due that found no free slot the last time.
+        let mut waiting_for_slot = true;
         loop {
             let mut wait = POLL_EVERY;
             let free = self.slots.available_permits();
-            if look && free > 0 {
+            if look && free == 0 {
+                waiting_for_slot = true;
+            } else if look {
                 match effects::claim(&self.pool, free as i64, self.lease()).await {
                     Ok(claimed) => {
                         // Fewer than there was room for: none is due now,
                         // so sleep until the next one is (or a request,
                         // or a call ending, wakes the loop).
                         let all_due = claimed.len() < free;
+                        waiting_for_slot = !all_due;
                         for call in claimed {
                             self.spawn((call, None), &mut calls);
                         }
@@ -268,26 +274,34 @@ impl<S: Service> Effector<S> {
                 }
                 _ = self.requested.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
-                Some(_) = calls.join_next(), if !calls.is_empty() => {}
+                Some(ended) = calls.join_next(), if !calls.is_empty() => {
+                    // A call made again later (or not recorded) changes
+                    // when the next is due.
+                    look = waiting_for_slot || ended.unwrap_or(true);
+                }
             }
         }
     }
 
     /// Makes `call` in a task of its own, once a slot is free, and tells
     /// whoever waits for its attempt.
-    fn spawn(self: &Arc<Self>, (call, ended): Arrival, calls: &mut JoinSet<()>) {
+    /// Its task ends with whether the effector should look at what is due
+    /// ([`Self::make`]).
+    fn spawn(self: &Arc<Self>, (call, ended): Arrival, calls: &mut JoinSet<bool>) {
         let effector = Arc::clone(self);
         calls.spawn(async move {
-            let Ok(_slot) = Arc::clone(&effector.slots).acquire_owned().await else { return };
-            effector.make(call).await;
+            let Ok(_slot) = Arc::clone(&effector.slots).acquire_owned().await else { return true };
+            let look = effector.make(call).await;
             if let Some(ended) = ended {
                 let _ = ended.send(()); // nobody waits any more: fine
             }
+            look
         });
     }
 
-    /// Makes one claimed call and records how it went.
-    async fn make(&self, claimed: ClaimedEffect) {
+    /// Makes one claimed call and records how it went; whether it is due
+    /// again (to be made later, or its outcome not recorded).
+    async fn make(&self, claimed: ClaimedEffect) -> bool {
         let span = tracing::info_span!(
             "effect",
             id = %claimed.id,
@@ -307,10 +321,10 @@ impl<S: Service> Effector<S> {
                 ]
             });
         }
-        self.make_in_span(claimed, &span).instrument(span.clone()).await;
+        self.make_in_span(claimed, &span).instrument(span.clone()).await
     }
 
-    async fn make_in_span(&self, claimed: ClaimedEffect, span: &tracing::Span) {
+    async fn make_in_span(&self, claimed: ClaimedEffect, span: &tracing::Span) -> bool {
         let effect = Effect { id: claimed.id, kind: claimed.kind, call: claimed.call, attempt: claimed.attempt };
         IN_FLIGHT.inc();
         let timer = SECONDS.with_label_values(&[&effect.kind]).start_timer();
@@ -342,10 +356,16 @@ impl<S: Service> Effector<S> {
         };
         match recorded {
             // Whoever waits for it can go on now.
-            Ok(()) if ended => self.wakeups.wake(&claimed.wake_key),
-            Ok(()) => {}
+            Ok(()) if ended => {
+                self.wakeups.wake(&claimed.wake_key);
+                false
+            }
+            Ok(()) => true,
             // Its claim lapses and the call is made again (counted).
-            Err(error) => tracing::warn!(%error, "cannot record how the call went"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot record how the call went");
+                true
+            }
         }
     }
 }
