@@ -273,6 +273,11 @@ impl Handled {
         self.later.push((position, why.into()));
     }
 
+    /// How many messages of the run wait.
+    pub fn later_count(&self) -> usize {
+        self.later.len()
+    }
+
     /// Why the message at `position` waits, if it does.
     pub fn waits(&self, position: usize) -> Option<&str> {
         self.later.iter().find(|(p, _)| *p == position).map(|(_, why)| why.as_str())

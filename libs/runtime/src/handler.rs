@@ -228,6 +228,11 @@ pub struct TransactionalHandler<S> {
     /// How long a run waits for the calls its service named up front
     /// ([`Service::calls`]) before its transaction.
     pub(crate) call_wait: std::time::Duration,
+    /// Whether runs start with a savepoint per input: set when a run had
+    /// to go again with them, cleared by one that undid nothing alone. A
+    /// service whose inputs often wait (payments, for their calls) keeps
+    /// them; the others run without.
+    pub(crate) careful: std::sync::atomic::AtomicBool,
 }
 
 impl<S: Service> TransactionalHandler<S> {
@@ -393,11 +398,21 @@ impl<S: Service> TransactionalHandler<S> {
         handled: &mut Handled,
         waiting: &mut HashSet<String>,
     ) -> Result<(), HandlerError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let alone = total == 1;
-        if !alone && let Part::Committed = self.attempt_part(inputs, first, total, handled, waiting, false).await? {
-            return Ok(());
+        if !alone && !self.careful.load(Relaxed) {
+            match self.attempt_part(inputs, first, total, handled, waiting, false).await? {
+                Part::Committed => return Ok(()),
+                Part::NeedsSavepoints => self.careful.store(true, Relaxed),
+            }
         }
+        let undone = handled.later_count();
         match self.attempt_part(inputs, first, total, handled, waiting, true).await? {
+            // Nothing undone alone this time: the next run tries without.
+            Part::Committed if handled.later_count() == undone && !alone => {
+                self.careful.store(false, Relaxed);
+                Ok(())
+            }
             Part::Committed => Ok(()),
             Part::NeedsSavepoints => unreachable!("an attempt with savepoints undoes inputs alone"),
         }

@@ -113,6 +113,7 @@ pub async fn run_service<S: Service>(
         group: settings.consumer.group.clone(),
         requests: effector.requests(),
         call_wait: Duration::from_millis(settings.effects.wait_ms),
+        careful: Default::default(),
     });
     supervisor.spawn("effector", effector.run(shutdown.clone()));
     if let Some(every) = handler.service.schedule() {
