@@ -490,6 +490,11 @@ service_env() {
         echo "ORDERFLOW_MONITOR__PROCESSES=[$(IFS=,; echo "${others[*]}")]"
     fi
     dev_settings_env "$groups"
+    # Settings a script gives every process that talks to Kafka: the array
+    # EXTRA_ENV_KAFKA (scripts/bench's OF_BENCH_KAFKA_ENV).
+    if [[ ",$groups," == *,kafka,* ]] && declare -p EXTRA_ENV_KAFKA >/dev/null 2>&1 && [ ${#EXTRA_ENV_KAFKA[@]} -gt 0 ]; then
+        printf '%s\n' "${EXTRA_ENV_KAFKA[@]}"
+    fi
     # Settings a script gives one service only: the array EXTRA_ENV_<name>
     # (dashes as underscores), e.g. scripts/bench's for the ingress.
     local extra="EXTRA_ENV_${name//-/_}"
