@@ -356,10 +356,11 @@ fn read_bus(
         }
     }
     for (projection, positions) in projections {
-        for (topic, partition, next) in positions {
-            let lag = reader.at(topic, *partition, Some(*next))?;
-            let labels = [*projection, topic.as_str(), &partition.to_string()];
-            PROJECTION_POSITION.with_label_values(&labels).set(*next);
+        let positions: Vec<(String, i32, Option<i64>)> =
+            positions.iter().map(|(topic, partition, next)| (topic.clone(), *partition, Some(*next))).collect();
+        for lag in reader.lags(&positions)? {
+            let labels = [*projection, lag.topic.as_str(), &lag.partition.to_string()];
+            PROJECTION_POSITION.with_label_values(&labels).set(lag.position.unwrap_or(lag.low));
             PROJECTION_LAG.with_label_values(&labels).set(lag.messages);
             PROJECTION_LAG_SECONDS.with_label_values(&labels).set(lag.seconds(now));
             end_offset(&lag);

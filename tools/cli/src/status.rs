@@ -139,8 +139,9 @@ impl Status {
             }
             let mut behind = Vec::new();
             for (name, offsets) in &projections {
-                for ((topic, partition), position) in offsets {
-                    let lag = reader.at(topic, *partition, Some(*position)).map_err(|e| format!("{topic}: {e}"))?;
+                let positions: Vec<(String, i32, Option<i64>)> =
+                    offsets.iter().map(|((topic, partition), position)| (topic.clone(), *partition, Some(*position))).collect();
+                for lag in reader.lags(&positions).map_err(|e| format!("projection {name}: {e}"))? {
                     behind.push(lag_json(name, &lag, now));
                 }
             }
