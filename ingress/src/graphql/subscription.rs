@@ -6,6 +6,12 @@
 //! A change is an order whose view differs from the last one pushed:
 //! status, version, payment or stock. A subscription ends with the
 //! connection, or when the process stops.
+//!
+//! The token that opened it keeps being checked as REST checks a
+//! request's: before each push, every [`RECHECK`] while nothing changes,
+//! and when it expires. A token revoked since (a logout, a password
+//! change, a deactivation), expired, or whose holder may no longer see the
+//! order, ends the subscription with an error that says why.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,7 +53,15 @@ fn fingerprint(o: &rest_orders::Order) -> Fingerprint {
 /// may have missed changes.
 const RECENT: i64 = 50;
 
+/// How often a quiet subscription checks that its token still counts.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 struct Following {
+    /// The caller, as of the last check of its token.
+    viewer: Viewer,
+    state: AppState,
+    /// Ended (its last item was why): nothing more.
+    ended: bool,
     watch: Watch,
     pool: PgPool,
     stopping: CancellationToken,
@@ -62,20 +76,56 @@ struct Following {
 impl Following {
     /// The next order to push: one changed since it was last pushed.
     async fn next(&mut self) -> Option<Result<Order, async_graphql::Error>> {
+        if self.ended {
+            return None;
+        }
         loop {
             if let Some(order) = self.ready.pop() {
+                if let Err(error) = self.recheck(Some(&order)).await {
+                    self.ended = true;
+                    return Some(Err(error));
+                }
                 // The fields of this event's order are read afresh.
                 self.loads.forget().await;
                 return Some(Ok(expect_orders(&self.loads, vec![Order(order)]).remove(0)));
             }
+            let expires = self.viewer.claims.as_ref().map_or(i64::MAX, |c| c.exp);
+            let until_expiry = std::time::Duration::from_secs((expires - Utc::now().timestamp()).max(0) as u64);
             let change = tokio::select! {
                 _ = self.stopping.cancelled() => return None,
                 change = self.watch.next() => change,
+                _ = tokio::time::sleep(RECHECK.min(until_expiry)) => {
+                    if let Err(error) = self.recheck(None).await {
+                        self.ended = true;
+                        return Some(Err(error));
+                    }
+                    continue;
+                }
             };
             match self.changed(change).await {
                 Ok(orders) => self.ready = orders,
                 Err(error) => return Some(Err(db_error(error))),
             }
+        }
+    }
+
+    /// Whether the caller's token still counts (not expired, not revoked:
+    /// the roles its holder has now) and, with `order`, whether it may see
+    /// that order.
+    async fn recheck(&mut self, order: Option<&rest_orders::Order>) -> Result<(), async_graphql::Error> {
+        if let Some(claims) = self.viewer.claims.clone() {
+            if claims.exp <= Utc::now().timestamp() {
+                return Err(api_error(ApiError::unauthorized("the token expired; subscribe again with a fresh one")));
+            }
+            let state = &self.state;
+            let checked = state.revocations.check(&state.pool, &state.service_clients, claims).await;
+            self.viewer.claims = Some(checked.map_err(api_error)?);
+        }
+        match order {
+            Some(order) if !visible(&self.viewer, order) => {
+                Err(api_error(ApiError::forbidden("this order belongs to another user")))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -178,6 +228,9 @@ impl Subscription {
 fn following(ctx: &Context<'_>, watch: Watch, customer: Option<Uuid>) -> async_graphql::Result<Following> {
     let state = ctx.data::<AppState>()?;
     Ok(Following {
+        viewer: ctx.data::<Viewer>()?.clone(),
+        state: state.clone(),
+        ended: false,
         watch,
         pool: state.pool.clone(),
         stopping: state.waiter.stopping().clone(),

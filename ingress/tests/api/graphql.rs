@@ -411,3 +411,61 @@ async fn a_graphql_client_places_an_order_and_is_pushed_confirmed_without_pollin
     let ids: std::collections::HashSet<&str> = updates.iter().filter_map(|u| u["id"].as_str()).collect();
     assert_eq!(ids.len(), 1, "one order: {stdout}");
 }
+
+/// Subscribes to `myOrders` with the first token, logs that token out (its
+/// session ends), then places an order with the second: the change the
+/// order makes must end the first token's subscription with the reason,
+/// and push nothing of the order.
+const REVOKED_CLIENT: &str = r#"
+import asyncio, json, sys
+import requests
+from gql import Client, gql
+from gql.transport.websockets import WebsocketsTransport
+
+api, old, fresh, body = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+ws = api.replace("http://", "ws://") + "/graphql"
+
+async def main():
+    socket = WebsocketsTransport(url=ws, init_payload={"Authorization": "Bearer " + old},
+                                 subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
+    async with Client(transport=socket) as live:
+        updates = live.subscribe(gql("subscription { myOrders { id status } }"))
+        first = asyncio.ensure_future(updates.__anext__())
+        await asyncio.sleep(0.5)
+        out = await asyncio.to_thread(requests.post, api + "/api/v1/auth/logout",
+                                      headers={"Authorization": "Bearer " + old})
+        print(json.dumps({"logout": out.status_code}), flush=True)
+        placed = await asyncio.to_thread(requests.post, api + "/api/v1/orders", json=body,
+                                         headers={"Authorization": "Bearer " + fresh, "Prefer": "wait=10"})
+        print(json.dumps({"placed": placed.json().get("status")}), flush=True)
+        try:
+            update = await asyncio.wait_for(first, 30)
+            print(json.dumps({"update": update}), flush=True)
+        except Exception as error:
+            print(json.dumps({"error": str(error)}), flush=True)
+
+asyncio.run(main())
+"#;
+
+#[tokio::test]
+async fn a_subscription_ends_when_its_token_is_revoked_and_pushes_nothing_after() {
+    let system = System::start_all().await;
+    let email = "revoked.gql@example.com";
+    let (old, _) = shop::customer(&system, email).await;
+    let fresh = system.login(email, shop::PASSWORD).await.expect("a second session");
+    let body = shop::order(&[(1, 4322)]);
+    shop::stocked(&system, &body).await;
+    let python = std::env::var("OF_TEST_GQL_PYTHON").expect("OF_TEST_GQL_PYTHON is set by scripts/test");
+    let run = tokio::process::Command::new(python)
+        .args(["-W", "ignore", "-c", REVOKED_CLIENT, &system.api, &old, &fresh, &body.to_string()])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the client finished").expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "gql client: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines[0]["logout"], 204, "{stdout}");
+    assert_eq!(lines[1]["placed"], "CONFIRMED", "{stdout}");
+    assert!(lines.iter().all(|l| l.get("update").is_none()), "a revoked token was pushed an order: {stdout}");
+    let error = lines[2]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("revoked") && error.contains("session has ended"), "the reason: {stdout}");
+}
