@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// The prefix of an order's announcement (the projector's `ORDER_CHANGED`).
-pub const ORDER_CHANGED: &str = "order:";
+use orderflow_contracts::announcements::parse_order_changed as parse;
 
 /// Changes a subscriber may fall behind before it is told to re-read all.
 pub const BACKLOG: usize = 256;
@@ -47,16 +46,6 @@ pub enum Change {
 #[derive(Debug, Default)]
 pub struct Live {
     watchers: Mutex<HashMap<Key, broadcast::Sender<Change>>>,
-}
-
-/// `order:<id>[:<customer>]`, as the projector writes it.
-fn parse(entry: &str) -> Option<(Uuid, Option<Uuid>)> {
-    let rest = entry.trim().strip_prefix(ORDER_CHANGED)?;
-    let (order, customer) = match rest.split_once(':') {
-        Some((order, customer)) => (order, Some(Uuid::parse_str(customer).ok()?)),
-        None => (rest, None),
-    };
-    Some((Uuid::parse_str(order).ok()?, customer))
 }
 
 impl Live {

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The channel the projector announces on.
-pub const CHANNEL: &str = "command_status";
+pub use orderflow_contracts::announcements::CHANNEL;
 
 /// Waiting requests by command id. A `watch` per id: a wake-up marks the
 /// value changed for every receiver, so one that is not polling at that

@@ -13,6 +13,7 @@
 //! At start-up it registers every schema, event subjects at
 //! `BACKWARD_TRANSITIVE` (see [`SchemaFile::is_event`]).
 
+pub mod announcements;
 mod codec;
 mod compatibility;
 pub mod failure;

@@ -43,23 +43,8 @@ pub const TEMPLATE: &str = include_str!("../../../migrations/readmodels/generati
 /// The tables (and views) readers see.
 pub const TABLES: [&str; 8] =
     ["users", "credentials", "commands", "orders", "payments", "order_details", "products", "order_stock"];
-/// The ingress listens here; payloads are command ids (comma-separated), or
-/// `*` after a generation switch.
-pub const CHANNEL: &str = "command_status";
-
-/// The prefix of an order's key on [`CHANNEL`]: `order:<id>:<customer
-/// id>` (or `order:<id>` while its customer is not known yet) says that
-/// the order's view (`order_details`) changed. The ingress's `live`
-/// module reads the same format.
-pub const ORDER_CHANGED: &str = "order:";
-
-/// The key announcing that order `order_id` of `customer` changed.
-pub fn order_changed(order_id: impl std::fmt::Display, customer: Option<impl std::fmt::Display>) -> String {
-    match customer {
-        Some(customer) => format!("{ORDER_CHANGED}{order_id}:{customer}"),
-        None => format!("{ORDER_CHANGED}{order_id}"),
-    }
-}
+/// The ingress listens here (`orderflow_contracts::announcements`).
+pub use orderflow_contracts::announcements::{CHANNEL, order_changed};
 
 /// Every read model, fed by the events of every domain, the users
 /// credentials and the command topics (for command statuses).
