@@ -228,7 +228,7 @@ pub struct TransactionalHandler<S> {
     /// How long a run waits for the calls its service named up front
     /// ([`Service::calls`]) before its transaction.
     pub(crate) call_wait: std::time::Duration,
-    /// Whether runs start with a savepoint per input: set when a run had
+    /// Whether parts start with a savepoint per input: set when a part had
     /// to go again with them, cleared by one that undid nothing alone. A
     /// service whose inputs often wait (payments, for their calls) keeps
     /// them; the others run without.
@@ -389,7 +389,9 @@ impl<S: Service> TransactionalHandler<S> {
     /// it runs again with them. A savepoint costs two round trips per
     /// input, and makes every row version its input writes a
     /// subtransaction's, which each later reader of a hot row (a product
-    /// every order names) pays for in its visibility checks.
+    /// every order names) pays for in its visibility checks. Once a part
+    /// had to go again, parts start with savepoints ([`Self::careful`])
+    /// until one undoes nothing alone.
     async fn handle_part(
         &self,
         inputs: &[Input<'_, S::Message>],
