@@ -94,9 +94,10 @@ pub async fn until_api(system: &System, token: &str, path: &str, what: &str, don
     }
 }
 
-/// Waits until the saga of every order is over, as both services' own
-/// tables tell: no order PENDING, every confirmed order's payment captured,
-/// every cancelled order's payment declined, voided or refunded.
+/// Waits until the saga of every order is over, as the three services' own
+/// tables tell: no order PENDING; every confirmed order's payment captured
+/// and its stock sold; every cancelled order's payment declined, voided or
+/// refunded, and its stock no longer held.
 pub async fn saga_settled(system: &System, orders: i64) {
     let (order_db, payment_db) = (pool(&system.orders_db).await, pool(&system.payments_db).await);
     let inventory_db = pool(&system.inventory_db).await;
@@ -110,13 +111,24 @@ pub async fn saga_settled(system: &System, orders: i64) {
                 .await
                 .unwrap_or_default();
             let payment = |id: &uuid::Uuid| payments.iter().find(|(o, _)| o == id).map(|(_, s)| s.as_str());
+            let reservations: Vec<(uuid::Uuid, String)> = sqlx::query_as("SELECT order_id, state FROM reservations")
+                .fetch_all(&inventory_db)
+                .await
+                .unwrap_or_default();
+            let stock = |id: &uuid::Uuid| reservations.iter().find(|(o, _)| o == id).map(|(_, s)| s.as_str());
+            // Over on all three sides: the order's status, its payment, and
+            // its stock (sold once confirmed, not held once cancelled).
             let stuck: Vec<_> = rows
                 .iter()
                 .filter(|(id, status, _)| match status.as_str() {
                     "CONFIRMED" | "SHIPPED" | "DELIVERED" => {
                         !matches!(payment(id), Some("CAPTURED" | "PARTIALLY_REFUNDED" | "REFUNDED"))
+                            || stock(id) != Some("SOLD")
                     }
-                    "CANCELLED" => !matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED")),
+                    "CANCELLED" => {
+                        !matches!(payment(id), None | Some("DECLINED" | "VOIDED" | "REFUNDED"))
+                            || stock(id) == Some("HELD")
+                    }
                     _ => true,
                 })
                 .collect();
