@@ -21,7 +21,6 @@ use axum::http::Method;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::context::{Loads, Viewer, api_error, db_error};
@@ -63,8 +62,6 @@ struct Following {
     /// Ended (its last item was why): nothing more.
     ended: bool,
     watch: Watch,
-    pool: PgPool,
-    stopping: CancellationToken,
     loads: Arc<Loads>,
     /// What was pushed (or seen at the start) of each order.
     seen: HashMap<Uuid, Fingerprint>,
@@ -92,7 +89,7 @@ impl Following {
             let expires = self.viewer.claims.as_ref().map_or(i64::MAX, |c| c.exp);
             let until_expiry = std::time::Duration::from_secs((expires - Utc::now().timestamp()).max(0) as u64);
             let change = tokio::select! {
-                _ = self.stopping.cancelled() => return None,
+                _ = self.state.waiter.stopping().cancelled() => return None,
                 change = self.watch.next() => change,
                 _ = tokio::time::sleep(RECHECK.min(until_expiry)) => {
                     if let Err(error) = self.recheck(None).await {
@@ -132,17 +129,17 @@ impl Following {
     /// The orders among `change` whose view differs from what was pushed.
     async fn changed(&mut self, change: Change) -> Result<Vec<rest_orders::Order>, sqlx::Error> {
         let rows: Vec<rest_orders::Order> = match (change, self.customer) {
-            (Change::Order(id), customer) => rest_orders::find(&self.pool, id)
+            (Change::Order(id), customer) => rest_orders::find(&self.state.pool, id)
                 .await?
                 .into_iter()
                 .filter(|o| customer.is_none_or(|c| o.customer_id == c))
                 .collect(),
-            (Change::Everything, Some(customer)) => recent(&self.pool, customer).await?,
+            (Change::Everything, Some(customer)) => recent(&self.state.pool, customer).await?,
             (Change::Everything, None) => {
                 let ids: Vec<Uuid> = self.seen.keys().copied().collect();
                 let mut rows = Vec::new();
                 for id in ids {
-                    rows.extend(rest_orders::find(&self.pool, id).await?);
+                    rows.extend(rest_orders::find(&self.state.pool, id).await?);
                 }
                 rows
             }
@@ -232,8 +229,6 @@ fn following(ctx: &Context<'_>, watch: Watch, customer: Option<Uuid>) -> async_g
         state: state.clone(),
         ended: false,
         watch,
-        pool: state.pool.clone(),
-        stopping: state.waiter.stopping().clone(),
         loads: Arc::clone(ctx.data::<Arc<Loads>>()?),
         seen: HashMap::new(),
         ready: Vec::new(),

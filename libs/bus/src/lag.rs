@@ -150,13 +150,6 @@ impl LagReader {
         self.lags(&positions)
     }
 
-    /// Where a reader at `position` (the next offset it will read) stands
-    /// on a partition.
-    pub fn at(&self, topic: &str, partition: i32, position: Option<i64>) -> Result<PartitionLag, KafkaError> {
-        let mut lags = self.lags(&[(topic.to_owned(), partition, position)])?;
-        lags.pop().ok_or(KafkaError::OffsetFetch(rdkafka::types::RDKafkaErrorCode::UnknownPartition))
-    }
-
     /// Where readers stand, each at its position (the next offset it will
     /// read) on its partition: the watermarks of all in two requests, and
     /// the oldest unread record of those behind in one fetch.

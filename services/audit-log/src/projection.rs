@@ -170,30 +170,42 @@ impl Projection for AuditProjection {
         }
         let moved: Vec<&Record> = moved.into_values().collect();
         let checkpoints: Vec<&Record> = records.iter().filter(|r| r.seq % self.checkpoint_every == 0).collect();
-        for (table, rows) in [("heads", &moved), ("checkpoints", &checkpoints)] {
-            if rows.is_empty() {
-                continue;
-            }
-            let upsert = if table == "heads" {
-                " ON CONFLICT (topic, partition) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash"
-            } else {
-                ""
-            };
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {table} (topic, partition, seq, hash)
-                 SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[]){upsert}"
-            )))
-            .bind(rows.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.hash.as_str()).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
+        insert_marks(
+            tx,
+            "heads",
+            &moved,
+            " ON CONFLICT (topic, partition) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
+        )
+        .await?;
+        insert_marks(tx, "checkpoints", &checkpoints, "").await?;
         drop(spans);
         Ok(Applied::nothing())
     }
+}
+
+/// Writes where `rows` leave their chains (seq and hash) into `table`
+/// (`heads` or `checkpoints`), in one statement; nothing when there are none.
+async fn insert_marks(
+    tx: &mut PgConnection,
+    table: &str,
+    rows: &[&Record],
+    on_conflict: &str,
+) -> Result<(), HandlerError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} (topic, partition, seq, hash)
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::text[]){on_conflict}"
+    )))
+    .bind(rows.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.partition).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.hash.as_str()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
 }
 
 /// Writes `records` in one statement.
