@@ -235,9 +235,15 @@ impl<S: Service> Effector<S> {
         let mut look = true;
         // Whether calls may be due that found no free slot the last time.
         let mut waiting_for_slot = true;
+        // When to look at the latest, whatever wakes the loop: set by each
+        // look (the next call due, else `POLL_EVERY`) and kept by the wakes
+        // that do not look, so a retry due soon is not put off by them.
+        let mut next_look = tokio::time::Instant::now();
         loop {
-            let mut wait = POLL_EVERY;
             let free = self.slots.available_permits();
+            if look {
+                next_look = tokio::time::Instant::now() + POLL_EVERY;
+            }
             if look && free == 0 {
                 waiting_for_slot = true;
             } else if look {
@@ -253,7 +259,10 @@ impl<S: Service> Effector<S> {
                         }
                         if all_due {
                             match effects::next_due(&self.pool).await {
-                                Ok(Some(due)) => wait = wait.min(due.max(Duration::from_millis(1))),
+                                Ok(Some(due)) => {
+                                    next_look =
+                                        next_look.min(tokio::time::Instant::now() + due.max(Duration::from_millis(1)))
+                                }
                                 Ok(None) => {}
                                 Err(error) => tracing::warn!(%error, "cannot read when the next call is due"),
                             }
@@ -273,7 +282,7 @@ impl<S: Service> Effector<S> {
                     look = false;
                 }
                 _ = self.requested.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(next_look) => {}
                 Some(ended) = calls.join_next(), if !calls.is_empty() => {
                     // A call made again later (or not recorded) changes
                     // when the next is due.
