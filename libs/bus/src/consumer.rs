@@ -1,13 +1,17 @@
 //! The at-least-once consumer.
 //!
-//! One task reads from the broker and hands each message to the worker of
-//! its partition (a bounded queue); workers run concurrently, each in its
-//! partition's order. A worker takes the run of messages waiting in its
-//! queue (up to `batch_size`) and gives it to [`MessageHandler::handle`],
-//! which commits all of it in one database transaction or nothing. Only
-//! then are the offsets stored (and later committed): a crash anywhere
-//! before that redelivers the messages, which the handler's inbox makes
-//! harmless.
+//! One task reads from the broker and hands each message to the lane of
+//! its partition (a bounded queue). Lanes run concurrently
+//! ([`ConsumerOptions::lanes`], the cores by default), and every
+//! partition belongs to one lane, which works its messages in order. A
+//! lane takes the run of messages waiting in its queue (up to
+//! `batch_size`, from any of its partitions) and gives it to
+//! [`MessageHandler::handle`], which commits all of it in one database
+//! transaction or nothing. Only then are the offsets stored (and later
+//! committed): a crash anywhere before that redelivers the messages, which
+//! the handler's inbox makes harmless. A process that owns many partitions
+//! thus commits as many transactions at once as it has lanes, each as
+//! large as what waits, rather than one small one per partition.
 //!
 //! A run that fails at one message ([`HandlerError::Split`]) goes again in
 //! parts: the messages before it, then it alone, then the rest; one that
@@ -22,10 +26,11 @@
 //! transaction ([`OffsetStore::Handler`]: partitions assigned by hand from
 //! the handler's positions, as projections do).
 //!
-//! On a rebalance the workers of revoked partitions finish the run in hand
-//! and stop; a worker for a partition that comes back waits for its
-//! predecessor, so one partition is never worked on twice at once. A worker
-//! that dies (panics) ends [`run`] with an error, so the owner learns of it.
+//! On a rebalance a lane finishes the run in hand and drops what it holds
+//! of the revoked partitions (queued, set aside); a partition that comes
+//! back goes to the same lane, behind that run, so one partition is never
+//! worked on twice at once. A lane that dies (panics) ends [`run`] with an
+//! error, so the owner learns of it.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -329,9 +334,12 @@ impl Wakeups {
 pub struct ConsumerOptions {
     pub group: String,
     pub topics: Vec<String>,
-    /// Messages of one partition handed to the handler at once, at most.
+    /// Messages handed to the handler at once (a run), at most.
     pub batch_size: usize,
-    /// Messages buffered per partition.
+    /// Runs handled at once (with the group's offsets; the handler's own
+    /// take one lane). Each partition belongs to one lane.
+    pub lanes: usize,
+    /// Messages buffered per lane, and set aside per partition.
     pub queue_capacity: usize,
     /// Attempts for a permanently failing message before it is dead-lettered.
     pub max_attempts: usize,
@@ -376,24 +384,7 @@ impl OffsetStore {
     fn is_group(&self) -> bool {
         matches!(self, OffsetStore::Group)
     }
-
-    /// Which worker takes `message`: its partition's, when the group keeps
-    /// the offsets (partitions come and go with rebalances, each stored
-    /// apart). With the handler's own offsets, one worker takes every
-    /// partition: nothing is rebalanced, each partition's order still
-    /// holds (one worker, in arrival order), and a run may span partitions
-    /// — one transaction for many small messages of many partitions, which
-    /// is what a read model fed by many topics needs.
-    fn worker_of(&self, message: &InboundMessage) -> Partition {
-        match self {
-            OffsetStore::Group => (message.topic.clone(), message.partition),
-            OffsetStore::Handler(_) => (ALL_PARTITIONS.to_owned(), -1),
-        }
-    }
 }
-
-/// The worker of every partition, with [`OffsetStore::Handler`].
-const ALL_PARTITIONS: &str = "every assigned partition";
 
 impl ConsumerOptions {
     pub fn new(group: impl Into<String>, topics: Vec<String>) -> Self {
@@ -405,6 +396,7 @@ impl ConsumerOptions {
             group: settings.group.clone(),
             topics,
             batch_size: settings.batch_size,
+            lanes: settings.lanes,
             queue_capacity: settings.queue_capacity,
             max_attempts: settings.max_attempts,
             base_backoff: Duration::from_millis(settings.base_backoff_ms),
@@ -413,6 +405,24 @@ impl ConsumerOptions {
             offsets: OffsetStore::Group,
             give_up_after: None,
         }
+    }
+
+    /// How many lanes work the partitions. With the handler's own offsets,
+    /// one: its positions are written in its transactions, which a read
+    /// model fed by many topics wants few and large.
+    fn lane_count(&self) -> usize {
+        if self.offsets.is_group() { self.lanes.max(1) } else { 1 }
+    }
+
+    /// The lane of `partition`: the same one for as long as the process
+    /// runs, so a partition revoked and assigned again queues behind what
+    /// its lane still does with it. A topic's partitions go round the
+    /// lanes in turn.
+    fn lane_of(&self, (topic, partition): (&str, i32)) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        topic.hash(&mut hasher);
+        (hasher.finish() as usize).wrapping_add(partition.max(0) as usize) % self.lane_count()
     }
 
     fn backoff(&self) -> impl Iterator<Item = Duration> + use<> {
@@ -429,8 +439,8 @@ pub enum ConsumerError {
     Subscribe { group: String, topics: Vec<String>, source: Box<KafkaError> },
     #[error("cannot assign group {group} its partitions: {source}")]
     Assign { group: String, source: Box<KafkaError> },
-    #[error("the worker of {topic}[{partition}] in group {group} died: {cause}")]
-    WorkerDied { group: String, topic: String, partition: i32, cause: String },
+    #[error("lane {lane} of group {group} died: {cause}")]
+    WorkerDied { group: String, lane: usize, cause: String },
     /// The handler said it cannot go on ([`HandlerError::Stop`]).
     #[error("the handler of {topic}[{partition}] in group {group} stopped: {source}")]
     Stopped { group: String, topic: String, partition: i32, source: Source },
@@ -444,7 +454,7 @@ pub(crate) type Partition = (String, i32);
 
 /// Logs rebalances, sends a commit of what is stored before partitions go
 /// away (so the next owner starts right after the last committed effect), tells
-/// the dispatcher which workers to retire.
+/// the dispatcher which partitions to drop.
 pub(crate) struct GroupContext {
     group: String,
     revoked: Mutex<Vec<Partition>>,
@@ -491,17 +501,42 @@ fn commit_stored<C: Consumer<X>, X: ConsumerContext>(consumer: &C, group: &str, 
     }
 }
 
-/// One partition's worker, as the dispatcher sees it.
-struct Worker {
-    queue: mpsc::Sender<InboundMessage>,
+/// A lane, as the dispatcher sees it.
+struct Lane {
+    queue: mpsc::Sender<Queued>,
     stop: CancellationToken,
-    /// Cancelled when the worker has ended (also by a panic).
-    done: CancellationToken,
     task: tokio::task::Id,
 }
 
+/// A message on its way to its lane, with the assignment of its partition
+/// it was read under.
+struct Queued {
+    message: InboundMessage,
+    epoch: u64,
+}
+
+/// Counts each partition's assignments: a revoke starts a new one, and a
+/// lane drops what it holds of an older one (queued or set aside) instead
+/// of handling it for a partition another member may own now.
+#[derive(Default)]
+struct Epochs(Mutex<HashMap<Partition, u64>>);
+
+impl Epochs {
+    fn current(&self, topic: &str, partition: i32) -> u64 {
+        let epochs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        epochs.get(&(topic.to_owned(), partition)).copied().unwrap_or(0)
+    }
+
+    fn revoke(&self, partitions: Vec<Partition>) {
+        let mut epochs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for partition in partitions {
+            *epochs.entry(partition).or_insert(0) += 1;
+        }
+    }
+}
+
 /// Consumes `options.topics` as `options.group` until `shutdown` fires,
-/// then lets every worker finish its run in hand and commits.
+/// then lets every lane finish its run in hand and commits.
 pub async fn run<H: MessageHandler>(
     settings: &orderflow_config::KafkaSettings,
     options: &ConsumerOptions,
@@ -523,24 +558,25 @@ pub async fn run<H: MessageHandler>(
         OffsetStore::Group => subscribe(&consumer, options)?,
         OffsetStore::Handler(starts) => assign(&consumer, options, starts)?,
     }
-    tracing::info!(group = %options.group, topics = ?options.topics, "consumer started");
+    tracing::info!(group = %options.group, topics = ?options.topics, lanes = options.lane_count(), "consumer started");
 
-    let mut workers: HashMap<Partition, Worker> = HashMap::new();
-    // Workers that were told to stop and may still be finishing their run.
-    let mut retiring: HashMap<Partition, CancellationToken> = HashMap::new();
-    let mut tasks: JoinSet<(Partition, Option<Failure>)> = JoinSet::new();
+    let epochs = Arc::new(Epochs::default());
+    let mut tasks: JoinSet<(usize, Option<Failure>)> = JoinSet::new();
+    let lanes: Vec<Lane> = (0..options.lane_count())
+        .map(|lane| spawn_lane(&mut tasks, lane, &consumer, options, &handler, &epochs))
+        .collect();
     let outcome = loop {
-        retire_revoked(&consumer, &mut workers, &mut retiring);
+        revoke(&consumer, &epochs);
         let received = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
                 match ended {
-                    Ok((_, (partition, Some(failure)))) => break Err(failure.into_error(options, partition)),
-                    Ok((id, (partition, None))) if workers.get(&partition).is_some_and(|w| w.task == id) => {
-                        break Err(died(options, &partition, "it stopped on its own".into()));
+                    Ok((_, (_, Some(failure)))) => break Err(failure.into_error(options)),
+                    Ok((_, (lane, None))) => break Err(died(options, lane, "it stopped on its own".into())),
+                    Err(join) => {
+                        let lane = lanes.iter().position(|l| l.task == join.id()).unwrap_or_default();
+                        break Err(died(options, lane, join.to_string()));
                     }
-                    Ok(_) => continue,
-                    Err(join) => break Err(died(options, &("?".into(), -1), join.to_string())),
                 }
             }
             received = consumer.recv() => received,
@@ -552,45 +588,47 @@ pub async fn run<H: MessageHandler>(
                 continue;
             }
         };
-        retire_revoked(&consumer, &mut workers, &mut retiring);
-        let partition = options.offsets.worker_of(&message);
-        let worker = workers.entry(partition.clone()).or_insert_with(|| {
-            let predecessor = retiring.remove(&partition);
-            spawn_worker(&mut tasks, partition.clone(), predecessor, &consumer, options, &handler)
-        });
+        revoke(&consumer, &epochs);
+        let epoch = epochs.current(&message.topic, message.partition);
+        let lane = &lanes[options.lane_of((&message.topic, message.partition))];
         // A full queue makes the dispatcher wait: backpressure, bounded memory.
         let sent = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
-            sent = worker.queue.send(message) => sent,
+            sent = lane.queue.send(Queued { message, epoch }) => sent,
         };
         if sent.is_err() {
-            // The worker is gone; the join arm above reports why.
-            tracing::debug!(topic = %partition.0, partition = partition.1, "worker queue closed");
+            // The lane is gone; the join arm above reports why.
+            tracing::debug!(group = %options.group, "lane queue closed");
         }
     };
-    // Shutdown (or a dead worker): every worker finishes its run in hand.
-    for worker in workers.values() {
-        worker.stop.cancel();
+    // Shutdown (or a dead lane): every lane finishes its run in hand.
+    for lane in &lanes {
+        lane.stop.cancel();
     }
     let mut panicked = None;
     let mut failed = None;
-    while let Some(ended) = tasks.join_next().await {
+    while let Some(ended) = tasks.join_next_with_id().await {
         match ended {
-            Err(join) => drop(panicked.get_or_insert(join.to_string())),
-            Ok((partition, Some(failure))) => drop(failed.get_or_insert(failure.into_error(options, partition))),
-            Ok((_, None)) => {}
+            Err(join) => {
+                let lane = lanes.iter().position(|l| l.task == join.id()).unwrap_or_default();
+                panicked.get_or_insert_with(|| (lane, join.to_string()));
+            }
+            Ok((_, (_, Some(failure)))) => {
+                failed.get_or_insert_with(|| failure.into_error(options));
+            }
+            Ok((_, (_, None))) => {}
         }
     }
     if options.offsets.is_group() {
         commit_stored(consumer.as_ref(), &options.group, CommitMode::Sync);
     }
-    drop(workers);
-    // The workers held clones; all have ended.
+    drop(lanes);
+    // The lanes held clones; all have ended.
     close(consumer, &options.group).await;
     tracing::info!(group = %options.group, "consumer stopped");
     match (outcome, failed, panicked) {
         (Err(error), _, _) | (Ok(()), Some(error), _) => Err(error),
-        (Ok(()), None, Some(cause)) => Err(died(options, &("?".into(), -1), cause)),
+        (Ok(()), None, Some((lane, cause))) => Err(died(options, lane, cause)),
         (Ok(()), None, None) => Ok(()),
     }
 }
@@ -650,62 +688,47 @@ fn assign(
     Ok(())
 }
 
-fn died(options: &ConsumerOptions, (topic, partition): &Partition, cause: String) -> ConsumerError {
-    ConsumerError::WorkerDied { group: options.group.clone(), topic: topic.clone(), partition: *partition, cause }
+fn died(options: &ConsumerOptions, lane: usize, cause: String) -> ConsumerError {
+    ConsumerError::WorkerDied { group: options.group.clone(), lane, cause }
 }
 
-fn retire_revoked(
-    consumer: &StreamConsumer<GroupContext>,
-    workers: &mut HashMap<Partition, Worker>,
-    retiring: &mut HashMap<Partition, CancellationToken>,
-) {
+/// Starts a new assignment of every partition revoked since the last look.
+fn revoke(consumer: &StreamConsumer<GroupContext>, epochs: &Epochs) {
     let revoked = std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|p| p.into_inner()));
-    for partition in revoked {
-        if let Some(worker) = workers.remove(&partition) {
-            worker.stop.cancel();
-            retiring.insert(partition, worker.done);
-        }
+    if !revoked.is_empty() {
+        epochs.revoke(revoked);
     }
-    retiring.retain(|_, done| !done.is_cancelled());
 }
 
-fn spawn_worker<H: MessageHandler>(
-    tasks: &mut JoinSet<(Partition, Option<Failure>)>,
-    partition: Partition,
-    predecessor: Option<CancellationToken>,
+fn spawn_lane<H: MessageHandler>(
+    tasks: &mut JoinSet<(usize, Option<Failure>)>,
+    lane: usize,
     consumer: &Arc<StreamConsumer<GroupContext>>,
     options: &ConsumerOptions,
     handler: &Arc<H>,
-) -> Worker {
+    epochs: &Arc<Epochs>,
+) -> Lane {
     let (queue, inbox) = mpsc::channel(options.queue_capacity);
-    let (stop, done) = (CancellationToken::new(), CancellationToken::new());
-    let work = PartitionWork {
-        partition: partition.clone(),
+    let stop = CancellationToken::new();
+    let work = LaneWork {
+        lane,
         consumer: Arc::clone(consumer),
         options: options.clone(),
         handler: Arc::clone(handler),
+        epochs: Arc::clone(epochs),
         stop: stop.clone(),
     };
-    let guard = done.clone().drop_guard();
-    let task = tasks
-        .spawn(async move {
-            let _done = guard;
-            if let Some(predecessor) = predecessor {
-                predecessor.cancelled().await;
-            }
-            let failure = work.run(inbox).await;
-            (partition, failure)
-        })
-        .id();
-    Worker { queue, stop, done, task }
+    let task = tasks.spawn(async move { (lane, work.run(inbox).await) }).id();
+    Lane { queue, stop, task }
 }
 
-/// The messages of one partition, worked through in order.
-struct PartitionWork<H> {
-    partition: Partition,
+/// The messages of a lane's partitions, each partition's in order.
+struct LaneWork<H> {
+    lane: usize,
     consumer: Arc<StreamConsumer<GroupContext>>,
     options: ConsumerOptions,
     handler: Arc<H>,
+    epochs: Arc<Epochs>,
     stop: CancellationToken,
 }
 
@@ -713,26 +736,34 @@ enum Outcome {
     Done,
     /// Not yet ([`HandlerError::Later`]): nothing of it was committed.
     Later(String),
+    /// Its partition was revoked meanwhile: left for the next owner.
+    Revoked,
     /// Told to stop.
     Stopped,
-    /// The worker cannot go on; [`run`] ends with it.
+    /// The lane cannot go on; [`run`] ends with it.
     Failed(Failure),
 }
 
-/// Why a worker ended on its own, short of a panic.
+/// Why a lane ended on its own, short of a panic, and at which partition.
 enum Failure {
     /// The handler said so ([`HandlerError::Stop`]).
-    Stop(Source),
+    Stop { at: Partition, source: Source },
     /// Transient failures outlasted [`ConsumerOptions::give_up_after`].
-    GaveUp { seconds: u64, last: HandlerError },
+    GaveUp { at: Partition, seconds: u64, last: HandlerError },
 }
 
 impl Failure {
-    fn into_error(self, options: &ConsumerOptions, (topic, partition): Partition) -> ConsumerError {
+    fn stop(at: &InboundMessage, source: Source) -> Self {
+        Failure::Stop { at: (at.topic.clone(), at.partition), source }
+    }
+
+    fn into_error(self, options: &ConsumerOptions) -> ConsumerError {
         let group = options.group.clone();
         match self {
-            Failure::Stop(source) => ConsumerError::Stopped { group, topic, partition, source },
-            Failure::GaveUp { seconds, last } => {
+            Failure::Stop { at: (topic, partition), source } => {
+                ConsumerError::Stopped { group, topic, partition, source }
+            }
+            Failure::GaveUp { at: (topic, partition), seconds, last } => {
                 ConsumerError::GaveUp { group, topic, partition, seconds, last: Box::new(last) }
             }
         }
@@ -746,6 +777,9 @@ enum Ran {
     Split(usize),
     /// It failed as a whole: take it apart one message at a time.
     Apart,
+    /// A partition of it was revoked while it was retried: go again
+    /// without that partition's messages.
+    Revoked,
     Ended(Outcome),
 }
 
@@ -758,14 +792,65 @@ impl Failing {
         Self(None)
     }
 
-    /// `error`, the latest transient failure, back; or, once it is one too
-    /// many, why the worker gives up.
-    fn gives_up(&mut self, options: &ConsumerOptions, error: HandlerError) -> Result<HandlerError, Failure> {
+    /// `error`, the latest transient failure (of the run `at` heads),
+    /// back; or, once it is one too many, why the lane gives up.
+    fn gives_up(
+        &mut self,
+        options: &ConsumerOptions,
+        error: HandlerError,
+        at: &InboundMessage,
+    ) -> Result<HandlerError, Failure> {
         let since = *self.0.get_or_insert_with(tokio::time::Instant::now);
         match options.give_up_after {
-            Some(limit) if since.elapsed() > limit => Err(Failure::GaveUp { seconds: limit.as_secs(), last: error }),
+            Some(limit) if since.elapsed() > limit => {
+                Err(Failure::GaveUp { at: (at.topic.clone(), at.partition), seconds: limit.as_secs(), last: error })
+            }
             _ => Ok(error),
         }
+    }
+}
+
+/// What a lane holds of one of its partitions, in one assignment of it.
+struct PartitionState {
+    /// The assignment (see [`Epochs`]).
+    epoch: u64,
+    parked: Parked,
+}
+
+/// A lane's partitions.
+#[derive(Default)]
+struct Held(HashMap<Partition, PartitionState>);
+
+impl Held {
+    fn key(message: &InboundMessage) -> Partition {
+        (message.topic.clone(), message.partition)
+    }
+
+    /// The partition state of `message`, taken in `epoch` if the lane
+    /// holds nothing of it yet.
+    fn state(&mut self, message: &InboundMessage, epoch: u64) -> &mut PartitionState {
+        self.0.entry(Self::key(message)).or_insert_with(|| PartitionState { epoch, parked: Parked::default() })
+    }
+
+    fn holds(&self, message: &InboundMessage) -> bool {
+        self.0.get(&Self::key(message)).is_some_and(|state| state.parked.holds(message))
+    }
+
+    /// The epoch `message` was admitted in.
+    fn epoch(&self, message: &InboundMessage) -> Option<u64> {
+        self.0.get(&Self::key(message)).map(|state| state.epoch)
+    }
+
+    fn parked_len(&self) -> usize {
+        self.0.values().map(|state| state.parked.len()).sum()
+    }
+
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.0.values().filter_map(|state| state.parked.next_due()).min()
+    }
+
+    fn wake(&mut self, key: Option<&str>) {
+        self.0.values_mut().for_each(|state| state.parked.wake(key));
     }
 }
 
@@ -864,70 +949,113 @@ impl Parked {
     }
 }
 
-impl<H: MessageHandler> PartitionWork<H> {
+impl<H: MessageHandler> LaneWork<H> {
     /// Works until told to stop; why it could not go on, if it could not.
-    async fn run(&self, inbox: mpsc::Receiver<InboundMessage>) -> Option<Failure> {
-        let mut parked = Parked::default();
-        let failure = self.work(inbox, &mut parked).await;
-        // Left for the partition's next owner (nothing of them committed).
-        PARKED.with_label_values(&[&self.options.group]).sub(parked.len() as i64);
+    async fn run(&self, inbox: mpsc::Receiver<Queued>) -> Option<Failure> {
+        let mut held = Held::default();
+        let failure = self.work(inbox, &mut held).await;
+        // Left for the partitions' next owner (nothing of them committed).
+        PARKED.with_label_values(&[&self.options.group]).sub(held.parked_len() as i64);
         failure
     }
 
-    async fn work(&self, mut inbox: mpsc::Receiver<InboundMessage>, parked: &mut Parked) -> Option<Failure> {
+    async fn work(&self, mut inbox: mpsc::Receiver<Queued>, held: &mut Held) -> Option<Failure> {
         let mut woken = self.options.wakeups.0.subscribe();
         loop {
-            match self.retry_parked(parked).await {
+            self.forget_revoked(held);
+            match self.retry_parked(held).await {
                 Outcome::Stopped => return None,
                 Outcome::Failed(failure) => return Some(failure),
-                Outcome::Done | Outcome::Later(_) => {}
+                Outcome::Done | Outcome::Later(_) | Outcome::Revoked => {}
             }
-            let due = parked.next_due();
+            let due = held.next_due();
             let first = tokio::select! {
                 _ = self.stop.cancelled() => return None,
                 next = inbox.recv() => match next { Some(m) => m, None => return None },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => continue,
                 key = woken.recv(), if due.is_some() => {
                     // Lagged: some keys were missed, so wake them all.
-                    parked.wake(key.as_deref().ok());
+                    held.wake(key.as_deref().ok());
                     // Every wake-up already sent, so the keys go in one run.
                     loop {
                         match woken.try_recv() {
-                            Ok(key) => parked.wake(Some(&key)),
-                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => parked.wake(None),
+                            Ok(key) => held.wake(Some(&key)),
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => held.wake(None),
                             Err(_) => break,
                         }
                     }
                     continue;
                 }
             };
-            let mut batch = vec![first];
-            while batch.len() < self.options.batch_size {
+            let mut queued = vec![first];
+            while queued.len() < self.options.batch_size {
                 match inbox.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(m) => queued.push(m),
                     Err(_) => break,
                 }
             }
+            let batch = self.admit(queued, held);
+            let Some(head) = batch.first() else { continue };
             let span = tracing::info_span!(
                 "batch",
                 group = %self.options.group,
-                topic = %self.partition.0,
-                partition = self.partition.1,
-                first_offset = batch[0].offset,
+                lane = self.lane,
+                topic = %head.topic,
+                partition = head.partition,
+                first_offset = head.offset,
                 messages = batch.len(),
             );
-            match self.process_batch(batch, parked).instrument(span).await {
+            match self.process_batch(batch, held).instrument(span).await {
                 Outcome::Stopped => return None,
                 Outcome::Failed(failure) => return Some(failure),
-                Outcome::Done | Outcome::Later(_) => {}
+                Outcome::Done | Outcome::Later(_) | Outcome::Revoked => {}
             }
         }
     }
 
-    /// Records `offset` as handled and, when the group keeps the offsets,
-    /// stores what may be committed.
-    fn handled(&self, parked: &mut Parked, offset: i64) {
-        parked.handled_through = Some(parked.handled_through.map_or(offset, |done| done.max(offset)));
+    /// The messages of `queued` read under their partition's current
+    /// assignment; what the lane held of an older one is dropped.
+    fn admit(&self, queued: Vec<Queued>, held: &mut Held) -> Vec<InboundMessage> {
+        let mut batch = Vec::with_capacity(queued.len());
+        for Queued { message, epoch } in queued {
+            if epoch != self.epochs.current(&message.topic, message.partition) {
+                tracing::debug!(topic = %message.topic, partition = message.partition, offset = message.offset,
+                                "dropped: its partition was revoked");
+                continue;
+            }
+            let state = held.state(&message, epoch);
+            if state.epoch != epoch {
+                PARKED.with_label_values(&[&self.options.group]).sub(state.parked.len() as i64);
+                *state = PartitionState { epoch, parked: Parked::default() };
+            }
+            batch.push(message);
+        }
+        batch
+    }
+
+    /// Drops what the lane holds of partitions revoked since.
+    fn forget_revoked(&self, held: &mut Held) {
+        held.0.retain(|(topic, partition), state| {
+            let current = state.epoch == self.epochs.current(topic, *partition);
+            if !current {
+                PARKED.with_label_values(&[&self.options.group]).sub(state.parked.len() as i64);
+            }
+            current
+        });
+    }
+
+    /// Whether `message`'s partition is still in the assignment it was
+    /// admitted in.
+    fn is_current(&self, held: &Held, message: &InboundMessage) -> bool {
+        held.epoch(message).is_some_and(|epoch| epoch == self.epochs.current(&message.topic, message.partition))
+    }
+
+    /// Records `message` as handled and, when the group keeps the offsets,
+    /// stores what may be committed of its partition.
+    fn handled(&self, held: &mut Held, message: &InboundMessage) {
+        let Some(state) = held.0.get_mut(&Held::key(message)) else { return };
+        let parked = &mut state.parked;
+        parked.handled_through = Some(parked.handled_through.map_or(message.offset, |done| done.max(message.offset)));
         if !self.options.offsets.is_group() {
             return;
         }
@@ -936,8 +1064,8 @@ impl<H: MessageHandler> PartitionWork<H> {
         // librdkafka commits `offset + 1` for a stored offset: store the
         // message's own offset (adding one here skips a message at every
         // rebalance; the group test catches that).
-        tracing::debug!(topic = %self.partition.0, partition = self.partition.1, offset, "storing offset");
-        match self.consumer.store_offset(&self.partition.0, self.partition.1, offset) {
+        tracing::debug!(topic = %message.topic, partition = message.partition, offset, "storing offset");
+        match self.consumer.store_offset(&message.topic, message.partition, offset) {
             Ok(()) => parked.stored = Some(offset),
             // The partition was revoked meanwhile: its next owner
             // redelivers the message and the inbox absorbs it.
@@ -945,28 +1073,40 @@ impl<H: MessageHandler> PartitionWork<H> {
         }
     }
 
-    /// Whether a message that is not yet may be set aside now.
-    fn may_park(&self, parked: &Parked) -> bool {
-        self.options.offsets.is_group() && parked.len() < self.options.queue_capacity
+    /// Sets `message` aside behind its key.
+    fn park(&self, held: &mut Held, message: InboundMessage) {
+        let epoch = self.epochs.current(&message.topic, message.partition);
+        held.state(&message, epoch).parked.park(message, &self.options);
+    }
+
+    /// Whether a message of `message`'s partition that is not yet may be
+    /// set aside now.
+    fn may_park(&self, held: &Held, message: &InboundMessage) -> bool {
+        self.options.offsets.is_group()
+            && held.0.get(&Held::key(message)).is_none_or(|state| state.parked.len() < self.options.queue_capacity)
     }
 
     /// Handles `batch` in runs: the whole of it, then — where a run fails —
     /// the parts the handler split it into, or one message at a time. A
     /// message of a parked key waits behind it (per-key order).
-    async fn process_batch(&self, batch: Vec<InboundMessage>, parked: &mut Parked) -> Outcome {
+    async fn process_batch(&self, batch: Vec<InboundMessage>, held: &mut Held) -> Outcome {
         let mut todo = std::collections::VecDeque::from([batch]);
         while let Some(run) = todo.pop_front() {
-            let (waiting, mut run): (Vec<_>, Vec<_>) = run.into_iter().partition(|m| parked.holds(m));
+            let (waiting, mut run): (Vec<_>, Vec<_>) =
+                run.into_iter().filter(|m| self.is_current(held, m)).partition(|m| held.holds(m));
             for message in waiting {
-                parked.park(message, &self.options);
+                self.park(held, message);
             }
             if let [message] = run.as_slice() {
-                match self.process_one(message, self.may_park(parked)).await {
-                    Outcome::Done => self.handled(parked, message.offset),
+                let epoch = held.epoch(message).unwrap_or_default();
+                match self.process_one(message, self.may_park(held, message), epoch).await {
+                    Outcome::Done => self.handled(held, message),
                     Outcome::Later(why) => {
-                        tracing::info!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits, the partition goes on");
-                        parked.park(message.clone(), &self.options);
+                        tracing::info!(topic = %message.topic, partition = message.partition, offset = message.offset,
+                                       key = ?message.key, %why, "not yet; its key waits, the partition goes on");
+                        self.park(held, message.clone());
                     }
+                    Outcome::Revoked => {}
                     ended @ (Outcome::Stopped | Outcome::Failed(_)) => return ended,
                 }
                 continue;
@@ -974,11 +1114,13 @@ impl<H: MessageHandler> PartitionWork<H> {
             if run.is_empty() {
                 continue;
             }
-            match self.attempt_run(&run, parked).await {
+            match self.attempt_run(&run, held).await {
                 Ran::Done => {}
                 Ran::Ended(outcome) => return outcome,
+                Ran::Revoked => todo.push_front(run),
                 Ran::Split(position) => {
-                    tracing::info!(offset = run[position].offset, "the run failed at one message; splitting it there");
+                    tracing::info!(topic = %run[position].topic, partition = run[position].partition,
+                                   offset = run[position].offset, "the run failed at one message; splitting it there");
                     let after = run.split_off(position + 1);
                     let failed = run.pop().expect("the failing message is in the run");
                     todo.push_front(after);
@@ -997,7 +1139,7 @@ impl<H: MessageHandler> PartitionWork<H> {
 
     /// Hands the handler a run of several messages, again while it fails
     /// transiently, and records what it did.
-    async fn attempt_run(&self, run: &[InboundMessage], parked: &mut Parked) -> Ran {
+    async fn attempt_run(&self, run: &[InboundMessage], held: &mut Held) -> Ran {
         let mut delays = self.options.backoff();
         let mut failing = Failing::new();
         loop {
@@ -1006,30 +1148,36 @@ impl<H: MessageHandler> PartitionWork<H> {
                     for (position, message) in run.iter().enumerate() {
                         match handled.waits(position) {
                             Some(why) => {
-                                tracing::debug!(offset = message.offset, key = ?message.key, %why, "not yet; its key waits");
-                                parked.park(message.clone(), &self.options);
+                                tracing::debug!(topic = %message.topic, partition = message.partition,
+                                                offset = message.offset, key = ?message.key, %why, "not yet; its key waits");
+                                self.park(held, message.clone());
                             }
                             None => {
-                                HANDLED.with_label_values(&[&self.options.group, &self.partition.0, "ok"]).inc();
-                                self.handled(parked, message.offset);
+                                HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
+                                self.handled(held, message);
                             }
                         }
                     }
                     return Ran::Done;
                 }
-                Err(HandlerError::Stop(source)) => return Ran::Ended(Outcome::Failed(Failure::Stop(source))),
+                Err(HandlerError::Stop(source)) => {
+                    return Ran::Ended(Outcome::Failed(Failure::stop(&run[0], source)));
+                }
                 Err(HandlerError::Split { position, error }) if position < run.len() => {
                     tracing::info!(%error, position, "a message of the run failed");
                     return Ran::Split(position);
                 }
                 Err(error @ HandlerError::Transient(_)) => {
-                    let error = match failing.gives_up(&self.options, error) {
+                    let error = match failing.gives_up(&self.options, error, &run[0]) {
                         Ok(error) => error,
                         Err(failure) => return Ran::Ended(Outcome::Failed(failure)),
                     };
                     tracing::warn!(%error, "transient failure; retrying the run");
                     if !self.pause(delays.next()).await {
                         return Ran::Ended(Outcome::Stopped);
+                    }
+                    if !run.iter().all(|m| self.is_current(held, m)) {
+                        return Ran::Revoked;
                     }
                 }
                 Err(error) => {
@@ -1043,47 +1191,69 @@ impl<H: MessageHandler> PartitionWork<H> {
     /// Tries the first message of every parked key that is due, together
     /// in one run, and the rest of a key's messages once its first went
     /// through; a run that fails goes key by key.
-    async fn retry_parked(&self, parked: &mut Parked) -> Outcome {
+    async fn retry_parked(&self, held: &mut Held) -> Outcome {
         loop {
             let now = tokio::time::Instant::now();
-            let mut run: Vec<InboundMessage> =
-                parked.keys.values().filter(|k| k.due <= now).filter_map(|k| k.messages.front().cloned()).collect();
+            let mut run: Vec<InboundMessage> = held
+                .0
+                .values()
+                .flat_map(|state| state.parked.keys.values())
+                .filter(|k| k.due <= now)
+                .filter_map(|k| k.messages.front().cloned())
+                .collect();
             if run.len() < 2 {
                 break;
             }
-            run.sort_by_key(|m| m.offset);
+            run.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
             let Ok(handled) = self.handler.handle(&run).await else { break };
             for (position, message) in run.iter().enumerate() {
                 let key = Parked::key(message);
+                let Some(state) = held.0.get_mut(&Held::key(message)) else { continue };
                 if let Some(why) = handled.waits(position) {
-                    tracing::debug!(offset = message.offset, %why, "still not yet");
-                    parked.not_yet(key, &self.options);
+                    tracing::debug!(topic = %message.topic, partition = message.partition, offset = message.offset,
+                                    %why, "still not yet");
+                    state.parked.not_yet(key, &self.options);
                     continue;
                 }
-                parked.went(key, &self.options);
+                state.parked.went(key, &self.options);
                 HANDLED.with_label_values(&[&self.options.group, &message.topic, "ok"]).inc();
-                self.handled(parked, message.offset);
+                self.handled(held, message);
             }
         }
-        self.retry_parked_one_by_one(parked).await
+        self.retry_parked_one_by_one(held).await
     }
 
     /// [`Self::retry_parked`], one message at a time.
-    async fn retry_parked_one_by_one(&self, parked: &mut Parked) -> Outcome {
+    async fn retry_parked_one_by_one(&self, held: &mut Held) -> Outcome {
         let now = tokio::time::Instant::now();
-        let due: Vec<String> = parked.keys.iter().filter(|(_, k)| k.due <= now).map(|(key, _)| key.clone()).collect();
-        for key in due {
-            while let Some(message) = parked.keys.get(&key).and_then(|k| k.messages.front()).cloned() {
-                match self.process_one(&message, true).await {
+        let due: Vec<(Partition, String)> = held
+            .0
+            .iter()
+            .flat_map(|(partition, state)| {
+                state.parked.keys.iter().filter(|(_, k)| k.due <= now).map(|(key, _)| (partition.clone(), key.clone()))
+            })
+            .collect();
+        for (partition, key) in due {
+            while let Some((epoch, message)) = held.0.get(&partition).and_then(|state| {
+                let first = state.parked.keys.get(&key).and_then(|k| k.messages.front()).cloned();
+                first.map(|message| (state.epoch, message))
+            }) {
+                match self.process_one(&message, true, epoch).await {
                     Outcome::Done => {
-                        parked.went(&key, &self.options);
-                        self.handled(parked, message.offset);
+                        if let Some(state) = held.0.get_mut(&partition) {
+                            state.parked.went(&key, &self.options);
+                        }
+                        self.handled(held, &message);
                     }
                     Outcome::Later(why) => {
-                        tracing::debug!(offset = message.offset, %why, "still not yet");
-                        parked.not_yet(&key, &self.options);
+                        tracing::debug!(topic = %message.topic, partition = message.partition,
+                                        offset = message.offset, %why, "still not yet");
+                        if let Some(state) = held.0.get_mut(&partition) {
+                            state.parked.not_yet(&key, &self.options);
+                        }
                         break;
                     }
+                    Outcome::Revoked => break,
                     ended @ (Outcome::Stopped | Outcome::Failed(_)) => return ended,
                 }
             }
@@ -1100,12 +1270,15 @@ impl<H: MessageHandler> PartitionWork<H> {
         }
     }
 
-    /// Handles one message: done (or dead-lettered), stopped, failed, or —
-    /// when `may_park` — not yet. Without room to park, a message that is
-    /// not yet is retried in place, as the whole partition did before.
-    async fn process_one(&self, message: &InboundMessage, may_park: bool) -> Outcome {
+    /// Handles one message, admitted in its partition's `epoch`: done (or
+    /// dead-lettered), stopped, failed, revoked or — when `may_park` — not
+    /// yet. Without room to park, a message that is not yet is retried in
+    /// place, as the whole partition did before.
+    async fn process_one(&self, message: &InboundMessage, may_park: bool, epoch: u64) -> Outcome {
         let span = tracing::info_span!(
             "message",
+            topic = %message.topic,
+            partition = message.partition,
             offset = message.offset,
             correlation_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
@@ -1114,14 +1287,17 @@ impl<H: MessageHandler> PartitionWork<H> {
             span.record("correlation_id", headers.correlation_id.as_str());
             span.record("trace_id", headers.trace_id());
         }
-        self.retry_then_dead_letter(message, may_park).instrument(span).await
+        self.retry_then_dead_letter(message, may_park, epoch).instrument(span).await
     }
 
-    async fn retry_then_dead_letter(&self, message: &InboundMessage, may_park: bool) -> Outcome {
+    async fn retry_then_dead_letter(&self, message: &InboundMessage, may_park: bool, epoch: u64) -> Outcome {
         let mut delays = self.options.backoff();
         let mut failing = Failing::new();
         let mut attempts = 0;
         loop {
+            if epoch != self.epochs.current(&message.topic, message.partition) {
+                return Outcome::Revoked;
+            }
             let error = match self.handler.handle(std::slice::from_ref(message)).await {
                 Ok(handled) => match handled.waits(0) {
                     None => {
@@ -1135,11 +1311,11 @@ impl<H: MessageHandler> PartitionWork<H> {
             };
             let error = match error {
                 HandlerError::Later(why) if may_park => return Outcome::Later(why.to_string()),
-                HandlerError::Stop(source) => return Outcome::Failed(Failure::Stop(source)),
+                HandlerError::Stop(source) => return Outcome::Failed(Failure::stop(message, source)),
                 error => error,
             };
             if error.is_transient() {
-                let error = match failing.gives_up(&self.options, error) {
+                let error = match failing.gives_up(&self.options, error, message) {
                     Ok(error) => error,
                     Err(failure) => return Outcome::Failed(failure),
                 };
@@ -1167,8 +1343,8 @@ impl<H: MessageHandler> PartitionWork<H> {
                     HANDLED.with_label_values(&[&self.options.group, &message.topic, "dead_lettered"]).inc();
                     return Outcome::Done;
                 }
-                Err(HandlerError::Stop(source)) => return Outcome::Failed(Failure::Stop(source)),
-                Err(error) => match failing.gives_up(&self.options, error) {
+                Err(HandlerError::Stop(source)) => return Outcome::Failed(Failure::stop(message, source)),
+                Err(error) => match failing.gives_up(&self.options, error, message) {
                     Ok(error) => tracing::warn!(%error, "dead-lettering failed; retrying"),
                     Err(failure) => return Outcome::Failed(failure),
                 },

@@ -28,14 +28,22 @@ pub trait Domain:
 pub struct ConsumerSettings {
     /// The consumer group (default: the service's name).
     pub group: String,
-    /// Messages of one partition handled in one database transaction at most.
+    /// Messages handled in one database transaction at most (a run: of
+    /// one lane, from any of its partitions).
     pub batch_size: usize,
+    /// Runs handled at once. Each partition the process owns belongs to
+    /// one lane, which works its messages in order; a lane's run takes
+    /// what is waiting on all of its partitions, so the transactions a
+    /// process commits follow its cores, not its partition count (default:
+    /// the cores this process may use).
+    pub lanes: usize,
     /// Attempts for a message that fails permanently before it is dead-lettered.
     pub max_attempts: usize,
     /// First retry delay; doubles up to `max_backoff_ms`.
     pub base_backoff_ms: u64,
     pub max_backoff_ms: u64,
-    /// Messages buffered per partition between the broker and its worker.
+    /// Messages buffered per lane between the broker and the lane, and
+    /// set aside per partition behind keys that cannot go yet.
     pub queue_capacity: usize,
 }
 
@@ -44,6 +52,7 @@ impl ConsumerSettings {
         Self {
             group: group.into(),
             batch_size: 100,
+            lanes: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             max_attempts: 4,
             base_backoff_ms: 50,
             max_backoff_ms: 5_000,
@@ -57,6 +66,7 @@ impl ConsumerSettings {
         }
         for (name, value) in [
             ("consumer.batch_size", self.batch_size),
+            ("consumer.lanes", self.lanes),
             ("consumer.max_attempts", self.max_attempts),
             ("consumer.queue_capacity", self.queue_capacity),
         ] {

@@ -382,3 +382,74 @@ async fn with_offsets_kept_by_the_handler_it_reads_from_the_given_positions_and_
     assert_eq!(*handler.handled.lock().expect("lock"), ["x3", "x4"]);
     assert!(committed(&s, &group, &topic).await < 0, "the group commits nothing: the handler keeps the offsets");
 }
+
+/// Records each run as (partition, body) and how many runs were in hand
+/// at once; every run takes a while, so what arrives meanwhile queues.
+#[derive(Clone, Default)]
+struct Lanes {
+    runs: Arc<Mutex<Vec<Vec<(i32, String)>>>>,
+    in_hand: Arc<std::sync::atomic::AtomicUsize>,
+    most_in_hand: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MessageHandler for Lanes {
+    async fn handle(&self, messages: &[InboundMessage]) -> Result<Handled, HandlerError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_hand.fetch_add(1, SeqCst) + 1;
+        self.most_in_hand.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.runs.lock().expect("lock").push(messages.iter().map(|m| (m.partition, body(m))).collect());
+        self.in_hand.fetch_sub(1, SeqCst);
+        Ok(Handled::all())
+    }
+
+    async fn dead_letter(&self, _: &InboundMessage, error: &HandlerError) -> Result<(), HandlerError> {
+        panic!("nothing is dead-lettered here: {error}");
+    }
+}
+
+#[tokio::test]
+async fn runs_take_what_waits_on_all_of_a_lanes_partitions_and_no_more_runs_than_lanes_are_in_hand() {
+    let s = orderflow_config::KafkaSettings { partitions: 6, ..settings() };
+    ensure_topics(&s, &[("lanes".into(), Retention::Week)]).await.expect("topics");
+    let topic = s.topic("lanes");
+    let producer = Producer::new(&s).expect("producer");
+    let headers = Headers::new_root("Probe", "system").to_pairs();
+    let (keys, per_key) = (24, 10);
+    for seq in 0..per_key {
+        for key in 0..keys {
+            producer
+                .send(&topic, &format!("k{key}"), format!("k{key}:{seq}").as_bytes(), &headers)
+                .await
+                .expect("send");
+        }
+    }
+    let mut options = ConsumerOptions::new(format!("{}lanes", s.topic_prefix), vec![topic]);
+    options.lanes = 2;
+    options.batch_size = 50;
+    let handler = Lanes::default();
+    let (task, stop) = consume(&s, &options, &handler);
+    orderflow_testkit::eventually("every message is handled", Duration::from_secs(60), || {
+        let runs = Arc::clone(&handler.runs);
+        async move { runs.lock().expect("lock").iter().map(Vec::len).sum::<usize>() >= keys * per_key }
+    })
+    .await;
+    stop.cancel();
+    task.await.expect("join").expect("ran");
+
+    let runs = handler.runs.lock().expect("lock").clone();
+    let most = handler.most_in_hand.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most <= 2, "{most} runs were in hand at once with 2 lanes");
+    let spanning = runs.iter().filter(|run| run.iter().any(|(p, _)| *p != run[0].0)).count();
+    assert!(spanning > 0, "no run took more than one partition: {runs:?}");
+    // Each message once, each key's in order.
+    let mut seen: std::collections::HashMap<String, Vec<u32>> = std::collections::HashMap::new();
+    for (_, body) in runs.iter().flatten() {
+        let (key, seq) = body.split_once(':').expect("key:seq");
+        seen.entry(key.to_owned()).or_default().push(seq.parse().expect("seq"));
+    }
+    assert_eq!(seen.len(), keys, "{seen:?}");
+    for (key, seqs) in &seen {
+        assert_eq!(*seqs, (0..per_key as u32).collect::<Vec<_>>(), "key {key}");
+    }
+}
