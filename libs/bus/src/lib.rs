@@ -53,13 +53,14 @@ pub fn client_config(settings: &orderflow_config::KafkaSettings) -> rdkafka::Cli
 
 /// [`client_config`] plus what every consumer needs: manual offset storing
 /// (an offset advances only after the work it covers is committed) and the
-/// fetch wait of the settings.
+/// fetch wait and size of the settings.
 pub fn consumer_config(settings: &orderflow_config::KafkaSettings) -> rdkafka::ClientConfig {
     let mut config = client_config(settings);
     config
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        .set("fetch.min.bytes", settings.fetch_min_bytes.to_string())
         .set("session.timeout.ms", settings.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", settings.heartbeat_interval_ms.to_string())
         .set("max.poll.interval.ms", settings.max_poll_interval_ms.to_string());

@@ -142,6 +142,12 @@ pub struct KafkaSettings {
     /// development broker with its patch, docs/broker.md), so this costs no
     /// latency; it bounds how often an idle consumer asks.
     pub fetch_wait_max_ms: u32,
+    /// `fetch.min.bytes`: how much data a fetch waits for (at most
+    /// `fetch_wait_max_ms`) before the broker answers. 1, the default,
+    /// answers at the first record: someone waits on what a consumer does
+    /// next. A reader no one waits on (the audit log) asks for more, so it
+    /// fetches, and commits, once per batch instead of once per record.
+    pub fetch_min_bytes: u32,
     /// Any other librdkafka property, passed through as is (SASL, TLS, ...):
     /// `ORDERFLOW_KAFKA__PROPERTIES__SASL_MECHANISM=PLAIN` sets
     /// `sasl.mechanism` (underscores become dots). Values are never logged.
@@ -188,6 +194,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("max_poll_interval_ms", &self.max_poll_interval_ms)
             .field("heartbeat_interval_ms", &self.heartbeat_interval_ms)
             .field("fetch_wait_max_ms", &self.fetch_wait_max_ms)
+            .field("fetch_min_bytes", &self.fetch_min_bytes)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -206,6 +213,7 @@ impl Default for KafkaSettings {
             max_poll_interval_ms: 300_000,
             heartbeat_interval_ms: 3_000,
             fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
             properties: BTreeMap::new(),
         }
     }

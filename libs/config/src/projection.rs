@@ -38,7 +38,7 @@ impl<D: Domain> Default for ProjectionSettings<D> {
             environment: Environment::default(),
             http: HttpSettings { addr: format!("127.0.0.1:{}", D::PORT) },
             database: DatabaseSettings::local(D::DATABASE),
-            kafka: KafkaSettings { client_id: D::SERVICE.into(), ..KafkaSettings::default() },
+            kafka: KafkaSettings::of::<D>(),
             registry: RegistrySettings::default(),
             batch_size: 200,
             telemetry: TelemetrySettings::default(),

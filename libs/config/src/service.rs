@@ -20,6 +20,17 @@ pub trait Domain:
     const PORT: u16;
     /// Its development database.
     const DATABASE: &'static str;
+    /// The `fetch.min.bytes` its consumers start with
+    /// ([`KafkaSettings::fetch_min_bytes`]): 1, unless no one waits on
+    /// what it does with a record.
+    const FETCH_MIN_BYTES: u32 = 1;
+}
+
+impl KafkaSettings {
+    /// The defaults, as domain `D`'s: its `client.id` and fetch size.
+    pub fn of<D: Domain>() -> Self {
+        Self { client_id: D::SERVICE.into(), fetch_min_bytes: D::FETCH_MIN_BYTES, ..Self::default() }
+    }
 }
 
 /// The consumer group and how patiently it handles messages.
@@ -217,7 +228,7 @@ impl<D: Domain> Default for ServiceSettings<D> {
             environment: Environment::default(),
             http: HttpSettings { addr: format!("127.0.0.1:{}", D::PORT) },
             database: DatabaseSettings::local(D::DATABASE),
-            kafka: KafkaSettings { client_id: D::SERVICE.into(), ..KafkaSettings::default() },
+            kafka: KafkaSettings::of::<D>(),
             registry: RegistrySettings::default(),
             consumer: ConsumerSettings::new(D::SERVICE),
             relay: RelaySettings::default(),
