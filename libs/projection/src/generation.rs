@@ -183,19 +183,31 @@ pub async fn offsets(conn: &mut PgConnection, name: &str, generation: i32) -> Re
 /// Advances the offsets of the generation `search_path` points at, in the
 /// caller's transaction. Never backwards: a stale runner (or a replay of an
 /// old batch) cannot make the projection re-apply what it already has.
+/// One statement for every partition of the run (a run of the audit log
+/// spans dozens).
 pub async fn store_offsets(tx: &mut PgConnection, next: &Offsets) -> Result<(), sqlx::Error> {
-    for ((topic, partition), offset) in next {
-        sqlx::query(
-            "INSERT INTO projection_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
-             ON CONFLICT (topic, partition)
-             DO UPDATE SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset)",
-        )
-        .bind(topic)
-        .bind(partition)
-        .bind(offset)
-        .execute(&mut *tx)
-        .await?;
+    if next.is_empty() {
+        return Ok(());
     }
+    let mut topics = Vec::with_capacity(next.len());
+    let mut partitions = Vec::with_capacity(next.len());
+    let mut offsets = Vec::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        topics.push(topic.as_str());
+        partitions.push(*partition);
+        offsets.push(*offset);
+    }
+    sqlx::query(
+        "INSERT INTO projection_offsets (topic, partition, next_offset)
+         SELECT * FROM UNNEST($1::text[], $2::int[], $3::bigint[])
+         ON CONFLICT (topic, partition)
+         DO UPDATE SET next_offset = GREATEST(projection_offsets.next_offset, EXCLUDED.next_offset)",
+    )
+    .bind(&topics)
+    .bind(&partitions)
+    .bind(&offsets)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
