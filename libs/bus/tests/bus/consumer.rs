@@ -383,11 +383,14 @@ async fn with_offsets_kept_by_the_handler_it_reads_from_the_given_positions_and_
     assert!(committed(&s, &group, &topic).await < 0, "the group commits nothing: the handler keeps the offsets");
 }
 
-/// Records each run as (partition, body) and how many runs were in hand
-/// at once; every run takes a while, so what arrives meanwhile queues.
+/// A run as the handler saw it: each message's partition and body.
+type Run = Vec<(i32, String)>;
+
+/// Records each run and how many runs were in hand at once; every run
+/// takes a while, so what arrives meanwhile queues.
 #[derive(Clone, Default)]
 struct Lanes {
-    runs: Arc<Mutex<Vec<Vec<(i32, String)>>>>,
+    runs: Arc<Mutex<Vec<Run>>>,
     in_hand: Arc<std::sync::atomic::AtomicUsize>,
     most_in_hand: Arc<std::sync::atomic::AtomicUsize>,
 }
