@@ -43,7 +43,9 @@ pub async fn claim(
 }
 
 /// Records every entry in one statement; returns the ids that were new
-/// (the others were handled before). A concurrent claim of the same id by
+/// (the others were handled before). An id named twice (a redelivery that
+/// arrived in the same run as its original) is claimed once, as its first
+/// entry; the caller acts on one of them. A concurrent claim of the same id by
 /// another transaction waits for that one to finish, so two replicas never
 /// both act on one message.
 ///
@@ -58,6 +60,10 @@ pub async fn claim_all(
     outcome: Outcome,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let mut claimed = HashSet::with_capacity(entries.len());
+    // One statement cannot insert one id twice ("ON CONFLICT DO UPDATE
+    // command cannot affect row a second time"), which failed the whole run.
+    let mut named = HashSet::with_capacity(entries.len());
+    let entries: Vec<&Entry<'_>> = entries.iter().filter(|e| named.insert(e.message_id)).collect();
     for chunk in entries.chunks(10_000) {
         let mut insert: QueryBuilder<Postgres> =
             QueryBuilder::new("INSERT INTO inbox (message_id, topic, message_type, outcome) ");
