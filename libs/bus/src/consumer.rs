@@ -19,7 +19,9 @@
 //! the failing message is retried (boundedly, with backoff) and then
 //! dead-lettered; the partition moves on. Transient failures (database
 //! down) are retried until they pass (or until
-//! [`ConsumerOptions::give_up_after`]); nothing is skipped.
+//! [`ConsumerOptions::give_up_after`]); nothing is skipped. A message or
+//! run retried in place holds up its lane (the partitions it works), not
+//! only its own partition.
 //!
 //! Offsets live in the consumer group ([`OffsetStore::Group`]: stored once
 //! the handler committed, then committed to Kafka) or in the handler's own
@@ -129,7 +131,7 @@ pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum HandlerError {
     /// The infrastructure is unavailable (database down, registry
     /// unreachable): retried until it works (or, with
-    /// [`ConsumerOptions::give_up_after`], that long); the partition waits,
+    /// [`ConsumerOptions::give_up_after`], that long); the lane waits,
     /// nothing is skipped.
     #[error("transient: {0}")]
     Transient(#[source] Source),
@@ -260,7 +262,7 @@ impl From<HeaderError> for HandlerError {
 /// What handling a run did: every message is done, except those it left
 /// for later (nothing of them committed; their keys are set aside as for
 /// [`HandlerError::Later`], and so are the run's later messages of those
-/// keys, which the handler must leave too).
+/// keys in the same partition, which the handler must leave too).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handled {
     /// Positions in the run, each with why it waits.
@@ -291,7 +293,8 @@ impl Handled {
 
 /// What a service does with its messages.
 pub trait MessageHandler: Send + Sync + 'static {
-    /// Handles a run of consecutive messages of one partition, in order:
+    /// Handles a run of messages of one lane's partitions, each
+    /// partition's consecutive and in order:
     /// the effects and inbox rows of every message it returns as done are
     /// committed before `Ok` (those of a failed run: none, or, should it
     /// commit in parts, ones its inbox absorbs when the run comes again).
@@ -350,8 +353,9 @@ pub struct ConsumerOptions {
     pub wakeups: Wakeups,
     /// Where the positions live: the group's (the default) or the handler's.
     pub offsets: OffsetStore,
-    /// Transient failures of one partition in a row are retried this long,
-    /// then [`run`] ends with [`ConsumerError::GaveUp`]; `None`: forever.
+    /// Transient failures of one run (or message) in a row are retried this
+    /// long, then [`run`] ends with [`ConsumerError::GaveUp`], naming a
+    /// partition of the run; `None`: forever.
     pub give_up_after: Option<Duration>,
 }
 
@@ -453,11 +457,12 @@ pub enum ConsumerError {
 pub(crate) type Partition = (String, i32);
 
 /// Logs rebalances, sends a commit of what is stored before partitions go
-/// away (so the next owner starts right after the last committed effect), tells
-/// the dispatcher which partitions to drop.
+/// away (so the next owner starts right after the last committed effect),
+/// and starts a new epoch of each revoked partition at once, so the lanes
+/// drop what they hold of it before the dispatcher reads anything more.
 pub(crate) struct GroupContext {
     group: String,
-    revoked: Mutex<Vec<Partition>>,
+    epochs: Arc<Epochs>,
 }
 
 impl ClientContext for GroupContext {}
@@ -476,8 +481,7 @@ impl ConsumerContext for GroupContext {
             if !consumer.assignment_lost() {
                 commit_stored(consumer, &self.group, CommitMode::Async);
             }
-            let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-            revoked.extend(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
+            self.epochs.revoke(partitions.elements().iter().map(|e| (e.topic().to_owned(), e.partition())));
             ASSIGNED.with_label_values(&[&self.group]).set(0);
         }
     }
@@ -527,7 +531,7 @@ impl Epochs {
         epochs.get(&(topic.to_owned(), partition)).copied().unwrap_or(0)
     }
 
-    fn revoke(&self, partitions: Vec<Partition>) {
+    fn revoke(&self, partitions: impl IntoIterator<Item = Partition>) {
         let mut epochs = self.0.lock().unwrap_or_else(|p| p.into_inner());
         for partition in partitions {
             *epochs.entry(partition).or_insert(0) += 1;
@@ -550,8 +554,10 @@ pub async fn run<H: MessageHandler>(
     } else {
         config.set("enable.auto.commit", "false");
     }
+    let epochs = Arc::new(Epochs::default());
+    let context = GroupContext { group: options.group.clone(), epochs: Arc::clone(&epochs) };
     let consumer: StreamConsumer<GroupContext> = config
-        .create_with_context(GroupContext { group: options.group.clone(), revoked: Mutex::default() })
+        .create_with_context(context)
         .map_err(|source| ConsumerError::Create { group: options.group.clone(), source })?;
     let consumer = Arc::new(consumer);
     match &options.offsets {
@@ -560,13 +566,11 @@ pub async fn run<H: MessageHandler>(
     }
     tracing::info!(group = %options.group, topics = ?options.topics, lanes = options.lane_count(), "consumer started");
 
-    let epochs = Arc::new(Epochs::default());
     let mut tasks: JoinSet<(usize, Option<Failure>)> = JoinSet::new();
     let lanes: Vec<Lane> = (0..options.lane_count())
         .map(|lane| spawn_lane(&mut tasks, lane, &consumer, options, &handler, &epochs))
         .collect();
     let outcome = loop {
-        revoke(&consumer, &epochs);
         let received = tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             Some(ended) = tasks.join_next_with_id(), if !tasks.is_empty() => {
@@ -588,7 +592,6 @@ pub async fn run<H: MessageHandler>(
                 continue;
             }
         };
-        revoke(&consumer, &epochs);
         let epoch = epochs.current(&message.topic, message.partition);
         let lane = &lanes[options.lane_of((&message.topic, message.partition))];
         // A full queue makes the dispatcher wait: backpressure, bounded memory.
@@ -690,14 +693,6 @@ fn assign(
 
 fn died(options: &ConsumerOptions, lane: usize, cause: String) -> ConsumerError {
     ConsumerError::WorkerDied { group: options.group.clone(), lane, cause }
-}
-
-/// Starts a new assignment of every partition revoked since the last look.
-fn revoke(consumer: &StreamConsumer<GroupContext>, epochs: &Epochs) {
-    let revoked = std::mem::take(&mut *consumer.context().revoked.lock().unwrap_or_else(|p| p.into_inner()));
-    if !revoked.is_empty() {
-        epochs.revoke(revoked);
-    }
 }
 
 fn spawn_lane<H: MessageHandler>(
@@ -1194,6 +1189,7 @@ impl<H: MessageHandler> LaneWork<H> {
     async fn retry_parked(&self, held: &mut Held) -> Outcome {
         loop {
             let now = tokio::time::Instant::now();
+            self.forget_revoked(held);
             let mut run: Vec<InboundMessage> = held
                 .0
                 .values()
@@ -1324,7 +1320,7 @@ impl<H: MessageHandler> LaneWork<H> {
                 attempts += 1;
                 if attempts >= self.options.max_attempts {
                     tracing::error!(%error, attempts, "message keeps failing; dead-lettering it");
-                    return self.dead_letter(message, &error).await;
+                    return self.dead_letter(message, &error, epoch).await;
                 }
                 tracing::warn!(%error, attempts, "message failed; retrying");
             }
@@ -1334,10 +1330,15 @@ impl<H: MessageHandler> LaneWork<H> {
         }
     }
 
-    async fn dead_letter(&self, message: &InboundMessage, reason: &HandlerError) -> Outcome {
+    /// Dead-letters `message`, again while that fails, unless its
+    /// partition is revoked meanwhile (the next owner decides).
+    async fn dead_letter(&self, message: &InboundMessage, reason: &HandlerError, epoch: u64) -> Outcome {
         let mut delays = self.options.backoff();
         let mut failing = Failing::new();
         loop {
+            if epoch != self.epochs.current(&message.topic, message.partition) {
+                return Outcome::Revoked;
+            }
             match self.handler.dead_letter(message, reason).await {
                 Ok(()) => {
                     HANDLED.with_label_values(&[&self.options.group, &message.topic, "dead_lettered"]).inc();

@@ -398,7 +398,7 @@ impl<S: Service> TransactionalHandler<S> {
         first: usize,
         total: usize,
         handled: &mut Handled,
-        waiting: &mut HashSet<String>,
+        waiting: &mut HashSet<Waiting>,
     ) -> Result<(), HandlerError> {
         use std::sync::atomic::Ordering::Relaxed;
         let alone = total == 1;
@@ -430,7 +430,7 @@ impl<S: Service> TransactionalHandler<S> {
         first: usize,
         total: usize,
         handled: &mut Handled,
-        waiting: &mut HashSet<String>,
+        waiting: &mut HashSet<Waiting>,
         savepoints: bool,
     ) -> Result<Part, HandlerError> {
         // A refused conversion acts too: it is rejected or dead-lettered.
@@ -464,7 +464,8 @@ impl<S: Service> TransactionalHandler<S> {
                 continue;
             }
             let key = input.source.key.as_deref().unwrap_or_default();
-            if now_waiting.contains(key) {
+            let parked_as = Waiting::of(input.source);
+            if now_waiting.contains(&parked_as) {
                 // Not acted on: its claim goes back (a copy of it later in
                 // the run would not have been claimed, and is left too).
                 leaves.push((first + offset, "a message of its key waits before it".to_owned()));
@@ -546,7 +547,7 @@ impl<S: Service> TransactionalHandler<S> {
             }
             sqlx::query("ROLLBACK TO SAVEPOINT input").execute(&mut *tx).await.map_err(classify)?;
             leaves.push((first + offset, why));
-            now_waiting.insert(key.to_owned());
+            now_waiting.insert(parked_as);
             left.push(id.clone());
         }
         inbox::unclaim(&mut tx, &left).await.map_err(classify)?;
@@ -668,6 +669,26 @@ pub(crate) static DUPLICATES: std::sync::LazyLock<prometheus::IntCounterVec> = s
     )
 });
 
+/// A key with a message left for later, as the consumer sets it aside:
+/// in its partition (a run may span a lane's partitions and topics, and
+/// the same key in another topic, or no key at all, does not wait behind it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Waiting {
+    topic: String,
+    partition: i32,
+    key: String,
+}
+
+impl Waiting {
+    fn of(message: &InboundMessage) -> Self {
+        Self {
+            topic: message.topic.clone(),
+            partition: message.partition,
+            key: message.key.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// Inputs handled in one transaction at most. Each input of a longer run
 /// runs in a savepoint of its own, so that one which must wait can be
 /// undone alone; Postgres keeps the ids of 64 subtransactions per
@@ -685,8 +706,8 @@ impl<S: Service> MessageHandler for TransactionalHandler<S> {
         self.start_calls(&inputs).await;
         let mut handled = Handled::all();
         // Keys with a message left for later: the run's later messages of
-        // those keys wait behind it.
-        let mut waiting = HashSet::new();
+        // those keys (in that partition) wait behind it.
+        let mut waiting: HashSet<Waiting> = HashSet::new();
         let mut first = 0;
         for part in inputs.chunks(MAX_PER_TRANSACTION) {
             self.handle_part(part, first, inputs.len(), &mut handled, &mut waiting).await?;
