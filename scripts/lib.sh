@@ -426,9 +426,11 @@ DATABASES=(registry users orders payments inventory audit readmodels)
 #   RUN, LOGS            directories of the pid files and the logs
 
 # The settings of every process on one machine with the single-node
-# development broker: topics with one replica, and a short session (a killed
-# member's partitions move on within seconds; docs/broker.md). One place, for
-# scripts/dev and scripts/bench.
+# development broker: topics with one replica, a short session (a killed
+# member's partitions move on within seconds), and one produce request in
+# flight per connection (nisshi applied two pipelined ones out of order
+# once; docs/broker.md). One place, for scripts/dev and scripts/bench; the
+# tests take the same from KafkaSettings::development.
 dev_settings_env() { # GROUPS
     echo ORDERFLOW_ENVIRONMENT=development
     if [[ ",$1," == *,kafka,* ]]; then
@@ -436,6 +438,7 @@ dev_settings_env() { # GROUPS
         echo ORDERFLOW_KAFKA__MIN_INSYNC_REPLICAS=1
         echo ORDERFLOW_KAFKA__SESSION_TIMEOUT_MS=6000
         echo ORDERFLOW_KAFKA__HEARTBEAT_INTERVAL_MS=2000
+        echo ORDERFLOW_KAFKA__PROPERTIES__MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION=1
     fi
 }
 

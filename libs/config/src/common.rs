@@ -226,8 +226,10 @@ const RESERVED: &[&str] =
 
 impl KafkaSettings {
     /// Settings for the single-node development broker (nisshi,
-    /// docs/broker.md): replication 1, and a short session so a killed
-    /// member's partitions move on within seconds.
+    /// docs/broker.md): replication 1, a short session so a killed
+    /// member's partitions move on within seconds, and one produce request
+    /// in flight per connection (nisshi applied two pipelined ones out of
+    /// order once, which fails an idempotent producer).
     pub fn development(brokers: impl Into<String>) -> Self {
         Self {
             brokers: brokers.into(),
@@ -235,6 +237,7 @@ impl KafkaSettings {
             min_insync_replicas: 1,
             session_timeout_ms: 6_000,
             heartbeat_interval_ms: 2_000,
+            properties: BTreeMap::from([("max.in.flight.requests.per.connection".to_owned(), "1".to_owned())]),
             ..Self::default()
         }
     }

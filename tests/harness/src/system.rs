@@ -377,6 +377,9 @@ impl System {
             ("ORDERFLOW_EFFECTS__BASE_BACKOFF_MS".into(), s.effects.base_backoff_ms.to_string()),
             ("ORDERFLOW_EFFECTS__MAX_BACKOFF_MS".into(), s.effects.max_backoff_ms.to_string()),
         ];
+        env.extend(s.kafka.properties.iter().map(|(name, value)| {
+            (format!("ORDERFLOW_KAFKA__PROPERTIES__{}", name.replace('.', "_").to_uppercase()), value.clone())
+        }));
         env.extend(domain.iter().map(|(name, value)| (format!("ORDERFLOW_DOMAIN__{name}"), value.clone())));
         env
     }
