@@ -169,7 +169,7 @@ pub enum HandlerError {
         error: Box<HandlerError>,
     },
     /// The handler cannot go on at all (a projection instance fenced off by
-    /// another): the consumer stops every worker and [`run`] ends with
+    /// another): the consumer stops every lane and [`run`] ends with
     /// [`ConsumerError::Stopped`], which carries this source.
     #[error("cannot go on: {0}")]
     Stop(#[source] Source),
@@ -508,8 +508,12 @@ fn commit_stored<C: Consumer<X>, X: ConsumerContext>(consumer: &C, group: &str, 
 /// A lane, as the dispatcher sees it.
 struct Lane {
     queue: mpsc::Sender<Queued>,
-    stop: CancellationToken,
     task: tokio::task::Id,
+}
+
+/// The lane that ran task `id` (a panicked task is known by its id only).
+fn lane_of_task(lanes: &[Lane], id: tokio::task::Id) -> usize {
+    lanes.iter().position(|lane| lane.task == id).unwrap_or_default()
 }
 
 /// A message on its way to its lane, with the assignment of its partition
@@ -567,8 +571,10 @@ pub async fn run<H: MessageHandler>(
     tracing::info!(group = %options.group, topics = ?options.topics, lanes = options.lane_count(), "consumer started");
 
     let mut tasks: JoinSet<(usize, Option<Failure>)> = JoinSet::new();
+    // Every lane stops at once: at shutdown, or when one of them died.
+    let stop = CancellationToken::new();
     let lanes: Vec<Lane> = (0..options.lane_count())
-        .map(|lane| spawn_lane(&mut tasks, lane, &consumer, options, &handler, &epochs))
+        .map(|lane| spawn_lane(&mut tasks, lane, &consumer, options, &handler, &epochs, &stop))
         .collect();
     let outcome = loop {
         let received = tokio::select! {
@@ -577,10 +583,7 @@ pub async fn run<H: MessageHandler>(
                 match ended {
                     Ok((_, (_, Some(failure)))) => break Err(failure.into_error(options)),
                     Ok((_, (lane, None))) => break Err(died(options, lane, "it stopped on its own".into())),
-                    Err(join) => {
-                        let lane = lanes.iter().position(|l| l.task == join.id()).unwrap_or_default();
-                        break Err(died(options, lane, join.to_string()));
-                    }
+                    Err(join) => break Err(died(options, lane_of_task(&lanes, join.id()), join.to_string())),
                 }
             }
             received = consumer.recv() => received,
@@ -605,16 +608,13 @@ pub async fn run<H: MessageHandler>(
         }
     };
     // Shutdown (or a dead lane): every lane finishes its run in hand.
-    for lane in &lanes {
-        lane.stop.cancel();
-    }
+    stop.cancel();
     let mut panicked = None;
     let mut failed = None;
     while let Some(ended) = tasks.join_next_with_id().await {
         match ended {
             Err(join) => {
-                let lane = lanes.iter().position(|l| l.task == join.id()).unwrap_or_default();
-                panicked.get_or_insert_with(|| (lane, join.to_string()));
+                panicked.get_or_insert_with(|| (lane_of_task(&lanes, join.id()), join.to_string()));
             }
             Ok((_, (_, Some(failure)))) => {
                 failed.get_or_insert_with(|| failure.into_error(options));
@@ -702,9 +702,9 @@ fn spawn_lane<H: MessageHandler>(
     options: &ConsumerOptions,
     handler: &Arc<H>,
     epochs: &Arc<Epochs>,
+    stop: &CancellationToken,
 ) -> Lane {
     let (queue, inbox) = mpsc::channel(options.queue_capacity);
-    let stop = CancellationToken::new();
     let work = LaneWork {
         lane,
         consumer: Arc::clone(consumer),
@@ -714,7 +714,7 @@ fn spawn_lane<H: MessageHandler>(
         stop: stop.clone(),
     };
     let task = tasks.spawn(async move { (lane, work.run(inbox).await) }).id();
-    Lane { queue, stop, task }
+    Lane { queue, task }
 }
 
 /// The messages of a lane's partitions, each partition's in order.
@@ -957,7 +957,6 @@ impl<H: MessageHandler> LaneWork<H> {
     async fn work(&self, mut inbox: mpsc::Receiver<Queued>, held: &mut Held) -> Option<Failure> {
         let mut woken = self.options.wakeups.0.subscribe();
         loop {
-            self.forget_revoked(held);
             match self.retry_parked(held).await {
                 Outcome::Stopped => return None,
                 Outcome::Failed(failure) => return Some(failure),
@@ -1013,7 +1012,7 @@ impl<H: MessageHandler> LaneWork<H> {
     fn admit(&self, queued: Vec<Queued>, held: &mut Held) -> Vec<InboundMessage> {
         let mut batch = Vec::with_capacity(queued.len());
         for Queued { message, epoch } in queued {
-            if epoch != self.epochs.current(&message.topic, message.partition) {
+            if self.revoked_since(&message, epoch) {
                 tracing::debug!(topic = %message.topic, partition = message.partition, offset = message.offset,
                                 "dropped: its partition was revoked");
                 continue;
@@ -1039,10 +1038,15 @@ impl<H: MessageHandler> LaneWork<H> {
         });
     }
 
+    /// Whether `message`'s partition was revoked after `epoch` began.
+    fn revoked_since(&self, message: &InboundMessage, epoch: u64) -> bool {
+        epoch != self.epochs.current(&message.topic, message.partition)
+    }
+
     /// Whether `message`'s partition is still in the assignment it was
     /// admitted in.
     fn is_current(&self, held: &Held, message: &InboundMessage) -> bool {
-        held.epoch(message).is_some_and(|epoch| epoch == self.epochs.current(&message.topic, message.partition))
+        held.epoch(message).is_some_and(|epoch| !self.revoked_since(message, epoch))
     }
 
     /// Records `message` as handled and, when the group keeps the offsets,
@@ -1183,9 +1187,10 @@ impl<H: MessageHandler> LaneWork<H> {
         }
     }
 
-    /// Tries the first message of every parked key that is due, together
-    /// in one run, and the rest of a key's messages once its first went
-    /// through; a run that fails goes key by key.
+    /// Drops what the lane holds of revoked partitions, then tries the
+    /// first message of every parked key that is due, together in one
+    /// run, and the rest of a key's messages once its first went through;
+    /// a run that fails goes key by key.
     async fn retry_parked(&self, held: &mut Held) -> Outcome {
         loop {
             let now = tokio::time::Instant::now();
@@ -1291,7 +1296,7 @@ impl<H: MessageHandler> LaneWork<H> {
         let mut failing = Failing::new();
         let mut attempts = 0;
         loop {
-            if epoch != self.epochs.current(&message.topic, message.partition) {
+            if self.revoked_since(message, epoch) {
                 return Outcome::Revoked;
             }
             let error = match self.handler.handle(std::slice::from_ref(message)).await {
@@ -1336,7 +1341,7 @@ impl<H: MessageHandler> LaneWork<H> {
         let mut delays = self.options.backoff();
         let mut failing = Failing::new();
         loop {
-            if epoch != self.epochs.current(&message.topic, message.partition) {
+            if self.revoked_since(message, epoch) {
                 return Outcome::Revoked;
             }
             match self.handler.dead_letter(message, reason).await {
